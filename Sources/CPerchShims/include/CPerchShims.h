@@ -1,0 +1,49 @@
+#ifndef CPERCH_SHIMS_H
+#define CPERCH_SHIMS_H
+// Thin C wrappers for what Swift cannot call directly (variadic libc functions, intrinsics,
+// pthreads with C function pointers). Everything here is static inline: no object code, so the
+// same header serves the host build and the Embedded Swift cross build.
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+/// Monotonic clock in nanoseconds.
+static inline uint64_t perch_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/// 64-byte aligned allocation (for the arena and weights); free with perch_aligned_free.
+static inline void *perch_aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) return NULL;
+    return p;
+}
+
+static inline void perch_aligned_free(void *p) { free(p); }
+
+static inline float perch_erff(float x) { return erff(x); }
+static inline float perch_expf(float x) { return expf(x); }
+static inline float perch_logf(float x) { return logf(x); }
+static inline float perch_tanhf(float x) { return tanhf(x); }
+static inline float perch_powf(float x, float y) { return powf(x, y); }
+static inline float perch_sqrtf(float x) { return sqrtf(x); }
+static inline float perch_floorf(float x) { return floorf(x); }
+static inline float perch_ceilf(float x) { return ceilf(x); }
+static inline float perch_roundf_even(float x) { return nearbyintf(x); }
+static inline double perch_erf(double x) { return erf(x); }
+static inline double perch_exp(double x) { return exp(x); }
+static inline double perch_log(double x) { return log(x); }
+static inline double perch_tanh(double x) { return tanh(x); }
+static inline double perch_pow(double x, double y) { return pow(x, y); }
+static inline double perch_sqrt(double x) { return sqrt(x); }
+static inline double perch_floor(double x) { return floor(x); }
+static inline double perch_ceil(double x) { return ceil(x); }
+static inline double perch_round_even(double x) { return nearbyint(x); }
+static inline double perch_fmod(double x, double y) { return fmod(x, y); }
+
+#endif

@@ -1,0 +1,35 @@
+import PerchGraph
+
+/// Maps each operator to the kernel family that prepares it. One family per folder under
+/// `Kernels/`; a family's `prepare` switches on `ctx.node.op` for the ops it owns.
+public enum OperatorRegistry {
+    public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        switch ctx.node.op {
+        case .conv, .convTranspose:
+            return try ConvOperator.prepare(ctx)
+        case .gemm, .matMul:
+            return try GemmOperator.prepare(ctx)
+        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool:
+            return try PoolingOperator.prepare(ctx)
+        case .resize:
+            return try ResizeOperator.prepare(ctx)
+        case .batchNormalization, .layerNormalization, .lrn:
+            return try NormalizationOperator.prepare(ctx)
+        case .relu, .leakyRelu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .tanh, .erf, .gelu, .elu:
+            return try ActivationOperator.prepare(ctx)
+        case .softmax, .logSoftmax:
+            return try SoftmaxOperator.prepare(ctx)
+        case .add, .sub, .mul, .div, .pow, .sqrt, .exp, .log, .neg, .abs, .min, .max, .sum, .mean,
+            .reciprocal, .floor, .ceil, .not, .and, .or, .xor, .equal, .less, .greater, .lessOrEqual,
+            .greaterOrEqual, .where:
+            return try ElementwiseOperator.prepare(ctx)
+        case .reduceMean, .reduceSum, .reduceMax, .reduceMin, .reduceProd, .argMax, .argMin:
+            return try ReduceOperator.prepare(ctx)
+        case .cast, .quantizeLinear, .dequantizeLinear:
+            return try CastOperator.prepare(ctx)
+        case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
+            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant:
+            return try DataMovementOperator.prepare(ctx)
+        }
+    }
+}

@@ -1,0 +1,367 @@
+import CPerchShims
+import PerchGraph
+
+/// Memory a prepared session uses, for `perch bench` and the profile's RAM check.
+public struct MemoryStats: Sendable, Equatable {
+    /// Bytes of the arena holding inputs, intermediates, outputs and per-op workspace.
+    public var arenaBytes: Int
+    /// Bytes of constant tensors the kernels read.
+    public var weightsBytes: Int
+    /// Largest total size of buffers alive at one step: the least arena any plan could use.
+    public var arenaLowerBound: Int
+
+    /// Weights plus arena: the memory the engine needs for this model.
+    public var peakBytes: Int { arenaBytes + weightsBytes }
+}
+
+/// Runs one model. `prepare` infers every shape, folds constant subgraphs, plans the arena and
+/// compiles each node to a kernel; `execute` then runs without allocating.
+///
+/// A session is not thread-safe: use one per thread (they can share nothing mutable).
+public final class Session {
+    struct Step {
+        var nodeIndex: Int
+        var kernel: Kernel
+        var args: KernelArgs
+    }
+
+    public let graph: Graph
+    /// Concrete input types the current plan was built for.
+    public private(set) var inputDescs: [String: TensorDesc] = [:]
+    public private(set) var outputDescs: [String: TensorDesc] = [:]
+    public private(set) var memory = MemoryStats(arenaBytes: 0, weightsBytes: 0, arenaLowerBound: 0)
+    /// Number of nodes that run (after constant folding).
+    public var stepCount: Int { steps.count }
+
+    var steps: [Step] = []
+    var inputViews: [String: TensorView] = [:]
+    var outputViews: [String: TensorView] = [:]
+    var constantOutputs: [String: Tensor] = [:]
+    /// Caller feeds whose values were read while planning; a change forces a new plan.
+    var valueDependentFeeds: [String: Tensor] = [:]
+    var arena: UnsafeMutableRawPointer?
+    var weights: UnsafeMutableRawPointer?
+    var isPrepared = false
+
+    /// Validates and topologically sorts `graph`. Nothing is allocated until `prepare`.
+    public init(graph: Graph) throws(EngineError) {
+        var g = graph
+        do {
+            try g.validate()
+        } catch {
+            throw .graph(error)
+        }
+        g.removeDeadNodes()
+        self.graph = g
+    }
+
+    deinit {
+        release()
+    }
+
+    func release() {
+        if let a = arena { perch_aligned_free(a) }
+        if let w = weights { perch_aligned_free(w) }
+        arena = nil
+        weights = nil
+        steps = []
+        inputViews = [:]
+        outputViews = [:]
+        isPrepared = false
+    }
+
+    /// Declared runtime inputs of the model.
+    public var inputs: [ValueInfo] { graph.runtimeInputs }
+    public var outputs: [ValueInfo] { graph.outputs }
+
+    /// Plans for inputs shaped like `feeds` (values of small integer feeds that determine shapes
+    /// are taken into account too). Called by `run` when needed; call it directly to measure
+    /// initialization separately from the first run.
+    public func prepare(feeds: [String: Tensor]) throws(EngineError) {
+        release()
+        var descs: [String: TensorDesc] = [:]
+        var peekable: [String: Tensor] = [:]
+        var bindings: [String: Int] = [:]
+        for input in graph.runtimeInputs {
+            guard let feed = feeds[input.name] else {
+                throw .badInput(name: input.name, reason: "missing (the model needs it)")
+            }
+            try check(feed, against: input, bindings: &bindings)
+            descs[input.name] = TensorDesc(dtype: feed.dtype, shape: feed.shape)
+            if feed.dtype.isInteger && feed.count <= 64 { peekable[input.name] = feed }
+        }
+        for (name, _) in feeds where !graph.runtimeInputs.contains(where: { $0.name == name }) {
+            throw .badInput(name: name, reason: "the model has no input of this name (inputs: " + joinedNames(graph.runtimeInputs.map { $0.name }) + ")")
+        }
+
+        var constants = graph.initializers
+        for (name, t) in constants { descs[name] = TensorDesc(dtype: t.dtype, shape: t.shape) }
+        var readFeeds: [String: Tensor] = [:]
+
+        struct PendingStep {
+            var nodeIndex: Int
+            var prepared: PreparedOp
+        }
+        var pending = [PendingStep]()
+
+        for (index, node) in graph.nodes.enumerated() {
+            var inputDescs = [TensorDesc?]()
+            var known = [Tensor?]()
+            var allConstant = true
+            for name in node.inputs {
+                if name.isEmpty {
+                    inputDescs.append(nil)
+                    known.append(nil)
+                    continue
+                }
+                guard let d = descs[name] else { throw .graph(.undefinedValue(node: node.displayName, value: name)) }
+                inputDescs.append(d)
+                if let c = constants[name] {
+                    known.append(c)
+                } else {
+                    allConstant = false
+                    known.append(peekable[name])
+                }
+            }
+            let inputNames = node.inputs
+            let ctx = OpContext(node: node, inputs: inputDescs, knownValues: known) { i in
+                if let feed = peekable[inputNames[i]] { readFeeds[inputNames[i]] = feed }
+            }
+            let prepared = try OperatorRegistry.prepare(ctx)
+            if prepared.outputs.count < node.outputs.filter({ !$0.isEmpty }).count {
+                for (i, out) in node.outputs.enumerated() where i >= prepared.outputs.count && !out.isEmpty {
+                    throw .unsupported(node: node.displayName, op: node.op.rawValue, reason: "output #" + String(i) + " ('" + out + "') is not produced")
+                }
+            }
+            for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < prepared.outputs.count {
+                descs[out] = prepared.outputs[i]
+            }
+            let foldable = allConstant || node.op == .shape || node.op == .size
+            if foldable {
+                let results = try fold(node: node, prepared: prepared, inputDescs: inputDescs, constants: constants)
+                for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < results.count {
+                    constants[out] = results[i]
+                }
+            } else {
+                pending.append(PendingStep(nodeIndex: index, prepared: prepared))
+            }
+        }
+
+        // Lifetimes of arena buffers: runtime inputs, step outputs, step scratch.
+        var requestIndex: [String: Int] = [:]
+        var requests = [MemoryPlanner.Request]()
+        for input in graph.runtimeInputs {
+            requestIndex[input.name] = requests.count
+            requests.append(.init(bytes: descs[input.name]!.byteCount, firstStep: 0, lastStep: 0))
+        }
+        var scratchRequest = [Int](repeating: -1, count: pending.count)
+        for (s, step) in pending.enumerated() {
+            let node = graph.nodes[step.nodeIndex]
+            for name in node.inputs where !name.isEmpty {
+                if let r = requestIndex[name] { requests[r].lastStep = Swift.max(requests[r].lastStep, s) }
+            }
+            for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < step.prepared.outputs.count {
+                requestIndex[out] = requests.count
+                requests.append(.init(bytes: step.prepared.outputs[i].byteCount, firstStep: s, lastStep: s))
+            }
+            if step.prepared.scratchBytes > 0 {
+                scratchRequest[s] = requests.count
+                requests.append(.init(bytes: step.prepared.scratchBytes, firstStep: s, lastStep: s))
+            }
+        }
+        let end = pending.count
+        for output in graph.outputs {
+            if let r = requestIndex[output.name] { requests[r].lastStep = end }
+        }
+        let plan = MemoryPlanner.plan(requests)
+        guard let arenaPointer = perch_aligned_alloc(plan.arenaBytes) else { throw .outOfMemory(bytes: plan.arenaBytes) }
+        arena = arenaPointer
+
+        // Constants read by steps go into one aligned weights buffer.
+        var weightOffsets: [String: Int] = [:]
+        var weightsBytes = 0
+        for step in pending {
+            for name in graph.nodes[step.nodeIndex].inputs where !name.isEmpty && weightOffsets[name] == nil {
+                if let c = constants[name] {
+                    weightOffsets[name] = weightsBytes
+                    weightsBytes += MemoryPlanner.roundUp(Swift.max(c.bytes.count, 1), 64)
+                }
+            }
+        }
+        guard let weightsPointer = perch_aligned_alloc(weightsBytes) else { throw .outOfMemory(bytes: weightsBytes) }
+        weights = weightsPointer
+        for (name, offset) in weightOffsets {
+            let c = constants[name]!
+            c.bytes.withUnsafeBytes { src in
+                if let base = src.baseAddress { (weightsPointer + offset).copyMemory(from: base, byteCount: c.bytes.count) }
+            }
+        }
+
+        func view(_ name: String) -> TensorView? {
+            if let r = requestIndex[name] { return TensorView(data: arenaPointer + plan.offsets[r], desc: descs[name]!) }
+            if let o = weightOffsets[name] { return TensorView(data: weightsPointer + o, desc: descs[name]!) }
+            return nil
+        }
+
+        var compiled = [Step]()
+        compiled.reserveCapacity(pending.count)
+        for (s, step) in pending.enumerated() {
+            let node = graph.nodes[step.nodeIndex]
+            var ins = [TensorView?]()
+            for name in node.inputs { ins.append(name.isEmpty ? nil : view(name)) }
+            var outs = [TensorView]()
+            for (i, out) in node.outputs.enumerated() where i < step.prepared.outputs.count {
+                if out.isEmpty {
+                    // An unused optional output still needs somewhere to go: give it scratch-free
+                    // storage by planning it like a named value.
+                    throw .unsupported(node: node.displayName, op: node.op.rawValue, reason: "unnamed output #" + String(i))
+                }
+                outs.append(view(out)!)
+            }
+            let scratch: UnsafeMutableRawPointer? = scratchRequest[s] >= 0 ? arenaPointer + plan.offsets[scratchRequest[s]] : nil
+            compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch)))
+        }
+        steps = compiled
+        inputViews = [:]
+        for input in graph.runtimeInputs { inputViews[input.name] = view(input.name)! }
+        outputViews = [:]
+        constantOutputs = [:]
+        outputDescs = [:]
+        for output in graph.outputs {
+            if let c = constants[output.name] {
+                constantOutputs[output.name] = c
+            } else if let v = view(output.name) {
+                outputViews[output.name] = v
+            } else {
+                throw .graph(.undefinedOutput(output.name))
+            }
+            outputDescs[output.name] = descs[output.name]
+        }
+        var inDescs: [String: TensorDesc] = [:]
+        for input in graph.runtimeInputs { inDescs[input.name] = descs[input.name] }
+        inputDescs = inDescs
+        valueDependentFeeds = readFeeds
+        memory = MemoryStats(arenaBytes: plan.arenaBytes, weightsBytes: weightsBytes, arenaLowerBound: plan.lowerBound)
+        isPrepared = true
+    }
+
+    /// Evaluates a node whose inputs are all known, at prepare time.
+    func fold(node: Node, prepared: PreparedOp, inputDescs: [TensorDesc?], constants: [String: Tensor]) throws(EngineError) -> [Tensor] {
+        var buffers = [UnsafeMutableRawPointer]()
+        defer { for b in buffers { perch_aligned_free(b) } }
+        func allocate(_ bytes: Int) throws(EngineError) -> UnsafeMutableRawPointer {
+            guard let p = perch_aligned_alloc(Swift.max(bytes, 64)) else { throw .outOfMemory(bytes: bytes) }
+            buffers.append(p)
+            return p
+        }
+        var ins = [TensorView?]()
+        for (i, name) in node.inputs.enumerated() {
+            guard !name.isEmpty, let d = inputDescs[i] else {
+                ins.append(nil)
+                continue
+            }
+            if let c = constants[name] {
+                let p = try allocate(c.bytes.count)
+                c.bytes.withUnsafeBytes { src in
+                    if let base = src.baseAddress { p.copyMemory(from: base, byteCount: c.bytes.count) }
+                }
+                ins.append(TensorView(data: p, desc: d))
+            } else {
+                // Shape/Size read only the descriptor; give them an empty buffer.
+                ins.append(TensorView(data: try allocate(64), desc: d))
+            }
+        }
+        var outs = [TensorView]()
+        for d in prepared.outputs { outs.append(TensorView(data: try allocate(d.byteCount), desc: d)) }
+        let scratch: UnsafeMutableRawPointer? = prepared.scratchBytes > 0 ? try allocate(prepared.scratchBytes) : nil
+        prepared.kernel(KernelArgs(inputs: ins, outputs: outs, scratch: scratch))
+        return outs.map { $0.toTensor() }
+    }
+
+    func check(_ feed: Tensor, against input: ValueInfo, bindings: inout [String: Int]) throws(EngineError) {
+        if feed.dtype != input.type.dtype {
+            throw .badInput(name: input.name, reason: "expected " + input.type.dtype.name + ", got " + feed.dtype.name)
+        }
+        let dims = input.type.dims
+        if dims.isEmpty && feed.shape.isEmpty { return }
+        // Models sometimes declare no shape at all; accept any then.
+        if dims.count != feed.shape.count {
+            throw .badInput(name: input.name, reason: "expected rank " + String(dims.count) + " " + declaredText(dims) + ", got shape " + shapeText(feed.shape))
+        }
+        for (i, dim) in dims.enumerated() {
+            switch dim {
+            case .fixed(let v):
+                if v > 0 && v != feed.shape[i] {
+                    throw .badInput(name: input.name, reason: "expected shape " + declaredText(dims) + ", got " + shapeText(feed.shape))
+                }
+            case .symbolic(let s):
+                if let bound = bindings[s], bound != feed.shape[i] {
+                    throw .badInput(name: input.name, reason: "dimension '" + s + "' is " + String(bound) + " elsewhere but " + String(feed.shape[i]) + " here")
+                }
+                bindings[s] = feed.shape[i]
+            }
+        }
+    }
+
+    func declaredText(_ dims: [Dim]) -> String {
+        var s = "["
+        for (i, d) in dims.enumerated() {
+            if i > 0 { s += ", " }
+            switch d {
+            case .fixed(let v): s += v > 0 ? String(v) : "?"
+            case .symbolic(let n): s += n
+            }
+        }
+        return s + "]"
+    }
+
+    func joinedNames(_ names: [String]) -> String {
+        var s = ""
+        for n in names {
+            if !s.isEmpty { s += ", " }
+            s += n
+        }
+        return s
+    }
+
+    /// True when `feeds` fit the current plan (same types, same values of shape-like feeds).
+    func planFits(_ feeds: [String: Tensor]) -> Bool {
+        guard isPrepared, feeds.count == inputDescs.count else { return false }
+        for (name, feed) in feeds {
+            guard let d = inputDescs[name], d.dtype == feed.dtype, d.shape == feed.shape else { return false }
+        }
+        for (name, value) in valueDependentFeeds where feeds[name] != value { return false }
+        return true
+    }
+
+    /// Copies `feeds` into the arena, preparing first if the plan does not fit them.
+    public func bind(_ feeds: [String: Tensor]) throws(EngineError) {
+        if !planFits(feeds) { try prepare(feeds: feeds) }
+        for (name, feed) in feeds {
+            let v = inputViews[name]!
+            feed.bytes.withUnsafeBytes { src in
+                if let base = src.baseAddress { v.data.copyMemory(from: base, byteCount: feed.bytes.count) }
+            }
+        }
+    }
+
+    /// Runs every step on the bound inputs. Allocation-free.
+    public func execute() {
+        for step in steps { step.kernel(step.args) }
+    }
+
+    /// The current value of a graph output (a copy).
+    public func output(_ name: String) -> Tensor? {
+        if let c = constantOutputs[name] { return c }
+        return outputViews[name]?.toTensor()
+    }
+
+    /// Binds, executes, and returns every graph output by name.
+    public func run(_ feeds: [String: Tensor]) throws(EngineError) -> [String: Tensor] {
+        try bind(feeds)
+        execute()
+        var result: [String: Tensor] = [:]
+        for info in graph.outputs { result[info.name] = self.output(info.name) }
+        return result
+    }
+}

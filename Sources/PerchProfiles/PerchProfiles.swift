@@ -1,0 +1,2 @@
+// Filled in by a later issue; see ARCHITECTURE.md for what this module owns.
+enum PerchProfilesPlaceholder {}

@@ -1,0 +1,1 @@
+print("perch-agent: not built yet")

@@ -1,0 +1,51 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// Builds a one-node graph whose inputs are all runtime inputs (or constants when given in
+/// `constants`), runs it on `feeds`, and returns the outputs in node order.
+func runSingleNode(
+    _ op: OpType,
+    inputs: [(String, Tensor)],
+    constants: [String: Tensor] = [:],
+    outputs: [String] = ["y"],
+    attributes: [String: Attribute] = [:],
+    file: StaticString = #filePath,
+    line: UInt = #line
+) throws -> [Tensor] {
+    var graph = Graph(name: "test")
+    var feeds: [String: Tensor] = [:]
+    var inputNames = [String]()
+    for (name, t) in inputs {
+        inputNames.append(name)
+        if name.isEmpty { continue }
+        if let c = constants[name] {
+            graph.initializers[name] = c
+        } else {
+            graph.inputs.append(ValueInfo(name: name, type: TensorType(dtype: t.dtype, shape: t.shape)))
+            feeds[name] = t
+        }
+    }
+    graph.nodes = [Node(name: "n", op: op, inputs: inputNames, outputs: outputs, attributes: Attributes(attributes))]
+    graph.outputs = outputs.map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
+    let session = try Session(graph: graph)
+    let result = try session.run(feeds)
+    return outputs.map { result[$0]! }
+}
+
+/// Asserts two float tensors have the same shape and values within tolerance.
+func assertClose(_ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-5, atol: Double = 1e-6, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.shape, expected.shape, "shape", file: file, line: line)
+    let a = actual.doubles
+    let e = expected.doubles
+    guard a.count == e.count else { return XCTFail("count \(a.count) vs \(e.count)", file: file, line: line) }
+    for i in 0..<a.count {
+        if a[i].isNaN && e[i].isNaN { continue }
+        if abs(a[i] - e[i]) > atol + rtol * abs(e[i]) {
+            return XCTFail("element \(i): \(a[i]) vs expected \(e[i])", file: file, line: line)
+        }
+    }
+}
+
+func floats(_ shape: [Int], _ values: [Float]) -> Tensor { Tensor(shape: shape, values: values) }
+func int64s(_ shape: [Int], _ values: [Int64]) -> Tensor { Tensor(shape: shape, values: values) }

@@ -84,6 +84,7 @@ if n == 0:
 print(n)
 PY
     rm -rf "$dest" "$(stamp "$3")"
+    chmod 755 "$stage"   # mktemp -d creates it 0700
     mv "$stage" "$dest"
     printf '%s\n' "$label" >"$(stamp "$3")"
     log "$dest: $(find "$dest" -type f | wc -l) files from $label"

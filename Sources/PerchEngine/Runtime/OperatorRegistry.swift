@@ -28,7 +28,7 @@ public enum OperatorRegistry {
         case .cast, .quantizeLinear, .dequantizeLinear:
             return try CastOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
-            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant:
+            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)
         }
     }

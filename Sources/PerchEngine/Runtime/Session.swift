@@ -88,7 +88,7 @@ public final class Session {
             }
             try check(feed, against: input, bindings: &bindings)
             descs[input.name] = TensorDesc(dtype: feed.dtype, shape: feed.shape)
-            if feed.dtype.isInteger && feed.count <= 64 { peekable[input.name] = feed }
+            if feed.count <= 64 { peekable[input.name] = feed }
         }
         for (name, _) in feeds where !graph.runtimeInputs.contains(where: { $0.name == name }) {
             throw .badInput(name: name, reason: "the model has no input of this name (inputs: " + joinedNames(graph.runtimeInputs.map { $0.name }) + ")")

@@ -87,6 +87,8 @@ public enum OpType: String, Sendable, CaseIterable {
     case range = "Range"
     case tile = "Tile"
     case constant = "Constant"
+    /// Inference-mode Dropout: output 0 copies the input, optional output 1 is an all-true mask.
+    case dropout = "Dropout"
     // Quantization (QDQ).
     case quantizeLinear = "QuantizeLinear"
     case dequantizeLinear = "DequantizeLinear"

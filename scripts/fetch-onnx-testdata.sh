@@ -10,8 +10,8 @@
 #                                        light pytorch-converted pytorch-operator simple real
 #
 # Idempotent: a directory with a stamp testdata/.<dir>.source is complete and
-# is skipped;
-# when all are present nothing is downloaded. FORCE=1 refetches everything.
+# is skipped; when all are present nothing is downloaded. FORCE=1 refetches
+# everything.
 # Each directory is unpacked in a staging dir and moved into place, so an
 # interrupted run never leaves a half-filled directory behind.
 # testdata/ is git-ignored.

@@ -41,7 +41,7 @@ let package = Package(
             name: "perch",
             dependencies: [
                 "PerchGraph", "PerchEngine", "PerchONNX", "PerchProfiles",
-                "PerchOptimize", "PerchBundle", "PerchFleet",
+                "PerchOptimize", "PerchBundle", "PerchFleet", "CPerchShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -21,7 +21,7 @@ let package = Package(
     ],
     targets: [
         // Embedded-safe core.
-        .target(name: "CPerchShims"),
+        .target(name: "CPerchShims", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "PerchGraph"),
         .target(name: "PerchEngine", dependencies: ["PerchGraph", "CPerchShims"]),
 

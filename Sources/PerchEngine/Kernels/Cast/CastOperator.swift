@@ -30,8 +30,12 @@ public enum CastOperator {
         case 16: return .bf16
         case 8: throw ctx.unsupported("string tensors (type 8)")
         case 14, 15: throw ctx.unsupported("complex tensors (type " + String(code) + ")")
-        case 17, 18, 19, 20: throw ctx.unsupported("float8 tensors (type " + String(code) + ")")
-        case 21, 22: throw ctx.unsupported("4-bit integer tensors (type " + String(code) + ")")
+        case 17: return .f8e4m3fn
+        case 18: return .f8e4m3fnuz
+        case 19: return .f8e5m2
+        case 20: return .f8e5m2fnuz
+        case 21: return .u4
+        case 22: return .i4
         case 23: throw ctx.unsupported("float4 tensors (type 23)")
         default: throw ctx.invalid("unknown element type " + String(code))
         }
@@ -64,6 +68,15 @@ public enum CastOperator {
                 let src = args.input(0).pointer(as: Int64.self)
                 let dst = args.output(0).pointer(as: Float.self)
                 for i in 0..<n { dst[i] = Float(src[i]) }
+            }
+        }
+        if let format = to.float8Format {
+            // `saturate` (default 1) clamps out-of-range values to ±max instead of inf/NaN.
+            let saturate = ctx.attributes.int("saturate", default: 1) != 0
+            return PreparedOp(outputs: [out]) { args in
+                let src = args.input(0)
+                let dst = args.output(0).pointer(as: UInt8.self)
+                for i in 0..<n { dst[i] = Float8Conversion.encode(Float(src.double(i)), format, saturate: saturate) }
             }
         }
         let viaInt = from.isInteger || from == .bool

@@ -102,7 +102,7 @@ public struct ProfileLoader: Sendable {
         return try load(name: argument)
     }
 
-    static func looksLikePath(_ argument: String) -> Bool {
+    public static func looksLikePath(_ argument: String) -> Bool {
         argument.contains("/") || argument.hasSuffix(".yaml") || argument.hasSuffix(".yml")
             || (argument != hostName && FileManager.default.fileExists(atPath: argument))
     }

@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Embedded-safe core.
@@ -30,7 +31,10 @@ let package = Package(
             name: "PerchONNX",
             dependencies: ["PerchGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        .target(name: "PerchProfiles", dependencies: ["PerchGraph"]),
+        .target(
+            name: "PerchProfiles",
+            dependencies: ["PerchGraph", .product(name: "Yams", package: "Yams")]
+        ),
         .target(name: "PerchOptimize", dependencies: ["PerchGraph", "PerchEngine", "PerchProfiles"]),
         .target(name: "PerchBundle", dependencies: ["PerchGraph"]),
         .target(name: "PerchSSH"),
@@ -54,6 +58,7 @@ let package = Package(
             name: "PerchONNXTests",
             dependencies: ["PerchONNX", "PerchGraph", "PerchEngine"]
         ),
+        .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
     ]
 )

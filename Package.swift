@@ -21,7 +21,7 @@ let package = Package(
     ],
     targets: [
         // Embedded-safe core.
-        .target(name: "CPerchShims"),
+        .target(name: "CPerchShims", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "PerchGraph"),
         .target(name: "PerchEngine", dependencies: ["PerchGraph", "CPerchShims"]),
 
@@ -41,7 +41,7 @@ let package = Package(
             name: "perch",
             dependencies: [
                 "PerchGraph", "PerchEngine", "PerchONNX", "PerchProfiles",
-                "PerchOptimize", "PerchBundle", "PerchFleet",
+                "PerchOptimize", "PerchBundle", "PerchFleet", "CPerchShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

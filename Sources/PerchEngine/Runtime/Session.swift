@@ -160,9 +160,11 @@ public final class Session {
             for name in node.inputs where !name.isEmpty {
                 if let r = requestIndex[name] { requests[r].lastStep = Swift.max(requests[r].lastStep, s) }
             }
-            for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < step.prepared.outputs.count {
+            for i in 0..<step.prepared.outputs.count {
+                let out = Self.outputName(node, i, step: s)
                 requestIndex[out] = requests.count
                 requests.append(.init(bytes: step.prepared.outputs[i].byteCount, firstStep: s, lastStep: s))
+                descs[out] = step.prepared.outputs[i]
             }
             if step.prepared.scratchBytes > 0 {
                 scratchRequest[s] = requests.count
@@ -210,14 +212,7 @@ public final class Session {
             var ins = [TensorView?]()
             for name in node.inputs { ins.append(name.isEmpty ? nil : view(name)) }
             var outs = [TensorView]()
-            for (i, out) in node.outputs.enumerated() where i < step.prepared.outputs.count {
-                if out.isEmpty {
-                    // An unused optional output still needs somewhere to go: give it scratch-free
-                    // storage by planning it like a named value.
-                    throw .unsupported(node: node.displayName, op: node.op.rawValue, reason: "unnamed output #" + String(i))
-                }
-                outs.append(view(out)!)
-            }
+            for i in 0..<step.prepared.outputs.count { outs.append(view(Self.outputName(node, i, step: s))!) }
             let scratch: UnsafeMutableRawPointer? = scratchRequest[s] >= 0 ? arenaPointer + plan.offsets[scratchRequest[s]] : nil
             compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch)))
         }
@@ -243,6 +238,13 @@ public final class Session {
         valueDependentFeeds = readFeeds
         memory = MemoryStats(arenaBytes: plan.arenaBytes, weightsBytes: weightsBytes, arenaLowerBound: plan.lowerBound)
         isPrepared = true
+    }
+
+    /// The value name of output `i` of a node; outputs the model leaves unnamed (optional outputs
+    /// an op always writes) get a private name so they still have a buffer.
+    static func outputName(_ node: Node, _ i: Int, step: Int) -> String {
+        if i < node.outputs.count && !node.outputs[i].isEmpty { return node.outputs[i] }
+        return "\u{1}step" + String(step) + "#" + String(i)
     }
 
     /// Evaluates a node whose inputs are all known, at prepare time.

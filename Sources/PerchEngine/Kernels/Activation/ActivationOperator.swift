@@ -1,8 +1,174 @@
+import CPerchShims
 import PerchGraph
 
-/// Prepares the ops of the Activation family (placeholder until its kernels land).
+/// Prepares pointwise activations. fp32 runs a specialized loop per activation; f64/f16/bf16 go
+/// through Double; Relu and Clip also take integer tensors (computed in Int64).
 public enum ActivationOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
-        throw ctx.unsupported("kernel not implemented yet")
+        let a = ctx.attributes
+        switch ctx.node.op {
+        case .relu:
+            let x = try ctx.input(0)
+            if x.dtype.isInteger { return integerClamp(x, lo: 0, hi: nil) }
+            return try preparedFloatMap(ctx, ReluMap())
+        case .leakyRelu: return try preparedFloatMap(ctx, LeakyReluMap(alpha: a.float("alpha", default: 0.01)))
+        case .clip: return try prepareClip(ctx)
+        case .sigmoid: return try preparedFloatMap(ctx, SigmoidMap())
+        case .hardSigmoid:
+            return try preparedFloatMap(ctx, HardSigmoidMap(alpha: a.float("alpha", default: 0.2), beta: a.float("beta", default: 0.5)))
+        case .hardSwish: return try preparedFloatMap(ctx, HardSigmoidMap(alpha: 1.0 / 6.0, beta: 0.5, timesX: true))
+        case .tanh: return try preparedFloatMap(ctx, TanhMap())
+        case .erf: return try preparedFloatMap(ctx, ErfMap())
+        case .gelu:
+            let approximate = a.string("approximate", default: "none")
+            switch approximate {
+            case "none": return try preparedFloatMap(ctx, GeluMap(tanhApproximation: false))
+            case "tanh": return try preparedFloatMap(ctx, GeluMap(tanhApproximation: true))
+            default: throw ctx.invalid("approximate must be \"none\" or \"tanh\", got \"" + approximate + "\"")
+            }
+        case .elu: return try preparedFloatMap(ctx, EluMap(alpha: a.float("alpha", default: 1.0)))
+        default: throw ctx.unsupported("not an activation")
+        }
     }
+
+    static func integerClamp(_ x: TensorDesc, lo: Int64?, hi: Int64?) -> PreparedOp {
+        let n = x.count
+        return PreparedOp(outputs: [x]) { args in
+            let src = args.input(0)
+            let dst = args.output(0)
+            for i in 0..<n {
+                var v = src.int64(i)
+                if let l = lo, v < l { v = l }
+                if let h = hi, v > h { v = h }
+                dst.setInt64(i, v)
+            }
+        }
+    }
+
+    /// Clip: bounds are attributes `min`/`max` before opset 11 and optional inputs 1 and 2 from
+    /// opset 11 on (read at run time, so they need not be constants). Absent bounds do not clamp.
+    static func prepareClip(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let n = x.count
+        let a = ctx.attributes
+        let attrMin: Float? = a.has("min") ? a.float("min", default: 0) : nil
+        let attrMax: Float? = a.has("max") ? a.float("max", default: 0) : nil
+        let hasMin = ctx.has(1)
+        let hasMax = ctx.has(2)
+        for i in 1..<3 where ctx.has(i) {
+            let d = try ctx.input(i)
+            if d.count != 1 { throw ctx.invalid("min/max must be scalars, got shape " + shapeText(d.shape)) }
+            if d.dtype != x.dtype { throw ctx.invalid("min/max type " + d.dtype.name + " differs from input " + x.dtype.name) }
+        }
+        if x.dtype.isInteger {
+            return PreparedOp(outputs: [x]) { args in
+                let lo: Int64 = hasMin ? args.input(1).int64(0) : (attrMin.map { Int64($0) } ?? Int64.min)
+                let hi: Int64 = hasMax ? args.input(2).int64(0) : (attrMax.map { Int64($0) } ?? Int64.max)
+                let src = args.input(0)
+                let dst = args.output(0)
+                for i in 0..<n {
+                    let v = src.int64(i)
+                    dst.setInt64(i, v < lo ? lo : (v > hi ? hi : v))
+                }
+            }
+        }
+        guard x.dtype.isFloatingPoint else { throw ctx.unsupported("input type " + x.dtype.name) }
+        if x.dtype == .f32 {
+            return PreparedOp(outputs: [x]) { args in
+                let lo: Float = hasMin ? args.input(1).pointer(as: Float.self)[0] : (attrMin ?? -Float.infinity)
+                let hi: Float = hasMax ? args.input(2).pointer(as: Float.self)[0] : (attrMax ?? Float.infinity)
+                let src = args.input(0).pointer(as: Float.self)
+                let dst = args.output(0).pointer(as: Float.self)
+                for i in 0..<n {
+                    let v = src[i]
+                    dst[i] = v < lo ? lo : (v > hi ? hi : v)
+                }
+            }
+        }
+        return PreparedOp(outputs: [x]) { args in
+            let lo: Double = hasMin ? args.input(1).double(0) : (attrMin.map { Double($0) } ?? -Double.infinity)
+            let hi: Double = hasMax ? args.input(2).double(0) : (attrMax.map { Double($0) } ?? Double.infinity)
+            let src = args.input(0)
+            let dst = args.output(0)
+            for i in 0..<n {
+                let v = src.double(i)
+                dst.setDouble(i, v < lo ? lo : (v > hi ? hi : v))
+            }
+        }
+    }
+}
+
+struct ReluMap: FloatMap {
+    func apply(_ x: Float) -> Float { x > 0 ? x : 0 }
+    func apply(_ x: Double) -> Double { x > 0 ? x : 0 }
+}
+
+struct LeakyReluMap: FloatMap {
+    let alpha: Float
+    func apply(_ x: Float) -> Float { x >= 0 ? x : x * alpha }
+    func apply(_ x: Double) -> Double { x >= 0 ? x : x * Double(alpha) }
+}
+
+struct SigmoidMap: FloatMap {
+    // Written so that neither branch overflows exp for large |x|.
+    func apply(_ x: Float) -> Float {
+        if x >= 0 { return 1 / (1 + perch_expf(-x)) }
+        let e = perch_expf(x)
+        return e / (1 + e)
+    }
+    func apply(_ x: Double) -> Double {
+        if x >= 0 { return 1 / (1 + perch_exp(-x)) }
+        let e = perch_exp(x)
+        return e / (1 + e)
+    }
+}
+
+/// max(0, min(1, alpha*x + beta)), times x for HardSwish.
+struct HardSigmoidMap: FloatMap {
+    let alpha: Float
+    let beta: Float
+    var timesX = false
+    func apply(_ x: Float) -> Float {
+        var v = alpha * x + beta
+        v = v < 0 ? 0 : (v > 1 ? 1 : v)
+        return timesX ? x * v : v
+    }
+    func apply(_ x: Double) -> Double {
+        var v = Double(alpha) * x + Double(beta)
+        v = v < 0 ? 0 : (v > 1 ? 1 : v)
+        return timesX ? x * v : v
+    }
+}
+
+struct TanhMap: FloatMap {
+    func apply(_ x: Float) -> Float { perch_tanhf(x) }
+    func apply(_ x: Double) -> Double { perch_tanh(x) }
+}
+
+struct ErfMap: FloatMap {
+    func apply(_ x: Float) -> Float { perch_erff(x) }
+    func apply(_ x: Double) -> Double { perch_erf(x) }
+}
+
+struct GeluMap: FloatMap {
+    let tanhApproximation: Bool
+    func apply(_ x: Float) -> Float {
+        if tanhApproximation {
+            let inner: Float = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1 + perch_tanhf(inner))
+        }
+        return 0.5 * x * (1 + perch_erff(x * 0.7071067811865476))
+    }
+    func apply(_ x: Double) -> Double {
+        if tanhApproximation {
+            return 0.5 * x * (1 + perch_tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        }
+        return 0.5 * x * (1 + perch_erf(x * 0.7071067811865476))
+    }
+}
+
+struct EluMap: FloatMap {
+    let alpha: Float
+    func apply(_ x: Float) -> Float { x >= 0 ? x : alpha * (perch_expf(x) - 1) }
+    func apply(_ x: Double) -> Double { x >= 0 ? x : Double(alpha) * (perch_exp(x) - 1) }
 }

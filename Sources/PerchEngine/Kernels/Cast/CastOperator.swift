@@ -1,8 +1,185 @@
+import CPerchShims
 import PerchGraph
 
-/// Prepares the ops of the Cast family (placeholder until its kernels land).
+/// Prepares Cast, QuantizeLinear and DequantizeLinear.
 public enum CastOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
-        throw ctx.unsupported("kernel not implemented yet")
+        switch ctx.node.op {
+        case .cast: return try prepareCast(ctx)
+        case .quantizeLinear: return try prepareQuantize(ctx)
+        case .dequantizeLinear: return try prepareDequantize(ctx)
+        default: throw ctx.unsupported("not a cast")
+        }
+    }
+
+    /// The DType of an ONNX `TensorProto.DataType` number, or a reason it is not supported.
+    static func dtype(onnx code: Int, _ ctx: OpContext) throws(EngineError) -> DType {
+        switch code {
+        case 1: return .f32
+        case 2: return .u8
+        case 3: return .i8
+        case 4: return .u16
+        case 5: return .i16
+        case 6: return .i32
+        case 7: return .i64
+        case 9: return .bool
+        case 10: return .f16
+        case 11: return .f64
+        case 12: return .u32
+        case 13: return .u64
+        case 16: return .bf16
+        case 8: throw ctx.unsupported("string tensors (type 8)")
+        case 14, 15: throw ctx.unsupported("complex tensors (type " + String(code) + ")")
+        case 17, 18, 19, 20: throw ctx.unsupported("float8 tensors (type " + String(code) + ")")
+        case 21, 22: throw ctx.unsupported("4-bit integer tensors (type " + String(code) + ")")
+        case 23: throw ctx.unsupported("float4 tensors (type 23)")
+        default: throw ctx.invalid("unknown element type " + String(code))
+        }
+    }
+
+    /// Float → integer truncates toward zero (then wraps to the target width); integer → integer
+    /// goes through Int64 so 64-bit values stay exact.
+    static func prepareCast(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        guard ctx.attributes.has("to") else { throw ctx.invalid("missing required attribute 'to'") }
+        let to = try dtype(onnx: ctx.attributes.int("to", default: 0), ctx)
+        let out = TensorDesc(dtype: to, shape: x.shape)
+        let n = x.count
+        if to == x.dtype {
+            let bytes = x.byteCount
+            return PreparedOp(outputs: [out]) { args in
+                args.output(0).data.copyMemory(from: UnsafeRawPointer(args.input(0).data), byteCount: bytes)
+            }
+        }
+        let from = x.dtype
+        if from == .f32 && to == .i64 {
+            return PreparedOp(outputs: [out]) { args in
+                let src = args.input(0).pointer(as: Float.self)
+                let dst = args.output(0).pointer(as: Int64.self)
+                for i in 0..<n { dst[i] = saturatingInt64(Double(src[i])) }
+            }
+        }
+        if from == .i64 && to == .f32 {
+            return PreparedOp(outputs: [out]) { args in
+                let src = args.input(0).pointer(as: Int64.self)
+                let dst = args.output(0).pointer(as: Float.self)
+                for i in 0..<n { dst[i] = Float(src[i]) }
+            }
+        }
+        let viaInt = from.isInteger || from == .bool
+        return PreparedOp(outputs: [out]) { args in
+            let src = args.input(0)
+            let dst = args.output(0)
+            if viaInt && to != .f32 && to != .f64 && to != .f16 && to != .bf16 {
+                for i in 0..<n { dst.setInt64(i, src.int64(i)) }
+            } else if from == .u64 {
+                for i in 0..<n { dst.setDouble(i, Double(UInt64(bitPattern: src.int64(i)))) }
+            } else {
+                for i in 0..<n { dst.setDouble(i, src.double(i)) }
+            }
+        }
+    }
+
+    /// Range of an integer quantized type.
+    static func range(_ t: DType) -> (Double, Double)? {
+        switch t {
+        case .u8: return (0, 255)
+        case .i8: return (-128, 127)
+        case .u16: return (0, 65535)
+        case .i16: return (-32768, 32767)
+        case .i32: return (-2_147_483_648, 2_147_483_647)
+        case .u32: return (0, 4_294_967_295)
+        default: return nil
+        }
+    }
+
+    /// Per-tensor (scale has one element) or per-axis (1-D scale along `axis`) parameters:
+    /// returns (channels, inner) so that element `i` uses channel `(i / inner) % channels`.
+    static func axisLayout(_ ctx: OpContext, _ x: TensorDesc, _ scale: TensorDesc) throws(EngineError) -> (Int, Int) {
+        if ctx.attributes.int("block_size", default: 0) != 0 {
+            throw ctx.unsupported("blocked quantization (block_size)")
+        }
+        if scale.count == 1 && scale.rank <= 1 { return (1, 1) }
+        guard scale.rank == 1 else { throw ctx.unsupported("scale of shape " + shapeText(scale.shape) + " (blocked quantization)") }
+        let rawAxis = ctx.attributes.int("axis", default: 1)
+        guard let axis = normalizedAxis(rawAxis, rank: x.rank) else {
+            throw ctx.invalid("axis " + String(rawAxis) + " is out of range for rank " + String(x.rank))
+        }
+        guard x.shape[axis] == scale.count else {
+            throw ctx.invalid("scale has " + String(scale.count) + " elements but axis " + String(axis) + " has " + String(x.shape[axis]))
+        }
+        return (scale.count, product(x.shape[(axis + 1)...]))
+    }
+
+    /// y = saturate(round_half_even(x / scale) + zero_point); y's type is zero_point's, else the
+    /// `output_dtype` attribute (opset 21), else uint8.
+    static func prepareQuantize(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let scale = try ctx.input(1)
+        guard x.dtype.isFloatingPoint || x.dtype == .i32 else { throw ctx.unsupported("input type " + x.dtype.name) }
+        var outType = DType.u8
+        let hasZero = ctx.has(2)
+        if hasZero {
+            outType = try ctx.input(2).dtype
+            if try ctx.input(2).count != scale.count { throw ctx.invalid("zero_point and scale shapes differ") }
+        } else if ctx.attributes.int("output_dtype", default: 0) != 0 {
+            outType = try dtype(onnx: ctx.attributes.int("output_dtype", default: 0), ctx)
+        }
+        guard let (lo, hi) = range(outType) else { throw ctx.unsupported("quantized type " + outType.name) }
+        let (channels, inner) = try axisLayout(ctx, x, scale)
+        let n = x.count
+        let fast = x.dtype == .f32 && scale.dtype == .f32
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
+            let src = args.input(0)
+            let sc = args.input(1)
+            let dst = args.output(0)
+            let zp: TensorView? = hasZero ? args.input(2) : nil
+            for i in 0..<n {
+                let c = channels == 1 ? 0 : (i / inner) % channels
+                let z = zp.map { Double($0.int64(c)) } ?? 0
+                var q: Double
+                if fast {
+                    // Divide in float32 as the reference does, then round half to even.
+                    q = Double(perch_roundf_even(src.pointer(as: Float.self)[i] / sc.pointer(as: Float.self)[c]))
+                } else {
+                    q = perch_round_even(src.double(i) / sc.double(c))
+                }
+                q += z
+                q = q < lo ? lo : (q > hi ? hi : q)
+                dst.setInt64(i, Int64(q))
+            }
+        }
+    }
+
+    /// y = (x - zero_point) * scale, in scale's type.
+    static func prepareDequantize(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let scale = try ctx.input(1)
+        guard x.dtype.isInteger else { throw ctx.unsupported("input type " + x.dtype.name) }
+        guard scale.dtype.isFloatingPoint else { throw ctx.invalid("scale must be floating-point, got " + scale.dtype.name) }
+        let hasZero = ctx.has(2)
+        if hasZero {
+            let z = try ctx.input(2)
+            if z.count != scale.count { throw ctx.invalid("zero_point and scale shapes differ") }
+            if z.dtype != x.dtype { throw ctx.invalid("zero_point type " + z.dtype.name + " differs from input " + x.dtype.name) }
+        }
+        let (channels, inner) = try axisLayout(ctx, x, scale)
+        let n = x.count
+        let isF32 = scale.dtype == .f32
+        return PreparedOp(outputs: [TensorDesc(dtype: scale.dtype, shape: x.shape)]) { args in
+            let src = args.input(0)
+            let sc = args.input(1)
+            let dst = args.output(0)
+            let zp: TensorView? = hasZero ? args.input(2) : nil
+            for i in 0..<n {
+                let c = channels == 1 ? 0 : (i / inner) % channels
+                let diff = src.int64(i) - (zp?.int64(c) ?? 0)
+                if isF32 {
+                    dst.pointer(as: Float.self)[i] = Float(diff) * sc.pointer(as: Float.self)[c]
+                } else {
+                    dst.setDouble(i, Double(diff) * sc.double(c))
+                }
+            }
+        }
     }
 }

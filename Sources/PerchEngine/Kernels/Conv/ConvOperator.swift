@@ -1,8 +1,158 @@
 import PerchGraph
 
-/// Prepares the ops of the Conv family (placeholder until its kernels land).
+/// Prepares Conv and ConvTranspose (fp32, 1-D/2-D/3-D spatial).
+///
+/// Conv runs as im2col + `sgemm` per group (1×1 stride-1 unpadded convs skip im2col), or a direct
+/// kernel for depthwise convs. ConvTranspose runs as `sgemm` (Wᵀ·X) + col2im. The scalar kernels
+/// in ConvReference.swift define the expected results.
 public enum ConvOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
-        throw ctx.unsupported("kernel not implemented yet")
+        if ctx.node.op == .convTranspose { return try prepareTranspose(ctx, reference: false) }
+        return try prepareConv(ctx, reference: false)
+    }
+
+    /// Checks X, W and B and returns (X, W, spatial rank, kernel shape).
+    static func checkInputs(_ ctx: OpContext, transposed: Bool) throws(EngineError) -> (TensorDesc, TensorDesc, Int, [Int]) {
+        let x = try ctx.input(0)
+        let w = try ctx.input(1)
+        guard x.dtype == .f32, w.dtype == .f32 else {
+            throw ctx.unsupported("element type " + x.dtype.name + " (only float32 is implemented)")
+        }
+        guard x.rank >= 3, x.rank <= 5 else {
+            throw ctx.unsupported("input of rank " + String(x.rank) + " (1-D, 2-D and 3-D spatial inputs are implemented)")
+        }
+        guard w.rank == x.rank else {
+            throw ctx.invalid("W " + shapeText(w.shape) + " must have the rank of X " + shapeText(x.shape))
+        }
+        let rank = x.rank - 2
+        let wKernel = Array(w.shape[2...])
+        let kernel = ctx.attributes.ints("kernel_shape") ?? wKernel
+        guard kernel == wKernel else {
+            throw ctx.invalid("kernel_shape " + shapeText(kernel) + " does not match W " + shapeText(w.shape))
+        }
+        let group = ctx.attributes.int("group", default: 1)
+        guard group >= 1, x.shape[1] % group == 0 else {
+            throw ctx.invalid("input channels " + String(x.shape[1]) + " not divisible by group " + String(group))
+        }
+        if transposed {
+            guard w.shape[0] == x.shape[1] else {
+                throw ctx.invalid("W " + shapeText(w.shape) + " must have C=" + String(x.shape[1]) + " as its first dim")
+            }
+        } else {
+            guard w.shape[1] * group == x.shape[1], w.shape[0] % group == 0 else {
+                throw ctx.invalid("W " + shapeText(w.shape) + " does not fit X " + shapeText(x.shape) + " with group " + String(group))
+            }
+        }
+        if ctx.has(2) {
+            let b = try ctx.input(2)
+            let m = transposed ? w.shape[1] * group : w.shape[0]
+            guard b.dtype == .f32, b.shape == [m] else {
+                throw ctx.invalid("B must be float32 of shape [" + String(m) + "], got " + shapeText(b.shape))
+            }
+        }
+        return (x, w, rank, kernel)
+    }
+
+    // MARK: Conv
+
+    static func prepareConv(_ ctx: OpContext, reference: Bool) throws(EngineError) -> PreparedOp {
+        let (x, w, rank, kernel) = try checkInputs(ctx, transposed: false)
+        var window = try WindowAttributes(ctx, rank: rank, kernel: kernel)
+        let inSpatial = Array(x.shape[2...])
+        let outSpatial = try window.resolveOutput(ctx, input: inSpatial)
+        var g = ConvGeometry()
+        g.batch = x.shape[0]
+        g.inChannels = x.shape[1]
+        g.outChannels = w.shape[0]
+        g.group = ctx.attributes.int("group", default: 1)
+        g.spatialRank = rank
+        g.setSpatial(input: inSpatial, output: outSpatial, kernel: kernel, strides: window.strides,
+                     dilations: window.dilations, padsBegin: Array(window.pads[0..<rank]))
+        let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
+        let hasBias = ctx.has(2)
+        let geo = g
+        if reference || out.count == 0 {
+            return PreparedOp(outputs: [out]) { args in
+                convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+            }
+        }
+        if g.inPerGroup == 1 && g.group > 1 {
+            return PreparedOp(outputs: [out]) { args in
+                convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+            }
+        }
+        let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
+            && window.pads.allSatisfy { $0 == 0 }
+        let rows = g.inPerGroup * g.kernelSize
+        let colFloats = pointwise ? 0 : rows * g.outSize
+        let wsFloats = sgemmWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows)
+        return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
+            let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
+            convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                              bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
+                              col: scratch, workspace: scratch + colFloats)
+        }
+    }
+
+    // MARK: ConvTranspose
+
+    static func prepareTranspose(_ ctx: OpContext, reference: Bool) throws(EngineError) -> PreparedOp {
+        let (x, w, rank, kernel) = try checkInputs(ctx, transposed: true)
+        let window = try WindowAttributes(ctx, rank: rank, kernel: kernel)
+        let group = ctx.attributes.int("group", default: 1)
+        let inSpatial = Array(x.shape[2...])
+        let outputPadding = ctx.attributes.ints("output_padding") ?? [Int](repeating: 0, count: rank)
+        guard outputPadding.count == rank else { throw ctx.invalid("output_padding must have one value per spatial dim") }
+        var padsBegin = Array(window.pads[0..<rank])
+        var outSpatial = [Int](repeating: 0, count: rank)
+        var requested = ctx.attributes.ints("output_shape")
+        if let r = requested, r.count == rank + 2 { requested = Array(r[2...]) }
+        if let r = requested, r.count != rank { throw ctx.invalid("output_shape must have one value per spatial dim") }
+        let same = window.autoPad == "SAME_UPPER" || window.autoPad == "SAME_LOWER"
+        for i in 0..<rank {
+            let full = window.strides[i] * (inSpatial[i] - 1) + outputPadding[i] + (kernel[i] - 1) * window.dilations[i] + 1
+            if requested != nil || same {
+                // ONNX: total_padding = full - output_shape, split by auto_pad (SAME_UPPER puts the
+                // smaller half first); an output larger than `full` is padded at the end.
+                let target = requested?[i] ?? inSpatial[i] * window.strides[i]
+                let total = full - target
+                let half = total >= 0 ? total / 2 : -((-total + 1) / 2)  // floor division
+                padsBegin[i] = window.autoPad == "SAME_UPPER" ? half : total - half
+                if total < 0 { padsBegin[i] = 0 }
+                outSpatial[i] = target
+            } else {
+                outSpatial[i] = full - window.pads[i] - window.pads[i + rank]
+            }
+            guard outSpatial[i] >= 0 else { throw ctx.invalid("ConvTranspose output would have a negative size") }
+        }
+        var g = ConvGeometry()
+        g.batch = x.shape[0]
+        g.inChannels = x.shape[1]
+        g.outChannels = w.shape[1] * group
+        g.group = group
+        g.spatialRank = rank
+        // For ConvTranspose "in" is X's spatial shape and "out" is Y's.
+        g.setSpatial(input: inSpatial, output: outSpatial, kernel: kernel, strides: window.strides,
+                     dilations: window.dilations, padsBegin: padsBegin)
+        let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
+        let hasBias = ctx.has(2)
+        let geo = g
+        if reference || out.count == 0 {
+            return PreparedOp(outputs: [out]) { args in
+                convTransposeReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                                          bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+            }
+        }
+        let rows = g.outPerGroup * g.kernelSize
+        let colFloats = rows * g.inSize
+        let wsFloats = sgemmWorkspaceCount(m: rows, n: g.inSize, k: g.inPerGroup)
+        return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
+            let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
+            convTransposeGemmF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
+                                 col: scratch, workspace: scratch + colFloats)
+        }
     }
 }

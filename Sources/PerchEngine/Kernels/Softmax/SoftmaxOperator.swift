@@ -1,8 +1,81 @@
+import CPerchShims
 import PerchGraph
 
-/// Prepares the ops of the Softmax family (placeholder until its kernels land).
+/// Prepares Softmax and LogSoftmax.
+///
+/// Opset ≥ 13 normalizes over the one axis `axis` (default -1). Before 13 the input is coerced
+/// to 2-D `[prod(dims[:axis]), prod(dims[axis:])]` (axis default 1) and each row is normalized.
+/// The node does not carry its opset: the importer stores it as the Int attribute `_opset`.
 public enum SoftmaxOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
-        throw ctx.unsupported("kernel not implemented yet")
+        let x = try ctx.input(0)
+        guard x.dtype.isFloatingPoint else { throw ctx.unsupported("input type " + x.dtype.name) }
+        let opset = ctx.attributes.int("_opset", default: 13)
+        let rank = x.rank
+        let isLog = ctx.node.op == .logSoftmax
+        let outer: Int, n: Int, inner: Int
+        if rank == 0 {
+            (outer, n, inner) = (1, 1, 1)
+        } else {
+            let raw = ctx.attributes.int("axis", default: opset >= 13 ? -1 : 1)
+            // Before 13 axis may equal rank (then each element is its own row).
+            let axis = raw < 0 ? raw + rank : raw
+            guard axis >= 0 && (axis < rank || (opset < 13 && axis == rank)) else {
+                throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(rank))
+            }
+            if opset >= 13 {
+                (outer, n, inner) = (product(x.shape[0..<axis]), x.shape[axis], product(x.shape[(axis + 1)...]))
+            } else {
+                (outer, n, inner) = (product(x.shape[0..<axis]), product(x.shape[axis...]), 1)
+            }
+        }
+        if x.dtype == .f32 {
+            return PreparedOp(outputs: [x]) { args in
+                softmaxF32(args.input(0).pointer(as: Float.self), args.output(0).pointer(as: Float.self), outer, n, inner, isLog)
+            }
+        }
+        return PreparedOp(outputs: [x]) { args in
+            let src = args.input(0)
+            let dst = args.output(0)
+            for o in 0..<outer {
+                for j in 0..<inner {
+                    let base = o * n * inner + j
+                    var m = -Double.infinity
+                    for k in 0..<n { m = Swift.max(m, src.double(base + k * inner)) }
+                    var sum = 0.0
+                    for k in 0..<n { sum += perch_exp(src.double(base + k * inner) - m) }
+                    let logSum = perch_log(sum)
+                    for k in 0..<n {
+                        let v = src.double(base + k * inner) - m
+                        dst.setDouble(base + k * inner, isLog ? v - logSum : perch_exp(v) / sum)
+                    }
+                }
+            }
+        }
+    }
+
+    static func softmaxF32(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ outer: Int, _ n: Int, _ inner: Int, _ isLog: Bool) {
+        for o in 0..<outer {
+            for j in 0..<inner {
+                let px = x + o * n * inner + j
+                let py = y + o * n * inner + j
+                var m = -Float.infinity
+                for k in 0..<n { m = Swift.max(m, px[k * inner]) }
+                var sum: Float = 0
+                if isLog {
+                    for k in 0..<n { sum += perch_expf(px[k * inner] - m) }
+                    let shift = m + perch_logf(sum)
+                    for k in 0..<n { py[k * inner] = px[k * inner] - shift }
+                } else {
+                    for k in 0..<n {
+                        let e = perch_expf(px[k * inner] - m)
+                        py[k * inner] = e
+                        sum += e
+                    }
+                    let r = 1 / sum
+                    for k in 0..<n { py[k * inner] *= r }
+                }
+            }
+        }
     }
 }

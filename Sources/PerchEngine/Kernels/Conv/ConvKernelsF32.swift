@@ -1,0 +1,189 @@
+/// Fast fp32 Conv/ConvTranspose kernels. All take normalized 3-D geometry; none allocates.
+
+/// The range of output positions `o` in `0..<outLen` for which `o * stride + offset` lies in
+/// `0..<inLen` (offset = k * dilation - pad).
+@inline(__always)
+func validOutputRange(outLen: Int, inLen: Int, stride: Int, offset: Int) -> (Int, Int) {
+    // o >= ceil(-offset / stride), o <= floor((inLen - 1 - offset) / stride)
+    var lo = 0
+    if offset < 0 { lo = (-offset + stride - 1) / stride }
+    let top = inLen - 1 - offset
+    if top < 0 { return (0, 0) }
+    let hi = min(outLen, top / stride + 1)
+    return lo < hi ? (lo, hi) : (0, 0)
+}
+
+/// Writes the im2col matrix of one group: rows (c, kd, kh, kw), columns output positions.
+func im2colF32(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Int, col: UnsafeMutablePointer<Float>) {
+    let outHW = g.outH * g.outW
+    let inHW = g.inH * g.inW
+    var row = col
+    for c in 0..<channels {
+        let xc = x + c * g.inSize
+        for kd in 0..<g.kD {
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    let (w0, w1) = validOutputRange(outLen: g.outW, inLen: g.inW, stride: g.sW, offset: kw * g.dW - g.pW)
+                    for od in 0..<g.outD {
+                        let id = od * g.sD - g.pD + kd * g.dD
+                        let plane = row + od * outHW
+                        if id < 0 || id >= g.inD {
+                            plane.update(repeating: 0, count: outHW)
+                            continue
+                        }
+                        for oh in 0..<g.outH {
+                            let ih = oh * g.sH - g.pH + kh * g.dH
+                            let dst = plane + oh * g.outW
+                            if ih < 0 || ih >= g.inH || w0 >= w1 {
+                                dst.update(repeating: 0, count: g.outW)
+                                continue
+                            }
+                            if w0 > 0 { dst.update(repeating: 0, count: w0) }
+                            let src = xc + id * inHW + ih * g.inW + kw * g.dW - g.pW
+                            if g.sW == 1 {
+                                (dst + w0).update(from: src + w0, count: w1 - w0)
+                            } else {
+                                var ow = w0
+                                while ow < w1 { dst[ow] = src[ow * g.sW]; ow += 1 }
+                            }
+                            if w1 < g.outW { (dst + w1).update(repeating: 0, count: g.outW - w1) }
+                        }
+                    }
+                    row += g.outSize
+                }
+            }
+        }
+    }
+}
+
+/// Conv as im2col + sgemm per (batch, group). `col` holds Cg·k × outSize floats unless
+/// `pointwise` (then X is used directly as the column matrix).
+func convIm2colGemmF32(
+    _ g: ConvGeometry, pointwise: Bool, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
+    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+) {
+    let cg = g.inPerGroup
+    let mg = g.outPerGroup
+    let rows = cg * g.kernelSize
+    let p = g.outSize
+    for n in 0..<g.batch {
+        for grp in 0..<g.group {
+            let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize)
+            let yg = y + (n * g.outChannels + grp * mg) * p
+            let bmat: UnsafePointer<Float>
+            if pointwise {
+                bmat = xg
+            } else {
+                im2colF32(g, x: xg, channels: cg, col: col)
+                bmat = UnsafePointer(col)
+            }
+            if let bias {
+                for m in 0..<mg { (yg + m * p).update(repeating: bias[grp * mg + m], count: p) }
+            }
+            sgemm(m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
+                  b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace)
+        }
+    }
+}
+
+/// Depthwise conv (one input channel per group): each output channel m reads input channel
+/// m / (M / group) directly, with the valid kernel taps precomputed per output row.
+func convDepthwiseF32(
+    _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>
+) {
+    let mg = g.outPerGroup
+    let inHW = g.inH * g.inW
+    let ks = g.kernelSize
+    for n in 0..<g.batch {
+        for m in 0..<g.outChannels {
+            let c = m / mg
+            let xc = UnsafePointer(x + (n * g.inChannels + c) * g.inSize)
+            let wm = UnsafePointer(w + m * ks)
+            let ym = y + (n * g.outChannels + m) * g.outSize
+            let b: Float = bias?[m] ?? 0
+            ym.update(repeating: b, count: g.outSize)
+            for od in 0..<g.outD {
+                for kd in 0..<g.kD {
+                    let id = od * g.sD - g.pD + kd * g.dD
+                    if id < 0 || id >= g.inD { continue }
+                    for oh in 0..<g.outH {
+                        let yrow = ym + (od * g.outH + oh) * g.outW
+                        for kh in 0..<g.kH {
+                            let ih = oh * g.sH - g.pH + kh * g.dH
+                            if ih < 0 || ih >= g.inH { continue }
+                            let xrow = xc + id * inHW + ih * g.inW
+                            for kw in 0..<g.kW {
+                                let off = kw * g.dW - g.pW
+                                let (w0, w1) = validOutputRange(outLen: g.outW, inLen: g.inW, stride: g.sW, offset: off)
+                                let wv = wm[(kd * g.kH + kh) * g.kW + kw]
+                                let src = xrow + off
+                                var ow = w0
+                                if g.sW == 1 {
+                                    while ow < w1 { yrow[ow] += wv * src[ow]; ow += 1 }
+                                } else {
+                                    while ow < w1 { yrow[ow] += wv * src[ow * g.sW]; ow += 1 }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ConvTranspose as col = W_gᵀ · X_g (sgemm) followed by col2im scatter-add into Y.
+/// `g.in*` is X's spatial shape and `g.out*` Y's.
+func convTransposeGemmF32(
+    _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
+    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+) {
+    let cg = g.inPerGroup
+    let mg = g.outPerGroup
+    let rows = mg * g.kernelSize
+    let pin = g.inSize
+    let outHW = g.outH * g.outW
+    for n in 0..<g.batch {
+        for grp in 0..<g.group {
+            let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * pin)
+            // W is [C, Mg, k...]: W_g as a (Cg × rows) matrix; we need its transpose.
+            let wg = UnsafePointer(w + grp * cg * rows)
+            sgemm(m: rows, n: pin, k: cg, a: wg, aRowStride: 1, aColStride: rows,
+                  b: xg, bRowStride: pin, bColStride: 1, c: col, ldc: pin, accumulate: false, workspace: workspace)
+            let yg = y + (n * g.outChannels + grp * mg) * g.outSize
+            for m in 0..<mg {
+                (yg + m * g.outSize).update(repeating: bias?[grp * mg + m] ?? 0, count: g.outSize)
+            }
+            var r = 0
+            for m in 0..<mg {
+                let ym = yg + m * g.outSize
+                for kd in 0..<g.kD {
+                    for kh in 0..<g.kH {
+                        for kw in 0..<g.kW {
+                            let crow = col + r * pin
+                            r += 1
+                            // Input positions i whose output i*s - p + k*d lands inside Y.
+                            let (w0, w1) = validOutputRange(outLen: g.inW, inLen: g.outW, stride: g.sW, offset: kw * g.dW - g.pW)
+                            if w0 >= w1 { continue }
+                            for id in 0..<g.inD {
+                                let od = id * g.sD - g.pD + kd * g.dD
+                                if od < 0 || od >= g.outD { continue }
+                                for ih in 0..<g.inH {
+                                    let oh = ih * g.sH - g.pH + kh * g.dH
+                                    if oh < 0 || oh >= g.outH { continue }
+                                    let src = crow + (id * g.inH + ih) * g.inW
+                                    let dst = ym + od * outHW + oh * g.outW + kw * g.dW - g.pW
+                                    var iw = w0
+                                    while iw < w1 { dst[iw * g.sW] += src[iw]; iw += 1 }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

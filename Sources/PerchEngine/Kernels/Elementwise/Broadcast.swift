@@ -1,0 +1,154 @@
+import PerchGraph
+
+/// NumPy-style multidirectional broadcasting of several inputs to one output, compiled at prepare
+/// time into rows: an outer loop over `outer` rows and a contiguous inner loop of `inner`
+/// elements. Output dims of size 1 are dropped and adjacent dims that every input walks the same
+/// way are merged, so a same-shape op is one row and `[N,C,H,W] + [1,C,1,1]` is `N*C` rows of `H*W`.
+///
+/// Row offset tables hold `outer` entries per input; kernels index them, never allocate.
+struct BroadcastPlan {
+    /// The broadcast output shape (full rank).
+    var shape: [Int]
+    var outer: Int
+    var inner: Int
+    /// Per input: element offset where row `o` starts.
+    var rowOffsets: [[Int]]
+    /// Per input: element step along the inner loop (1, or 0 when broadcast).
+    var innerStrides: [Int]
+    /// `o * inner` for each row: the output's own offsets (for accumulating in place).
+    var outputRowOffsets: [Int]
+
+    var count: Int { outer * inner }
+
+    /// The broadcast of `shapes`, or nil when two dims differ and neither is 1.
+    static func broadcastShape(_ shapes: [[Int]]) -> [Int]? {
+        var rank = 0
+        for s in shapes { rank = Swift.max(rank, s.count) }
+        var out = [Int](repeating: 1, count: rank)
+        for s in shapes {
+            let pad = rank - s.count
+            for (i, d) in s.enumerated() {
+                let j = i + pad
+                if d == out[j] || d == 1 { continue }
+                if out[j] == 1 {
+                    out[j] = d
+                } else {
+                    return nil
+                }
+            }
+        }
+        return out
+    }
+
+    /// Plans inputs of `shapes` broadcast to `shape` (which must be their broadcast).
+    init(shapes: [[Int]], to shape: [Int]) {
+        self.shape = shape
+        let rank = shape.count
+        let n = shapes.count
+        // Strides of each input in output-rank space, 0 where broadcast.
+        var full = [[Int]](repeating: [Int](repeating: 0, count: rank), count: n)
+        for (k, s) in shapes.enumerated() {
+            let pad = rank - s.count
+            var stride = 1
+            var d = s.count - 1
+            while d >= 0 {
+                full[k][d + pad] = s[d] == 1 ? 0 : stride
+                stride *= s[d]
+                d -= 1
+            }
+        }
+        var dims = [Int]()
+        var strides = [[Int]](repeating: [], count: n)
+        for d in 0..<rank where shape[d] != 1 {
+            if let last = dims.last, shape[d] != 0, last != 0,
+                (0..<n).allSatisfy({ strides[$0].last! == full[$0][d] * shape[d] })
+            {
+                dims[dims.count - 1] = last * shape[d]
+                for k in 0..<n { strides[k][strides[k].count - 1] = full[k][d] }
+            } else {
+                dims.append(shape[d])
+                for k in 0..<n { strides[k].append(full[k][d]) }
+            }
+        }
+        var total = 1
+        for d in shape { total *= d }
+        if dims.isEmpty {
+            inner = 1
+            innerStrides = [Int](repeating: 0, count: n)
+        } else {
+            inner = dims[dims.count - 1]
+            innerStrides = strides.map { $0[$0.count - 1] }
+        }
+        outer = total == 0 ? 0 : total / inner
+        if total == 0 { inner = 0 }
+        rowOffsets = [[Int]](repeating: [], count: n)
+        let outerDims = dims.isEmpty ? [] : Array(dims[0..<(dims.count - 1)])
+        for k in 0..<n {
+            var table = [Int](repeating: 0, count: outer)
+            if outer > 0 {
+                var index = [Int](repeating: 0, count: outerDims.count)
+                var offset = 0
+                for o in 0..<outer {
+                    table[o] = offset
+                    // Odometer increment over outerDims.
+                    var d = outerDims.count - 1
+                    while d >= 0 {
+                        index[d] += 1
+                        offset += strides[k][d]
+                        if index[d] < outerDims[d] { break }
+                        offset -= strides[k][d] * outerDims[d]
+                        index[d] = 0
+                        d -= 1
+                    }
+                }
+            }
+            rowOffsets[k] = table
+        }
+        var rows = [Int](repeating: 0, count: outer)
+        for o in 0..<outer { rows[o] = o * inner }
+        outputRowOffsets = rows
+    }
+}
+
+/// `axis` counted from the end when negative; nil when out of `0..<rank`.
+func normalizedAxis(_ axis: Int, rank: Int) -> Int? {
+    let a = axis < 0 ? axis + rank : axis
+    return a >= 0 && a < rank ? a : nil
+}
+
+func product(_ dims: ArraySlice<Int>) -> Int {
+    var p = 1
+    for d in dims { p *= d }
+    return p
+}
+
+/// A scalar function on Float, specialized into its loop (no per-element call).
+protocol FloatMap {
+    func apply(_ x: Float) -> Float
+    func apply(_ x: Double) -> Double
+}
+
+/// Runs `m` over `n` contiguous floats (src may equal dst).
+@inline(__always)
+func mapF32<M: FloatMap>(_ m: M, _ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { dst[i] = m.apply(src[i]) }
+}
+
+/// Builds a prepared op applying `m` elementwise: f32 fast, other float dtypes through Double.
+func preparedFloatMap<M: FloatMap>(_ ctx: OpContext, _ m: M) throws(EngineError) -> PreparedOp {
+    let x = try ctx.input(0)
+    guard x.dtype.isFloatingPoint else {
+        throw ctx.unsupported("input type " + x.dtype.name + " (floating-point types only)")
+    }
+    let n = x.count
+    if x.dtype == .f32 {
+        return PreparedOp(outputs: [x]) { args in
+            mapF32(m, args.input(0).pointer(as: Float.self), args.output(0).pointer(as: Float.self), n)
+        }
+    }
+    return PreparedOp(outputs: [x]) { args in
+        let src = args.input(0)
+        let dst = args.output(0)
+        for i in 0..<n { dst.setDouble(i, m.apply(src.double(i))) }
+    }
+}

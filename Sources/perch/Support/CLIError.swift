@@ -1,0 +1,58 @@
+import PerchEngine
+import PerchGraph
+import PerchONNX
+
+/// Exit codes of CONTRACTS.md.
+enum ExitStatus: Int32 {
+    case success = 0
+    case gateFailed = 1
+    case badInput = 2
+    case deviceOrNetwork = 3
+    case integrity = 4
+    case internalError = 70
+}
+
+/// An error the CLI reports: one line `perch: error: <what> — <what to do>` and an exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var status: ExitStatus
+    var what: String
+    var hint: String
+
+    init(_ status: ExitStatus, _ what: String, hint: String) {
+        self.status = status
+        self.what = what
+        self.hint = hint
+    }
+
+    var description: String { what + " — " + hint }
+
+    /// Maps library errors to the CLI's exit codes and advice.
+    static func from(_ error: Error) -> CLIError {
+        switch error {
+        case let e as CLIError:
+            return e
+        case let e as ONNXImportError:
+            switch e {
+            case .unsupportedOperators:
+                return CLIError(.badInput, e.description, hint: "export the model with supported operators, or file an issue naming them")
+            case .unsupportedOpset:
+                return CLIError(.badInput, e.description, hint: "convert the model with onnx.version_converter to a supported opset")
+            default:
+                return CLIError(.badInput, e.description, hint: "check that the file is a complete ONNX model")
+            }
+        case let e as GraphError:
+            return CLIError(.badInput, e.description, hint: "re-create the file with 'perch import'")
+        case let e as EngineError:
+            switch e {
+            case .outOfMemory:
+                return CLIError(.internalError, e.description, hint: "free memory or use a smaller batch")
+            case .badInput:
+                return CLIError(.badInput, e.description, hint: "pass a tensor of the type the model declares")
+            default:
+                return CLIError(.badInput, e.description, hint: "the model uses a feature Perch does not run yet")
+            }
+        default:
+            return CLIError(.internalError, String(describing: error), hint: "this is a bug in Perch; please report it")
+        }
+    }
+}

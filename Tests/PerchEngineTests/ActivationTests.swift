@@ -1,0 +1,49 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// Reference values from NumPy / math.erf (pasted literals).
+final class ActivationTests: XCTestCase {
+    let x = floats([7], [-3, -1, -0.5, 0, 0.5, 1, 3])
+
+    func run(_ op: OpType, _ attributes: [String: Attribute] = [:]) throws -> Tensor {
+        try runSingleNode(op, inputs: [("x", x)], attributes: attributes)[0]
+    }
+
+    func testReluFamily() throws {
+        assertClose(try run(.relu), floats([7], [0, 0, 0, 0, 0.5, 1, 3]))
+        assertClose(try run(.leakyRelu), floats([7], [-0.03, -0.01, -0.005, 0, 0.5, 1, 3]))
+        assertClose(try run(.leakyRelu, ["alpha": .float(0.5)]), floats([7], [-1.5, -0.5, -0.25, 0, 0.5, 1, 3]))
+        assertClose(try run(.elu), floats([7], [-0.950212931632136, -0.6321205588285577, -0.3934693402873666, 0, 0.5, 1, 3]))
+        assertClose(try run(.elu, ["alpha": .float(2)]), floats([7], [-1.900425863264272, -1.2642411176571153, -0.7869386805747332, 0, 0.5, 1, 3]))
+        let r = try runSingleNode(.relu, inputs: [("x", Tensor(shape: [3], values: [Int8(-4), 0, 5]))])[0]
+        XCTAssertEqual(r.int64s, [0, 0, 5])
+    }
+
+    func testSigmoids() throws {
+        assertClose(try run(.sigmoid), floats([7], [0.04742587317756678, 0.2689414213699951, 0.3775406687981454, 0.5, 0.6224593312018546, 0.7310585786300049, 0.9525741268224334]))
+        assertClose(try run(.hardSigmoid), floats([7], [0, 0.3, 0.4, 0.5, 0.6, 0.7, 1]))
+        assertClose(try run(.hardSigmoid, ["alpha": .float(0.5), "beta": .float(0.6)]), floats([7], [0, 0.1, 0.35, 0.6, 0.85, 1, 1]))
+        // x * clamp(x/6 + 0.5, 0, 1)
+        assertClose(try run(.hardSwish), floats([7], [0, -1.0 / 3.0, -0.5 * (5.0 / 12.0), 0, 0.5 * (7.0 / 12.0), 2.0 / 3.0, 3]))
+    }
+
+    func testTanhErfGelu() throws {
+        assertClose(try run(.tanh), floats([7], [-0.9950547536867305, -0.7615941559557649, -0.46211715726000974, 0, 0.46211715726000974, 0.7615941559557649, 0.9950547536867305]))
+        assertClose(try run(.erf), floats([7], [-0.9999779095030014, -0.8427007929497149, -0.5204998778130465, 0, 0.5204998778130465, 0.8427007929497149, 0.9999779095030014]))
+        assertClose(try run(.gelu), floats([7], [-0.00404969409489031, -0.15865525393145707, -0.15426876936299344, 0, 0.34573123063700656, 0.8413447460685429, 2.99595030590511]))
+        assertClose(try run(.gelu, ["approximate": .string("tanh")]), floats([7], [-0.0036373920817729943, -0.1588080093917233, -0.15428599017485606, 0, 0.34571400982514394, 0.8411919906082768, 2.996362607918227]))
+    }
+
+    func testClipForms() throws {
+        // Opset < 11: attributes.
+        assertClose(try run(.clip, ["min": .float(-0.5), "max": .float(1)]), floats([7], [-0.5, -0.5, -0.5, 0, 0.5, 1, 1]))
+        // Opset >= 11: inputs; max absent means no upper bound.
+        let lo = try runSingleNode(.clip, inputs: [("x", x), ("min", floats([], [-1]))])[0]
+        assertClose(lo, floats([7], [-1, -1, -0.5, 0, 0.5, 1, 3]))
+        let hi = try runSingleNode(.clip, inputs: [("x", x), ("", x), ("max", floats([], [0.25]))])[0]
+        assertClose(hi, floats([7], [-3, -1, -0.5, 0, 0.25, 0.25, 0.25]))
+        let ints = try runSingleNode(.clip, inputs: [("x", Tensor(shape: [4], values: [Int8(-100), -3, 4, 100])), ("min", Tensor(shape: [], values: [Int8(-5)])), ("max", Tensor(shape: [], values: [Int8(50)]))])[0]
+        XCTAssertEqual(ints.int64s, [-5, -3, 4, 50])
+    }
+}

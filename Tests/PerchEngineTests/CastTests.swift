@@ -1,0 +1,68 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// Reference values derived by hand and with NumPy (np.rint, astype).
+final class CastTests: XCTestCase {
+    func testCastFloatToIntTruncatesAndBack() throws {
+        let x = floats([5], [1.9, -1.9, 0.5, 300.7, -0.2])
+        let i = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(7)])[0]
+        XCTAssertEqual(i.dtype, .i64)
+        XCTAssertEqual(i.int64s, [1, -1, 0, 300, 0])
+        let i32 = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(6)])[0]
+        XCTAssertEqual(i32.dtype, .i32)
+        XCTAssertEqual(i32.int64s, [1, -1, 0, 300, 0])
+        let f = try runSingleNode(.cast, inputs: [("x", int64s([2], [-3, 1 << 40]))], attributes: ["to": .int(1)])[0]
+        XCTAssertEqual(f.floats, [-3, 1_099_511_627_776])
+        let b = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(9)])[0]
+        XCTAssertEqual(b.dtype, .bool)
+        XCTAssertEqual(b.int64s, [1, 1, 1, 1, 1])
+        let h = try runSingleNode(.cast, inputs: [("x", floats([2], [1.5, -2]))], attributes: ["to": .int(10)])[0]
+        XCTAssertEqual(h.dtype, .f16)
+        XCTAssertEqual(h.bytes, [0x00, 0x3E, 0x00, 0xC0])
+        let d = try runSingleNode(.cast, inputs: [("x", h)], attributes: ["to": .int(11)])[0]
+        XCTAssertEqual(d.doubles, [1.5, -2])
+        let big = try runSingleNode(.cast, inputs: [("x", int64s([1], [9_007_199_254_740_993]))], attributes: ["to": .int(13)])[0]
+        XCTAssertEqual(big.dtype, .u64)
+        XCTAssertEqual(big.int64s, [9_007_199_254_740_993])
+    }
+
+    func testCastUnsupportedTypes() {
+        XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(8)])) { error in
+            XCTAssertTrue(String(describing: error).contains("string"))
+        }
+        XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(17)]))
+    }
+
+    func testQuantizeLinear() throws {
+        let x = floats([8], [0, 1.5, 2.5, -2.5, 300, -300, 3.49, 1000])
+        let q = try runSingleNode(.quantizeLinear, inputs: [("x", x), ("s", floats([], [2])), ("z", Tensor(shape: [], values: [UInt8(128)]))])[0]
+        XCTAssertEqual(q.dtype, .u8)
+        XCTAssertEqual(q.int64s, [128, 129, 129, 127, 255, 0, 130, 255])
+        let s = try runSingleNode(.quantizeLinear, inputs: [("x", x), ("s", floats([], [2])), ("z", Tensor(shape: [], values: [Int8(-1)]))])[0]
+        XCTAssertEqual(s.dtype, .i8)
+        XCTAssertEqual(s.int64s, [-1, 0, 0, -2, 127, -128, 1, 127])
+        // No zero point: uint8, zero point 0.
+        let d = try runSingleNode(.quantizeLinear, inputs: [("x", floats([3], [-1, 2, 7])), ("s", floats([], [1]))])[0]
+        XCTAssertEqual(d.dtype, .u8)
+        XCTAssertEqual(d.int64s, [0, 2, 7])
+    }
+
+    func testPerAxisQuantizeDequantize() throws {
+        // x [2,3], axis 1 (default): per-column scales.
+        let x = floats([2, 3], [1, 2, 3, -4, 5, 6])
+        let scales = floats([3], [1, 2, 0.5])
+        let zp = Tensor(shape: [3], values: [UInt8(0), 10, 100])
+        let q = try runSingleNode(.quantizeLinear, inputs: [("x", x), ("s", scales), ("z", zp)])[0]
+        XCTAssertEqual(q.int64s, [1, 11, 106, 0, 12, 112])
+        let back = try runSingleNode(.dequantizeLinear, inputs: [("q", q), ("s", scales), ("z", zp)])[0]
+        assertClose(back, floats([2, 3], [1, 2, 3, 0, 4, 6]))
+        // axis 0 with int8.
+        let q0 = Tensor(shape: [2, 2], values: [Int8(-3), 4, 10, -10])
+        let d0 = try runSingleNode(.dequantizeLinear, inputs: [("q", q0), ("s", floats([2], [0.5, 2])), ("z", Tensor(shape: [2], values: [Int8(1), -2]))], attributes: ["axis": .int(0)])[0]
+        assertClose(d0, floats([2, 2], [-2, 1.5, 24, -16]))
+        // int32 input, no zero point.
+        let d32 = try runSingleNode(.dequantizeLinear, inputs: [("q", Tensor(shape: [2], values: [Int32(-7), 100_000])), ("s", floats([], [0.5]))])[0]
+        assertClose(d32, floats([2], [-3.5, 50_000]))
+    }
+}

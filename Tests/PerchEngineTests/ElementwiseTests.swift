@@ -1,0 +1,108 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// Reference values computed with NumPy (pasted as literals) or by hand.
+final class ElementwiseTests: XCTestCase {
+    let a = floats([2, 3], [1, 2, 3, 4, 5, 6])
+
+    func testSubRowBroadcast() throws {
+        let y = try runSingleNode(.sub, inputs: [("a", a), ("b", floats([3], [10, 20, 30]))])[0]
+        assertClose(y, floats([2, 3], [-9, -18, -27, -6, -15, -24]))
+    }
+
+    func testDivScalarAndColumnPow() throws {
+        let d = try runSingleNode(.div, inputs: [("a", a), ("b", floats([], [4]))])[0]
+        assertClose(d, floats([2, 3], [0.25, 0.5, 0.75, 1, 1.25, 1.5]))
+        let p = try runSingleNode(.pow, inputs: [("a", a), ("b", floats([2, 1], [2, 3]))])[0]
+        assertClose(p, floats([2, 3], [1, 4, 9, 64, 125, 216]))
+    }
+
+    func testBothSidesBroadcast() throws {
+        // [2,1,3] + [1,2,1] -> [2,2,3]
+        let y = try runSingleNode(.add, inputs: [("a", floats([2, 1, 3], [1, 2, 3, 4, 5, 6])), ("b", floats([1, 2, 1], [10, 20]))])[0]
+        assertClose(y, floats([2, 2, 3], [11, 12, 13, 21, 22, 23, 14, 15, 16, 24, 25, 26]))
+        let m = try runSingleNode(.mul, inputs: [("a", floats([3, 1], [1, 2, 3])), ("b", floats([1, 2], [10, -1]))])[0]
+        assertClose(m, floats([3, 2], [10, -1, 20, -2, 30, -3]))
+    }
+
+    func testVariadic() throws {
+        let b = floats([3], [10, 20, 30])
+        let c = floats([2, 1], [2, 3])
+        let mean = try runSingleNode(.mean, inputs: [("a", a), ("b", b), ("c", c)])[0]
+        assertClose(mean, floats([2, 3], [4.3333335, 8, 11.666667, 5.6666665, 9.333333, 13]))
+        let mx = try runSingleNode(.max, inputs: [("a", a), ("b", floats([1], [3.5])), ("c", floats([2, 1], [0, 5.5]))])[0]
+        assertClose(mx, floats([2, 3], [3.5, 3.5, 3.5, 5.5, 5.5, 6]))
+        let one = try runSingleNode(.sum, inputs: [("a", a)])[0]
+        assertClose(one, a)
+        let mn = try runSingleNode(.min, inputs: [("a", int64s([3], [5, -2, 7])), ("b", int64s([3], [1, 0, 9]))])[0]
+        XCTAssertEqual(mn.int64s, [1, -2, 7])
+    }
+
+    func testIntegerDivTruncatesAndKeepsInt64Exact() throws {
+        let y = try runSingleNode(.div, inputs: [("a", int64s([4], [7, -7, 9_007_199_254_740_993, 5])), ("b", int64s([4], [2, 2, 1, 0]))])[0]
+        XCTAssertEqual(y.dtype, .i64)
+        XCTAssertEqual(y.int64s, [3, -3, 9_007_199_254_740_993, 0])
+        let u = try runSingleNode(.div, inputs: [("a", Tensor(shape: [2], values: [UInt8(200), 7])), ("b", Tensor(shape: [2], values: [UInt8(3), 2]))])[0]
+        XCTAssertEqual(u.dtype, .u8)
+        XCTAssertEqual(u.int64s, [66, 3])
+    }
+
+    func testPowTypes() throws {
+        let f = try runSingleNode(.pow, inputs: [("x", floats([3], [1, 2, 3])), ("e", int64s([3], [4, 5, 6]))])[0]
+        XCTAssertEqual(f.dtype, .f32)
+        assertClose(f, floats([3], [1, 32, 729]))
+        let i = try runSingleNode(.pow, inputs: [("x", Tensor(shape: [3], values: [Int32(1), 2, 3])), ("e", floats([3], [1, 2, 3]))])[0]
+        XCTAssertEqual(i.dtype, .i32)
+        XCTAssertEqual(i.int64s, [1, 4, 27])
+        let ii = try runSingleNode(.pow, inputs: [("x", int64s([2], [3, -2])), ("e", int64s([2], [3, 5]))])[0]
+        XCTAssertEqual(ii.int64s, [27, -32])
+    }
+
+    func testUnary() throws {
+        let x = floats([4], [0.25, 1, 4, 2.5])
+        assertClose(try runSingleNode(.sqrt, inputs: [("x", x)])[0], floats([4], [0.5, 1, 2, 1.5811388]))
+        assertClose(try runSingleNode(.exp, inputs: [("x", floats([2], [0, 1]))])[0], floats([2], [1, 2.7182817]))
+        assertClose(try runSingleNode(.log, inputs: [("x", floats([2], [1, 2.7182817]))])[0], floats([2], [0, 1]))
+        assertClose(try runSingleNode(.reciprocal, inputs: [("x", x)])[0], floats([4], [4, 1, 0.25, 0.4]))
+        assertClose(try runSingleNode(.floor, inputs: [("x", floats([3], [-1.5, 1.5, 2]))])[0], floats([3], [-2, 1, 2]))
+        assertClose(try runSingleNode(.ceil, inputs: [("x", floats([3], [-1.5, 1.5, 2]))])[0], floats([3], [-1, 2, 2]))
+        assertClose(try runSingleNode(.neg, inputs: [("x", floats([2], [-1.5, 2]))])[0], floats([2], [1.5, -2]))
+        assertClose(try runSingleNode(.abs, inputs: [("x", floats([2], [-1.5, 2]))])[0], floats([2], [1.5, 2]))
+        XCTAssertEqual(try runSingleNode(.abs, inputs: [("x", int64s([2], [-5, 3]))])[0].int64s, [5, 3])
+        let d = try runSingleNode(.sqrt, inputs: [("x", Tensor(shape: [2], values: [Double(9), 2]))])[0]
+        XCTAssertEqual(d.dtype, .f64)
+        XCTAssertEqual(d.doubles, [3, 2.0.squareRoot()])
+    }
+
+    func testComparisonsAndLogic() throws {
+        let x = floats([2, 2], [1, 2, 3, 4])
+        let t = floats([2], [2, 3])
+        XCTAssertEqual(try runSingleNode(.less, inputs: [("x", x), ("t", t)])[0].int64s, [1, 1, 0, 0])
+        XCTAssertEqual(try runSingleNode(.greater, inputs: [("x", x), ("t", t)])[0].int64s, [0, 0, 1, 1])
+        XCTAssertEqual(try runSingleNode(.lessOrEqual, inputs: [("x", x), ("t", t)])[0].int64s, [1, 1, 0, 0])
+        XCTAssertEqual(try runSingleNode(.greaterOrEqual, inputs: [("x", x), ("t", t)])[0].int64s, [0, 0, 1, 1])
+        let eq = try runSingleNode(.equal, inputs: [("x", int64s([3], [1, 2, 3])), ("t", int64s([1], [2]))])[0]
+        XCTAssertEqual(eq.dtype, .bool)
+        XCTAssertEqual(eq.int64s, [0, 1, 0])
+        let p = Tensor(shape: [4], values: [true, true, false, false])
+        let q = Tensor(shape: [4], values: [true, false, true, false])
+        XCTAssertEqual(try runSingleNode(.and, inputs: [("p", p), ("q", q)])[0].int64s, [1, 0, 0, 0])
+        XCTAssertEqual(try runSingleNode(.or, inputs: [("p", p), ("q", q)])[0].int64s, [1, 1, 1, 0])
+        XCTAssertEqual(try runSingleNode(.xor, inputs: [("p", p), ("q", q)])[0].int64s, [0, 1, 1, 0])
+        XCTAssertEqual(try runSingleNode(.not, inputs: [("p", p)])[0].int64s, [0, 0, 1, 1])
+    }
+
+    func testWhereThreeWayBroadcast() throws {
+        let c = Tensor(shape: [2, 1], values: [true, false])
+        let x = floats([3], [1, 2, 3])
+        let y = floats([2, 3], [10, 20, 30, 40, 50, 60])
+        assertClose(try runSingleNode(.where, inputs: [("c", c), ("x", x), ("w", y)])[0], floats([2, 3], [1, 2, 3, 40, 50, 60]))
+        let wi = try runSingleNode(.where, inputs: [("c", Tensor(shape: [3], values: [false, true, false])), ("x", int64s([1], [7])), ("w", int64s([3], [1, 2, 3]))])[0]
+        XCTAssertEqual(wi.int64s, [1, 7, 3])
+    }
+
+    func testShapeMismatchIsInvalid() {
+        XCTAssertThrowsError(try runSingleNode(.add, inputs: [("a", floats([2], [1, 2])), ("b", floats([3], [1, 2, 3]))]))
+    }
+}

@@ -34,6 +34,16 @@ final class ONNXNodeResizeTests: XCTestCase {
         assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
     }
 
+    func test_resize_downsample_scales_cubic_antialias() throws {
+        // ONNX node test case test_resize_downsample_scales_cubic_antialias (opset 19)
+        let in0 = Tensor(shape: [1, 1, 4, 4], values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] as [Float])
+        let in2 = Tensor(shape: [4], values: [1, 1, 0.6, 0.6] as [Float])
+        let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("scales", in2)], constants: ["scales": in2],
+                                  outputs: ["Y"], attributes: ["_opset": .int(19), "antialias": .int(1), "mode": .string("cubic")])
+        let e0 = Tensor(shape: [1, 1, 2, 2], values: [2.5180721, 4.2858863, 9.589329, 11.357142] as [Float])
+        assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
+    }
+
     func test_resize_downsample_scales_linear() throws {
         // ONNX node test case test_resize_downsample_scales_linear (opset 19)
         let in0 = Tensor(shape: [1, 1, 2, 4], values: [1, 2, 3, 4, 5, 6, 7, 8] as [Float])
@@ -51,6 +61,16 @@ final class ONNXNodeResizeTests: XCTestCase {
         let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("scales", in2)], constants: ["scales": in2],
                                   outputs: ["Y"], attributes: ["_opset": .int(19), "coordinate_transformation_mode": .string("align_corners"), "mode": .string("linear")])
         let e0 = Tensor(shape: [1, 1, 1, 2], values: [1, 3.142857] as [Float])
+        assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
+    }
+
+    func test_resize_downsample_scales_linear_antialias() throws {
+        // ONNX node test case test_resize_downsample_scales_linear_antialias (opset 19)
+        let in0 = Tensor(shape: [1, 1, 4, 4], values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] as [Float])
+        let in2 = Tensor(shape: [4], values: [1, 1, 0.6, 0.6] as [Float])
+        let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("scales", in2)], constants: ["scales": in2],
+                                  outputs: ["Y"], attributes: ["_opset": .int(19), "antialias": .int(1), "mode": .string("linear")])
+        let e0 = Tensor(shape: [1, 1, 2, 2], values: [2.875, 4.5, 9.375, 11] as [Float])
         assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
     }
 
@@ -81,6 +101,26 @@ final class ONNXNodeResizeTests: XCTestCase {
         let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("", Tensor(dtype: .f32, shape: [0])), ("sizes", in3)], constants: ["sizes": in3],
                                   outputs: ["Y"], attributes: ["_opset": .int(19), "mode": .string("cubic")])
         let e0 = Tensor(shape: [1, 1, 3, 3], values: [1.630787, 3.0046296, 4.3784723, 7.1261573, 8.5, 9.873842, 12.621528, 13.99537, 15.369213] as [Float])
+        assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
+    }
+
+    func test_resize_downsample_sizes_cubic_antialias() throws {
+        // ONNX node test case test_resize_downsample_sizes_cubic_antialias (opset 19)
+        let in0 = Tensor(shape: [1, 1, 4, 4], values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] as [Float])
+        let in3 = Tensor(shape: [4], values: [1, 1, 3, 3] as [Int64])
+        let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("", Tensor(dtype: .f32, shape: [0])), ("sizes", in3)], constants: ["sizes": in3],
+                                  outputs: ["Y"], attributes: ["_opset": .int(19), "antialias": .int(1), "mode": .string("cubic")])
+        let e0 = Tensor(shape: [1, 1, 3, 3], values: [1.7750092, 3.1200073, 4.4650054, 7.1550016, 8.5, 9.844998, 12.534994, 13.8799925, 15.224991] as [Float])
+        assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
+    }
+
+    func test_resize_downsample_sizes_linear_antialias() throws {
+        // ONNX node test case test_resize_downsample_sizes_linear_antialias (opset 19)
+        let in0 = Tensor(shape: [1, 1, 4, 4], values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] as [Float])
+        let in3 = Tensor(shape: [4], values: [1, 1, 3, 3] as [Int64])
+        let y = try runSingleNode(.resize, inputs: [("X", in0), ("", Tensor(dtype: .f32, shape: [0])), ("", Tensor(dtype: .f32, shape: [0])), ("sizes", in3)], constants: ["sizes": in3],
+                                  outputs: ["Y"], attributes: ["_opset": .int(19), "antialias": .int(1), "mode": .string("linear")])
+        let e0 = Tensor(shape: [1, 1, 3, 3], values: [2.3636363, 3.590909, 4.818182, 7.2727275, 8.5, 9.727273, 12.181818, 13.409091, 14.636364] as [Float])
         assertClose(y[0], e0, rtol: 1e-4, atol: 1e-4)
     }
 

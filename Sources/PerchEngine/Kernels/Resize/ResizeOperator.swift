@@ -6,7 +6,8 @@ import PerchGraph
 /// table of input taps (1 for nearest, 2 for linear, 4 for cubic) with their weights, following
 /// the ONNX reference implementation (edge-clamped neighbours, `exclude_outside` renormalization,
 /// `tf_crop_and_resize` extrapolation). The kernel sums the tensor product of the taps. Axes that
-/// map every output coordinate onto itself get a single tap. fp32 and f64 run directly; other
+/// map every output coordinate onto itself get a single tap. `antialias` (opset 18) widens the
+/// linear/cubic filter by 1/scale when downsampling, as the reference does. fp32 and f64 run directly; other
 /// types are widened to Double in scratch.
 public enum ResizeOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
@@ -32,7 +33,7 @@ public enum ResizeOperator {
         case "simple", "round_prefer_floor", "round_prefer_ceil", "floor", "ceil": break
         default: throw ctx.invalid("unknown nearest_mode '" + nearestMode + "'")
         }
-        if attrs.int("antialias", default: 0) != 0 { throw ctx.unsupported("antialias") }
+        let antialias = attrs.int("antialias", default: 0) != 0 && mode != "nearest"
         let cubicA = Double(attrs.float("cubic_coeff_a", default: -0.75))
         let excludeOutside = attrs.int("exclude_outside", default: 0) != 0
         let extrapolation = Double(attrs.float("extrapolation_value", default: 0))
@@ -121,11 +122,18 @@ public enum ResizeOperator {
         plan.extrapolation = extrapolation
         var inStride = [Int](repeating: 1, count: rank)
         if rank > 1 { for a in stride(from: rank - 2, through: 0, by: -1) { inStride[a] = inStride[a + 1] * x.shape[a + 1] } }
-        let taps = mode == "nearest" ? 1 : (mode == "linear" ? 2 : 4)
+        let baseTaps = mode == "nearest" ? 1 : (mode == "linear" ? 2 : 4)
         for a in 0..<rank {
             let len = x.shape[a]
             let outLen = outShape[a]
             let s = scale[a]
+            // Antialiasing widens the filter by 1/scale when downsampling: taps at f + start ..< f + start + taps.
+            let aaScale = min(s, 1)
+            var aaStart = 0
+            if antialias {
+                aaStart = Int(floorWithoutLibm((mode == "linear" ? -1 : -2) / aaScale)) + 1
+            }
+            let taps = antialias ? 2 - 2 * aaStart : baseTaps
             let outWidth = s * Double(len)
             var idx = [Int](repeating: 0, count: outLen * taps)
             var w = [Double](repeating: 0, count: outLen * taps)
@@ -158,6 +166,27 @@ public enum ResizeOperator {
                 let ratio = c - f
                 let base = o * taps
                 func clamp(_ i: Int) -> Int { i < 0 ? 0 : (i >= len ? len - 1 : i) }
+                if antialias {
+                    // As the ONNX reference: an integral coordinate counts as ratio 1 from the index below.
+                    let (fa, ra) = ratio == 0 ? (fi - 1, 1.0) : (fi, ratio)
+                    var total: Double = 0
+                    for t in 0..<taps {
+                        let i = fa + aaStart + t
+                        let arg = abs(aaScale * Double(aaStart + t) - aaScale * ra)
+                        var cw: Double
+                        if mode == "linear" {
+                            cw = max(0, 1 - arg)
+                        } else {
+                            let A = cubicA
+                            cw = arg <= 1 ? ((A + 2) * arg - (A + 3)) * arg * arg + 1 : (arg < 2 ? ((A * arg - 5 * A) * arg + 8 * A) * arg - 4 * A : 0)
+                        }
+                        if excludeOutside && (i < 0 || i >= len) { cw = 0 }
+                        idx[base + t] = clamp(i)
+                        w[base + t] = cw
+                        total += cw
+                    }
+                    if total != 0 { for t in 0..<taps { w[base + t] /= total } }
+                } else {
                 switch mode {
                 case "nearest":
                     var i: Int
@@ -201,6 +230,7 @@ public enum ResizeOperator {
                         idx[base + t] = clamp(fi - 1 + t)
                         w[base + t] = cw[t]
                     }
+                }
                 }
                 // Identity check: all weight on input coordinate o.
                 if identity {

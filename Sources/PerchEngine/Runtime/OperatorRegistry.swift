@@ -15,8 +15,10 @@ public enum OperatorRegistry {
             return try ResizeOperator.prepare(ctx)
         case .batchNormalization, .layerNormalization, .lrn:
             return try NormalizationOperator.prepare(ctx)
-        case .relu, .leakyRelu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .tanh, .erf, .gelu, .elu:
+        case .relu, .leakyRelu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .tanh, .erf, .gelu, .elu, .selu, .softplus, .softsign:
             return try ActivationOperator.prepare(ctx)
+        case .prelu:
+            return try PReluOperator.prepare(ctx)
         case .softmax, .logSoftmax:
             return try SoftmaxOperator.prepare(ctx)
         case .add, .sub, .mul, .div, .pow, .sqrt, .exp, .log, .neg, .abs, .min, .max, .sum, .mean,

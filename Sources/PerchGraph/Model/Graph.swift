@@ -112,7 +112,11 @@ public struct Graph: Sendable, Equatable {
         var kept = [Node]()
         for (j, node) in nodes.enumerated() where keep[j] { kept.append(node) }
         nodes = kept
-        for key in Array(initializers.keys) where !live.contains(key) {
+        // An initializer that is also a declared input stays: dropping it would turn it into a
+        // required runtime input.
+        var declared = Set<String>()
+        for input in inputs { declared.insert(input.name) }
+        for key in Array(initializers.keys) where !live.contains(key) && !declared.contains(key) {
             initializers[key] = nil
         }
     }

@@ -23,6 +23,10 @@ public enum OpType: String, Sendable, CaseIterable {
     case erf = "Erf"
     case gelu = "Gelu"
     case elu = "Elu"
+    case prelu = "PRelu"
+    case selu = "Selu"
+    case softplus = "Softplus"
+    case softsign = "Softsign"
     case softmax = "Softmax"
     case logSoftmax = "LogSoftmax"
     // Elementwise arithmetic.

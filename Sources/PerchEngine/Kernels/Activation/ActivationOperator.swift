@@ -27,6 +27,11 @@ public enum ActivationOperator {
             default: throw ctx.invalid("approximate must be \"none\" or \"tanh\", got \"" + approximate + "\"")
             }
         case .elu: return try preparedFloatMap(ctx, EluMap(alpha: a.float("alpha", default: 1.0)))
+        case .selu:
+            return try preparedFloatMap(ctx, SeluMap(alpha: a.float("alpha", default: 1.67326319217681884765625),
+                                                     gamma: a.float("gamma", default: 1.05070102214813232421875)))
+        case .softplus: return try preparedFloatMap(ctx, SoftplusMap())
+        case .softsign: return try preparedFloatMap(ctx, SoftsignMap())
         default: throw ctx.unsupported("not an activation")
         }
     }
@@ -165,6 +170,24 @@ struct GeluMap: FloatMap {
         }
         return 0.5 * x * (1 + perch_erf(x * 0.7071067811865476))
     }
+}
+
+struct SeluMap: FloatMap {
+    let alpha: Float
+    let gamma: Float
+    func apply(_ x: Float) -> Float { x > 0 ? gamma * x : gamma * alpha * (perch_expf(x) - 1) }
+    func apply(_ x: Double) -> Double { x > 0 ? Double(gamma) * x : Double(gamma) * Double(alpha) * (perch_exp(x) - 1) }
+}
+
+/// log(1 + e^x), computed without overflow for large x.
+struct SoftplusMap: FloatMap {
+    func apply(_ x: Float) -> Float { x > 20 ? x : perch_logf(1 + perch_expf(x)) }
+    func apply(_ x: Double) -> Double { x > 40 ? x : perch_log(1 + perch_exp(x)) }
+}
+
+struct SoftsignMap: FloatMap {
+    func apply(_ x: Float) -> Float { x / (1 + (x < 0 ? -x : x)) }
+    func apply(_ x: Double) -> Double { x / (1 + (x < 0 ? -x : x)) }
 }
 
 struct EluMap: FloatMap {

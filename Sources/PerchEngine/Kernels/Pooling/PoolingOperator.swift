@@ -11,7 +11,7 @@ public enum PoolingOperator {
         let isMax = ctx.node.op == .maxPool || ctx.node.op == .globalMaxPool
         switch x.dtype {
         case .f32, .f64, .f16: break
-        case .i8, .u8 where isMax: break
+        case .i8 where isMax, .u8 where isMax: break
         default: throw ctx.unsupported("element type " + x.dtype.name)
         }
         let rank = x.rank - 2

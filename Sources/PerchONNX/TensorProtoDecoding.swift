@@ -4,42 +4,10 @@ import PerchGraph
 /// Converts ONNX `TensorProto`s (initializers, `Constant` values, test data `.pb` files) to
 /// Perch tensors, including raw data, typed fields and external data files.
 public enum TensorProtoDecoding {
-    /// Maps an ONNX `TensorProto.DataType` number to a Perch dtype; nil for types Perch lacks
-    /// (string, complex, float8, int4).
-    public static func dtype(onnxType: Int) -> DType? {
-        switch onnxType {
-        case 1: return .f32
-        case 2: return .u8
-        case 3: return .i8
-        case 4: return .u16
-        case 5: return .i16
-        case 6: return .i32
-        case 7: return .i64
-        case 9: return .bool
-        case 10: return .f16
-        case 11: return .f64
-        case 12: return .u32
-        case 13: return .u64
-        case 16: return .bf16
-        case 17: return .f8e4m3fn
-        case 18: return .f8e4m3fnuz
-        case 19: return .f8e5m2
-        case 20: return .f8e5m2fnuz
-        case 21: return .u4
-        case 22: return .i4
-        default: return nil
-        }
-    }
+    /// Maps an ONNX `TensorProto.DataType` number to a Perch dtype; nil for types Perch lacks.
+    public static func dtype(onnxType: Int) -> DType? { DType(onnxElementType: onnxType) }
 
-    public static func onnxTypeName(_ t: Int) -> String {
-        switch t {
-        case 8: return "string"
-        case 14: return "complex64"
-        case 15: return "complex128"
-        case 23: return "float4"
-        default: return "type " + String(t)
-        }
-    }
+    public static func onnxTypeName(_ t: Int) -> String { DType.onnxElementTypeName(t) }
 
     /// Reads a serialized `TensorProto` file (ONNX test data `input_0.pb`).
     public static func decodeFile(_ path: String) throws(ONNXImportError) -> (name: String, tensor: Tensor) {

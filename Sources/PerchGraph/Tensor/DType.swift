@@ -96,4 +96,44 @@ public enum DType: UInt8, Sendable, Equatable, Hashable {
         case .u4: return "uint4"
         }
     }
+
+    /// The dtype of an ONNX `TensorProto.DataType` number (Cast's `to`, tensor element types);
+    /// nil for types Perch lacks (string, complex, float4).
+    public init?(onnxElementType code: Int) {
+        switch code {
+        case 1: self = .f32
+        case 2: self = .u8
+        case 3: self = .i8
+        case 4: self = .u16
+        case 5: self = .i16
+        case 6: self = .i32
+        case 7: self = .i64
+        case 9: self = .bool
+        case 10: self = .f16
+        case 11: self = .f64
+        case 12: self = .u32
+        case 13: self = .u64
+        case 16: self = .bf16
+        case 17: self = .f8e4m3fn
+        case 18: self = .f8e4m3fnuz
+        case 19: self = .f8e5m2
+        case 20: self = .f8e5m2fnuz
+        case 21: self = .u4
+        case 22: self = .i4
+        default: return nil
+        }
+    }
+
+    /// A name for an ONNX element type number Perch lacks, for messages.
+    public static func onnxElementTypeName(_ code: Int) -> String {
+        switch code {
+        case 8: return "string"
+        case 14: return "complex64"
+        case 15: return "complex128"
+        case 23: return "float4"
+        default:
+            if let d = DType(onnxElementType: code) { return d.name }
+            return "type " + String(code)
+        }
+    }
 }

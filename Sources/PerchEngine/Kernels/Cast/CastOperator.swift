@@ -14,31 +14,9 @@ public enum CastOperator {
 
     /// The DType of an ONNX `TensorProto.DataType` number, or a reason it is not supported.
     static func dtype(onnx code: Int, _ ctx: OpContext) throws(EngineError) -> DType {
-        switch code {
-        case 1: return .f32
-        case 2: return .u8
-        case 3: return .i8
-        case 4: return .u16
-        case 5: return .i16
-        case 6: return .i32
-        case 7: return .i64
-        case 9: return .bool
-        case 10: return .f16
-        case 11: return .f64
-        case 12: return .u32
-        case 13: return .u64
-        case 16: return .bf16
-        case 8: throw ctx.unsupported("string tensors (type 8)")
-        case 14, 15: throw ctx.unsupported("complex tensors (type " + String(code) + ")")
-        case 17: return .f8e4m3fn
-        case 18: return .f8e4m3fnuz
-        case 19: return .f8e5m2
-        case 20: return .f8e5m2fnuz
-        case 21: return .u4
-        case 22: return .i4
-        case 23: throw ctx.unsupported("float4 tensors (type 23)")
-        default: throw ctx.invalid("unknown element type " + String(code))
-        }
+        if let d = DType(onnxElementType: code) { return d }
+        if code >= 1 && code <= 23 { throw ctx.unsupported(DType.onnxElementTypeName(code) + " tensors (type " + String(code) + ")") }
+        throw ctx.invalid("unknown element type " + String(code))
     }
 
     /// Float → integer truncates toward zero (then wraps to the target width); integer → integer

@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Embedded-safe core.
@@ -32,7 +33,11 @@ let package = Package(
         ),
         .target(name: "PerchProfiles", dependencies: ["PerchGraph"]),
         .target(name: "PerchOptimize", dependencies: ["PerchGraph", "PerchEngine", "PerchProfiles"]),
-        .target(name: "PerchBundle", dependencies: ["PerchGraph"]),
+        .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(
+            name: "PerchBundle",
+            dependencies: ["PerchGraph", "CLibArchive", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "PerchSSH"),
         .target(name: "PerchFleet", dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles"]),
 
@@ -55,5 +60,6 @@ let package = Package(
             dependencies: ["PerchONNX", "PerchGraph", "PerchEngine"]
         ),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
+        .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
     ]
 )

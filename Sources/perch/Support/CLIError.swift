@@ -1,3 +1,4 @@
+import PerchBundle
 import PerchEngine
 import PerchGraph
 import PerchONNX
@@ -39,6 +40,17 @@ struct CLIError: Error, CustomStringConvertible {
                 return CLIError(.badInput, e.description, hint: "convert the model with onnx.version_converter to a supported opset")
             default:
                 return CLIError(.badInput, e.description, hint: "check that the file is a complete ONNX model")
+            }
+        case let e as BundleError:
+            switch e {
+            case .badKey:
+                return CLIError(.badInput, e.description, hint: "make keys with 'perch keys generate DIR'")
+            case .badInput:
+                return CLIError(.badInput, e.description, hint: "check the file and flags")
+            case .write:
+                return CLIError(.internalError, e.description, hint: "check free space; otherwise this is a bug in Perch")
+            default:
+                return CLIError(.integrity, e.description, hint: "do not install this bundle; re-pack and re-sign it from a trusted model")
             }
         case let e as GraphError:
             return CLIError(.badInput, e.description, hint: "re-create the file with 'perch import'")

@@ -23,6 +23,11 @@ let package = Package(
     targets: [
         // Embedded-safe core.
         .target(name: "CPerchShims", linkerSettings: [.linkedLibrary("m")]),
+        // The agent's own libc/libsodium/libarchive wrappers (header-only; links sodium + archive).
+        .target(
+            name: "CPerchAgentShims",
+            linkerSettings: [.linkedLibrary("sodium"), .linkedLibrary("archive")]
+        ),
         .target(name: "PerchGraph"),
         .target(name: "PerchEngine", dependencies: ["PerchGraph", "CPerchShims"]),
 
@@ -50,7 +55,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "perch-agent", dependencies: ["PerchGraph", "PerchEngine", "CPerchShims"]),
+        .executableTarget(
+            name: "perch-agent",
+            dependencies: ["PerchGraph", "PerchEngine", "CPerchShims", "CPerchAgentShims"]
+        ),
 
         // Tests.
         .testTarget(name: "PerchGraphTests", dependencies: ["PerchGraph"]),
@@ -61,5 +69,6 @@ let package = Package(
         ),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
         .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
+        .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),
     ]
 )

@@ -108,6 +108,20 @@ public enum BundleArchive {
     }
 }
 
+extension BundleArchive {
+    /// Every entry of an archive with its bytes (non-regular entries get empty bytes), without any
+    /// safety or signature check: for inspecting and re-packing bundles (tests, tools), never for
+    /// installing. `limit` caps each entry's size.
+    public static func readEntries(_ bytes: [UInt8], limit: Int = 1 << 30) throws -> [(name: String, type: ArchiveEntryType, bytes: [UInt8])] {
+        let reader = try ArchiveReader(bytes)
+        var out: [(name: String, type: ArchiveEntryType, bytes: [UInt8])] = []
+        while let h = try reader.next() {
+            out.append((h.name, h.type, h.type == .regular ? try reader.readData(name: h.name, limit: limit) : []))
+        }
+        return out
+    }
+}
+
 /// The kind of an archive entry as read, for the safety checks.
 public enum ArchiveEntryType: Sendable, Equatable {
     case regular, symlink, hardlink, directory, device, other

@@ -276,6 +276,7 @@ func bench(runs: Int, warmup: Int, threads: Int, _ state: AgentState) throws(Age
     let std = (sq / Double(samples.count)).squareRoot()
     let mem = m.session.memory
     let rss = Int(pa_peak_rss_bytes())
+    crashPoint("benched")
     var j = JSONWriter()
     j.beginObject()
     j.string("model", m.version.name)

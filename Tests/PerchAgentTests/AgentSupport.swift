@@ -121,24 +121,10 @@ class AgentTestCase: XCTestCase {
 
     /// Rebuilds a bundle with `transform` applied to its (name, bytes) entries; regular files only.
     func tampered(_ path: String, _ transform: (inout [ArchiveEntry]) -> Void) throws -> String {
-        let x = dir + "/x-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: x, withIntermediateDirectories: true)
-        let list = Process()
-        list.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        list.arguments = ["--zstd", "-tf", path]
-        let pipe = Pipe()
-        list.standardOutput = pipe
-        try list.run()
-        let names = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
-        list.waitUntilExit()
-        let extract = Process()
-        extract.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        extract.arguments = ["--zstd", "-xf", path, "-C", x]
-        try extract.run()
-        extract.waitUntilExit()
-        var entries = names.map { ArchiveEntry($0, .file([UInt8](FileManager.default.contents(atPath: x + "/" + $0) ?? Data()))) }
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var entries = try BundleArchive.readEntries(original).map { ArchiveEntry($0.name, .file($0.bytes)) }
         transform(&entries)
-        let out = x + ".perch"
+        let out = dir + "/tampered-" + UUID().uuidString + ".perch"
         write(try BundleArchive.write(entries), out)
         return out
     }

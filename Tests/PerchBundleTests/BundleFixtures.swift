@@ -51,23 +51,6 @@ enum Fixtures {
 
     /// The entries of a bundle (all regular files), to rebuild tampered variants.
     static func entries(_ bundle: [UInt8]) throws -> [(String, [UInt8])] {
-        let dir = tempDirectory("unpack")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/b.perch"
-        write(bundle, path)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        p.arguments = ["--zstd", "-tf", path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let names = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
-        p.waitUntilExit()
-        let x = Process()
-        x.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        x.arguments = ["--zstd", "-xf", path, "-C", dir]
-        try x.run()
-        x.waitUntilExit()
-        return names.map { ($0, [UInt8](FileManager.default.contents(atPath: dir + "/" + $0) ?? Data())) }
+        try BundleArchive.readEntries(bundle).map { ($0.name, $0.bytes) }
     }
 }

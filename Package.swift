@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Embedded-safe core.
@@ -36,7 +37,10 @@ let package = Package(
             name: "PerchONNX",
             dependencies: ["PerchGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        .target(name: "PerchProfiles", dependencies: ["PerchGraph"]),
+        .target(
+            name: "PerchProfiles",
+            dependencies: ["PerchGraph", .product(name: "Yams", package: "Yams")]
+        ),
         .target(name: "PerchOptimize", dependencies: ["PerchGraph", "PerchEngine", "PerchProfiles"]),
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .target(
@@ -67,6 +71,7 @@ let package = Package(
             name: "PerchONNXTests",
             dependencies: ["PerchONNX", "PerchGraph", "PerchEngine"]
         ),
+        .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
         .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
         .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),

@@ -55,7 +55,10 @@ def load_pb(path):
     t = onnx.TensorProto()
     with open(path, "rb") as f:
         t.ParseFromString(f.read())
-    return numpy_helper.to_array(t)
+    a = numpy_helper.to_array(t)
+    if a.dtype.names:  # float8/int4 come as one-field structured arrays: keep the plain bits
+        a = a.view(a.dtype[0])
+    return a
 
 
 def compare(actual, expected, rtol, atol):

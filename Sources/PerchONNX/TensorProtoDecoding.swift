@@ -21,6 +21,12 @@ public enum TensorProtoDecoding {
         case 12: return .u32
         case 13: return .u64
         case 16: return .bf16
+        case 17: return .f8e4m3fn
+        case 18: return .f8e4m3fnuz
+        case 19: return .f8e5m2
+        case 20: return .f8e5m2fnuz
+        case 21: return .u4
+        case 22: return .i4
         default: return nil
         }
     }
@@ -30,8 +36,6 @@ public enum TensorProtoDecoding {
         case 8: return "string"
         case 14: return "complex64"
         case 15: return "complex128"
-        case 17, 18, 19, 20: return "float8"
-        case 21, 22: return "int4/uint4"
         case 23: return "float4"
         default: return "type " + String(t)
         }
@@ -67,6 +71,9 @@ public enum TensorProtoDecoding {
 
         if proto.hasDataLocation && proto.dataLocation == .external {
             return try externalTensor(proto, dtype: dtype, shape: shape, byteCount: byteCount, baseDirectory: baseDirectory)
+        }
+        if dtype == .i4 || dtype == .u4 {
+            return try unpackInt4(proto, dtype: dtype, shape: shape)
         }
         if proto.hasRawData {
             let raw = proto.rawData
@@ -107,6 +114,28 @@ public enum TensorProtoDecoding {
             t.bytes.withUnsafeMutableBytes { raw in
                 for (i, v) in proto.int32Data.enumerated() { writeElementFromInt64(raw.baseAddress!, dtype, i, Int64(v)) }
             }
+        }
+        return t
+    }
+
+    /// int4/uint4 are packed two per byte, low nibble first (raw data or int32_data bytes);
+    /// Perch keeps one value per byte.
+    static func unpackInt4(_ proto: Onnx_TensorProto, dtype: DType, shape: [Int]) throws(ONNXImportError) -> Tensor {
+        let count = elementCount(shape)
+        var packed: [UInt8]
+        if proto.hasRawData {
+            packed = [UInt8](proto.rawData)
+        } else {
+            packed = proto.int32Data.map { UInt8(truncatingIfNeeded: $0) }
+        }
+        guard packed.count == (count + 1) / 2 else {
+            throw .invalidTensor(name: proto.name, reason: "packed 4-bit data has " + String(packed.count) + " bytes, shape " + shapeString(shape) + " needs " + String((count + 1) / 2))
+        }
+        var t = Tensor(dtype: dtype, shape: shape)
+        for i in 0..<count {
+            var nibble = (packed[i / 2] >> UInt8((i % 2) * 4)) & 0x0F
+            if dtype == .i4 && nibble >= 8 { nibble |= 0xF0 }  // sign-extend
+            t.bytes[i] = nibble
         }
         return t
     }

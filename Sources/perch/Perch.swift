@@ -15,7 +15,8 @@ struct Perch: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            ImportCommand.self, RunCommand.self, BenchCommand.self, KeysCommand.self, PackCommand.self, VerifyCommand.self,
+            ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
+            KeysCommand.self, PackCommand.self, VerifyCommand.self,
         ]
     )
 

@@ -37,8 +37,7 @@ final class CLIBundleTests: XCTestCase {
         XCTAssertEqual(try perch(["keys", "generate", dir + "/other"]).status, 0)
         let model = dir + "/tiny.perchm"
         Fixtures.write(Fixtures.model(seed: 1), model)
-        let profile = dir + "/dev.yaml"
-        Fixtures.write(Array("name: dev-board\ncpu:\n  isa: \(Fixtures.hostISA)\n  cores: 4\n".utf8), profile)
+        let profile = "x86-avx2-minipc"
         let pack = try perch(["pack", model, "--profile", profile, "--sign-key", dir + "/k/perch-signing.key", "-o", dir + "/b.perch", "--model-version", "2.1.0"])
         XCTAssertEqual(pack.status, 0, pack.err)
         let pack2 = try perch(["pack", model, "--profile", profile, "--sign-key", dir + "/k/perch-signing.key", "-o", dir + "/b2.perch", "--model-version", "2.1.0"])
@@ -49,8 +48,8 @@ final class CLIBundleTests: XCTestCase {
         XCTAssertEqual(ok.status, 0, ok.err)
         let json = try JSONSerialization.jsonObject(with: Data(ok.out.utf8)) as? [String: Any]
         XCTAssertEqual(json?["version"] as? String, "2.1.0")
-        XCTAssertEqual(json?["profile"] as? String, "dev-board")
-        XCTAssertEqual(json?["target_isa"] as? String, Fixtures.hostISA)
+        XCTAssertEqual(json?["profile"] as? String, "x86-avx2-minipc")
+        XCTAssertEqual(json?["target_isa"] as? String, "x86_64")
 
         let bad = try perch(["verify", dir + "/b.perch", "--trusted-key", dir + "/other/perch-signing.pub"])
         XCTAssertEqual(bad.status, 4)
@@ -64,9 +63,13 @@ final class CLIBundleTests: XCTestCase {
         XCTAssertEqual(cut.status, 4, cut.err)
         XCTAssertTrue(cut.out.contains("\"code\": 4"), cut.out)
 
-        let missingKey = try perch(["pack", model, "--profile", "x", "-o", dir + "/c.perch"])
+        let missingKey = try perch(["pack", model, "--profile", profile, "-o", dir + "/c.perch"])
         XCTAssertEqual(missingKey.status, 2)
-        let notModel = try perch(["pack", profile, "--profile", "x", "--unsigned", "-o", dir + "/c.perch"])
+        Fixtures.write(Array("not a model".utf8), dir + "/junk.perchm")
+        let notModel = try perch(["pack", dir + "/junk.perchm", "--profile", profile, "--unsigned", "-o", dir + "/c.perch"])
         XCTAssertEqual(notModel.status, 2, notModel.err)
+        XCTAssertTrue(notModel.err.contains("not a valid .perchm"), notModel.err)
+        let noProfile = try perch(["pack", model, "--profile", "no-such-board", "--unsigned", "-o", dir + "/c.perch"])
+        XCTAssertEqual(noProfile.status, 2, noProfile.err)
     }
 }

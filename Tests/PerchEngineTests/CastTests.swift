@@ -65,4 +65,15 @@ final class CastTests: XCTestCase {
         let d32 = try runSingleNode(.dequantizeLinear, inputs: [("q", Tensor(shape: [2], values: [Int32(-7), 100_000])), ("s", floats([], [0.5]))])[0]
         assertClose(d32, floats([2], [-3.5, 50_000]))
     }
+
+    func testBlockedDequantize() throws {
+        // x [2,4], axis 1, block_size 2: scale [2,2]; element (r, c) uses scale[r][c / 2].
+        let q = Tensor(shape: [2, 4], values: [Int8(1), 2, 3, 4, -1, -2, -3, -4])
+        let scale = floats([2, 2], [1, 10, 0.5, 2])
+        let y = try runSingleNode(.dequantizeLinear, inputs: [("q", q), ("s", scale)], attributes: ["axis": .int(1), "block_size": .int(2)])[0]
+        assertClose(y, floats([2, 4], [1, 2, 30, 40, -0.5, -1, -6, -8]))
+        let back = try runSingleNode(.quantizeLinear, inputs: [("x", y), ("s", scale), ("z", Tensor(shape: [2, 2], values: [Int8(0), 0, 0, 0]))],
+                                     attributes: ["axis": .int(1), "block_size": .int(2)])[0]
+        XCTAssertEqual(back.int64s, [1, 2, 3, 4, -1, -2, -3, -4])
+    }
 }

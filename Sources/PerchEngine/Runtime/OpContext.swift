@@ -7,16 +7,19 @@ public struct OpContext {
     public let node: Node
     /// Concrete input types; nil for an absent optional input.
     public let inputs: [TensorDesc?]
-    let knownValues: [Tensor?]
-    /// Called when an op reads the value of input `i`, so the session can re-plan if that value
-    /// is a caller feed that later changes.
-    let onValueRead: (Int) -> Void
+    /// Returns the value of input `i` if it can be known before running; the session records
+    /// which caller feeds such values came from, so it can re-plan if they change.
+    let valueProvider: (Int) -> Tensor?
 
-    public init(node: Node, inputs: [TensorDesc?], knownValues: [Tensor?], onValueRead: @escaping (Int) -> Void = { _ in }) {
+    public init(node: Node, inputs: [TensorDesc?], valueProvider: @escaping (Int) -> Tensor?) {
         self.node = node
         self.inputs = inputs
-        self.knownValues = knownValues
-        self.onValueRead = onValueRead
+        self.valueProvider = valueProvider
+    }
+
+    /// A context whose known input values are given up front (tests, tools).
+    public init(node: Node, inputs: [TensorDesc?], knownValues: [Tensor?]) {
+        self.init(node: node, inputs: inputs) { i in i < knownValues.count ? knownValues[i] : nil }
     }
 
     public var attributes: Attributes { node.attributes }
@@ -35,9 +38,8 @@ public struct OpContext {
 
     /// The value of input `i` if it is known before running.
     public func value(_ i: Int) -> Tensor? {
-        guard i < knownValues.count, let v = knownValues[i] else { return nil }
-        onValueRead(i)
-        return v
+        guard i < inputs.count, inputs[i] != nil else { return nil }
+        return valueProvider(i)
     }
 
     /// The value of input `i`, which must be known before running (Reshape's shape, Slice's starts…).

@@ -104,29 +104,58 @@ public final class Session {
         }
         var pending = [PendingStep]()
 
+        var producer: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for out in node.outputs where !out.isEmpty { producer[out] = i }
+        }
+        var onDemand: [String: Tensor] = [:]
+
+        /// The value of `name` if it can be computed before running: a constant, a small caller
+        /// feed (recorded, so a different value re-plans), or a small value computed on demand
+        /// from those (shape arithmetic such as Shape → Sub → Concat → Pad's pads).
+        func knownValue(_ name: String, depth: Int) -> Tensor? {
+            if let c = constants[name] { return c }
+            if let f = peekable[name] {
+                readFeeds[name] = f
+                return f
+            }
+            if let v = onDemand[name] { return v }
+            guard depth < 64, let p = producer[name], let d = descs[name], d.count <= 65536 else { return nil }
+            let node = graph.nodes[p]
+            var ins = [TensorDesc?]()
+            var values = [Tensor?]()
+            for input in node.inputs {
+                if input.isEmpty {
+                    ins.append(nil)
+                    values.append(nil)
+                    continue
+                }
+                guard let v = knownValue(input, depth: depth + 1) else { return nil }
+                ins.append(descs[input])
+                values.append(v)
+            }
+            let ctx = OpContext(node: node, inputs: ins, knownValues: values)
+            guard let prepared = try? OperatorRegistry.prepare(ctx),
+                  let results = try? fold(node: node, prepared: prepared, inputDescs: ins, values: values)
+            else { return nil }
+            for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < results.count { onDemand[out] = results[i] }
+            return onDemand[name]
+        }
+
         for (index, node) in graph.nodes.enumerated() {
             var inputDescs = [TensorDesc?]()
-            var known = [Tensor?]()
             var allConstant = true
             for name in node.inputs {
                 if name.isEmpty {
                     inputDescs.append(nil)
-                    known.append(nil)
                     continue
                 }
                 guard let d = descs[name] else { throw .graph(.undefinedValue(node: node.displayName, value: name)) }
                 inputDescs.append(d)
-                if let c = constants[name] {
-                    known.append(c)
-                } else {
-                    allConstant = false
-                    known.append(peekable[name])
-                }
+                if constants[name] == nil { allConstant = false }
             }
             let inputNames = node.inputs
-            let ctx = OpContext(node: node, inputs: inputDescs, knownValues: known) { i in
-                if let feed = peekable[inputNames[i]] { readFeeds[inputNames[i]] = feed }
-            }
+            let ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
             let prepared = try OperatorRegistry.prepare(ctx)
             if prepared.outputs.count < node.outputs.filter({ !$0.isEmpty }).count {
                 for (i, out) in node.outputs.enumerated() where i >= prepared.outputs.count && !out.isEmpty {
@@ -138,7 +167,7 @@ public final class Session {
             }
             let foldable = allConstant || node.op == .shape || node.op == .size
             if foldable {
-                let results = try fold(node: node, prepared: prepared, inputDescs: inputDescs, constants: constants)
+                let results = try fold(node: node, prepared: prepared, inputDescs: inputDescs, values: node.inputs.map { $0.isEmpty ? nil : constants[$0] })
                 for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < results.count {
                     constants[out] = results[i]
                 }
@@ -248,7 +277,7 @@ public final class Session {
     }
 
     /// Evaluates a node whose inputs are all known, at prepare time.
-    func fold(node: Node, prepared: PreparedOp, inputDescs: [TensorDesc?], constants: [String: Tensor]) throws(EngineError) -> [Tensor] {
+    func fold(node: Node, prepared: PreparedOp, inputDescs: [TensorDesc?], values: [Tensor?]) throws(EngineError) -> [Tensor] {
         var buffers = [UnsafeMutableRawPointer]()
         defer { for b in buffers { perch_aligned_free(b) } }
         func allocate(_ bytes: Int) throws(EngineError) -> UnsafeMutableRawPointer {
@@ -262,7 +291,7 @@ public final class Session {
                 ins.append(nil)
                 continue
             }
-            if let c = constants[name] {
+            if let c = values[i] {
                 let p = try allocate(c.bytes.count)
                 c.bytes.withUnsafeBytes { src in
                     if let base = src.baseAddress { p.copyMemory(from: base, byteCount: c.bytes.count) }

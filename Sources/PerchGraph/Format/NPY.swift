@@ -46,14 +46,11 @@ public enum NPY {
         return Tensor(dtype: dtype, shape: shape, bytes: Array(bytes[dataStart..<dataStart + expected]))
     }
 
-    /// Encodes a tensor as a version 1.0 `.npy` file (bfloat16 is widened to float32, since
-    /// NumPy has no bfloat16).
+    /// Encodes a tensor as a version 1.0 `.npy` file. Types NumPy lacks travel as their carrier
+    /// integer type (`DType.npyCarrier`), as ONNX's numpy_helper does.
     public static func encode(_ tensor: Tensor) -> [UInt8] {
         var t = tensor
-        if t.dtype == .bf16 {
-            let values = t.doubles.map { Float($0) }
-            t = Tensor(shape: t.shape, values: values)
-        }
+        if let carrier = t.dtype.npyCarrier { t.dtype = carrier }
         var shapeText = "("
         for (i, d) in t.shape.enumerated() {
             shapeText += String(d)
@@ -80,7 +77,10 @@ public enum NPY {
 
     public static func descr(for dtype: DType) -> String {
         switch dtype {
-        case .f32, .bf16: return "<f4"
+        case .f32: return "<f4"
+        case .bf16: return "<u2"
+        case .f8e4m3fn, .f8e4m3fnuz, .f8e5m2, .f8e5m2fnuz, .u4: return "|u1"
+        case .i4: return "|i1"
         case .f16: return "<f2"
         case .f64: return "<f8"
         case .i8: return "|i1"

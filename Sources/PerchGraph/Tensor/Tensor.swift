@@ -111,6 +111,10 @@ public func readElementAsDouble(_ base: UnsafeRawPointer, _ dtype: DType, _ i: I
     case .i64: return Double(base.load(fromByteOffset: i * 8, as: Int64.self))
     case .u64: return Double(base.load(fromByteOffset: i * 8, as: UInt64.self))
     case .bool: return base.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0
+    case .f8e4m3fn, .f8e4m3fnuz, .f8e5m2, .f8e5m2fnuz:
+        return Double(Float8Conversion.decode(base.load(fromByteOffset: i, as: UInt8.self), dtype.float8Format!))
+    case .i4: return Double(base.load(fromByteOffset: i, as: Int8.self))
+    case .u4: return Double(base.load(fromByteOffset: i, as: UInt8.self))
     }
 }
 
@@ -138,8 +142,19 @@ public func writeElementFromDouble(_ base: UnsafeMutableRawPointer, _ dtype: DTy
     case .f32: base.storeBytes(of: Float(value), toByteOffset: i * 4, as: Float.self)
     case .f64: base.storeBytes(of: value, toByteOffset: i * 8, as: Double.self)
     case .f16: base.storeBytes(of: HalfConversion.fromFloat(Float(value)), toByteOffset: i * 2, as: UInt16.self)
-    case .bf16: base.storeBytes(of: HalfConversion.floatToBFloat16(Float(value)), toByteOffset: i * 2, as: UInt16.self)
+    case .bf16:
+        // Truncation, as ONNX's reference Cast does (its test data expects it).
+        let f = Float(value)
+        let bits: UInt16 = f.isNaN ? 0x7FC0 : UInt16(f.bitPattern >> 16)
+        base.storeBytes(of: bits, toByteOffset: i * 2, as: UInt16.self)
     case .bool: base.storeBytes(of: value != 0 ? UInt8(1) : UInt8(0), toByteOffset: i, as: UInt8.self)
+    case .f8e4m3fn, .f8e4m3fnuz, .f8e5m2, .f8e5m2fnuz:
+        base.storeBytes(of: Float8Conversion.encode(Float(value), dtype.float8Format!), toByteOffset: i, as: UInt8.self)
+    case .i4, .u4:
+        // ONNX rounds to nearest even and clamps to the 4-bit range.
+        var r = value.rounded(.toNearestOrEven)
+        if r != r { r = 0 }
+        writeElementFromInt64(base, dtype, i, saturatingInt64(r))
     default:
         let v = saturatingInt64(value)
         writeElementFromInt64(base, dtype, i, v)
@@ -159,6 +174,8 @@ public func writeElementFromInt64(_ base: UnsafeMutableRawPointer, _ dtype: DTyp
     case .i64: base.storeBytes(of: value, toByteOffset: i * 8, as: Int64.self)
     case .u64: base.storeBytes(of: UInt64(bitPattern: value), toByteOffset: i * 8, as: UInt64.self)
     case .bool: base.storeBytes(of: value != 0 ? UInt8(1) : UInt8(0), toByteOffset: i, as: UInt8.self)
+    case .i4: base.storeBytes(of: Int8(Swift.min(Swift.max(value, -8), 7)), toByteOffset: i, as: Int8.self)
+    case .u4: base.storeBytes(of: UInt8(Swift.min(Swift.max(value, 0), 15)), toByteOffset: i, as: UInt8.self)
     default: writeElementFromDouble(base, dtype, i, Double(value))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PerchBundle
+import PerchProfiles
 
 /// `perch pack M.perchm --profile P --sign-key K -o B.perch`
 struct PackCommand: ParsableCommand {
@@ -17,7 +18,7 @@ struct PackCommand: ParsableCommand {
     @Argument(help: "The model (.perchm, from 'perch import' or 'perch optimize').")
     var model: String
 
-    @Option(help: "Device profile: a profile name or a YAML file (its 'name:' and 'cpu: isa:' are read).")
+    @Option(help: "Device profile: a bundled profile name or a YAML file (its name and cpu.isa go into the manifest).")
     var profile: String
 
     @Option(name: .customLong("sign-key"), help: "Secret key from 'perch keys generate'.")
@@ -32,7 +33,7 @@ struct PackCommand: ParsableCommand {
     @Option(name: .customLong("model-version"), help: "Model version, dot-separated integers.")
     var modelVersion = "1.0.0"
 
-    @Option(help: "Target ISA: aarch64, armv7 or x86_64 (default: the profile's, else this machine's).")
+    @Option(help: "Target ISA: aarch64, armv7 or x86_64 (default: the profile's).")
     var isa: String?
 
     @Option(name: .customLong("eval-dir"), help: "Directory with inputs/*.npy and outputs/*.npy to ship as eval/.")
@@ -67,9 +68,8 @@ struct PackCommand: ParsableCommand {
     }
 }
 
-/// The one place `pack` reads a device profile. A profile is given by name or as a YAML file; from
-/// the file only `name:` and the `isa:` under `cpu:` are needed, found by a line scan until the
-/// profiles module offers a parsed profile.
+/// The one place `pack` reads a device profile: by name (bundled profiles, $PERCH_PROFILES) or
+/// as a YAML file, through PerchProfiles; the bundle records its name and takes its ISA.
 enum ProfileReference {
     static var hostISA: String {
         #if arch(arm64)
@@ -82,29 +82,7 @@ enum ProfileReference {
     }
 
     static func resolve(_ profile: String) throws -> (name: String, isa: String?) {
-        let isFile = profile.hasSuffix(".yaml") || profile.hasSuffix(".yml") || profile.contains("/")
-        guard isFile else { return (profile, nil) }
-        guard let data = FileManager.default.contents(atPath: profile) else {
-            throw CLIError(.badInput, "profile '" + profile + "' does not exist or is not readable", hint: "give a profile name or a path to its YAML file")
-        }
-        var name: String? = nil
-        var isa: String? = nil
-        var inCPU = false
-        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            let indented = line.first == " " || line.first == "\t"
-            if !indented { inCPU = trimmed.hasPrefix("cpu:") }
-            func value(_ key: String) -> String? {
-                guard trimmed.hasPrefix(key + ":") else { return nil }
-                let v = trimmed.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces)
-                return v.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-            }
-            if !indented, let v = value("name") { name = v }
-            if inCPU && indented, let v = value("isa") { isa = v }
-        }
-        let fallback = ((((profile as NSString).lastPathComponent) as NSString).deletingPathExtension)
-        return (name ?? fallback, isa)
+        let p = try ProfileLoader().load(nameOrFile: profile)
+        return (p.name, p.cpu.isa.rawValue)
     }
 }

@@ -2,6 +2,7 @@ import PerchBundle
 import PerchEngine
 import PerchGraph
 import PerchONNX
+import PerchProfiles
 
 /// Exit codes of CONTRACTS.md.
 enum ExitStatus: Int32 {
@@ -40,6 +41,15 @@ struct CLIError: Error, CustomStringConvertible {
                 return CLIError(.badInput, e.description, hint: "convert the model with onnx.version_converter to a supported opset")
             default:
                 return CLIError(.badInput, e.description, hint: "check that the file is a complete ONNX model")
+            }
+        case let e as ProfileError:
+            switch e {
+            case .invalid:
+                return CLIError(.badInput, e.description, hint: "fix the lines above; device-profiles/README.md describes the schema")
+            case .notFound:
+                return CLIError(.badInput, e.description, hint: "pass a profile file, or add NAME.yaml to a directory in $PERCH_PROFILES")
+            case .abstract:
+                return CLIError(.badInput, e.description, hint: "use a profile that extends it")
             }
         case let e as BundleError:
             switch e {

@@ -32,7 +32,11 @@ struct InputOptions: ParsableArguments {
                 throw CLIError(.badInput, "the model has no input named '" + name + "'",
                                hint: "inputs are: " + declared.map(\.name).joined(separator: ", "))
             }
-            let tensor = try TensorFiles.read(path)
+            var tensor = try TensorFiles.read(path)
+            if let carrier = info.type.dtype.npyCarrier, tensor.dtype == carrier {
+                // NumPy has no bfloat16/float8/int4: their bits arrive in the carrier type.
+                tensor.dtype = info.type.dtype
+            }
             if tensor.dtype != info.type.dtype {
                 throw CLIError(.badInput, "input '" + name + "' from '" + path + "' is " + tensor.dtype.name + ", the model expects " + info.type.dtype.name,
                                hint: "convert it, e.g. numpy's astype(np." + info.type.dtype.name + ")")

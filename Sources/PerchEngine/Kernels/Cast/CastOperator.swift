@@ -30,8 +30,12 @@ public enum CastOperator {
         case 16: return .bf16
         case 8: throw ctx.unsupported("string tensors (type 8)")
         case 14, 15: throw ctx.unsupported("complex tensors (type " + String(code) + ")")
-        case 17, 18, 19, 20: throw ctx.unsupported("float8 tensors (type " + String(code) + ")")
-        case 21, 22: throw ctx.unsupported("4-bit integer tensors (type " + String(code) + ")")
+        case 17: return .f8e4m3fn
+        case 18: return .f8e4m3fnuz
+        case 19: return .f8e5m2
+        case 20: return .f8e5m2fnuz
+        case 21: return .u4
+        case 22: return .i4
         case 23: throw ctx.unsupported("float4 tensors (type 23)")
         default: throw ctx.invalid("unknown element type " + String(code))
         }
@@ -66,6 +70,15 @@ public enum CastOperator {
                 for i in 0..<n { dst[i] = Float(src[i]) }
             }
         }
+        if let format = to.float8Format {
+            // `saturate` (default 1) clamps out-of-range values to ±max instead of inf/NaN.
+            let saturate = ctx.attributes.int("saturate", default: 1) != 0
+            return PreparedOp(outputs: [out]) { args in
+                let src = args.input(0)
+                let dst = args.output(0).pointer(as: UInt8.self)
+                for i in 0..<n { dst[i] = Float8Conversion.encode(Float(src.double(i)), format, saturate: saturate) }
+            }
+        }
         let viaInt = from.isInteger || from == .bool
         return PreparedOp(outputs: [out]) { args in
             let src = args.input(0)
@@ -93,22 +106,68 @@ public enum CastOperator {
         }
     }
 
-    /// Per-tensor (scale has one element) or per-axis (1-D scale along `axis`) parameters:
-    /// returns (channels, inner) so that element `i` uses channel `(i / inner) % channels`.
-    static func axisLayout(_ ctx: OpContext, _ x: TensorDesc, _ scale: TensorDesc) throws(EngineError) -> (Int, Int) {
-        if ctx.attributes.int("block_size", default: 0) != 0 {
-            throw ctx.unsupported("blocked quantization (block_size)")
+    /// Which scale/zero-point element each input element uses: per-tensor (one element),
+    /// per-axis (1-D along `axis`, default 1) or blocked (opset 21 `block_size`: same rank as x,
+    /// `ceil(dim / block_size)` along `axis`). Per-axis is `(i / inner) % channels`; blocked
+    /// precomputes a table.
+    struct ParameterLayout {
+        var channels = 1
+        var inner = 1
+        var table: [Int]? = nil
+
+        @inline(__always)
+        func index(_ i: Int) -> Int {
+            if let t = table { return t[i] }
+            return channels == 1 ? 0 : (i / inner) % channels
         }
-        if scale.count == 1 && scale.rank <= 1 { return (1, 1) }
-        guard scale.rank == 1 else { throw ctx.unsupported("scale of shape " + shapeText(scale.shape) + " (blocked quantization)") }
+    }
+
+    static func axisLayout(_ ctx: OpContext, _ x: TensorDesc, _ scale: TensorDesc) throws(EngineError) -> ParameterLayout {
+        let blockSize = ctx.attributes.int("block_size", default: 0)
+        if blockSize == 0 && scale.count == 1 && scale.rank <= 1 { return ParameterLayout() }
         let rawAxis = ctx.attributes.int("axis", default: 1)
         guard let axis = normalizedAxis(rawAxis, rank: x.rank) else {
             throw ctx.invalid("axis " + String(rawAxis) + " is out of range for rank " + String(x.rank))
         }
+        if blockSize > 0 {
+            guard scale.rank == x.rank else {
+                throw ctx.invalid("blocked scale must have x's rank, got " + shapeText(scale.shape) + " for " + shapeText(x.shape))
+            }
+            for d in 0..<x.rank {
+                let expected = d == axis ? (x.shape[d] + blockSize - 1) / blockSize : x.shape[d]
+                if scale.shape[d] != expected {
+                    throw ctx.invalid("blocked scale shape " + shapeText(scale.shape) + " does not match x " + shapeText(x.shape) + " with block_size " + String(blockSize))
+                }
+            }
+            var strides = [Int](repeating: 1, count: x.rank)
+            var s = 1
+            var d = x.rank - 1
+            while d >= 0 {
+                strides[d] = s
+                s *= scale.shape[d]
+                d -= 1
+            }
+            var table = [Int](repeating: 0, count: x.count)
+            var coord = [Int](repeating: 0, count: x.rank)
+            for i in 0..<x.count {
+                var index = 0
+                for k in 0..<x.rank { index += (k == axis ? coord[k] / blockSize : coord[k]) * strides[k] }
+                table[i] = index
+                var k = x.rank - 1
+                while k >= 0 {
+                    coord[k] += 1
+                    if coord[k] < x.shape[k] { break }
+                    coord[k] = 0
+                    k -= 1
+                }
+            }
+            return ParameterLayout(table: table)
+        }
+        guard scale.rank == 1 else { throw ctx.invalid("per-axis scale must be 1-D, got shape " + shapeText(scale.shape)) }
         guard x.shape[axis] == scale.count else {
             throw ctx.invalid("scale has " + String(scale.count) + " elements but axis " + String(axis) + " has " + String(x.shape[axis]))
         }
-        return (scale.count, product(x.shape[(axis + 1)...]))
+        return ParameterLayout(channels: scale.count, inner: product(x.shape[(axis + 1)...]))
     }
 
     /// y = saturate(round_half_even(x / scale) + zero_point); y's type is zero_point's, else the
@@ -126,7 +185,7 @@ public enum CastOperator {
             outType = try dtype(onnx: ctx.attributes.int("output_dtype", default: 0), ctx)
         }
         guard let (lo, hi) = range(outType) else { throw ctx.unsupported("quantized type " + outType.name) }
-        let (channels, inner) = try axisLayout(ctx, x, scale)
+        let layout = try axisLayout(ctx, x, scale)
         let n = x.count
         let fast = x.dtype == .f32 && scale.dtype == .f32
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
@@ -135,7 +194,7 @@ public enum CastOperator {
             let dst = args.output(0)
             let zp: TensorView? = hasZero ? args.input(2) : nil
             for i in 0..<n {
-                let c = channels == 1 ? 0 : (i / inner) % channels
+                let c = layout.index(i)
                 let z = zp.map { Double($0.int64(c)) } ?? 0
                 var q: Double
                 if fast {
@@ -163,7 +222,7 @@ public enum CastOperator {
             if z.count != scale.count { throw ctx.invalid("zero_point and scale shapes differ") }
             if z.dtype != x.dtype { throw ctx.invalid("zero_point type " + z.dtype.name + " differs from input " + x.dtype.name) }
         }
-        let (channels, inner) = try axisLayout(ctx, x, scale)
+        let layout = try axisLayout(ctx, x, scale)
         let n = x.count
         let isF32 = scale.dtype == .f32
         return PreparedOp(outputs: [TensorDesc(dtype: scale.dtype, shape: x.shape)]) { args in
@@ -172,7 +231,7 @@ public enum CastOperator {
             let dst = args.output(0)
             let zp: TensorView? = hasZero ? args.input(2) : nil
             for i in 0..<n {
-                let c = channels == 1 ? 0 : (i / inner) % channels
+                let c = layout.index(i)
                 let diff = src.int64(i) - (zp?.int64(c) ?? 0)
                 if isF32 {
                     dst.pointer(as: Float.self)[i] = Float(diff) * sc.pointer(as: Float.self)[c]

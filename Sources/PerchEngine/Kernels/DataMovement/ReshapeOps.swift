@@ -109,13 +109,11 @@ extension DataMovementOperator {
     static func prepareDropout(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         let version = opset(ctx)
-        // Opset 12+: training_mode is input #2; before that `is_test` (opset < 7) could say training.
+        // Opset 12+: training_mode is input #2; an unknown value is taken as inference (the
+        // normal deployment case). Before opset 7 `is_test` = 0 meant training.
         var training = false
-        if ctx.has(2) {
-            guard let t = ctx.value(2) else {
-                throw ctx.unsupported("training_mode must be a constant (training-mode dropout is random)")
-            }
-            training = t.count > 0 && t.int64s[0] != 0
+        if ctx.has(2), let t = ctx.value(2), t.count > 0 {
+            training = t.int64s[0] != 0
         }
         if ctx.attributes.has("is_test") && ctx.attributes.int("is_test", default: 1) == 0 { training = true }
         if training {

@@ -131,7 +131,7 @@ public enum NormalizationOperator {
         let scaleDesc = try ctx.input(1)
         let scaleIndex = try layerNormIndexTable(ctx, scaleDesc.shape, normShape, n)
         let hasBias = ctx.has(2)
-        let biasIndex = hasBias ? try layerNormIndexTable(ctx, try ctx.input(2).shape, normShape, n) : nil
+        let biasIndex = hasBias ? try layerNormIndexTable(ctx, try ctx.input(2).shape, normShape, n) : []
         var statShape = x.shape
         for d in axis..<rank { statShape[d] = 1 }
         var outs = [x]
@@ -160,9 +160,8 @@ public enum NormalizationOperator {
                     }
                     let inv = 1 / perch_sqrtf(sq / Float(n) + epsilon)
                     for i in 0..<n {
-                        let s = scaleIndex.map { scale[$0[i]] } ?? scale[i]
-                        var v = (row[i] - mean) * inv * s
-                        if let b = bias { v += biasIndex.map { b[$0[i]] } ?? b[i] }
+                        var v = (row[i] - mean) * inv * scale[scaleIndex[i]]
+                        if let b = bias { v += b[biasIndex[i]] }
                         out[i] = v
                     }
                     if wantMean { args.output(1).pointer(as: Float.self)[o] = mean }
@@ -183,8 +182,8 @@ public enum NormalizationOperator {
                 }
                 let inv = 1 / perch_sqrt(sq / Double(n) + eps)
                 for i in 0..<n {
-                    var v = (src.double(o * n + i) - mean) * inv * args.input(1).double(scaleIndex.map { $0[i] } ?? i)
-                    if hasBias { v += args.input(2).double(biasIndex.map { $0[i] } ?? i) }
+                    var v = (src.double(o * n + i) - mean) * inv * args.input(1).double(scaleIndex[i])
+                    if hasBias { v += args.input(2).double(biasIndex[i]) }
                     dst.setDouble(o * n + i, v)
                 }
                 if wantMean { args.output(1).setDouble(o, mean) }
@@ -193,12 +192,12 @@ public enum NormalizationOperator {
         }
     }
 
-    /// nil when `shape` already covers the normalized dims; else the element of Scale/B to read
-    /// for each of the `n` normalized positions.
-    static func layerNormIndexTable(_ ctx: OpContext, _ shape: [Int], _ normShape: [Int], _ n: Int) throws(EngineError) -> [Int]? {
+    /// The element of Scale/B to read for each of the `n` normalized positions (Scale and B
+    /// broadcast unidirectionally to the normalized dims).
+    static func layerNormIndexTable(_ ctx: OpContext, _ shape: [Int], _ normShape: [Int], _ n: Int) throws(EngineError) -> [Int] {
         var padded = shape
         while padded.count > normShape.count && padded.first == 1 { padded.removeFirst() }
-        if padded == normShape { return nil }
+        if padded == normShape { return Array(0..<n) }
         guard padded.count <= normShape.count, BroadcastPlan.broadcastShape([padded, normShape]) == normShape else {
             throw ctx.invalid("Scale/B shape " + shapeText(shape) + " does not broadcast to " + shapeText(normShape))
         }

@@ -1,8 +1,147 @@
 import PerchGraph
 
-/// Prepares the ops of the Pooling family (placeholder until its kernels land).
+/// Prepares MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool over 1-D, 2-D and 3-D
+/// spatial inputs. fp32 and f64 run directly; f16, int8 and uint8 are widened to Double in scratch.
 public enum PoolingOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
-        throw ctx.unsupported("kernel not implemented yet")
+        let x = try ctx.input(0)
+        guard x.rank >= 3, x.rank <= 5 else {
+            throw ctx.unsupported("input of rank " + String(x.rank) + " (1-D, 2-D and 3-D spatial inputs are implemented)")
+        }
+        let isMax = ctx.node.op == .maxPool || ctx.node.op == .globalMaxPool
+        switch x.dtype {
+        case .f32, .f64, .f16: break
+        case .i8, .u8 where isMax: break
+        default: throw ctx.unsupported("element type " + x.dtype.name)
+        }
+        let rank = x.rank - 2
+        let inSpatial = Array(x.shape[2...])
+        var p = PoolParameters()
+        p.isMax = isMax
+        p.g.batch = x.shape[0]
+        p.g.inChannels = x.shape[1]
+        p.g.outChannels = x.shape[1]
+        p.g.spatialRank = rank
+        var outSpatial: [Int]
+        if ctx.node.op == .globalAveragePool || ctx.node.op == .globalMaxPool {
+            outSpatial = [Int](repeating: 1, count: rank)
+            p.g.setSpatial(input: inSpatial, output: outSpatial, kernel: inSpatial, strides: [], dilations: [], padsBegin: [])
+        } else {
+            guard let kernel = ctx.attributes.ints("kernel_shape") else { throw ctx.invalid("kernel_shape is required") }
+            var window = try WindowAttributes(ctx, rank: rank, kernel: kernel)
+            let ceilMode = ctx.attributes.int("ceil_mode", default: 0) != 0
+            outSpatial = try window.resolveOutput(ctx, input: inSpatial, ceilMode: ceilMode)
+            p.g.setSpatial(input: inSpatial, output: outSpatial, kernel: kernel, strides: window.strides,
+                           dilations: window.dilations, padsBegin: Array(window.pads[0..<rank]))
+            p.countIncludePad = ctx.attributes.int("count_include_pad", default: 0) != 0
+            p.columnMajorIndices = ctx.attributes.int("storage_order", default: 0) != 0
+        }
+        let y = TensorDesc(dtype: x.dtype, shape: [x.shape[0], x.shape[1]] + outSpatial)
+        var outputs = [y]
+        let wantIndices = ctx.node.op == .maxPool && ctx.node.outputs.count > 1 && !ctx.node.outputs[1].isEmpty
+        if wantIndices { outputs.append(TensorDesc(dtype: .i64, shape: y.shape)) }
+        let params = p
+        switch x.dtype {
+        case .f32:
+            return PreparedOp(outputs: outputs) { args in
+                poolKernel(params, x: UnsafePointer(args.input(0).pointer(as: Float.self)), y: args.output(0).pointer(as: Float.self),
+                           indices: wantIndices ? args.output(1).pointer(as: Int64.self) : nil)
+            }
+        case .f64:
+            return PreparedOp(outputs: outputs) { args in
+                poolKernel(params, x: UnsafePointer(args.input(0).pointer(as: Double.self)), y: args.output(0).pointer(as: Double.self),
+                           indices: wantIndices ? args.output(1).pointer(as: Int64.self) : nil)
+            }
+        default:
+            let inCount = x.count
+            let outCount = y.count
+            return PreparedOp(outputs: outputs, scratchBytes: (inCount + outCount) * 8) { args in
+                let xs = args.scratch!.assumingMemoryBound(to: Double.self)
+                let ys = xs + inCount
+                let xv = args.input(0)
+                for i in 0..<inCount { xs[i] = xv.double(i) }
+                poolKernel(params, x: UnsafePointer(xs), y: ys, indices: wantIndices ? args.output(1).pointer(as: Int64.self) : nil)
+                let yv = args.output(0)
+                for i in 0..<outCount { yv.setDouble(i, ys[i]) }
+            }
+        }
+    }
+}
+
+struct PoolParameters {
+    var g = ConvGeometry()
+    var isMax = true
+    var countIncludePad = false
+    var columnMajorIndices = false
+}
+
+/// Taps `k` in `lo..<hi` of a window starting at `start` (dilation `d`, size `kLen`) that land in `0..<limit`.
+@inline(__always)
+func tapRange(start: Int, d: Int, kLen: Int, limit: Int) -> (Int, Int) {
+    let lo = start < 0 ? (-start + d - 1) / d : 0
+    let top = limit - 1 - start
+    if top < 0 { return (0, 0) }
+    let hi = min(kLen, top / d + 1)
+    return lo < hi ? (lo, hi) : (0, 0)
+}
+
+func poolKernel<T: BinaryFloatingPoint>(_ p: PoolParameters, x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, indices: UnsafeMutablePointer<Int64>?) {
+    let g = p.g
+    let inHW = g.inH * g.inW
+    var yi = 0
+    for plane in 0..<(g.batch * g.inChannels) {
+        let xp = x + plane * g.inSize
+        let planeBase = Int64(plane * g.inSize)
+        for od in 0..<g.outD {
+            let sd = od * g.sD - g.pD
+            let (d0, d1) = tapRange(start: sd, d: g.dD, kLen: g.kD, limit: g.inD)
+            for oh in 0..<g.outH {
+                let sh = oh * g.sH - g.pH
+                let (h0, h1) = tapRange(start: sh, d: g.dH, kLen: g.kH, limit: g.inH)
+                for ow in 0..<g.outW {
+                    let sw = ow * g.sW - g.pW
+                    let (w0, w1) = tapRange(start: sw, d: g.dW, kLen: g.kW, limit: g.inW)
+                    if p.isMax {
+                        var best = -T.infinity
+                        var bestAt = -1
+                        for kd in d0..<d1 {
+                            let id = sd + kd * g.dD
+                            for kh in h0..<h1 {
+                                let row = id * inHW + (sh + kh * g.dH) * g.inW
+                                for kw in w0..<w1 {
+                                    let v = xp[row + sw + kw * g.dW]
+                                    if v > best || bestAt < 0 { best = v; bestAt = row + sw + kw * g.dW }
+                                }
+                            }
+                        }
+                        y[yi] = best
+                        if let indices {
+                            var at = bestAt
+                            if p.columnMajorIndices && bestAt >= 0 {
+                                let id = bestAt / inHW
+                                let ih = (bestAt % inHW) / g.inW
+                                let iw = bestAt % g.inW
+                                at = (iw * g.inH + ih) * g.inD + id
+                            }
+                            indices[yi] = planeBase + Int64(at)
+                        }
+                    } else {
+                        var sum: T = 0
+                        for kd in d0..<d1 {
+                            let id = sd + kd * g.dD
+                            for kh in h0..<h1 {
+                                let row = id * inHW + (sh + kh * g.dH) * g.inW + sw
+                                for kw in w0..<w1 { sum += xp[row + kw * g.dW] }
+                            }
+                        }
+                        // count_include_pad: ONNX divides by the whole window, also where ceil_mode
+                        // lets it run past the end padding (the reference pads that part too).
+                        let count = p.countIncludePad ? g.kernelSize : (d1 - d0) * (h1 - h0) * (w1 - w0)
+                        y[yi] = sum / T(count)
+                    }
+                    yi += 1
+                }
+            }
+        }
     }
 }

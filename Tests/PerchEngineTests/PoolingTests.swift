@@ -1,0 +1,67 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+final class PoolingTests: XCTestCase {
+    let x1d = floats([1, 1, 5], [1, 2, 3, 4, 5])
+    let ceilAttrs: [String: Attribute] = ["kernel_shape": .ints([2]), "strides": .ints([2]), "pads": .ints([1, 1]), "ceil_mode": .int(1)]
+
+    func testCeilModeDropsWindowStartingInEndPadding() throws {
+        // span = 5 + 2 - 2 = 5 -> ceil(5/2) + 1 = 4 windows, but the 4th starts at 6 = in + pad_begin: dropped.
+        let y = try runSingleNode(.maxPool, inputs: [("x", x1d)], attributes: ceilAttrs)
+        assertClose(y[0], floats([1, 1, 3], [1, 3, 5]))
+        let a = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: ceilAttrs)
+        assertClose(a[0], floats([1, 1, 3], [1, 2.5, 4.5]))
+        var withPad = ceilAttrs
+        withPad["count_include_pad"] = .int(1)
+        let b = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: withPad)
+        assertClose(b[0], floats([1, 1, 3], [0.5, 2.5, 4.5]))
+    }
+
+    func testFloorModeAndDilatedAverage() throws {
+        // kernel 2 dilation 2 over [1..5]: windows {1,3},{2,4},{3,5}
+        let y = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: ["kernel_shape": .ints([2]), "dilations": .ints([2])])
+        assertClose(y[0], floats([1, 1, 3], [2, 3, 4]))
+        let m = try runSingleNode(.maxPool, inputs: [("x", x1d)], attributes: ["kernel_shape": .ints([3]), "strides": .ints([2])])
+        assertClose(m[0], floats([1, 1, 2], [3, 5]))
+    }
+
+    func testMaxPoolIndicesBothStorageOrders() throws {
+        let x = floats([1, 2, 3, 3], [13, 10, 3, 7, 6, 15, 2, 9, 12, 16, 5, 17, 8, 11, 14, 4, 0, 1])
+        let attrs: [String: Attribute] = ["kernel_shape": .ints([2, 2]), "pads": .ints([0, 0, 1, 1])]
+        let r = try runSingleNode(.maxPool, inputs: [("x", x)], outputs: ["y", "i"], attributes: attrs)
+        assertClose(r[0], floats([1, 2, 3, 3], [13, 15, 15, 9, 15, 15, 9, 12, 12, 16, 17, 17, 11, 14, 14, 4, 1, 1]))
+        XCTAssertEqual(r[1].dtype, .i64)
+        XCTAssertEqual(r[1].int64s, [0, 5, 5, 7, 5, 5, 7, 8, 8, 9, 11, 11, 13, 14, 14, 15, 17, 17])
+        var cm = attrs
+        cm["storage_order"] = .int(1)
+        let c = try runSingleNode(.maxPool, inputs: [("x", x)], outputs: ["y", "i"], attributes: cm)
+        XCTAssertEqual(c[1].int64s, [0, 7, 7, 5, 7, 7, 5, 8, 8, 9, 15, 15, 13, 16, 16, 11, 17, 17])
+    }
+
+    func testSameUpperAndGlobalPoolsOtherTypes() throws {
+        // SAME_UPPER, k=2, s=2 on 5: out 3, total pad 1 at the end -> windows {1,2},{3,4},{5}
+        let y = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: ["kernel_shape": .ints([2]), "strides": .ints([2]), "auto_pad": .string("SAME_UPPER")])
+        assertClose(y[0], floats([1, 1, 3], [1.5, 3.5, 5]))
+        let ySL = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: ["kernel_shape": .ints([2]), "strides": .ints([2]), "auto_pad": .string("SAME_LOWER")])
+        assertClose(ySL[0], floats([1, 1, 3], [1, 2.5, 4.5]))
+        let d = Tensor(shape: [1, 2, 2, 2], values: [1, -2, 3, 4.5, -1, -7, -3, -2] as [Double])
+        let gm = try runSingleNode(.globalMaxPool, inputs: [("x", d)])
+        XCTAssertEqual(gm[0].dtype, .f64)
+        XCTAssertEqual(gm[0].shape, [1, 2, 1, 1])
+        XCTAssertEqual(gm[0].doubles, [4.5, -1])
+        let ga = try runSingleNode(.globalAveragePool, inputs: [("x", d)])
+        XCTAssertEqual(ga[0].doubles, [1.625, -3.25])
+        let u = Tensor(shape: [1, 1, 4], values: [3, 250, 7, 9] as [UInt8])
+        let mu = try runSingleNode(.maxPool, inputs: [("x", u)], attributes: ["kernel_shape": .ints([2]), "strides": .ints([2])])
+        XCTAssertEqual(mu[0].dtype, .u8)
+        XCTAssertEqual(mu[0].int64s, [250, 9])
+        let g3 = try runSingleNode(.globalAveragePool, inputs: [("x", floats([1, 1, 2, 1, 2], [1, 2, 3, 6]))])
+        assertClose(g3[0], floats([1, 1, 1, 1, 1], [3]))
+    }
+
+    func testRejectsMissingKernelShape() {
+        XCTAssertThrowsError(try runSingleNode(.maxPool, inputs: [("x", x1d)]))
+        XCTAssertThrowsError(try runSingleNode(.averagePool, inputs: [("x", Tensor(shape: [1, 1, 2], values: [1, 2] as [UInt8]))], attributes: ["kernel_shape": .ints([2])]))
+    }
+}

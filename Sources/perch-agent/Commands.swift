@@ -201,12 +201,17 @@ func loadActive(_ state: AgentState) throws(AgentError) -> LoadedModel {
     guard let active = state.active() else { throw AgentError.bad("no active version", "install a bundle with 'perch-agent install BUNDLE'") }
     let dir = state.versionsDir + "/" + active.directory
     guard let bytes = FS.read(dir + "/model.perchm") else { throw AgentError.io("read", dir + "/model.perchm") }
-    do {
-        let graph = try PerchModelFile.decode(bytes)
-        return LoadedModel(version: active, directory: dir, session: try Session(graph: graph), modelBytes: bytes.count)
-    } catch {
+    guard let session = loadSession(bytes) else {
         throw AgentError(Exit.internalError, "the active model " + active.directory + " does not load", "roll back with 'perch-agent rollback'")
     }
+    return LoadedModel(version: active, directory: dir, session: session, modelBytes: bytes.count)
+}
+
+/// Decodes a `.perchm` and validates it as the engine would run it; nil if either step fails.
+func loadSession(_ bytes: [UInt8]) -> Session? {
+    let graph: Graph
+    do throws(GraphError) { graph = try PerchModelFile.decode(bytes) } catch { return nil }
+    do throws(EngineError) { return try Session(graph: graph) } catch { return nil }
 }
 
 /// CONTRACTS.md's tensor-name-to-file-name rule.

@@ -309,10 +309,7 @@ func install(_ bundlePath: String, _ state: AgentState) throws(AgentError) -> St
 
         // The model must load before it may become active.
         guard let modelBytes = FS.read(staging + "/model.perchm") else { throw AgentError.io("read", staging + "/model.perchm") }
-        do {
-            let graph = try PerchModelFile.decode(modelBytes)
-            _ = try Session(graph: graph)
-        } catch {
+        if loadSession(modelBytes) == nil {
             throw AgentError.bad("model.perchm of " + manifest.name + " " + manifest.version + " does not load", "re-create it with 'perch import' and re-pack")
         }
 

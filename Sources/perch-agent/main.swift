@@ -109,10 +109,21 @@ func dispatch(_ a: Arguments) throws(AgentError) -> String {
     }
 }
 
+/// The command line. Embedded Swift has no `CommandLine`; there the kernel's copy in
+/// /proc/self/cmdline (NUL-separated) serves.
+func commandLineArguments() -> [String] {
+    #if hasFeature(Embedded)
+    guard let raw = FS.read("/proc/self/cmdline") else { return [] }
+    return raw.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+    #else
+    return CommandLine.arguments
+    #endif
+}
+
 func main() -> Int32 {
-    var args = CommandLine.arguments
+    var args = commandLineArguments()
     if !args.isEmpty { args.removeFirst() }
-    do {
+    do throws(AgentError) {
         let a = try Arguments.parse(args)
         if a.command == "help" || a.command == "--help" {
             Out.stdout(usage + "\n")

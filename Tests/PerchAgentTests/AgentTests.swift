@@ -116,7 +116,14 @@ final class AgentTests: AgentTestCase {
     func testSecondConcurrentInstallIsBusy() throws {
         let v1 = try bundle("1.0.0")
         let first = try start(["install", v1], env: ["PERCH_AGENT_PAUSE_AT": "locked"])
-        Thread.sleep(forTimeInterval: 0.5)
+        // Wait until the first install holds the lock (it writes its pid into the lock file).
+        let pid = String(first.0.processIdentifier)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let holder = (try? String(contentsOfFile: state + "/lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if holder == pid { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
         let second = try agent(["install", v1])
         assertRefused(second, code: 3, mentions: "busy: another install is running (pid \(first.0.processIdentifier))")
         let r = finish(first)

@@ -31,7 +31,23 @@ final class CastTests: XCTestCase {
         XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(8)])) { error in
             XCTAssertTrue(String(describing: error).contains("string"))
         }
-        XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(17)]))
+        XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(23)])) { error in
+            XCTAssertTrue(String(describing: error).contains("float4"))
+        }
+    }
+
+    func testCastToFloat8FollowsONNXTable() throws {
+        // Expected bits from ONNX's test_cast_FLOAT_to_FLOAT8E4M3FN / _no_saturate_ data.
+        let x = floats([6], [0.47892547, 0.8191054, 1_000_000, -1e-7, .infinity, -.infinity])
+        let sat = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(17)])[0]
+        XCTAssertEqual(sat.dtype, .f8e4m3fn)
+        XCTAssertEqual(sat.bytes, [47, 53, 126, 128, 126, 254])
+        let noSat = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(17), "saturate": .int(0)])[0]
+        XCTAssertEqual(noSat.bytes, [47, 53, 127, 128, 127, 255])
+        let e5m2 = try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(19), "saturate": .int(0)])[0]
+        XCTAssertEqual(Array(e5m2.bytes[4...]), [0x7C, 0xFC])  // ±inf exists in e5m2
+        let back = try runSingleNode(.cast, inputs: [("x", sat)], attributes: ["to": .int(1)])[0]
+        XCTAssertEqual(back.floats, [0.46875, 0.8125, 448, -0.0, 448, -448])
     }
 
     func testQuantizeLinear() throws {

@@ -18,11 +18,17 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Embedded-safe core.
         .target(name: "CPerchShims", linkerSettings: [.linkedLibrary("m")]),
+        // The agent's own libc/libsodium/libarchive wrappers (header-only; links sodium + archive).
+        .target(
+            name: "CPerchAgentShims",
+            linkerSettings: [.linkedLibrary("sodium"), .linkedLibrary("archive")]
+        ),
         .target(name: "PerchGraph"),
         .target(name: "PerchEngine", dependencies: ["PerchGraph", "CPerchShims"]),
 
@@ -36,7 +42,11 @@ let package = Package(
             dependencies: ["PerchGraph", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "PerchOptimize", dependencies: ["PerchGraph", "PerchEngine", "PerchProfiles"]),
-        .target(name: "PerchBundle", dependencies: ["PerchGraph"]),
+        .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(
+            name: "PerchBundle",
+            dependencies: ["PerchGraph", "CLibArchive", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "PerchSSH"),
         .target(name: "PerchFleet", dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles"]),
 
@@ -49,7 +59,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "perch-agent", dependencies: ["PerchGraph", "PerchEngine", "CPerchShims"]),
+        .executableTarget(
+            name: "perch-agent",
+            dependencies: ["PerchGraph", "PerchEngine", "CPerchShims", "CPerchAgentShims"]
+        ),
 
         // Tests.
         .testTarget(name: "PerchGraphTests", dependencies: ["PerchGraph"]),
@@ -60,5 +73,7 @@ let package = Package(
         ),
         .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
+        .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
+        .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),
     ]
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the embedded-safe modules (PerchGraph, PerchEngine) in Embedded Swift mode for a cross
+# Builds the embedded-safe modules (PerchGraph, PerchEngine, perch-agent) in Embedded Swift mode for a cross
 # target, to prove they stay free of Foundation, existentials and reflection. `make test` runs it.
 # Usage: scripts/build-embedded.sh [TARGET]   (default aarch64-none-none-elf)
 set -euo pipefail
@@ -30,5 +30,18 @@ echo "embedded: PerchGraph ($TARGET)"
 echo "embedded: PerchEngine ($TARGET)"
 "$SWIFTC" "${COMMON[@]}" -module-name PerchEngine -emit-module -emit-module-path "$OUT/PerchEngine.swiftmodule" \
   -c -o "$OUT/PerchEngine.o" $(find Sources/PerchEngine -name '*.swift' | sort)
+# perch-agent (compile only; linking a device binary is `perch agent build`). Its shim header
+# includes libsodium's and libarchive's headers, which are architecture-independent: take them
+# from the host's /usr/include after the target sysroot.
+mkdir -p "$OUT/agent"
+cat > "$OUT/agent/module.modulemap" <<MAP
+module CPerchAgentShims {
+  header "$(pwd)/Sources/CPerchAgentShims/include/CPerchAgentShims.h"
+  export *
+}
+MAP
+echo "embedded: perch-agent ($TARGET)"
+"$SWIFTC" "${COMMON[@]/-parse-as-library}" -I "$OUT/agent" -Xcc -idirafter -Xcc /usr/include -module-name perch_agent \
+  -c -o "$OUT/perch-agent.o" $(find Sources/perch-agent -name '*.swift' | sort)
 ls -l "$OUT"/*.o
 echo "embedded build OK ($TARGET)"

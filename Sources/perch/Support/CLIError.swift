@@ -1,3 +1,4 @@
+import PerchBundle
 import PerchEngine
 import PerchGraph
 import PerchONNX
@@ -49,6 +50,17 @@ struct CLIError: Error, CustomStringConvertible {
                 return CLIError(.badInput, e.description, hint: "pass a profile file, or add NAME.yaml to a directory in $PERCH_PROFILES")
             case .abstract:
                 return CLIError(.badInput, e.description, hint: "use a profile that extends it")
+            }
+        case let e as BundleError:
+            switch e {
+            case .badKey:
+                return CLIError(.badInput, e.description, hint: "make keys with 'perch keys generate DIR'")
+            case .badInput:
+                return CLIError(.badInput, e.description, hint: "check the file and flags")
+            case .write:
+                return CLIError(.internalError, e.description, hint: "check free space; otherwise this is a bug in Perch")
+            default:
+                return CLIError(.integrity, e.description, hint: "do not install this bundle; re-pack and re-sign it from a trusted model")
             }
         case let e as GraphError:
             return CLIError(.badInput, e.description, hint: "re-create the file with 'perch import'")

@@ -50,6 +50,8 @@ public final class Deployer {
         public var installed: Bool
         /// The agent's bench JSON (CONTRACTS.md), parsed.
         public var bench: [String: Any]
+        /// Connect, agent check, upload and install — everything but the benchmark.
+        public var deploySeconds: Double
         public var seconds: Double
     }
 
@@ -63,12 +65,26 @@ public final class Deployer {
         let client = SSHClient(target: r.target, options: r.ssh, log: log)
         defer { client.close() }
         let q = shellQuote
+        let log = self.log
 
-        // One round trip: where Perch lives on the device, its ISA, the agent's version and hash.
+        let keyName = (r.publicKeyPath as NSString).lastPathComponent
+        let bundleName = r.modelName + "-" + r.modelVersion + ".perch"
+        guard let bundleSHA = sha256Hex(ofFile: r.bundlePath), let keySHA = sha256Hex(ofFile: r.publicKeyPath) else {
+            throw FleetError.badInput("cannot read '\(r.bundlePath)' or '\(r.publicKeyPath)'", hint: "check the paths")
+        }
+
+        // One round trip: where Perch lives on the device, its ISA, the agent's version and hash,
+        // what the device already has of this key and bundle, and the active version.
         let probeScript = """
-            PH="${PERCH_HOME:-$HOME/.perch}"; A="$PH/bin/perch-agent"
-            printf 'home %s\\nstate %s\\narch %s\\n' "$PH" "${PERCH_AGENT_STATE:-$PH/state}" "$(uname -m)"
-            if [ -x "$A" ]; then printf 'agent %s\\n' "$("$A" version 2>/dev/null | tr -d '\\n')"; printf 'agent_sha %s\\n' "$(sha256sum -- "$A" | cut -d' ' -f1)"; fi
+            PH="${PERCH_HOME:-$HOME/.perch}"; A="$PH/bin/perch-agent"; S="${PERCH_AGENT_STATE:-$PH/state}"
+            printf 'home %s\\nstate %s\\narch %s\\n' "$PH" "$S" "$(uname -m)"
+            printf 'key_sha %s\\n' "$(sha256sum -- "$PH/keys/\(keyName)" 2>/dev/null | cut -d' ' -f1)"
+            printf 'bundle_sha %s\\n' "$(sha256sum -- "$PH/incoming/\(bundleName)" 2>/dev/null | cut -d' ' -f1)"
+            if [ -x "$A" ]; then
+              printf 'agent %s\\n' "$("$A" version 2>/dev/null | tr -d '\\n')"
+              printf 'agent_sha %s\\n' "$(sha256sum -- "$A" | cut -d' ' -f1)"
+              printf 'status %s\\n' "$("$A" --state "$S" status 2>/dev/null | tr -d '\\n')"
+            fi
             """
         let probe = try client.perform { s throws(SSHError) in try s.run(probeScript) }
         var facts: [String: String] = [:]
@@ -86,52 +102,58 @@ public final class Deployer {
         // The agent: install or upgrade it from the local binary for the device's ISA.
         var agentVersion = Deployer.jsonField(facts["agent"] ?? "", "agent_version") ?? ""
         var upgraded = false
-        guard let localAgent = r.agentBinaries[isa] else {
-            if agentVersion.isEmpty {
-                throw SSHError.badInput("the device is \(isa) and has no perch-agent, and there is no perch-agent binary for \(isa) here — build one with 'perch agent build --isa \(isa)' and put it beside perch as perch-agent-\(isa)")
+        if let localAgent = r.agentBinaries[isa] {
+            let localSHA = sha256Hex(ofFile: localAgent)
+            let localVersion = Deployer.localAgentVersion(localAgent)
+            let remoteNewer = !agentVersion.isEmpty && localVersion != nil && Deployer.compareVersions(agentVersion, localVersion!) > 0
+            if facts["agent_sha"] != localSHA && !remoteNewer {
+                log(agentVersion.isEmpty ? "installing perch-agent on \(r.deviceName)" : "upgrading perch-agent \(agentVersion) on \(r.deviceName)")
+                _ = try client.perform { s throws(SSHError) in try s.upload(localAgent, to: agentPath, mode: 0o755) }
+                let v = try client.perform { s throws(SSHError) in try s.run(q(agentPath) + " version") }
+                agentVersion = Deployer.jsonField(v, "agent_version") ?? "?"
+                upgraded = true
             }
-            return try finish()
+        } else if agentVersion.isEmpty {
+            throw SSHError.badInput("the device is \(isa) and has no perch-agent, and there is no perch-agent binary for \(isa) here — build one with 'perch agent build --isa \(isa)' and put it beside perch as perch-agent-\(isa)")
         }
-        let localSHA = try Deployer.sha256(ofFile: localAgent)
-        let localVersion = Deployer.localAgentVersion(localAgent)
-        let remoteNewer = !agentVersion.isEmpty && localVersion != nil && Deployer.compareVersions(agentVersion, localVersion!) > 0
-        if facts["agent_sha"] != localSHA && !remoteNewer {
-            log(agentVersion.isEmpty ? "installing perch-agent on \(r.deviceName)" : "upgrading perch-agent \(agentVersion) on \(r.deviceName)")
-            _ = try client.perform { s throws(SSHError) in try s.upload(localAgent, to: agentPath, mode: 0o755) }
-            let v = try client.perform { s throws(SSHError) in try s.run(q(agentPath) + " version") }
-            agentVersion = Deployer.jsonField(v, "agent_version") ?? "?"
-            upgraded = true
-        }
-        return try finish()
 
-        func finish() throws -> Report {
-            // Trust the signer, upload the bundle, install unless it is already the active version.
-            let keyRemote = home + "/keys/" + (r.publicKeyPath as NSString).lastPathComponent
-            _ = try client.perform { s throws(SSHError) in try s.upload(r.publicKeyPath, to: keyRemote) }
-            let bundleRemote = home + "/incoming/" + r.modelName + "-" + r.modelVersion + ".perch"
-            let upload = try client.perform { s throws(SSHError) in try s.upload(r.bundlePath, to: bundleRemote, progress: self.progress) }
+        // Trust the signer, upload the bundle, install unless it is already the active version.
+        let keyRemote = home + "/keys/" + keyName
+        let bundleRemote = home + "/incoming/" + bundleName
+        let active = Deployer.activeVersion(facts["status"] ?? "")
+        let upToDate = !upgraded && facts["key_sha"] == keySHA && facts["bundle_sha"] == bundleSHA
+            && active?.name == r.modelName && active?.version == r.modelVersion
+        var upload = UploadResult(bytesSent: 0, size: (try? FileManager.default.attributesOfItem(atPath: r.bundlePath)[.size] as? Int) ?? 0,
+                                  unchanged: true, resumedFrom: 0, sha256: bundleSHA, seconds: 0)
+        var installed = false
+        if !upToDate {
+            if facts["key_sha"] != keySHA {
+                _ = try client.perform { s throws(SSHError) in try s.upload(r.publicKeyPath, to: keyRemote) }
+            }
+            upload = try client.perform { s throws(SSHError) in try s.upload(r.bundlePath, to: bundleRemote, progress: self.progress) }
             let install: ExecResult? = try client.perform { s throws(SSHError) -> ExecResult? in
                 // Checked on every attempt, so a retry after a lost connection never installs twice.
                 let status = try s.exec(agent + " trust " + q(keyRemote) + " >/dev/null && " + agent + " status")
-                let active = Deployer.activeVersion(status.stdoutText)
-                if status.status == 0, active?.name == r.modelName, active?.version == r.modelVersion, upload.unchanged { return nil }
+                let now = Deployer.activeVersion(status.stdoutText)
+                if status.status == 0, now?.name == r.modelName, now?.version == r.modelVersion, upload.unchanged { return nil }
                 return try s.exec(agent + " install " + q(bundleRemote), timeout: 300)
             }
             if let result = install, result.status != 0 {
                 throw AgentFailure(command: "install", code: result.status,
                                    message: Deployer.jsonField(result.stdoutText, "message") ?? result.stderr)
             }
-            let installed = install != nil
-            let benchOut = try client.perform { s throws(SSHError) in
-                try s.exec(agent + " bench --runs \(r.runs) --warmup \(r.warmup)", timeout: r.benchTimeout)
-            }
-            guard benchOut.status == 0,
-                  let bench = try? JSONSerialization.jsonObject(with: Data(benchOut.stdout)) as? [String: Any] else {
-                throw AgentFailure(command: "bench", code: benchOut.status, message: Deployer.jsonField(benchOut.stdoutText, "message") ?? benchOut.stderr)
-            }
-            return Report(device: r.deviceName, isa: isa, agentVersion: agentVersion, agentUpgraded: upgraded, upload: upload,
-                          installed: installed, bench: bench, seconds: Date().timeIntervalSince(start))
+            installed = install != nil
         }
+        let deploySeconds = Date().timeIntervalSince(start)
+        let benchOut = try client.perform { s throws(SSHError) in
+            try s.exec(agent + " bench --runs \(r.runs) --warmup \(r.warmup)", timeout: r.benchTimeout)
+        }
+        guard benchOut.status == 0,
+              let bench = try? JSONSerialization.jsonObject(with: Data(benchOut.stdout)) as? [String: Any] else {
+            throw AgentFailure(command: "bench", code: benchOut.status, message: Deployer.jsonField(benchOut.stdoutText, "message") ?? benchOut.stderr)
+        }
+        return Report(device: r.deviceName, isa: isa, agentVersion: agentVersion, agentUpgraded: upgraded, upload: upload,
+                      installed: installed, bench: bench, deploySeconds: deploySeconds, seconds: Date().timeIntervalSince(start))
     }
 
     // MARK: helpers

@@ -14,6 +14,15 @@ public struct UploadResult: Sendable {
     public var resumedFrom: Int
     public var sha256: String
     public var seconds: Double
+
+    public init(bytesSent: Int, size: Int, unchanged: Bool, resumedFrom: Int, sha256: String, seconds: Double) {
+        self.bytesSent = bytesSent
+        self.size = size
+        self.unchanged = unchanged
+        self.resumedFrom = resumedFrom
+        self.sha256 = sha256
+        self.seconds = seconds
+    }
 }
 
 extension SSHSession {
@@ -98,6 +107,12 @@ extension SSHSession {
         closed = true
         if rc != 0 { throw sftpFailure(rc, part, "close") }
     }
+}
+
+/// SHA-256 of a local file as lowercase hex, or nil if it cannot be read.
+public func sha256Hex(ofFile path: String) -> String? {
+    guard let d = FileManager.default.contents(atPath: path) else { return nil }
+    return hex(SHA256.hash(data: d))
 }
 
 func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

@@ -151,7 +151,7 @@ enum DeployFlow {
                 ("runs", .int(runs)),
                 ("latency_ms", .object([("p50", .double(ms("p50"))), ("p90", .double(ms("p90"))), ("p99", .double(ms("p99")))])),
                 ("peak_memory_bytes", .int(peak)), ("budget_ms", budget.map { .double($0) } ?? .null),
-                ("within_budget", .bool(within)), ("seconds", .double(r.seconds)),
+                ("within_budget", .bool(within)), ("deploy_seconds", .double(r.deploySeconds)), ("seconds", .double(r.seconds)),
             ]).text)
         } else {
             let budgetText = budget.map { (within ? "ok ≤ " : "MISSED > ") + fmt($0) + " ms" } ?? "no budget"
@@ -166,7 +166,7 @@ enum DeployFlow {
             }
             let up = r.upload.unchanged ? "bundle unchanged on the device, nothing sent"
                 : "sent \(formatBytes(r.upload.bytesSent))" + (r.upload.resumedFrom > 0 ? " (resumed at \(formatBytes(r.upload.resumedFrom)))" : "")
-            status("\(up); \(r.installed ? "installed" : "already active"); \(String(format: "%.2f", r.seconds)) s")
+            status("\(up); \(r.installed ? "installed" : "already active"); deploy \(String(format: "%.2f", r.deploySeconds)) s, with bench \(String(format: "%.2f", r.seconds)) s")
         }
         return DeployOutcome(withinBudget: within)
     }

@@ -250,14 +250,30 @@ func benchFeeds(_ m: LoadedModel) throws(AgentError) -> [String: Tensor] {
     return feeds
 }
 
+/// Resident pages not backed by files (/proc/self/statm: resident − shared), in bytes; shared
+/// library text is excluded because it is shared with every other process using it.
+func privateResidentBytes() -> Int {
+    guard let text = FS.readText("/proc/self/statm") else { return 0 }
+    let f = text.split(separator: " ")
+    guard f.count >= 3, let resident = Int(f[1]), let shared = Int(f[2]) else { return 0 }
+    return (resident - shared) * Int(pa_page_size())
+}
+
+/// Binds bench inputs; the input tensors are copied into the arena and freed on return, so they
+/// do not stay resident beside it.
+func bindBenchFeeds(_ m: LoadedModel) throws(AgentError) {
+    let feeds = try benchFeeds(m)
+    do throws(EngineError) { try m.session.bind(feeds) } catch {
+        throw AgentError(Exit.internalError, "the active model cannot run: " + error.description, "roll back with 'perch-agent rollback'")
+    }
+}
+
 func bench(runs: Int, warmup: Int, threads: Int, _ state: AgentState) throws(AgentError) -> String {
     let rssBefore = Int(pa_peak_rss_bytes())
     let start = pa_monotonic_ns()
     let m = try loadActive(state)
-    let feeds = try benchFeeds(m)
-    do { try m.session.bind(feeds) } catch {
-        throw AgentError(Exit.internalError, "the active model cannot run: " + error.description, "roll back with 'perch-agent rollback'")
-    }
+    try bindBenchFeeds(m)
+    pa_release_free_memory()
     let initMs = Double(pa_monotonic_ns() - start) / 1e6
     for _ in 0..<warmup { m.session.execute() }
     var samples: [Double] = []
@@ -303,7 +319,11 @@ func bench(runs: Int, warmup: Int, threads: Int, _ state: AgentState) throws(Age
     j.int("weights_bytes", mem.weightsBytes)
     j.int("process_peak_rss_bytes", rss)
     j.int("rss_before_model_bytes", rssBefore)
-    j.int("rss_beyond_model_bytes", rss - mem.peakBytes > 0 ? rss - mem.peakBytes : 0)
+    // Private (anonymous) resident memory now, minus the engine's arena and weights: what the
+    // agent itself, the decoded graph and the input tensors add on top of the model.
+    let privateBytes = privateResidentBytes()
+    j.int("process_private_rss_bytes", privateBytes)
+    j.int("rss_beyond_model_bytes", privateBytes - mem.peakBytes > 0 ? privateBytes - mem.peakBytes : 0)
     j.string("isa", isaString())
     j.string("engine_version", agentVersion)
     j.endObject()

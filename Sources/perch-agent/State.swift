@@ -131,10 +131,10 @@ struct InstallLock {
 }
 
 /// Test hooks: `PERCH_AGENT_CRASH_AT=<step>` makes the agent SIGKILL itself at that step;
-/// `PERCH_AGENT_PAUSE_AT=<step>` sleeps 1.5 s there (to hold the lock in concurrency tests).
+/// `PERCH_AGENT_PAUSE_AT=<step>` sleeps 3 s there (to hold the lock in concurrency tests).
 func crashPoint(_ step: String) {
     if let at = FS.env("PERCH_AGENT_CRASH_AT"), at == step { pa_kill_self() }
-    if let at = FS.env("PERCH_AGENT_PAUSE_AT"), at == step { pa_sleep_ms(1500) }
+    if let at = FS.env("PERCH_AGENT_PAUSE_AT"), at == step { pa_sleep_ms(3000) }
 }
 
 /// Model names: 1–64 of `[A-Za-z0-9._-]`, not starting with `.`.

@@ -80,6 +80,29 @@ final class AgentTests: AgentTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: state + "/versions/tiny-3.0.0"))
     }
 
+    /// The acceptance bound: resident memory beyond the model's arena and weights ≤ 8 MB. Measured
+    /// from outside on a paused bench (anonymous memory in smaps_rollup) and as the agent reports it.
+    func testMemoryBeyondArenaAndWeights() throws {
+        XCTAssertEqual(try agent(["install", try bundle("1.0.0", elements: 1 << 18)]).status, 0)
+        let run = try start(["bench", "--runs", "3", "--warmup", "1"], env: ["PERCH_AGENT_PAUSE_AT": "benched"])
+        Thread.sleep(forTimeInterval: 0.8)
+        let rollup = (try? String(contentsOfFile: "/proc/\(run.0.processIdentifier)/smaps_rollup", encoding: .utf8)) ?? ""
+        let r = finish(run)
+        XCTAssertEqual(r.status, 0, r.err)
+        let j = try XCTUnwrap(r.json, r.out)
+        let model = (j["arena_bytes"] as? Int ?? 0) + (j["weights_bytes"] as? Int ?? 0)
+        XCTAssertGreaterThanOrEqual(model, 3 << 20)
+        let reported = try XCTUnwrap(j["rss_beyond_model_bytes"] as? Int)
+        XCTAssertLessThanOrEqual(reported, 8 << 20, "agent-reported private RSS beyond arena+weights")
+        let anonKB = rollup.split(separator: "\n").first { $0.hasPrefix("Anonymous:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") }
+        if let anonKB {
+            XCTAssertLessThanOrEqual(anonKB * 1024 - model, 8 << 20, "anonymous RSS beyond arena+weights (smaps_rollup)")
+        } else {
+            XCTFail("could not read smaps_rollup of the paused agent")
+        }
+    }
+
     func testUnsignedOnlyWhenConfigAllows() throws {
         let u = try bundle("1.0.0", signedBy: .some(nil))
         assertRefused(try agent(["install", u]), mentions: "not signed")
@@ -93,7 +116,14 @@ final class AgentTests: AgentTestCase {
     func testSecondConcurrentInstallIsBusy() throws {
         let v1 = try bundle("1.0.0")
         let first = try start(["install", v1], env: ["PERCH_AGENT_PAUSE_AT": "locked"])
-        Thread.sleep(forTimeInterval: 0.5)
+        // Wait until the first install holds the lock (it writes its pid into the lock file).
+        let pid = String(first.0.processIdentifier)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let holder = (try? String(contentsOfFile: state + "/lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if holder == pid { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
         let second = try agent(["install", v1])
         assertRefused(second, code: 3, mentions: "busy: another install is running (pid \(first.0.processIdentifier))")
         let r = finish(first)

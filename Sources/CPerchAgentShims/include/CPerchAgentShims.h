@@ -19,6 +19,9 @@
 #include <sys/statvfs.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__linux__)
 #include <sys/sysinfo.h>
 #include <sys/auxv.h>
@@ -132,6 +135,14 @@ static inline long long pa_total_ram_bytes(void) {
     return 0;
 #endif
 }
+/// Returns freed heap memory to the kernel (glibc keeps large freed blocks otherwise: its mmap
+/// threshold grows after the first big free, so the model file and input copies would stay resident).
+static inline void pa_release_free_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+static inline long pa_page_size(void) { return sysconf(_SC_PAGESIZE); }
 static inline int pa_online_cores(void) { return (int)sysconf(_SC_NPROCESSORS_ONLN); }
 static inline unsigned long pa_hwcap(void) {
 #if defined(__linux__)

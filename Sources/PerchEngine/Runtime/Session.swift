@@ -14,6 +14,16 @@ public struct MemoryStats: Sendable, Equatable {
     public var peakBytes: Int { arenaBytes + weightsBytes }
 }
 
+/// How a session runs.
+public struct SessionOptions: Sendable, Equatable {
+    /// Threads that run kernels (the caller plus `threads - 1` pool workers); at least 1.
+    public var threads: Int
+
+    public init(threads: Int = 1) {
+        self.threads = Swift.max(1, threads)
+    }
+}
+
 /// Runs one model. `prepare` infers every shape, folds constant subgraphs, plans the arena and
 /// compiles each node to a kernel; `execute` then runs without allocating.
 ///
@@ -26,6 +36,9 @@ public final class Session {
     }
 
     public let graph: Graph
+    public let options: SessionOptions
+    /// Workers shared by every kernel of this session (nil with one thread).
+    let pool: ThreadPool?
     /// Concrete input types the current plan was built for.
     public private(set) var inputDescs: [String: TensorDesc] = [:]
     public private(set) var outputDescs: [String: TensorDesc] = [:]
@@ -44,7 +57,14 @@ public final class Session {
     var isPrepared = false
 
     /// Validates and topologically sorts `graph`. Nothing is allocated until `prepare`.
-    public init(graph: Graph) throws(EngineError) {
+    public convenience init(graph: Graph) throws(EngineError) {
+        try self.init(graph: graph, options: SessionOptions())
+    }
+
+    /// Validates and topologically sorts `graph`; starts `options.threads - 1` worker threads.
+    public init(graph: Graph, options: SessionOptions) throws(EngineError) {
+        self.options = options
+        pool = options.threads > 1 ? ThreadPool(threads: options.threads) : nil
         var g = graph
         do {
             try g.validate()
@@ -155,7 +175,8 @@ public final class Session {
                 if constants[name] == nil { allConstant = false }
             }
             let inputNames = node.inputs
-            let ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
+            var ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
+            ctx.threads = options.threads
             let prepared = try OperatorRegistry.prepare(ctx)
             if prepared.outputs.count < node.outputs.filter({ !$0.isEmpty }).count {
                 for (i, out) in node.outputs.enumerated() where i >= prepared.outputs.count && !out.isEmpty {
@@ -243,7 +264,7 @@ public final class Session {
             var outs = [TensorView]()
             for i in 0..<step.prepared.outputs.count { outs.append(view(Self.outputName(node, i, step: s))!) }
             let scratch: UnsafeMutableRawPointer? = scratchRequest[s] >= 0 ? arenaPointer + plan.offsets[scratchRequest[s]] : nil
-            compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch)))
+            compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch, pool: pool)))
         }
         steps = compiled
         inputViews = [:]

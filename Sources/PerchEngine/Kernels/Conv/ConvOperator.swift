@@ -80,19 +80,20 @@ public enum ConvOperator {
         if g.inPerGroup == 1 && g.group > 1 {
             return PreparedOp(outputs: [out]) { args in
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
-                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
             && window.pads.allSatisfy { $0 == 0 }
         let rows = g.inPerGroup * g.kernelSize
         let colFloats = pointwise ? 0 : rows * g.outSize
-        let wsFloats = sgemmWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows)
+        let slots = ctx.threads
+        let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
         return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
             convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                               bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                              col: scratch, workspace: scratch + colFloats)
+                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
     }
 
@@ -147,12 +148,13 @@ public enum ConvOperator {
         }
         let rows = g.outPerGroup * g.kernelSize
         let colFloats = rows * g.inSize
-        let wsFloats = sgemmWorkspaceCount(m: rows, n: g.inSize, k: g.inPerGroup)
+        let slots = ctx.threads
+        let wsFloats = sgemmParallelWorkspaceCount(m: rows, n: g.inSize, k: g.inPerGroup, slots: slots)
         return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
             convTransposeGemmF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                                 col: scratch, workspace: scratch + colFloats)
+                                 col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
     }
 }

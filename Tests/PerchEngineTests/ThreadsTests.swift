@@ -108,3 +108,25 @@ final class ThreadsTests: XCTestCase {
 private func assertClose(_ a: [Tensor], _ e: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
     assertClose(a[0], e, rtol: 1e-4, atol: 1e-4, file: file, line: line)
 }
+
+final class HalfWeightTests: XCTestCase {
+    /// fp16 weight storage with fp32 compute: a Conv whose W is float16 gives the fp32 result of
+    /// the same (half-rounded) weights, on the im2col, pointwise and depthwise paths.
+    func testConvWithHalfWeightsMatchesFloatWeights() throws {
+        var rng = TestRandom(seed: 21)
+        for (xs, ws, attrs) in [([1, 4, 9, 9], [6, 4, 3, 3], ["pads": Attribute.ints([1, 1, 1, 1])]),
+                                ([1, 4, 5, 5], [8, 4, 1, 1], [:]),
+                                ([1, 4, 7, 7], [4, 1, 3, 3], ["group": Attribute.int(4), "pads": Attribute.ints([1, 1, 1, 1])])] {
+            let x = floats(xs, rng.floats(elementCount(xs)))
+            let halfBits = rng.floats(elementCount(ws)).map { HalfConversion.fromFloat($0) }
+            let wf = floats(ws, halfBits.map { HalfConversion.toFloat($0) })
+            var wh = Tensor(dtype: .f16, shape: ws)
+            wh.bytes.withUnsafeMutableBytes { raw in
+                for (i, b) in halfBits.enumerated() { raw.storeBytes(of: b, toByteOffset: 2 * i, as: UInt16.self) }
+            }
+            let expected = runPrepared(try ConvOperator.prepareConv(context(.conv, [x, wf, nil], attrs), reference: true), [x, wf, nil])
+            let got = runPrepared(try ConvOperator.prepareConv(context(.conv, [x, wh, nil], attrs), reference: false), [x, wh, nil])
+            assertClose(got[0], expected[0], rtol: 1e-5, atol: 1e-5)
+        }
+    }
+}

@@ -44,6 +44,8 @@ static inline void perch_sgemm_6x16_scalar(long kc, const float *a, const float 
 __attribute__((target("avx2,fma")))
 static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, long ldc,
                                          long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -86,6 +88,8 @@ static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b
 __attribute__((target("avx512f")))
 static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float *b, float *c, long ldc,
                                            long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
     __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
     __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
     for (long p = 0; p < kc; p++) {
@@ -131,6 +135,8 @@ static inline int perch_x86_detect(void) {
 #if defined(__aarch64__)
 static inline void perch_sgemm_6x16_neon(long kc, const float *a, const float *b, float *c, long ldc,
                                          long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
     float32x4_t acc[PERCH_SGEMM_MR][4];
     for (int r = 0; r < PERCH_SGEMM_MR; r++)
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);

@@ -1,13 +1,14 @@
 # Perch — the two commands of the README, and their parts.
 #   make demo   bootstrap, build, run the main job on the bundled example model
 #   make test   bootstrap, build, unit + integration tests, ONNX conformance, embedded build check
+#   make bench  Perch vs ONNX Runtime benchmark table (bench/README.md)
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 PY := .venv/bin/python3
 PERCH_RELEASE := .build/release/perch
 
-.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata clean
+.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata bench clean
 
 all: build
 
@@ -33,6 +34,11 @@ unit: bootstrap
 
 conformance: build-release testdata
 	$(PY) scripts/conformance.py --perch $(PERCH_RELEASE)
+
+# Perch vs ONNX Runtime latency table, GEMM fraction of peak, memory vs the planner's bound
+# (slow: minutes; not part of `make test`). BENCH_ARGS e.g. --models mobilenet-dw --threads 1
+bench: build-release
+	$(PY) bench/run.py --perch $(PERCH_RELEASE) $(BENCH_ARGS)
 
 embedded: bootstrap
 	scripts/build-embedded.sh aarch64-none-none-elf

@@ -15,7 +15,7 @@ struct Perch: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
+            ImportCommand.self, RunCommand.self, BenchCommand.self, BenchGemmCommand.self, ProfileCommand.self,
             KeysCommand.self, PackCommand.self, VerifyCommand.self,
             DeployCommand.self, TestfleetCommand.self, DemoCommand.self,
         ]

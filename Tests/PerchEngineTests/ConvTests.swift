@@ -3,7 +3,7 @@ import PerchGraph
 import XCTest
 
 /// Runs a prepared kernel on host tensors (for comparing a family's fast and reference kernels).
-func runPrepared(_ p: PreparedOp, _ inputs: [Tensor?]) -> [Tensor] {
+func runPrepared(_ p: PreparedOp, _ inputs: [Tensor?], pool: ThreadPool? = nil) -> [Tensor] {
     var buffers = [UnsafeMutableRawPointer]()
     defer { for b in buffers { b.deallocate() } }
     func alloc(_ bytes: Int) -> UnsafeMutableRawPointer {
@@ -24,7 +24,7 @@ func runPrepared(_ p: PreparedOp, _ inputs: [Tensor?]) -> [Tensor] {
         return TensorView(data: b, desc: d)
     }
     let scratch: UnsafeMutableRawPointer? = p.scratchBytes > 0 ? alloc(p.scratchBytes) : nil
-    p.kernel(KernelArgs(inputs: views, outputs: outs, scratch: scratch))
+    p.kernel(KernelArgs(inputs: views, outputs: outs, scratch: scratch, pool: pool))
     return outs.map { $0.toTensor() }
 }
 

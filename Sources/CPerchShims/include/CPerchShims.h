@@ -10,6 +10,8 @@
 #include <string.h>
 #include <math.h>
 #include "CPerchInt8.h"
+#include "CPerchThreads.h"
+#include "CPerchSGEMM.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

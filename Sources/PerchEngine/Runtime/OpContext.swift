@@ -10,6 +10,10 @@ public struct OpContext {
     /// Returns the value of input `i` if it can be known before running; the session records
     /// which caller feeds such values came from, so it can re-plan if they change.
     let valueProvider: (Int) -> Tensor?
+    /// Threads the session runs kernels on. A kernel that splits work into per-thread workspace
+    /// slots asks for `threads` slots of scratch; at run time `KernelArgs.threads` is at most this
+    /// (1 when the kernel is evaluated while folding constants).
+    public var threads = 1
 
     public init(node: Node, inputs: [TensorDesc?], valueProvider: @escaping (Int) -> Tensor?) {
         self.node = node

@@ -2,16 +2,6 @@ import CPerchShims
 import PerchGraph
 
 /// Options of a `Session`.
-public struct SessionOptions: Sendable {
-    /// Rewrites QDQ patterns (DequantizeLinear → op → QuantizeLinear) into integer ops before
-    /// planning (see `QDQFusion`). Off: QDQ models run as fake-quant in float32.
-    public var fuseQuantized: Bool
-
-    public init(fuseQuantized: Bool = true) {
-        self.fuseQuantized = fuseQuantized
-    }
-}
-
 /// The graph pass that turns a QDQ model (as ONNX Runtime's `quantize_static` with
 /// `QuantFormat.QDQ` writes it) into Perch's integer execution. Applied by `Session.init` when
 /// `SessionOptions.fuseQuantized` is on (the default). Patterns, each replaced by one node that

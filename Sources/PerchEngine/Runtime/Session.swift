@@ -14,6 +14,7 @@ public struct MemoryStats: Sendable, Equatable {
     public var peakBytes: Int { arenaBytes + weightsBytes }
 }
 
+/// How a session runs.
 /// Runs one model. `prepare` infers every shape, folds constant subgraphs, plans the arena and
 /// compiles each node to a kernel; `execute` then runs without allocating.
 ///
@@ -26,6 +27,9 @@ public final class Session {
     }
 
     public let graph: Graph
+    public let options: SessionOptions
+    /// Workers shared by every kernel of this session (nil with one thread).
+    let pool: ThreadPool?
     /// Concrete input types the current plan was built for.
     public private(set) var inputDescs: [String: TensorDesc] = [:]
     public private(set) var outputDescs: [String: TensorDesc] = [:]
@@ -43,9 +47,12 @@ public final class Session {
     var weights: UnsafeMutableRawPointer?
     var isPrepared = false
 
-    /// Validates and topologically sorts `graph`, then applies `QDQFusion` when
-    /// `options.fuseQuantized` is on. Nothing is allocated until `prepare`.
+    /// Validates and topologically sorts `graph`, applies `QDQFusion` when
+    /// `options.fuseQuantized` is on, and starts `options.threads - 1` worker threads. Nothing
+    /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
+        self.options = options
+        pool = options.threads > 1 ? ThreadPool(threads: options.threads) : nil
         var g = graph
         do {
             try g.validate()
@@ -164,7 +171,8 @@ public final class Session {
                 if constants[name] == nil { allConstant = false }
             }
             let inputNames = node.inputs
-            let ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
+            var ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
+            ctx.threads = options.threads
             let prepared = try OperatorRegistry.prepare(ctx)
             if prepared.outputs.count < node.outputs.filter({ !$0.isEmpty }).count {
                 for (i, out) in node.outputs.enumerated() where i >= prepared.outputs.count && !out.isEmpty {
@@ -252,7 +260,7 @@ public final class Session {
             var outs = [TensorView]()
             for i in 0..<step.prepared.outputs.count { outs.append(view(Self.outputName(node, i, step: s))!) }
             let scratch: UnsafeMutableRawPointer? = scratchRequest[s] >= 0 ? arenaPointer + plan.offsets[scratchRequest[s]] : nil
-            compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch)))
+            compiled.append(Step(nodeIndex: step.nodeIndex, kernel: step.prepared.kernel, args: KernelArgs(inputs: ins, outputs: outs, scratch: scratch, pool: pool)))
         }
         steps = compiled
         inputViews = [:]

@@ -70,11 +70,16 @@ public struct KernelArgs {
     public let outputs: [TensorView]
     /// Per-step workspace of the size the op asked for at prepare time (nil if none).
     public let scratch: UnsafeMutableRawPointer?
+    /// The session's thread pool when it has more than one thread (nil: run serially). Kernels
+    /// reach it through `parallelFor` and `threads`; a kernel that splits work into per-thread
+    /// workspace slots sizes its scratch from `OpContext.threads` at prepare time.
+    public let pool: ThreadPool?
 
-    public init(inputs: [TensorView?], outputs: [TensorView], scratch: UnsafeMutableRawPointer?) {
+    public init(inputs: [TensorView?], outputs: [TensorView], scratch: UnsafeMutableRawPointer?, pool: ThreadPool? = nil) {
         self.inputs = inputs
         self.outputs = outputs
         self.scratch = scratch
+        self.pool = pool
     }
 
     /// Required input `i` (checked present at prepare time).

@@ -42,7 +42,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let start = perch_monotonic_ns()
         let graph = try ModelLoading.load(model)
-        let session = try Session(graph: graph)
+        let session = try Session(graph: graph, options: SessionOptions(threads: threads))
         var feeds = try inputOptions.feeds(for: session)
         for input in session.inputs where feeds[input.name] == nil {
             feeds[input.name] = InputOptions.synthesized(for: input)

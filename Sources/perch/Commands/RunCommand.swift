@@ -22,12 +22,19 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Directory for the output .npy files (created if missing).")
     var outputDir: String
 
+    @Option(help: "Worker threads.")
+    var threads = 1
+
     @Flag(help: "Print a JSON summary on stdout.")
     var json = false
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
     func run() throws {
         let graph = try ModelLoading.load(model)
-        let session = try Session(graph: graph)
+        let session = try Session(graph: graph, options: SessionOptions(threads: threads))
         let feeds = try inputOptions.feeds(for: session)
         for input in session.inputs where feeds[input.name] == nil {
             throw CLIError(.badInput, "input '" + input.name + "' is missing", hint: "pass --input " + input.name + "=FILE.npy")

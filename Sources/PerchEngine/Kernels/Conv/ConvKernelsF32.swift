@@ -57,16 +57,20 @@ func im2colF32(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Int, col: U
 }
 
 /// Conv as im2col + sgemm per (batch, group). `col` holds Cg·k × outSize floats unless
-/// `pointwise` (then X is used directly as the column matrix).
+/// `pointwise` (then X is used directly as the column matrix). im2col is split over input
+/// channels and the GEMM over output columns/rows across the session's threads; `workspace`
+/// holds `slots` sgemm workspace slots.
 func convIm2colGemmF32(
     _ g: ConvGeometry, pointwise: Bool, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
-    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
+    args: KernelArgs, slots: Int
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup
     let rows = cg * g.kernelSize
     let p = g.outSize
+    let parts = Swift.min(args.threads, cg)
     for n in 0..<g.batch {
         for grp in 0..<g.group {
             let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize)
@@ -75,57 +79,81 @@ func convIm2colGemmF32(
             if pointwise {
                 bmat = xg
             } else {
-                im2colF32(g, x: xg, channels: cg, col: col)
+                if parts > 1 && rows * p >= 16384 {
+                    args.parallelFor(parts) { i in
+                        let r = splitRange(cg, parts: parts, part: i)
+                        if r.isEmpty { return }
+                        im2colF32(g, x: xg + r.lowerBound * g.inSize, channels: r.count, col: col + r.lowerBound * g.kernelSize * p)
+                    }
+                } else {
+                    im2colF32(g, x: xg, channels: cg, col: col)
+                }
                 bmat = UnsafePointer(col)
             }
             if let bias {
                 for m in 0..<mg { (yg + m * p).update(repeating: bias[grp * mg + m], count: p) }
             }
-            sgemm(m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
-                  b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace)
+            sgemmParallel(args, slots: slots, m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
+                          b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace)
         }
     }
 }
 
 /// Depthwise conv (one input channel per group): each output channel m reads input channel
-/// m / (M / group) directly, with the valid kernel taps precomputed per output row.
+/// m / (M / group) directly, with the valid kernel taps precomputed per output row. Channels are
+/// split across the session's threads; 3×3 stride-1 2-D kernels take a specialized row kernel.
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs
+) {
+    let total = g.batch * g.outChannels
+    let parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
+    args.parallelFor(parts) { i in
+        let r = splitRange(total, parts: parts, part: i)
+        for nm in r {
+            convDepthwiseChannelF32(g, n: nm / g.outChannels, m: nm % g.outChannels, x: x, w: w, bias: bias, y: y)
+        }
+    }
+}
+
+@inline(__always)
+func convDepthwiseChannelF32(
+    _ g: ConvGeometry, n: Int, m: Int, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>
 ) {
     let mg = g.outPerGroup
     let inHW = g.inH * g.inW
     let ks = g.kernelSize
-    for n in 0..<g.batch {
-        for m in 0..<g.outChannels {
-            let c = m / mg
-            let xc = UnsafePointer(x + (n * g.inChannels + c) * g.inSize)
-            let wm = UnsafePointer(w + m * ks)
-            let ym = y + (n * g.outChannels + m) * g.outSize
-            let b: Float = bias?[m] ?? 0
-            ym.update(repeating: b, count: g.outSize)
-            for od in 0..<g.outD {
-                for kd in 0..<g.kD {
-                    let id = od * g.sD - g.pD + kd * g.dD
-                    if id < 0 || id >= g.inD { continue }
-                    for oh in 0..<g.outH {
-                        let yrow = ym + (od * g.outH + oh) * g.outW
-                        for kh in 0..<g.kH {
-                            let ih = oh * g.sH - g.pH + kh * g.dH
-                            if ih < 0 || ih >= g.inH { continue }
-                            let xrow = xc + id * inHW + ih * g.inW
-                            for kw in 0..<g.kW {
-                                let off = kw * g.dW - g.pW
-                                let (w0, w1) = validOutputRange(outLen: g.outW, inLen: g.inW, stride: g.sW, offset: off)
-                                let wv = wm[(kd * g.kH + kh) * g.kW + kw]
-                                let src = xrow + off
-                                var ow = w0
-                                if g.sW == 1 {
-                                    while ow < w1 { yrow[ow] += wv * src[ow]; ow += 1 }
-                                } else {
-                                    while ow < w1 { yrow[ow] += wv * src[ow * g.sW]; ow += 1 }
-                                }
-                            }
+    let c = m / mg
+    let xc = UnsafePointer(x + (n * g.inChannels + c) * g.inSize)
+    let wm = UnsafePointer(w + m * ks)
+    let ym = y + (n * g.outChannels + m) * g.outSize
+    let b: Float = bias?[m] ?? 0
+    if g.kD == 1 && g.kH == 3 && g.kW == 3 && g.sH == 1 && g.sW == 1 && g.dH == 1 && g.dW == 1 && g.outD == 1 && g.inD == 1 {
+        convDepthwise3x3S1F32(g, xc: xc, wm: wm, bias: b, ym: ym)
+        return
+    }
+    ym.update(repeating: b, count: g.outSize)
+    for od in 0..<g.outD {
+        for kd in 0..<g.kD {
+            let id = od * g.sD - g.pD + kd * g.dD
+            if id < 0 || id >= g.inD { continue }
+            for oh in 0..<g.outH {
+                let yrow = ym + (od * g.outH + oh) * g.outW
+                for kh in 0..<g.kH {
+                    let ih = oh * g.sH - g.pH + kh * g.dH
+                    if ih < 0 || ih >= g.inH { continue }
+                    let xrow = xc + id * inHW + ih * g.inW
+                    for kw in 0..<g.kW {
+                        let off = kw * g.dW - g.pW
+                        let (w0, w1) = validOutputRange(outLen: g.outW, inLen: g.inW, stride: g.sW, offset: off)
+                        let wv = wm[(kd * g.kH + kh) * g.kW + kw]
+                        let src = xrow + off
+                        var ow = w0
+                        if g.sW == 1 {
+                            while ow < w1 { yrow[ow] += wv * src[ow]; ow += 1 }
+                        } else {
+                            while ow < w1 { yrow[ow] += wv * src[ow * g.sW]; ow += 1 }
                         }
                     }
                 }
@@ -134,12 +162,74 @@ func convDepthwiseF32(
     }
 }
 
+/// 3×3, stride 1, dilation 1, 2-D depthwise for one channel: each output row sums three input
+/// rows with the three taps held in registers; the interior runs 8 columns at a time with SIMD.
+@inline(__always)
+func convDepthwise3x3S1F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
+    let w00 = wm[0], w01 = wm[1], w02 = wm[2], w10 = wm[3], w11 = wm[4], w12 = wm[5], w20 = wm[6], w21 = wm[7], w22 = wm[8]
+    let inW = g.inW, inH = g.inH, outW = g.outW, pW = g.pW, pH = g.pH
+    // Output columns whose three taps are all inside the row: ow - pW >= 0 and ow - pW + 2 < inW.
+    let lo = Swift.min(outW, pW)
+    let hi = Swift.max(lo, Swift.min(outW, inW - 2 + pW))
+    for oh in 0..<g.outH {
+        let yrow = ym + oh * outW
+        let ih0 = oh - pH
+        // Three input rows (nil outside the image).
+        let r0: UnsafePointer<Float>? = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
+        let r1: UnsafePointer<Float>? = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
+        let r2: UnsafePointer<Float>? = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
+        @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
+            guard let row, iw >= 0, iw < inW else { return 0 }
+            return row[iw]
+        }
+        @inline(__always) func edge(_ ow: Int) -> Float {
+            let iw = ow - pW
+            var s = bias
+            s += w00 * tap(r0, iw) + w01 * tap(r0, iw + 1) + w02 * tap(r0, iw + 2)
+            s += w10 * tap(r1, iw) + w11 * tap(r1, iw + 1) + w12 * tap(r1, iw + 2)
+            s += w20 * tap(r2, iw) + w21 * tap(r2, iw + 1) + w22 * tap(r2, iw + 2)
+            return s
+        }
+        if r0 == nil && r1 == nil && r2 == nil {
+            yrow.update(repeating: bias, count: outW)
+            continue
+        }
+        for ow in 0..<lo { yrow[ow] = edge(ow) }
+        // Interior: rows absent above/below contribute zero via a zero weight and row r1 stand-in.
+        let z = SIMD8<Float>(repeating: 0)
+        let a0 = r0 ?? r1 ?? r2!, a1 = r1 ?? r0 ?? r2!, a2 = r2 ?? r1 ?? r0!
+        let k00 = r0 == nil ? z : SIMD8(repeating: w00), k01 = r0 == nil ? z : SIMD8(repeating: w01), k02 = r0 == nil ? z : SIMD8(repeating: w02)
+        let k10 = r1 == nil ? z : SIMD8(repeating: w10), k11 = r1 == nil ? z : SIMD8(repeating: w11), k12 = r1 == nil ? z : SIMD8(repeating: w12)
+        let k20 = r2 == nil ? z : SIMD8(repeating: w20), k21 = r2 == nil ? z : SIMD8(repeating: w21), k22 = r2 == nil ? z : SIMD8(repeating: w22)
+        let bv = SIMD8<Float>(repeating: bias)
+        let p0 = UnsafeRawPointer(a0), p1 = UnsafeRawPointer(a1), p2 = UnsafeRawPointer(a2)
+        var ow = lo
+        while ow + 8 <= hi {
+            let o = (ow - pW) * 4
+            var s = bv
+            s += k00 * p0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += k01 * p0.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += k02 * p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            s += k10 * p1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += k11 * p1.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += k12 * p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            s += k20 * p2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += k21 * p2.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += k22 * p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
+            ow += 8
+        }
+        while ow < outW { yrow[ow] = edge(ow); ow += 1 }
+    }
+}
+
 /// ConvTranspose as col = W_gᵀ · X_g (sgemm) followed by col2im scatter-add into Y.
 /// `g.in*` is X's spatial shape and `g.out*` Y's.
 func convTransposeGemmF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
-    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
+    args: KernelArgs, slots: Int
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup
@@ -151,8 +241,8 @@ func convTransposeGemmF32(
             let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * pin)
             // W is [C, Mg, k...]: W_g as a (Cg × rows) matrix; we need its transpose.
             let wg = UnsafePointer(w + grp * cg * rows)
-            sgemm(m: rows, n: pin, k: cg, a: wg, aRowStride: 1, aColStride: rows,
-                  b: xg, bRowStride: pin, bColStride: 1, c: col, ldc: pin, accumulate: false, workspace: workspace)
+            sgemmParallel(args, slots: slots, m: rows, n: pin, k: cg, a: wg, aRowStride: 1, aColStride: rows,
+                          b: xg, bRowStride: pin, bColStride: 1, c: col, ldc: pin, accumulate: false, workspace: workspace)
             let yg = y + (n * g.outChannels + grp * mg) * g.outSize
             for m in 0..<mg {
                 (yg + m * g.outSize).update(repeating: bias?[grp * mg + m] ?? 0, count: g.outSize)

@@ -15,8 +15,8 @@ public enum ConvOperator {
     static func checkInputs(_ ctx: OpContext, transposed: Bool) throws(EngineError) -> (TensorDesc, TensorDesc, Int, [Int]) {
         let x = try ctx.input(0)
         let w = try ctx.input(1)
-        guard x.dtype == .f32, w.dtype == .f32 else {
-            throw ctx.unsupported("element type " + x.dtype.name + " (only float32 is implemented)")
+        guard x.dtype == .f32, w.dtype == .f32 || (w.dtype == .f16 && !transposed) else {
+            throw ctx.unsupported("element types " + x.dtype.name + "/" + w.dtype.name + " (float32, or float32 with float16 weights, are implemented)")
         }
         guard x.rank >= 3, x.rank <= 5 else {
             throw ctx.unsupported("input of rank " + String(x.rank) + " (1-D, 2-D and 3-D spatial inputs are implemented)")
@@ -71,29 +71,48 @@ public enum ConvOperator {
         let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
         let hasBias = ctx.has(2)
         let geo = g
+        // fp16 weight storage, fp32 compute: W is widened into the first `wFloats` of scratch on
+        // each run (cheap next to the conv; the arena reuses that space between steps).
+        let wHalf = w.dtype == .f16
+        let wFloats = wHalf ? MemoryPlanner.roundUp(w.count, 16) : 0
         if reference || out.count == 0 {
-            return PreparedOp(outputs: [out]) { args in
-                convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+            return PreparedOp(outputs: [out], scratchBytes: wFloats * 4) { args in
+                let wp = convWeightsF32(args, half: wHalf)
+                convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
-            return PreparedOp(outputs: [out]) { args in
-                convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
-                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+            return PreparedOp(outputs: [out], scratchBytes: wFloats * 4) { args in
+                let wp = convWeightsF32(args, half: wHalf)
+                convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
             && window.pads.allSatisfy { $0 == 0 }
         let rows = g.inPerGroup * g.kernelSize
         let colFloats = pointwise ? 0 : rows * g.outSize
-        let wsFloats = sgemmWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows)
-        return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
-            let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
-            convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+        let slots = ctx.threads
+        let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
+        return PreparedOp(outputs: [out], scratchBytes: (wFloats + colFloats + wsFloats) * 4) { args in
+            let wp = convWeightsF32(args, half: wHalf)
+            let scratch = args.scratch!.assumingMemoryBound(to: Float.self) + wFloats
+            convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: wp,
                               bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                              col: scratch, workspace: scratch + colFloats)
+                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
+    }
+
+    /// W as fp32: the input itself, or (fp16 storage) its widened copy at the start of scratch.
+    @inline(__always)
+    static func convWeightsF32(_ args: KernelArgs, half: Bool) -> UnsafeMutablePointer<Float> {
+        let w = args.input(1)
+        if !half { return w.pointer(as: Float.self) }
+        let dst = args.scratch!.assumingMemoryBound(to: Float.self)
+        let src = w.pointer(as: UInt16.self)
+        for i in 0..<w.count { dst[i] = HalfConversion.toFloat(src[i]) }
+        return dst
     }
 
     // MARK: ConvTranspose
@@ -147,12 +166,13 @@ public enum ConvOperator {
         }
         let rows = g.outPerGroup * g.kernelSize
         let colFloats = rows * g.inSize
-        let wsFloats = sgemmWorkspaceCount(m: rows, n: g.inSize, k: g.inPerGroup)
+        let slots = ctx.threads
+        let wsFloats = sgemmParallelWorkspaceCount(m: rows, n: g.inSize, k: g.inPerGroup, slots: slots)
         return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self)
             convTransposeGemmF32(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                                 col: scratch, workspace: scratch + colFloats)
+                                 col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
     }
 }

@@ -58,7 +58,8 @@ public enum GemmOperator {
         let out = TensorDesc(dtype: ad.dtype, shape: [m, n])
         let useC = hasC && beta != 0
         if ad.dtype == .f32 {
-            let ws = sgemmWorkspaceCount(m: m, n: n, k: k)
+            let slots = ctx.threads
+            let ws = sgemmParallelWorkspaceCount(m: m, n: n, k: k, slots: slots)
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
@@ -70,7 +71,7 @@ public enum GemmOperator {
                     }
                 }
                 let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
-                sgemm(m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
+                sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
                       b: b, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp)
             }
         }
@@ -164,19 +165,20 @@ public enum GemmOperator {
         let foldBatch = elementCount(bB) == 1 && elementCount(aB) == batchCount
         if ad.dtype == .f32 {
             let mm = foldBatch ? batchCount * m : m
-            let ws = sgemmWorkspaceCount(m: mm, n: n, k: k)
+            let slots = ctx.threads
+            let ws = sgemmParallelWorkspaceCount(m: mm, n: n, k: k, slots: slots)
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
                 let y = args.output(0).pointer(as: Float.self)
                 let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
                 if foldBatch {
-                    sgemm(m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: b, bRowStride: n, bColStride: 1,
+                    sgemmParallel(args, slots: slots, m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: b, bRowStride: n, bColStride: 1,
                           c: y, ldc: n, accumulate: false, workspace: wsp)
                     return
                 }
                 for bi in 0..<batchCount {
-                    sgemm(m: m, n: n, k: k, a: a + aOff[bi], aRowStride: k, aColStride: 1,
+                    sgemmParallel(args, slots: slots, m: m, n: n, k: k, a: a + aOff[bi], aRowStride: k, aColStride: 1,
                           b: b + bOff[bi], bRowStride: n, bColStride: 1,
                           c: y + bi * m * n, ldc: n, accumulate: false, workspace: wsp)
                 }

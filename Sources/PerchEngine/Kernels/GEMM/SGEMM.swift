@@ -1,5 +1,6 @@
-/// Packed, cache-blocked fp32 matrix multiply in plain Swift SIMD, shared by Gemm, MatMul, Conv
-/// and ConvTranspose.
+import CPerchShims
+
+/// Packed, cache-blocked fp32 matrix multiply, shared by Gemm, MatMul, Conv and ConvTranspose.
 ///
 /// Computes `C = alpha * op(A) * op(B) + (accumulate ? C : 0)` where
 /// - `op(A)` is m×k, element (i, p) at `a[i * aRowStride + p * aColStride]` (so a transposed A is
@@ -8,14 +9,17 @@
 /// - `C` is m×n row-major with row stride `ldc` (unit column stride).
 ///
 /// `workspace` must hold `sgemmWorkspaceCount(m:n:k:)` floats; it is used to pack panels of A
-/// and B so that the 4×16 micro-kernel streams contiguous memory. Does not allocate.
+/// (6 rows) and B (16 columns) for the 6×16 micro-kernels of CPerchSGEMM.h (AVX-512, AVX2+FMA,
+/// NEON or the scalar reference; `variant` defaults to the fastest this CPU runs). Does not
+/// allocate.
 public func sgemm(
     m: Int, n: Int, k: Int, alpha: Float = 1,
     a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
     b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int,
     accumulate: Bool,
-    workspace: UnsafeMutablePointer<Float>
+    workspace: UnsafeMutablePointer<Float>,
+    variant: Int32 = perch_sgemm_best()
 ) {
     if m <= 0 || n <= 0 { return }
     if k <= 0 {
@@ -43,19 +47,29 @@ public func sgemm(
                 let j0 = jc + panel * nr
                 let cols = min(nr, n - j0)
                 let dst = packB + panel * kc * nr
-                for p in 0..<kc {
-                    let row = dst + p * nr
-                    let src = b + (pc + p) * bRowStride + j0 * bColStride
-                    if cols == nr && bColStride == 1 {
-                        row.update(from: src, count: nr)
-                    } else {
+                if bColStride == 1 && cols == nr {
+                    for p in 0..<kc { (dst + p * nr).update(from: b + (pc + p) * bRowStride + j0, count: nr) }
+                } else if bRowStride == 1 {
+                    // Transposed B: walk each source column contiguously.
+                    for j in 0..<nr {
+                        if j < cols {
+                            let src = b + pc + (j0 + j) * bColStride
+                            for p in 0..<kc { dst[p * nr + j] = src[p] }
+                        } else {
+                            for p in 0..<kc { dst[p * nr + j] = 0 }
+                        }
+                    }
+                } else {
+                    for p in 0..<kc {
+                        let row = dst + p * nr
+                        let src = b + (pc + p) * bRowStride + j0 * bColStride
                         for j in 0..<cols { row[j] = src[j * bColStride] }
                         var j = cols
                         while j < nr { row[j] = 0; j += 1 }
                     }
                 }
             }
-            let add = accumulate || pc > 0
+            let add: Int32 = accumulate || pc > 0 ? 1 : 0
             var ic = 0
             while ic < m {
                 let mc = min(mcMax, m - ic)
@@ -65,6 +79,17 @@ public func sgemm(
                     let i0 = ic + panel * mr
                     let rows = min(mr, m - i0)
                     let dst = packA + panel * kc * mr
+                    if aColStride == 1 && alpha == 1 && rows == mr {
+                        let s0 = a + i0 * aRowStride + pc
+                        let s1 = s0 + aRowStride, s2 = s1 + aRowStride, s3 = s2 + aRowStride
+                        let s4 = s3 + aRowStride, s5 = s4 + aRowStride
+                        var d = dst
+                        for p in 0..<kc {
+                            d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p]; d[4] = s4[p]; d[5] = s5[p]
+                            d += mr
+                        }
+                        continue
+                    }
                     for r in 0..<mr {
                         if r < rows {
                             let src = a + (i0 + r) * aRowStride + pc * aColStride
@@ -85,9 +110,8 @@ public func sgemm(
                     for ip in 0..<mcPanels {
                         let i0 = ic + ip * mr
                         let rows = min(mr, m - i0)
-                        sgemmMicro4x16(
-                            kc: kc, a: UnsafePointer(packA + ip * kc * mr), b: bp,
-                            c: c + i0 * ldc + j0, ldc: ldc, rows: rows, cols: cols, add: add)
+                        perch_sgemm_6x16(variant, kc, UnsafePointer(packA + ip * kc * mr), bp,
+                                         c + i0 * ldc + j0, ldc, rows, cols, add)
                     }
                 }
                 ic += mc
@@ -104,78 +128,80 @@ public func sgemmWorkspaceCount(m: Int, n: Int, k: Int) -> Int {
     return SGEMMBlocking.mc(m) * SGEMMBlocking.kc(k) + SGEMMBlocking.kc(k) * SGEMMBlocking.nc(n)
 }
 
+/// Micro-kernel variants this CPU runs (PERCH_SGEMM_* of CPerchSGEMM.h), for agreement tests.
+public func sgemmSupportedVariants() -> [Int32] {
+    var v = [Int32]()
+    for x: Int32 in 0...3 where perch_sgemm_supported(x) != 0 { v.append(x) }
+    return v
+}
+
+/// Name of the micro-kernel `sgemm` uses by default (for reports).
+public func sgemmVariantName(_ v: Int32 = perch_sgemm_best()) -> String {
+    switch v {
+    case 1: return "avx2+fma 6x16"
+    case 2: return "avx512f 6x16"
+    case 3: return "neon 6x16"
+    default: return "scalar 6x16"
+    }
+}
+
+/// Floats of workspace `sgemmParallel` needs for `slots` threads.
+public func sgemmParallelWorkspaceCount(m: Int, n: Int, k: Int, slots: Int) -> Int {
+    sgemmWorkspaceCount(m: m, n: n, k: k) * Swift.max(1, slots)
+}
+
+/// `sgemm` split over the session's threads: C is cut into column blocks (multiples of 16) when
+/// it is wider than tall, else into row blocks (multiples of 6); each block is an independent
+/// `sgemm` with its own workspace slot. `workspace` holds `slots` slots of
+/// `sgemmWorkspaceCount(m:n:k:)` floats (`slots` = `OpContext.threads` at prepare). Small
+/// problems run on the calling thread.
+public func sgemmParallel(
+    _ args: KernelArgs, slots: Int,
+    m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
+    b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int,
+    accumulate: Bool,
+    workspace: UnsafeMutablePointer<Float>
+) {
+    var parts = Swift.min(args.threads, slots)
+    if m * n * k < 65536 { parts = 1 }
+    let byColumns = n >= m
+    let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
+    parts = Swift.min(parts, units)
+    if parts <= 1 {
+        sgemm(m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
+              b: b, bRowStride: bRowStride, bColStride: bColStride, c: c, ldc: ldc, accumulate: accumulate, workspace: workspace)
+        return
+    }
+    let slot = sgemmWorkspaceCount(m: m, n: n, k: k)
+    args.parallelFor(parts) { i in
+        let ws = workspace + i * slot
+        if byColumns {
+            let r = splitRange(n, parts: parts, part: i, align: SGEMMBlocking.nr)
+            if r.isEmpty { return }
+            sgemm(m: m, n: r.count, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
+                  b: b + r.lowerBound * bColStride, bRowStride: bRowStride, bColStride: bColStride,
+                  c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws)
+        } else {
+            let r = splitRange(m, parts: parts, part: i, align: SGEMMBlocking.mr)
+            if r.isEmpty { return }
+            sgemm(m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * aRowStride, aRowStride: aRowStride, aColStride: aColStride,
+                  b: b, bRowStride: bRowStride, bColStride: bColStride,
+                  c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws)
+        }
+    }
+}
+
 enum SGEMMBlocking {
-    static let mr = 4
+    static let mr = 6
     static let nr = 16
     static let kcBlock = 256
-    static let mcBlock = 128
+    static let mcBlock = 120
     static let ncBlock = 2048
     static func kc(_ k: Int) -> Int { min(kcBlock, k) }
     static func mc(_ m: Int) -> Int { min(mcBlock, (m + mr - 1) / mr * mr) }
     static func nc(_ n: Int) -> Int { min(ncBlock, (n + nr - 1) / nr * nr) }
-}
-
-/// 4×16 register tile: `a` is a packed panel (kc × 4), `b` a packed panel (kc × 16).
-@inline(__always)
-func sgemmMicro4x16(
-    kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-    c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, cols: Int, add: Bool
-) {
-    var c0l = SIMD8<Float>(), c0h = SIMD8<Float>()
-    var c1l = SIMD8<Float>(), c1h = SIMD8<Float>()
-    var c2l = SIMD8<Float>(), c2h = SIMD8<Float>()
-    var c3l = SIMD8<Float>(), c3h = SIMD8<Float>()
-    let braw = UnsafeRawPointer(b)
-    var ap = a
-    for p in 0..<kc {
-        let bl = braw.loadUnaligned(fromByteOffset: p * 64, as: SIMD8<Float>.self)
-        let bh = braw.loadUnaligned(fromByteOffset: p * 64 + 32, as: SIMD8<Float>.self)
-        let a0 = SIMD8<Float>(repeating: ap[0])
-        let a1 = SIMD8<Float>(repeating: ap[1])
-        let a2 = SIMD8<Float>(repeating: ap[2])
-        let a3 = SIMD8<Float>(repeating: ap[3])
-        c0l += a0 * bl; c0h += a0 * bh
-        c1l += a1 * bl; c1h += a1 * bh
-        c2l += a2 * bl; c2h += a2 * bh
-        c3l += a3 * bl; c3h += a3 * bh
-        ap += 4
-    }
-    if rows == 4 && cols == 16 {
-        sgemmStoreRow(c, c0l, c0h, add)
-        sgemmStoreRow(c + ldc, c1l, c1h, add)
-        sgemmStoreRow(c + 2 * ldc, c2l, c2h, add)
-        sgemmStoreRow(c + 3 * ldc, c3l, c3h, add)
-        return
-    }
-    for r in 0..<rows {
-        let lo: SIMD8<Float>
-        let hi: SIMD8<Float>
-        switch r {
-        case 0: lo = c0l; hi = c0h
-        case 1: lo = c1l; hi = c1h
-        case 2: lo = c2l; hi = c2h
-        default: lo = c3l; hi = c3h
-        }
-        let row = c + r * ldc
-        for j in 0..<cols {
-            let v = j < 8 ? lo[j] : hi[j - 8]
-            row[j] = add ? row[j] + v : v
-        }
-    }
-}
-
-@inline(__always)
-func sgemmStoreRow(_ c: UnsafeMutablePointer<Float>, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ add: Bool) {
-    let raw = UnsafeMutableRawPointer(c)
-    if add {
-        let ol = raw.loadUnaligned(as: SIMD8<Float>.self)
-        let oh = raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-        raw.storeBytes(of: ol + lo, as: SIMD8<Float>.self)
-        raw.storeBytes(of: oh + hi, toByteOffset: 32, as: SIMD8<Float>.self)
-    } else {
-        raw.storeBytes(of: lo, as: SIMD8<Float>.self)
-        raw.storeBytes(of: hi, toByteOffset: 32, as: SIMD8<Float>.self)
-    }
 }
 
 /// Scalar reference for `sgemm` (same contract, no workspace), accumulating in Double. Used by

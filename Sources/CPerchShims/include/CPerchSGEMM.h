@@ -1,0 +1,207 @@
+#ifndef CPERCH_SGEMM_H
+#define CPERCH_SGEMM_H
+// fp32 GEMM micro-kernels: C[6×16] (+)= A_panel · B_panel over kc, where A_panel is packed
+// kc × 6 (row index fastest) and B_panel kc × 16. One scalar reference kernel plus SIMD kernels
+// per ISA, chosen at run time (x86-64: cpuid) or compile time (aarch64: NEON is baseline).
+// `rows`/`cols` ≤ 6/16 clip the tile at the matrix edge; `add` accumulates into C.
+#include <stdint.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+enum { PERCH_SGEMM_MR = 6, PERCH_SGEMM_NR = 16 };
+/// Kernel variants; `perch_sgemm_best()` picks the fastest this CPU runs.
+enum { PERCH_SGEMM_SCALAR = 0, PERCH_SGEMM_AVX2 = 1, PERCH_SGEMM_AVX512 = 2, PERCH_SGEMM_NEON = 3 };
+
+static inline void perch_sgemm_store_tile(const float *tile, float *c, long ldc, long rows, long cols, int add) {
+    for (long r = 0; r < rows; r++) {
+        float *cr = c + r * ldc;
+        const float *tr = tile + r * PERCH_SGEMM_NR;
+        if (add) { for (long j = 0; j < cols; j++) cr[j] += tr[j]; }
+        else { for (long j = 0; j < cols; j++) cr[j] = tr[j]; }
+    }
+}
+
+/// The reference: plain C, same summation order as the SIMD kernels (p ascending, one fused or
+/// unfused multiply-add per step), so results agree to rounding.
+static inline void perch_sgemm_6x16_scalar(long kc, const float *a, const float *b, float *c, long ldc,
+                                           long rows, long cols, int add) {
+    float acc[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    for (int i = 0; i < PERCH_SGEMM_MR * PERCH_SGEMM_NR; i++) acc[i] = 0.0f;
+    for (long p = 0; p < kc; p++) {
+        for (int r = 0; r < PERCH_SGEMM_MR; r++) {
+            float av = a[p * PERCH_SGEMM_MR + r];
+            for (int j = 0; j < PERCH_SGEMM_NR; j++) acc[r * PERCH_SGEMM_NR + j] += av * b[p * PERCH_SGEMM_NR + j];
+        }
+    }
+    perch_sgemm_store_tile(acc, c, ldc, rows, cols, add);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, long ldc,
+                                         long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 av;
+        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        a += PERCH_SGEMM_MR;
+        b += PERCH_SGEMM_NR;
+    }
+    if (rows == PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
+#define PERCH_ST(r, lo, hi) do { float *cr = c + (r) * ldc; \
+        if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(cr)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(cr + 8)); } \
+        _mm256_storeu_ps(cr, lo); _mm256_storeu_ps(cr + 8, hi); } while (0)
+        PERCH_ST(0, c00, c01); PERCH_ST(1, c10, c11); PERCH_ST(2, c20, c21);
+        PERCH_ST(3, c30, c31); PERCH_ST(4, c40, c41); PERCH_ST(5, c50, c51);
+#undef PERCH_ST
+        return;
+    }
+    float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    _mm256_storeu_ps(tile + 0, c00); _mm256_storeu_ps(tile + 8, c01);
+    _mm256_storeu_ps(tile + 16, c10); _mm256_storeu_ps(tile + 24, c11);
+    _mm256_storeu_ps(tile + 32, c20); _mm256_storeu_ps(tile + 40, c21);
+    _mm256_storeu_ps(tile + 48, c30); _mm256_storeu_ps(tile + 56, c31);
+    _mm256_storeu_ps(tile + 64, c40); _mm256_storeu_ps(tile + 72, c41);
+    _mm256_storeu_ps(tile + 80, c50); _mm256_storeu_ps(tile + 88, c51);
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+}
+
+/// 6×16 with one zmm per row: half the FMA instructions of AVX2 (on cores with two 512-bit FMA
+/// pipes, twice the throughput; on Zen 4, which splits zmm into two 256-bit halves, the same).
+__attribute__((target("avx512f")))
+static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float *b, float *c, long ldc,
+                                           long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
+    __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m512 bv = _mm512_loadu_ps(b);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), bv, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), bv, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), bv, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3]), bv, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4]), bv, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5]), bv, c5);
+        a += PERCH_SGEMM_MR;
+        b += PERCH_SGEMM_NR;
+    }
+    if (rows == PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
+#define PERCH_ST(r, v) do { float *cr = c + (r) * ldc; \
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); _mm512_storeu_ps(cr, v); } while (0)
+        PERCH_ST(0, c0); PERCH_ST(1, c1); PERCH_ST(2, c2); PERCH_ST(3, c3); PERCH_ST(4, c4); PERCH_ST(5, c5);
+#undef PERCH_ST
+        return;
+    }
+    float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    _mm512_storeu_ps(tile + 0, c0); _mm512_storeu_ps(tile + 16, c1); _mm512_storeu_ps(tile + 32, c2);
+    _mm512_storeu_ps(tile + 48, c3); _mm512_storeu_ps(tile + 64, c4); _mm512_storeu_ps(tile + 80, c5);
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+}
+
+static inline int perch_x86_detect(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return PERCH_SGEMM_SCALAR;
+    int fma = (ecx >> 12) & 1, osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1;
+    if (!osxsave || !avx) return PERCH_SGEMM_SCALAR;
+    unsigned lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x6) != 0x6) return PERCH_SGEMM_SCALAR;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return PERCH_SGEMM_SCALAR;
+    int avx2 = (ebx >> 5) & 1, avx512f = (ebx >> 16) & 1;
+    if (avx512f && (lo & 0xe0) == 0xe0) return PERCH_SGEMM_AVX512;
+    if (avx2 && fma) return PERCH_SGEMM_AVX2;
+    return PERCH_SGEMM_SCALAR;
+}
+#endif
+
+#if defined(__aarch64__)
+static inline void perch_sgemm_6x16_neon(long kc, const float *a, const float *b, float *c, long ldc,
+                                         long rows, long cols, int add) {
+    /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
+    for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
+    float32x4_t acc[PERCH_SGEMM_MR][4];
+    for (int r = 0; r < PERCH_SGEMM_MR; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);
+    for (long p = 0; p < kc; p++) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+        float32x4_t a03 = vld1q_f32(a);
+        float32x2_t a45 = vld1_f32(a + 4);
+#define PERCH_ROW(r, av, lane) \
+        acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, lane); acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, lane); \
+        acc[r][2] = vfmaq_laneq_f32(acc[r][2], b2, av, lane); acc[r][3] = vfmaq_laneq_f32(acc[r][3], b3, av, lane);
+        PERCH_ROW(0, a03, 0) PERCH_ROW(1, a03, 1) PERCH_ROW(2, a03, 2) PERCH_ROW(3, a03, 3)
+#undef PERCH_ROW
+#define PERCH_ROW2(r, lane) \
+        acc[r][0] = vfmaq_lane_f32(acc[r][0], b0, a45, lane); acc[r][1] = vfmaq_lane_f32(acc[r][1], b1, a45, lane); \
+        acc[r][2] = vfmaq_lane_f32(acc[r][2], b2, a45, lane); acc[r][3] = vfmaq_lane_f32(acc[r][3], b3, a45, lane);
+        PERCH_ROW2(4, 0) PERCH_ROW2(5, 1)
+#undef PERCH_ROW2
+        a += PERCH_SGEMM_MR;
+        b += PERCH_SGEMM_NR;
+    }
+    float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    for (int r = 0; r < PERCH_SGEMM_MR; r++)
+        for (int q = 0; q < 4; q++) vst1q_f32(tile + r * PERCH_SGEMM_NR + q * 4, acc[r][q]);
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+}
+#endif
+
+/// The fastest variant this CPU supports (detected once per translation unit).
+static inline int perch_sgemm_best(void) {
+#if defined(__x86_64__)
+    static int cached = -1;
+    if (cached < 0) cached = perch_x86_detect();
+    return cached;
+#elif defined(__aarch64__)
+    return PERCH_SGEMM_NEON;
+#else
+    return PERCH_SGEMM_SCALAR;
+#endif
+}
+
+/// True when `variant` runs on this CPU.
+static inline int perch_sgemm_supported(int variant) {
+    if (variant == PERCH_SGEMM_SCALAR) return 1;
+#if defined(__x86_64__)
+    int best = perch_sgemm_best();
+    return (variant == PERCH_SGEMM_AVX2 && best >= PERCH_SGEMM_AVX2) || (variant == PERCH_SGEMM_AVX512 && best == PERCH_SGEMM_AVX512);
+#elif defined(__aarch64__)
+    return variant == PERCH_SGEMM_NEON;
+#else
+    return 0;
+#endif
+}
+
+/// Runs the 6×16 micro-kernel `variant` (which must be supported).
+static inline void perch_sgemm_6x16(int variant, long kc, const float *a, const float *b, float *c, long ldc,
+                                    long rows, long cols, int add) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case PERCH_SGEMM_AVX512: perch_sgemm_6x16_avx512(kc, a, b, c, ldc, rows, cols, add); return;
+    case PERCH_SGEMM_AVX2: perch_sgemm_6x16_avx2(kc, a, b, c, ldc, rows, cols, add); return;
+#elif defined(__aarch64__)
+    case PERCH_SGEMM_NEON: perch_sgemm_6x16_neon(kc, a, b, c, ldc, rows, cols, add); return;
+#endif
+    default: perch_sgemm_6x16_scalar(kc, a, b, c, ldc, rows, cols, add); return;
+    }
+}
+
+#endif

@@ -1,0 +1,66 @@
+import ArgumentParser
+import CPerchShims
+import Foundation
+import PerchEngine
+
+/// `perch bench-gemm [--m M --n N --k K] [--threads T] [--runs R] [--json]` (hidden): times the
+/// fp32 GEMM that Gemm/MatMul/Conv run on, for bench/run.py's fraction-of-peak report.
+struct BenchGemmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-gemm",
+        abstract: "Time the engine's fp32 GEMM (C = A·B) on M×K·K×N matrices.",
+        shouldDisplay: false
+    )
+
+    @Option var m = 512
+    @Option var n = 512
+    @Option var k = 512
+    @Option(help: "Worker threads.") var threads = 1
+    @Option(help: "Timed runs (the median is reported).") var runs = 30
+    @Flag var json = false
+
+    func validate() throws {
+        guard m >= 1, n >= 1, k >= 1 else { throw ValidationError("--m, --n and --k must be positive") }
+        guard threads >= 1, runs >= 1 else { throw ValidationError("--threads and --runs must be at least 1") }
+    }
+
+    func run() throws {
+        var a = [Float](repeating: 0, count: m * k)
+        var b = [Float](repeating: 0, count: k * n)
+        for i in 0..<a.count { a[i] = Float(i % 17) * 0.01 - 0.08 }
+        for i in 0..<b.count { b[i] = Float(i % 13) * 0.01 - 0.06 }
+        var c = [Float](repeating: 0, count: m * n)
+        var ws = [Float](repeating: 0, count: sgemmParallelWorkspaceCount(m: m, n: n, k: k, slots: threads))
+        let pool: ThreadPool? = threads > 1 ? ThreadPool(threads: threads) : nil
+        let args = KernelArgs(inputs: [], outputs: [], scratch: nil, pool: pool)
+        var samples = [Double]()
+        for r in 0..<(runs + 3) {
+            let t0 = perch_monotonic_ns()
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        ws.withUnsafeMutableBufferPointer { wp in
+                            sgemmParallel(args, slots: threads, m: m, n: n, k: k, a: ap.baseAddress!, aRowStride: k, aColStride: 1,
+                                          b: bp.baseAddress!, bRowStride: n, bColStride: 1, c: cp.baseAddress!, ldc: n,
+                                          accumulate: false, workspace: wp.baseAddress!)
+                        }
+                    }
+                }
+            }
+            if r >= 3 { samples.append(Double(perch_monotonic_ns() - t0) / 1e6) }
+        }
+        samples.sort()
+        let median = samples[samples.count / 2]
+        let gflops = 2.0 * Double(m) * Double(n) * Double(k) / (median * 1e6)
+        if json {
+            print(JSONValue.object([
+                ("m", .int(m)), ("n", .int(n)), ("k", .int(k)), ("threads", .int(threads)), ("runs", .int(runs)),
+                ("fp32", .object([("median_ms", .double(median)), ("gflops", .double(gflops)), ("kernel", .string(sgemmVariantName()))])),
+                ("int8", .null),
+            ]).text)
+        } else {
+            print("sgemm " + String(m) + "x" + String(n) + "x" + String(k) + ", " + String(threads) + " thread(s), " + sgemmVariantName()
+                  + String(format: ": median %.3f ms, %.1f GFLOP/s", median, gflops))
+        }
+    }
+}

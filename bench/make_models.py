@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Writes the benchmark's generated fp32 models (random weights, fixed seed) to OUT_DIR:
+
+  mobilenet-dw.onnx   MobileNet-style: 3×3 stem, depthwise 3×3 + pointwise 1×1 blocks, ReLU6 (Clip),
+                      global average pool, Gemm classifier (1×3×160×160)
+  vgg-conv.onnx       standard 3×3 convolutions + ReLU + MaxPool, global pool, Gemm (1×3×128×128)
+  transformer.onnx    2-layer encoder: MatMul projections, 4-head attention (Softmax), LayerNorm,
+                      GELU (erf form), residual Adds (1×64×128)
+
+Only this generator is committed; the .onnx files go to a git-ignored folder.
+Usage: bench/make_models.py OUT_DIR
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+rng = np.random.RandomState(1234)
+
+
+class Builder:
+    def __init__(self, name):
+        self.name = name
+        self.nodes, self.inits = [], []
+        self.n = 0
+
+    def fresh(self, base):
+        self.n += 1
+        return f"{base}_{self.n}"
+
+    def const(self, base, arr):
+        name = self.fresh(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def op(self, op_type, inputs, **attrs):
+        out = self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x, cin, cout, k, stride=1, group=1, act="relu6"):
+        fan_in = cin // group * k * k
+        w = self.const("w", (rng.randn(cout, cin // group, k, k) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+        b = self.const("b", (rng.randn(cout) * 0.05).astype(np.float32))
+        y = self.op("Conv", [x, w, b], kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group)
+        if act == "relu6":
+            lo = self.const("lo", np.array(0, np.float32))
+            hi = self.const("hi", np.array(6, np.float32))
+            y = self.op("Clip", [y, lo, hi])
+        elif act == "relu":
+            y = self.op("Relu", [y])
+        return y
+
+    def gemm(self, x, cin, cout):
+        w = self.const("fc_w", (rng.randn(cout, cin) * np.sqrt(1.0 / cin)).astype(np.float32))
+        b = self.const("fc_b", np.zeros(cout, np.float32))
+        return self.op("Gemm", [x, w, b], transB=1)
+
+    def save(self, path, inputs, output, out_shape):
+        graph = helper.make_graph(
+            self.nodes, self.name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
+            self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="perch-bench")
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        onnx.save(model, path)
+
+
+def mobilenet(path):
+    b = Builder("mobilenet_dw")
+    y = b.conv("input", 3, 32, 3, stride=2)
+    c = 32
+    for cout, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1)]:
+        y = b.conv(y, c, c, 3, stride=stride, group=c)   # depthwise
+        y = b.conv(y, c, cout, 1)                        # pointwise
+        c = cout
+    y = b.op("GlobalAveragePool", [y])
+    y = b.op("Flatten", [y])
+    y = b.gemm(y, c, 100)
+    b.save(path, [("input", [1, 3, 160, 160])], y, [1, 100])
+
+
+def vgg(path):
+    b = Builder("vgg_conv")
+    y, c = "input", 3
+    for cout, pool in [(32, True), (64, True), (128, False), (128, True), (256, False), (256, True)]:
+        y = b.conv(y, c, cout, 3, act="relu")
+        c = cout
+        if pool:
+            y = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])
+    y = b.op("GlobalAveragePool", [y])
+    y = b.op("Flatten", [y])
+    y = b.gemm(y, c, 100)
+    b.save(path, [("input", [1, 3, 128, 128])], y, [1, 100])
+
+
+def transformer(path, seq=64, d=128, heads=4, ffn=512, layers=2):
+    b = Builder("transformer_encoder")
+    hd = d // heads
+
+    def linear(x, cin, cout):
+        w = b.const("w", (rng.randn(cin, cout) * np.sqrt(1.0 / cin)).astype(np.float32))
+        bias = b.const("b", (rng.randn(cout) * 0.02).astype(np.float32))
+        return b.op("Add", [b.op("MatMul", [x, w]), bias])
+
+    def layernorm(x):
+        g = b.const("ln_g", np.ones(d, np.float32))
+        beta = b.const("ln_b", np.zeros(d, np.float32))
+        return b.op("LayerNormalization", [x, g, beta], axis=-1, epsilon=1e-5)
+
+    def heads_of(x):  # [1, S, D] -> [1, H, S, hd]
+        shape = b.const("shape", np.array([1, seq, heads, hd], np.int64))
+        return b.op("Transpose", [b.op("Reshape", [x, shape])], perm=[0, 2, 1, 3])
+
+    x = "input"
+    for _ in range(layers):
+        q, k, v = (heads_of(linear(x, d, d)) for _ in range(3))
+        kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+        scale = b.const("scale", np.array(1.0 / np.sqrt(hd), np.float32))
+        att = b.op("Softmax", [b.op("Mul", [b.op("MatMul", [q, kt]), scale])], axis=-1)
+        ctx = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3])
+        ctx = b.op("Reshape", [ctx, b.const("shape", np.array([1, seq, d], np.int64))])
+        x = layernorm(b.op("Add", [x, linear(ctx, d, d)]))
+        h = linear(x, d, ffn)
+        # GELU, erf form: 0.5 * h * (1 + erf(h / sqrt(2)))
+        e = b.op("Erf", [b.op("Div", [h, b.const("sqrt2", np.array(np.sqrt(2.0), np.float32))])])
+        h = b.op("Mul", [b.op("Mul", [h, b.const("half", np.array(0.5, np.float32))]),
+                         b.op("Add", [e, b.const("one", np.array(1.0, np.float32))])])
+        x = layernorm(b.op("Add", [x, linear(h, ffn, d)]))
+    b.save(path, [("input", [1, seq, d])], x, [1, seq, d])
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "bench/models"
+    os.makedirs(out, exist_ok=True)
+    mobilenet(os.path.join(out, "mobilenet-dw.onnx"))
+    vgg(os.path.join(out, "vgg-conv.onnx"))
+    transformer(os.path.join(out, "transformer.onnx"))
+    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx to " + out)
+
+
+if __name__ == "__main__":
+    main()

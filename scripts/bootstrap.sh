@@ -16,6 +16,7 @@ APT_PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # Embedded Swift cross build for aarch64
   qemu-user-static      # runs the aarch64 agent on this machine
   openssh-server openssh-client                 # local test devices
+  nftables              # packet loss on test devices' links (the kernel has no netem)
   python3 python3-venv python3-pip
   unzip ca-certificates
 )

@@ -50,7 +50,7 @@ final class DeployEndToEndTests: XCTestCase {
     override class func setUp() {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else { return }
         state = NSTemporaryDirectory() + "perch-e2e-\(getpid())"
-        let r = perch(["testfleet", "up", "--devices", "2", "--state", state, "--json"])
+        let r = perch(["testfleet", "up", "--devices", "3", "--state", state, "--json"])
         upOK = r.status == 0
         if !upOK { print("testfleet up failed: \(r.stderr)") }
     }
@@ -194,7 +194,53 @@ final class DeployEndToEndTests: XCTestCase {
         XCTAssertEqual(versions.filter { !$0.hasPrefix(".") }, ["tiny-cnn-1.0.0"])
     }
 
+    /// 20% of the device's outgoing packets dropped by nftables inside its network namespace
+    /// (this kernel has no netem): the deploy still completes.
+    func testDeployCompletesWithTwentyPercentPacketLoss() throws {
+        let (host, _) = device("dev3")
+        let octets = host.split(separator: ".")
+        try XCTSkipUnless(octets.count == 4 && octets[0] == "10", "devices are on loopback (not root): no namespace link to degrade")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft"), "nftables is not installed")
+        let ns = "perch-tf" + octets[2]
+        let rules = Self.state + "/loss.nft"
+        try "table inet perch_loss {\n  chain out {\n    type filter hook output priority 0;\n    numgen random mod 100 < 20 counter drop\n  }\n}\n"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        XCTAssertEqual(Self.shell(["ip", "netns", "exec", ns, "nft", "-f", rules]), 0, "nft rule")
+        defer { _ = Self.shell(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "perch_loss"]) }
+        let r = Self.perch(["deploy", Self.model] + inv + ["--device", "dev3", "--runs", "3", "--json"])
+        print("deploy over a link dropping 20% of packets: exit \(r.status) in \(String(format: "%.1f", r.seconds)) s")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.json["installed"] as? Bool, true)
+        // The rule's counter shows packets were really dropped.
+        let listed = Self.output(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "perch_loss"])
+        let dropped = listed.components(separatedBy: "counter packets ").dropFirst().first.flatMap { Int($0.split(separator: " ")[0]) } ?? 0
+        print("packets dropped on the device's link: \(dropped)")
+        XCTAssertGreaterThan(dropped, 0, listed)
+    }
+
     // MARK: helpers
+
+    static func output(_ args: [String]) -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        try? p.run()
+        let d = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: d, as: UTF8.self)
+    }
+
+    @discardableResult
+    static func shell(_ args: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        try? p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
 
     static func sessionProcesses() -> [Int32] {
         let text = (try? String(contentsOfFile: state + "/testfleet.state", encoding: .utf8)) ?? ""

@@ -48,6 +48,8 @@ let package = Package(
             dependencies: ["PerchGraph", "CLibArchive", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "PerchSSH"),
+        // `perch agent build`: Embedded Swift cross build of perch-agent, cached.
+        .target(name: "PerchAgentBuild", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PerchFleet", dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles"]),
 
         // Executables.
@@ -55,7 +57,7 @@ let package = Package(
             name: "perch",
             dependencies: [
                 "PerchGraph", "PerchEngine", "PerchONNX", "PerchProfiles",
-                "PerchOptimize", "PerchBundle", "PerchFleet", "CPerchShims",
+                "PerchOptimize", "PerchBundle", "PerchFleet", "PerchAgentBuild", "CPerchShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -16,7 +16,7 @@ struct Perch: ParsableCommand {
         version: version,
         subcommands: [
             ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
-            KeysCommand.self, PackCommand.self, VerifyCommand.self,
+            KeysCommand.self, PackCommand.self, VerifyCommand.self, AgentCommand.self,
         ]
     )
 

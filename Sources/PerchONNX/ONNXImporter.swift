@@ -123,10 +123,16 @@ struct GraphConverter {
         return ValueInfo(name: proto.name, type: TensorType(dtype: dtype, dims: dims))
     }
 
+    /// The com.microsoft operators Perch implements (ONNX Runtime's quantized QOperator ops);
+    /// any other op of that domain is reported as unsupported.
+    static let microsoftOps: Set<String> = [
+        "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QGemm",
+    ]
+
     mutating func convertNode(_ proto: Onnx_NodeProto, into graph: inout Graph) throws(ONNXImportError) -> Node? {
         let domain = proto.domain
         let name = proto.name
-        guard domain.isEmpty || domain == "ai.onnx" else {
+        guard domain.isEmpty || domain == "ai.onnx" || (domain == "com.microsoft" && Self.microsoftOps.contains(proto.opType)) else {
             unsupported.append(.init(nodeName: name.isEmpty ? proto.output.first ?? "" : name, opType: proto.opType, domain: domain))
             return nil
         }

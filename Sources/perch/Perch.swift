@@ -16,7 +16,8 @@ struct Perch: ParsableCommand {
         version: version,
         subcommands: [
             ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
-            KeysCommand.self, PackCommand.self, VerifyCommand.self, AgentCommand.self,
+            KeysCommand.self, PackCommand.self, VerifyCommand.self,
+            DeployCommand.self, TestfleetCommand.self, DemoCommand.self, AgentCommand.self,
         ]
     )
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include "CPerchInt8.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

@@ -29,6 +29,12 @@ public enum OperatorRegistry {
             return try ReduceOperator.prepare(ctx)
         case .cast, .quantizeLinear, .dequantizeLinear:
             return try CastOperator.prepare(ctx)
+        case .qLinearMatMul, .matMulInteger, .qGemm:
+            return try QGemmOperator.prepare(ctx)
+        case .qLinearConv, .convInteger:
+            return try QConvOperator.prepare(ctx)
+        case .qLinearAdd, .qLinearMul, .qLinearGlobalAveragePool, .qLinearSigmoid, .qLinearLeakyRelu, .qLinearLookup:
+            return try QElementwiseOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)

@@ -43,8 +43,9 @@ public final class Session {
     var weights: UnsafeMutableRawPointer?
     var isPrepared = false
 
-    /// Validates and topologically sorts `graph`. Nothing is allocated until `prepare`.
-    public init(graph: Graph) throws(EngineError) {
+    /// Validates and topologically sorts `graph`, then applies `QDQFusion` when
+    /// `options.fuseQuantized` is on. Nothing is allocated until `prepare`.
+    public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
         var g = graph
         do {
             try g.validate()
@@ -52,6 +53,14 @@ public final class Session {
             throw .graph(error)
         }
         g.removeDeadNodes()
+        if options.fuseQuantized {
+            QDQFusion.apply(&g)
+            do {
+                try g.validate()
+            } catch {
+                throw .graph(error)
+            }
+        }
         self.graph = g
     }
 

@@ -96,4 +96,18 @@ public enum OpType: String, Sendable, CaseIterable {
     // Quantization (QDQ).
     case quantizeLinear = "QuantizeLinear"
     case dequantizeLinear = "DequantizeLinear"
+    // Quantized operators (QOperator form; the QDQ fusion pass produces them too). QLinearAdd,
+    // QLinearMul, QLinearGlobalAveragePool, QLinearSigmoid, QLinearLeakyRelu and QGemm are
+    // com.microsoft ops; QLinearLookup is Perch's own table activation (attribute `function`).
+    case qLinearConv = "QLinearConv"
+    case qLinearMatMul = "QLinearMatMul"
+    case matMulInteger = "MatMulInteger"
+    case convInteger = "ConvInteger"
+    case qLinearAdd = "QLinearAdd"
+    case qLinearMul = "QLinearMul"
+    case qLinearGlobalAveragePool = "QLinearGlobalAveragePool"
+    case qLinearSigmoid = "QLinearSigmoid"
+    case qLinearLeakyRelu = "QLinearLeakyRelu"
+    case qGemm = "QGemm"
+    case qLinearLookup = "QLinearLookup"
 }

@@ -1,0 +1,194 @@
+import CPerchShims
+import PerchGraph
+
+/// Quantized elementwise ops on uint8/int8 tensors with per-tensor scales, all in integer
+/// arithmetic except the prepare-time tables:
+/// - QLinearAdd: TensorFlow Lite's Add (inputs rescaled to a common 2^20-shifted scale).
+/// - QLinearMul: the int32 product requantized once.
+/// - QLinearGlobalAveragePool: int32 sum requantized by x_scale / (y_scale · count).
+/// - QLinearSigmoid, QLinearLeakyRelu and Perch's QLinearLookup (Tanh, HardSwish, GELU, SiLU,
+///   HardSigmoid, … between Q/DQ): a 256-entry table computed at prepare time.
+public enum QElementwiseOperator {
+    public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        switch ctx.node.op {
+        case .qLinearAdd, .qLinearMul: return try prepareBinary(ctx)
+        case .qLinearGlobalAveragePool: return try prepareGlobalAverage(ctx)
+        default: return try prepareLookup(ctx)
+        }
+    }
+
+    static func quantType(_ ctx: OpContext, _ i: Int) throws(EngineError) -> DType {
+        let d = try ctx.input(i)
+        guard d.dtype == .u8 || d.dtype == .i8 else { throw ctx.unsupported("input of type " + d.dtype.name) }
+        return d.dtype
+    }
+
+    // MARK: Add, Mul
+
+    static func prepareBinary(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let a = try ctx.input(0)
+        let b = try ctx.input(3)
+        let aType = try quantType(ctx, 0)
+        let bType = try quantType(ctx, 3)
+        let pa = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: aType)
+        let pb = try QuantParams(ctx, scale: 4, zero: 5, dtypeIfNoZero: bType)
+        let py = try QuantParams(ctx, scale: 6, zero: 7, dtypeIfNoZero: aType)
+        guard pa.isPerTensor, pb.isPerTensor, py.isPerTensor else { throw ctx.unsupported("per-channel scales") }
+        guard let shape = BroadcastPlan.broadcastShape([a.shape, b.shape]) else {
+            throw ctx.invalid("shapes " + shapeText(a.shape) + " and " + shapeText(b.shape) + " do not broadcast")
+        }
+        let outType = py.dtype
+        guard outType == .u8 || outType == .i8 else { throw ctx.unsupported("output type " + outType.name) }
+        let plan = BroadcastPlan(shapes: [a.shape, b.shape], to: shape)
+        let (lo, hi) = QGemmOperator.outputRange(ctx, outType)
+        let za = pa.zero(0), zb = pb.zero(0), zy = py.zero(0)
+        let aI8 = aType == .i8, bI8 = bType == .i8
+        let isAdd = ctx.node.op == .qLinearAdd
+        let sa = Double(pa.scale(0)), sb = Double(pb.scale(0)), sy = Double(py.scale(0))
+        // TFLite Add parameters.
+        let leftShift: Int32 = 20
+        let twiceMax = 2 * Swift.max(sa, sb)
+        let qa = QuantizedMultiplier(sa / twiceMax)
+        let qb = QuantizedMultiplier(sb / twiceMax)
+        let qAddOut = QuantizedMultiplier(twiceMax / (Double(1 << leftShift) * sy))
+        let qMulOut = QuantizedMultiplier(sa * sb / sy)
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+            let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
+            let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
+            for o in 0..<plan.outer {
+                let oA = plan.rowOffsets[0][o], oB = plan.rowOffsets[1][o]
+                let dst = out + o * plan.inner
+                for i in 0..<plan.inner {
+                    let x = pA[oA + i * sA], y = pB[oB + i * sB]
+                    let xa = (aI8 ? Int32(Int8(bitPattern: x)) : Int32(x)) - za
+                    let yb = (bI8 ? Int32(Int8(bitPattern: y)) : Int32(y)) - zb
+                    var v: Int32
+                    if isAdd {
+                        let s1 = multiplyByQuantizedMultiplier(xa << leftShift, qa)
+                        let s2 = multiplyByQuantizedMultiplier(yb << leftShift, qb)
+                        v = multiplyByQuantizedMultiplier(s1 &+ s2, qAddOut) &+ zy
+                    } else {
+                        v = multiplyByQuantizedMultiplier(xa &* yb, qMulOut) &+ zy
+                    }
+                    v = v < lo ? lo : (v > hi ? hi : v)
+                    dst[i] = UInt8(truncatingIfNeeded: v)
+                }
+            }
+        }
+    }
+
+    // MARK: GlobalAveragePool
+
+    static func prepareGlobalAverage(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let xType = try quantType(ctx, 0)
+        guard x.rank >= 3 else { throw ctx.invalid("X must have rank ≥ 3") }
+        let channelsLast = ctx.attributes.int("channels_last", default: 0) != 0
+        let px = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: xType)
+        let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)
+        guard py.dtype == .u8 || py.dtype == .i8 else { throw ctx.unsupported("output type " + py.dtype.name) }
+        let n = x.shape[0]
+        let c = channelsLast ? x.shape[x.rank - 1] : x.shape[1]
+        let spatial = x.count / Swift.max(n * c, 1)
+        var outShape = [Int](repeating: 1, count: x.rank)
+        outShape[0] = n
+        outShape[channelsLast ? x.rank - 1 : 1] = c
+        // The mean is requantized in double with ties to even, as ONNX Runtime's kernel rounds:
+        // averages land exactly on .5 often, and a tie rounded the other way is a whole step.
+        // Deterministic on every ISA (one scalar path, IEEE double).
+        let factor = Double(px.scale(0)) / (Double(py.scale(0)) * Double(spatial))
+        let zx = px.zero(0), zy = py.zero(0)
+        let (lo, hi) = quantizedRange(py.dtype)
+        let xI8 = xType == .i8
+        return PreparedOp(outputs: [TensorDesc(dtype: py.dtype, shape: outShape)]) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            for b in 0..<n {
+                for ch in 0..<c {
+                    var acc: Int32 = 0
+                    for s in 0..<spatial {
+                        let idx = channelsLast ? (b * spatial + s) * c + ch : (b * c + ch) * spatial + s
+                        let v = src[idx]
+                        acc &+= (xI8 ? Int32(Int8(bitPattern: v)) : Int32(v)) - zx
+                    }
+                    var v = perch_round_even(Double(acc) * factor) + Double(zy)
+                    v = v < Double(lo) ? Double(lo) : (v > Double(hi) ? Double(hi) : v)
+                    dst[b * c + ch] = UInt8(truncatingIfNeeded: Int32(v))
+                }
+            }
+        }
+    }
+
+    // MARK: Lookup tables
+
+    /// The real function a lookup op applies.
+    static func function(_ ctx: OpContext) throws(EngineError) -> (Double) -> Double {
+        let name: String
+        switch ctx.node.op {
+        case .qLinearSigmoid: name = "Sigmoid"
+        case .qLinearLeakyRelu: name = "LeakyRelu"
+        default: name = ctx.attributes.string("function", default: "")
+        }
+        let alpha = Double(ctx.attributes.float("alpha", default: name == "HardSigmoid" ? 0.2 : 0.01))
+        let beta = Double(ctx.attributes.float("beta", default: 0.5))
+        switch name {
+        case "Sigmoid": return { x in 1 / (1 + perch_exp(-x)) }
+        case "SiLU": return { x in x / (1 + perch_exp(-x)) }
+        case "Tanh": return { x in perch_tanh(x) }
+        case "HardSigmoid": return { x in Swift.max(0, Swift.min(1, alpha * x + beta)) }
+        case "HardSwish": return { x in x * Swift.max(0, Swift.min(1, x / 6 + 0.5)) }
+        case "LeakyRelu": return { x in x >= 0 ? x : alpha * x }
+        case "Relu": return { x in Swift.max(0, x) }
+        case "Gelu":
+            if ctx.attributes.string("approximate", default: "none") == "tanh" {
+                return { x in 0.5 * x * (1 + perch_tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) }
+            }
+            return { x in 0.5 * x * (1 + perch_erf(x * 0.7071067811865476)) }
+        case "Erf": return { x in perch_erf(x) }
+        default: throw ctx.unsupported("lookup function '" + name + "'")
+        }
+    }
+
+    /// Inputs X, x_scale, x_zero_point, y_scale, y_zero_point. The table maps every input code to
+    /// round_half_even(f(x_scale·(q − zx)) / y_scale) + zy, saturated: what DQ → f → Q computes.
+    static func prepareLookup(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let xType = try quantType(ctx, 0)
+        let f = try function(ctx)
+        let px = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: xType)
+        let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)
+        guard px.isPerTensor, py.isPerTensor else { throw ctx.unsupported("per-channel scales") }
+        let outType = py.dtype
+        guard outType == .u8 || outType == .i8 else { throw ctx.unsupported("output type " + outType.name) }
+        let table = lookupTable(f, inType: xType, inScale: px.scale(0), inZero: px.zero(0), outType: outType,
+                                outScale: py.scale(0), outZero: py.zero(0))
+        let n = x.count
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            table.withUnsafeBufferPointer { t in
+                for i in 0..<n { dst[i] = t[Int(src[i])] }
+            }
+        }
+    }
+
+    /// 256 entries indexed by the input byte (an int8 code's bit pattern indexes as uint8).
+    /// Dequantization and the division by y_scale happen in float32, as ONNX's DequantizeLinear and
+    /// QuantizeLinear do; the function itself in double.
+    public static func lookupTable(_ f: (Double) -> Double, inType: DType, inScale: Float, inZero: Int32, outType: DType,
+                                   outScale: Float, outZero: Int32) -> [UInt8] {
+        let (lo, hi) = quantizedRange(outType)
+        var table = [UInt8](repeating: 0, count: 256)
+        for byte in 0..<256 {
+            let q = inType == .i8 ? Int32(Int8(truncatingIfNeeded: byte)) : Int32(byte)
+            let real = Float(q - inZero) * inScale
+            let y = Float(f(Double(real)))
+            var r = Double(perch_roundf_even(y / outScale)) + Double(outZero)
+            r = r < Double(lo) ? Double(lo) : (r > Double(hi) ? Double(hi) : r)
+            table[byte] = UInt8(truncatingIfNeeded: Int32(r))
+        }
+        return table
+    }
+}

@@ -1,0 +1,248 @@
+import CPerchShims
+import PerchGraph
+
+/// Options of a `Session`.
+public struct SessionOptions: Sendable {
+    /// Rewrites QDQ patterns (DequantizeLinear → op → QuantizeLinear) into integer ops before
+    /// planning (see `QDQFusion`). Off: QDQ models run as fake-quant in float32.
+    public var fuseQuantized: Bool
+
+    public init(fuseQuantized: Bool = true) {
+        self.fuseQuantized = fuseQuantized
+    }
+}
+
+/// The graph pass that turns a QDQ model (as ONNX Runtime's `quantize_static` with
+/// `QuantFormat.QDQ` writes it) into Perch's integer execution. Applied by `Session.init` when
+/// `SessionOptions.fuseQuantized` is on (the default). Patterns, each replaced by one node that
+/// reads the quantized input and writes the quantized output directly:
+///
+/// - DQ(x) → Conv(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearConv (int32 bias, `_qmin`/`_qmax`)
+/// - DQ(x) → MatMul(DQ(w)) / Gemm(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearMatMul
+/// - DQ(a), DQ(b) → Add | Mul → Q  ⇒ QLinearAdd | QLinearMul
+/// - DQ(x) → GlobalAveragePool → Q  ⇒ QLinearGlobalAveragePool
+/// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu → Q  ⇒ QLinearLookup
+/// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze → Q with the same scale and zero
+///   point ⇒ the op on the quantized tensor
+///
+/// Requirements checked: weights and all scales/zero points are constants, activations are
+/// per-tensor, weights per-tensor or per output channel, the float intermediate has no other
+/// reader and is not a graph output. Everything else is left as is and runs as fake-quant.
+public enum QDQFusion {
+    public static func apply(_ graph: inout Graph) {
+        var producer: [String: Int] = [:]
+        var readers: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for out in node.outputs where !out.isEmpty { producer[out] = i }
+            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        }
+        for output in graph.outputs { readers[output.name, default: 0] += 100 }
+        var fusedOutputs: [String: Int] = [:]
+        for i in 0..<graph.nodes.count {
+            if let fused = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers) {
+                graph.nodes[i] = fused
+                fusedOutputs[fused.outputs[0]] = i
+            }
+        }
+        if fusedOutputs.isEmpty { return }
+        // The QuantizeLinear whose output the fused node now writes goes; the float op and its
+        // Relu/Clip become unread and go with the dead nodes.
+        var kept = [Node]()
+        for (i, node) in graph.nodes.enumerated() {
+            if let out = node.outputs.first, let owner = fusedOutputs[out], owner != i { continue }
+            kept.append(node)
+        }
+        graph.nodes = kept
+        graph.removeDeadNodes()
+    }
+
+    // MARK: Pattern pieces
+
+    struct DQ {
+        var input: String
+        var scale: String
+        var zero: String
+        var axis: Int
+    }
+
+    /// The DequantizeLinear producing `name`, if its scale and zero point are constants.
+    static func dequantized(_ name: String, _ g: Graph, _ producer: [String: Int]) -> DQ? {
+        guard let p = producer[name] else { return nil }
+        let n = g.nodes[p]
+        guard n.op == .dequantizeLinear, n.inputs.count >= 3, let s = g.initializers[n.inputs[1]], let z = g.initializers[n.inputs[2]],
+              s.dtype == .f32, z.dtype == .u8 || z.dtype == .i8 || (z.dtype == .i32 && s.count >= 1) else { return nil }
+        return DQ(input: n.inputs[0], scale: n.inputs[1], zero: n.inputs[2], axis: n.attributes.int("axis", default: 1))
+    }
+
+    /// The only reader of `name`, when it has exactly one and is not a graph output.
+    static func soleReader(_ name: String, _ g: Graph, _ readers: [String: Int]) -> Node? {
+        guard readers[name] == 1 else { return nil }
+        for n in g.nodes where n.inputs.contains(name) { return n }
+        return nil
+    }
+
+    struct Q {
+        var output: String
+        var scale: String
+        var zero: String
+    }
+
+    static func quantizedBy(_ node: Node, _ g: Graph) -> Q? {
+        guard node.op == .quantizeLinear, node.inputs.count >= 3, let s = g.initializers[node.inputs[1]], s.count == 1,
+              let z = g.initializers[node.inputs[2]], z.dtype == .u8 || z.dtype == .i8 else { return nil }
+        return Q(output: node.outputs[0], scale: node.inputs[1], zero: node.inputs[2])
+    }
+
+    static func isPerTensor(_ dq: DQ, _ g: Graph) -> Bool {
+        g.initializers[dq.scale]!.count == 1 && g.initializers[dq.zero]!.dtype != .i32
+    }
+
+    static func scalar(_ name: String, _ g: Graph) -> Double { g.initializers[name]!.doubles[0] }
+
+    /// Follows `name` through an optional Relu/Clip to its QuantizeLinear; returns the Q and the
+    /// clamp range the activation adds, in the output's integer domain.
+    static func activationThenQ(_ name: String, _ g: Graph, _ readers: [String: Int]) -> (Q, Int, Int)? {
+        guard let r = soleReader(name, g, readers) else { return nil }
+        if let q = quantizedBy(r, g) { return (q, Int.min, Int.max) }
+        guard r.op == .relu || r.op == .clip, let out = r.outputs.first, let next = soleReader(out, g, readers),
+              let q = quantizedBy(next, g) else { return nil }
+        let s = scalar(q.scale, g)
+        let z = Int(scalar(q.zero, g))
+        var lo = Double(-Float.greatestFiniteMagnitude)
+        var hi = Double(Float.greatestFiniteMagnitude)
+        if r.op == .relu {
+            lo = 0
+        } else {
+            if let v = r.input(1) { guard let t = g.initializers[v] else { return nil }; lo = t.doubles[0] }
+            if let v = r.input(2) { guard let t = g.initializers[v] else { return nil }; hi = t.doubles[0] }
+            if r.inputs.count < 2 {
+                lo = Double(r.attributes.float("min", default: -Float.greatestFiniteMagnitude))
+                hi = Double(r.attributes.float("max", default: Float.greatestFiniteMagnitude))
+            }
+        }
+        let qlo = lo < -1e30 ? Int.min : z + Int(perch_round_even(lo / s))
+        let qhi = hi > 1e30 ? Int.max : z + Int(perch_round_even(hi / s))
+        return (q, qlo, qhi)
+    }
+
+    static func fresh(_ base: String, _ g: Graph) -> String {
+        var name = base
+        var k = 0
+        while g.initializers[name] != nil {
+            k += 1
+            name = base + "_" + String(k)
+        }
+        return name
+    }
+
+    // MARK: Rewrites
+
+    static func fuse(_ node: Node, graph g: inout Graph, producer: [String: Int], readers: [String: Int]) -> Node? {
+        guard let out = node.outputs.first, !out.isEmpty else { return nil }
+        var attrs = Attributes()
+        if let o = node.attributes["_opset"] { attrs["_opset"] = o }
+        switch node.op {
+        case .conv, .matMul, .gemm:
+            return fuseLinear(node, &g, producer, readers)
+        case .add, .mul:
+            guard node.inputs.count == 2, let a = dequantized(node.inputs[0], g, producer), let b = dequantized(node.inputs[1], g, producer),
+                  isPerTensor(a, g), isPerTensor(b, g), let r = soleReader(out, g, readers), let q = quantizedBy(r, g) else { return nil }
+            return Node(name: node.name, op: node.op == .add ? .qLinearAdd : .qLinearMul,
+                        inputs: [a.input, a.scale, a.zero, b.input, b.scale, b.zero, q.scale, q.zero], outputs: [q.output], attributes: attrs)
+        case .globalAveragePool:
+            guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
+                  let q = quantizedBy(r, g) else { return nil }
+            return Node(name: node.name, op: .qLinearGlobalAveragePool, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
+                        outputs: [q.output], attributes: attrs)
+        case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu:
+            guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
+                  let q = quantizedBy(r, g) else { return nil }
+            attrs["function"] = .string(node.op.rawValue)
+            for key in ["alpha", "beta", "approximate"] { if let v = node.attributes[key] { attrs[key] = v } }
+            return Node(name: node.name, op: .qLinearLookup, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
+                        outputs: [q.output], attributes: attrs)
+        case .reshape, .flatten, .transpose, .squeeze, .unsqueeze:
+            guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
+                  let q = quantizedBy(r, g), g.initializers[x.scale] == g.initializers[q.scale],
+                  g.initializers[x.zero]?.bytes == g.initializers[q.zero]?.bytes,
+                  g.initializers[x.zero]?.dtype == g.initializers[q.zero]?.dtype else { return nil }
+            var n = node
+            n.inputs[0] = x.input
+            n.outputs = [q.output]
+            return n
+        default:
+            return nil
+        }
+    }
+
+    /// Conv / MatMul / Gemm with a per-channel int8 weight constant behind a DequantizeLinear.
+    static func fuseLinear(_ node: Node, _ g: inout Graph, _ producer: [String: Int], _ readers: [String: Int]) -> Node? {
+        guard node.inputs.count >= 2, let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g),
+              let w = dequantized(node.inputs[1], g, producer), let wq = g.initializers[w.input], wq.dtype == .i8 || wq.dtype == .u8,
+              let (q, qlo, qhi) = activationThenQ(node.outputs[0], g, readers) else { return nil }
+        let ws = g.initializers[w.scale]!.floats
+        let wz = g.initializers[w.zero]!
+        guard wz.dtype == wq.dtype else { return nil }
+        let xs = scalar(x.scale, g)
+        var attrs = Attributes()
+        if let o = node.attributes["_opset"] { attrs["_opset"] = o }
+        if qlo != Int.min { attrs["_qmin"] = .int(qlo) }
+        if qhi != Int.max { attrs["_qmax"] = .int(qhi) }
+        var weightName = w.input
+        let channels: Int
+        if node.op == .conv {
+            guard wq.rank >= 3, ws.count == 1 || (ws.count == wq.shape[0] && (w.axis == 0)) else { return nil }
+            channels = wq.shape[0]
+            for key in ["group", "pads", "strides", "dilations", "auto_pad", "kernel_shape"] {
+                if let v = node.attributes[key] { attrs[key] = v }
+            }
+        } else {
+            guard wq.rank == 2 else { return nil }
+            var transB = false
+            if node.op == .gemm {
+                guard node.attributes.float("alpha", default: 1) == 1, node.attributes.float("beta", default: 1) == 1,
+                      node.attributes.int("transA", default: 0) == 0 else { return nil }
+                transB = node.attributes.int("transB", default: 0) != 0
+            }
+            let nAxis = transB ? 0 : 1
+            guard ws.count == 1 || (ws.count == wq.shape[nAxis] && (w.axis == nAxis || w.axis == nAxis - 2)) else { return nil }
+            channels = wq.shape[nAxis]
+            if transB {
+                // QLinearMatMul wants B as [K, N]: transpose the int8 constant once.
+                let n = wq.shape[0], k = wq.shape[1]
+                var bytes = [UInt8](repeating: 0, count: n * k)
+                for j in 0..<n { for i in 0..<k { bytes[i * n + j] = wq.bytes[j * k + i] } }
+                weightName = fresh(w.input + "_kn", g)
+                g.initializers[weightName] = Tensor(dtype: wq.dtype, shape: [k, n], bytes: bytes)
+            }
+        }
+        if ws.count == 1 && wz.count != 1 { return nil }
+        var inputs = [x.input, x.scale, x.zero, weightName, w.scale, w.zero, q.scale, q.zero]
+        if let biasName = node.input(2) {
+            // Bias: DQ(int32) with scale xs·ws (taken as is), or a float constant quantized here.
+            var values = [Int32](repeating: 0, count: channels)
+            if let bdq = dequantized(biasName, g, producer), let bq = g.initializers[bdq.input], bq.dtype == .i32, bq.count == channels {
+                let bs = g.initializers[bdq.scale]!.floats
+                for c in 0..<channels {
+                    let expected = xs * Double(ws.count == 1 ? ws[0] : ws[c])
+                    let actual = Double(bs.count == 1 ? bs[0] : bs[c])
+                    let raw = bq.int64s[c]
+                    values[c] = abs(actual - expected) <= 1e-6 * expected
+                        ? Int32(truncatingIfNeeded: raw)
+                        : Int32(clamping: Int64(perch_round_even(Double(raw) * actual / expected)))
+                }
+            } else if let bf = g.initializers[biasName], bf.dtype == .f32, bf.count == channels {
+                let b = bf.doubles
+                for c in 0..<channels {
+                    values[c] = Int32(clamping: Int64(perch_round_even(b[c] / (xs * Double(ws.count == 1 ? ws[0] : ws[c])))))
+                }
+            } else {
+                return nil
+            }
+            let bname = fresh(node.outputs[0] + "_bias_i32", g)
+            g.initializers[bname] = Tensor(shape: [channels], values: values)
+            inputs.append(bname)
+        }
+        return Node(name: node.name, op: node.op == .conv ? .qLinearConv : .qLinearMatMul, inputs: inputs, outputs: [q.output], attributes: attrs)
+    }
+}

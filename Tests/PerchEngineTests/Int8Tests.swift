@@ -1,0 +1,169 @@
+import PerchGraph
+@testable import PerchEngine
+import XCTest
+
+/// Requantization arithmetic and the int8 GEMM paths (every SIMD path against the scalar
+/// reference, bit for bit) and quantized Conv against a direct integer reference.
+final class Int8Tests: XCTestCase {
+    // Literal values worked out by hand from TFLite's QuantizeMultiplier / gemmlowp.
+    func testQuantizeMultiplier() {
+        XCTAssertEqual(QuantizedMultiplier(0.5), QuantizedMultiplier(multiplier: 1 << 30, shift: 0))
+        XCTAssertEqual(QuantizedMultiplier(0.25), QuantizedMultiplier(multiplier: 1 << 30, shift: -1))
+        XCTAssertEqual(QuantizedMultiplier(3.0), QuantizedMultiplier(multiplier: 1610612736, shift: 2))
+        // 0.1 = 0.8 * 2^-3; 0.8 * 2^31 = 1717986918.4 → 1717986918.
+        XCTAssertEqual(QuantizedMultiplier(0.1), QuantizedMultiplier(multiplier: 1717986918, shift: -3))
+        XCTAssertEqual(QuantizedMultiplier(0), QuantizedMultiplier(multiplier: 0, shift: 0))
+    }
+
+    func testRoundingPrimitives() {
+        XCTAssertEqual(roundingDivideByPOT(5, 1), 3)  // 2.5 → 3 (away from zero)
+        XCTAssertEqual(roundingDivideByPOT(-5, 1), -3)
+        XCTAssertEqual(roundingDivideByPOT(4, 1), 2)
+        XCTAssertEqual(roundingDivideByPOT(-7, 2), -2)  // -1.75 → -2
+        XCTAssertEqual(saturatingRoundingDoublingHighMul(Int32.min, Int32.min), Int32.max)
+        XCTAssertEqual(saturatingRoundingDoublingHighMul(1 << 30, 1 << 30), 1 << 29)
+        // gemmlowp's nudge makes negative ties round toward zero here: -1.5 → -1.
+        XCTAssertEqual(saturatingRoundingDoublingHighMul(-3, 1 << 30), -1)
+        XCTAssertEqual(saturatingRoundingDoublingHighMul(3, 1 << 30), 2)
+    }
+
+    func testRequantizeMatchesRealArithmeticWithinHalfStep() {
+        var rng = SplitMix(seed: 3)
+        for _ in 0..<2000 {
+            let real = Double(rng.next() % 100000 + 1) / 1e6  // (0, 0.1]
+            let q = QuantizedMultiplier(real)
+            let acc = Int32(Int64(rng.next() % 2_000_000) - 1_000_000)
+            let got = multiplyByQuantizedMultiplier(acc, q)
+            // Two roundings (the doubling high multiply, then the shift) and the Q31 multiplier:
+            // at most half a step, plus half a unit of the intermediate 2^shift grid, plus
+            // |acc| · 2^(shift−32).
+            let p = pow2(Int(q.shift))
+            let bound = 0.5 + 0.5 * p + Double(abs(acc)) * p / 4294967296.0 + 1e-9
+            XCTAssertLessThanOrEqual(abs(Double(got) - Double(acc) * real), bound, "acc \(acc) × \(real)")
+        }
+        XCTAssertEqual(requantize(1000, QuantizedMultiplier(0.01), zeroPoint: -128, lo: -128, hi: 127), -118)
+        XCTAssertEqual(requantize(100000, QuantizedMultiplier(0.01), zeroPoint: 0, lo: 0, hi: 255), 255)
+        XCTAssertEqual(requantize(-1000, QuantizedMultiplier(0.01), zeroPoint: 3, lo: 3, hi: 255), 3)
+    }
+
+    func testEverySIMDPathIsBitExactWithScalar() {
+        let isas = Int8GEMM.availableISAs()
+        print("int8 GEMM paths on this machine:", isas.map { $0.name })
+        #if arch(x86_64)
+        XCTAssertTrue(isas.contains(.avx2), "this x86-64 machine is expected to have AVX2")
+        #endif
+        var rng = SplitMix(seed: 11)
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (4, 4, 64), (9, 13, 100), (17, 33, 300), (64, 24, 144)] {
+            let kp = Int8GEMM.paddedK(k)
+            var a = [UInt8](repeating: 0, count: m * kp)
+            var b = [Int8](repeating: 0, count: n * kp)
+            for r in 0..<m { for i in 0..<k { a[r * kp + i] = UInt8(truncatingIfNeeded: rng.next()) } }
+            for r in 0..<n { for i in 0..<k { b[r * kp + i] = Int8(truncatingIfNeeded: rng.next()) } }
+            // Extremes: 255 × -128 everywhere in the first row (a maddubs path would saturate).
+            for i in 0..<k { a[i] = 255; b[i] = -128 }
+            var ref = [Int32](repeating: 0, count: m * n)
+            for r in 0..<m { for c in 0..<n { var s: Int32 = 0; for i in 0..<k { s += Int32(a[r * kp + i]) * Int32(b[c * kp + i]) }; ref[r * n + c] = s } }
+            for isa in isas {
+                var c = [Int32](repeating: 7, count: m * n)
+                a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            Int8GEMM.gemm(isa, m: m, n: n, k: kp, a: pa.baseAddress!, lda: kp, b: pb.baseAddress!, ldb: kp, c: pc.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+                XCTAssertEqual(c, ref, "\(isa.name) m=\(m) n=\(n) k=\(k)")
+            }
+        }
+    }
+
+    /// QLinearConv (general, 1×1, grouped, depthwise; uint8 and int8 activations) against a direct
+    /// integer reference computed here with the same requantization.
+    func testQLinearConvMatchesDirectReference() throws {
+        var rng = SplitMix(seed: 5)
+        let cases: [(c: Int, m: Int, k: Int, group: Int, stride: Int, pad: Int, xType: DType)] = [
+            (3, 8, 3, 1, 2, 1, .u8), (16, 24, 1, 1, 1, 0, .i8), (8, 8, 3, 8, 1, 1, .i8), (8, 8, 3, 8, 2, 1, .u8), (4, 6, 3, 2, 1, 1, .u8),
+        ]
+        for t in cases {
+            let h = 7, w = 6
+            let x = Tensor(dtype: t.xType, shape: [1, t.c, h, w], bytes: (0..<(t.c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let cg = t.c / t.group
+            let wt = Tensor(dtype: .i8, shape: [t.m, cg, t.k, t.k], bytes: (0..<(t.m * cg * t.k * t.k)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 255) })
+            let xs: Float = 0.02, xz: Int32 = t.xType == .u8 ? 120 : -5, ys: Float = 0.05, yz: Int32 = t.xType == .u8 ? 100 : 3
+            let wsc = (0..<t.m).map { Float($0 + 1) * 0.003 }
+            let bias = (0..<t.m).map { Int32($0 * 37) - 100 }
+            let zpT = t.xType == .u8 ? Tensor(shape: [], values: [UInt8(xz)]) : Tensor(shape: [], values: [Int8(xz)])
+            let yzT = t.xType == .u8 ? Tensor(shape: [], values: [UInt8(yz)]) : Tensor(shape: [], values: [Int8(yz)])
+            let values: [Tensor?] = [nil, Tensor(shape: [], values: [xs]), zpT, wt, Tensor(shape: [t.m], values: wsc),
+                                     Tensor(shape: [t.m], values: [Int8](repeating: 0, count: t.m)), Tensor(shape: [], values: [ys]), yzT,
+                                     Tensor(shape: [t.m], values: bias)]
+            var attrs = Attributes()
+            attrs["group"] = .int(t.group)
+            attrs["strides"] = .ints([t.stride, t.stride])
+            attrs["pads"] = .ints([t.pad, t.pad, t.pad, t.pad])
+            let node = Node(name: "qc", op: .qLinearConv, inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"], attributes: attrs)
+            var descs: [TensorDesc?] = [TensorDesc(dtype: x.dtype, shape: x.shape)]
+            for v in values.dropFirst() { descs.append(TensorDesc(dtype: v!.dtype, shape: v!.shape)) }
+            let got = try runOp(node, descs, values, x)
+            let oh = (h + 2 * t.pad - t.k) / t.stride + 1, ow = (w + 2 * t.pad - t.k) / t.stride + 1
+            XCTAssertEqual(got.shape, [1, t.m, oh, ow])
+            let (lo, hi) = quantizedRange(t.xType)
+            let xv = x.int64s, wv = wt.int64s, gv = got.int64s
+            for oc in 0..<t.m {
+                let gi = oc / (t.m / t.group)
+                let q = QuantizedMultiplier(Double(xs) * Double(wsc[oc]) / Double(ys))
+                for y in 0..<oh { for xx in 0..<ow {
+                    var acc = bias[oc]
+                    for ci in 0..<cg { for ky in 0..<t.k { for kx in 0..<t.k {
+                        let iy = y * t.stride - t.pad + ky, ix = xx * t.stride - t.pad + kx
+                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                        acc += (Int32(xv[((gi * cg + ci) * h + iy) * w + ix]) - xz) * Int32(wv[((oc * cg + ci) * t.k + ky) * t.k + kx])
+                    } } }
+                    let want = requantize(acc, q, zeroPoint: yz, lo: lo, hi: hi)
+                    XCTAssertEqual(Int32(gv[(oc * oh + y) * ow + xx]), want, "case \(t) oc=\(oc) y=\(y) x=\(xx)")
+                } }
+            }
+        }
+    }
+
+    func testLookupTableMatchesDequantizeFunctionQuantize() {
+        let t = QElementwiseOperator.lookupTable({ 1 / (1 + Foundation_exp(-$0)) }, inType: .i8, inScale: 0.1, inZero: 0,
+                                                 outType: .u8, outScale: 1.0 / 256, outZero: 0)
+        XCTAssertEqual(t[0], 128)  // sigmoid(0) = 0.5 → 128
+        XCTAssertEqual(t[127], 255)  // sigmoid(12.7) ≈ 1 → saturates
+        XCTAssertEqual(t[Int(UInt8(bitPattern: -10))], 69)  // sigmoid(-1) = 0.2689 → 68.85 → 69
+    }
+
+    func runOp(_ node: Node, _ descs: [TensorDesc?], _ values: [Tensor?], _ x: Tensor) throws -> Tensor {
+        var g = Graph(name: "t", nodes: [node], inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, dims: x.shape.map { .fixed($0) }))],
+                      outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, dims: []))])
+        for (i, name) in node.inputs.enumerated() where i > 0 { g.initializers[name] = values[i]! }
+        let s = try Session(graph: g)
+        return try XCTUnwrap(try s.run(["x": x])["y"])
+    }
+}
+
+func pow2(_ e: Int) -> Double {
+    var r = 1.0
+    if e >= 0 { for _ in 0..<e { r *= 2 } } else { for _ in 0..<(-e) { r /= 2 } }
+    return r
+}
+
+func Foundation_exp(_ x: Double) -> Double {
+    // e^x by the standard library's series-free route: exp via pow is not available without Foundation.
+    var sum = 1.0, term = 1.0
+    for i in 1..<60 { term *= x / Double(i); sum += term }
+    return sum
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Builds the small int8 fixtures Perch's quantized-execution tests compare with ONNX Runtime.
+
+Writes into examples/int8/ (all small, committed):
+  tiny-cnn-f32.onnx         examples/tiny-cnn.onnx without its Softmax (output `logits`), so the
+                            quantized output is a tensor with one scale the tests can measure in steps
+  tiny-cnn-qdq.onnx         quantize_static(QuantFormat.QDQ, per_channel=True, QInt8/QInt8)
+  tiny-cnn-qop.onnx         quantize_static(QuantFormat.QOperator, per_channel=True, QUInt8 activations)
+  tiny-mlp-qdq.onnx         a transformer-like MatMul + Add + Relu + MatMul + Add block, QDQ per channel
+  tiny-mlp-qop.onnx         the same block as QOperator (QLinearMatMul / QLinearAdd)
+  *-input.npy               the fixed input
+  *-expected-ort.npy        ONNX Runtime's output for it (default session options, 1 thread)
+
+Calibration: 8 samples from numpy's default_rng(123). Run: python3 scripts/make-int8-fixtures.py
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "examples", "int8")
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+from make_examples import tiny_cnn  # noqa: E402
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self, name, samples):
+        self.items = iter([{name: s} for s in samples])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def cnn_without_softmax():
+    m = tiny_cnn()
+    g = m.graph
+    soft = [n for n in g.node if n.op_type == "Softmax"][0]
+    g.node.remove(soft)
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10]))
+    onnx.checker.check_model(m)
+    return m
+
+
+def tiny_mlp():
+    rng = np.random.default_rng(7)
+    d, h = 32, 64
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((d, h)) / np.sqrt(d)).astype(np.float32), "w1"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(h)).astype(np.float32), "b1"),
+        numpy_helper.from_array((rng.standard_normal((h, d)) / np.sqrt(h)).astype(np.float32), "w2"),
+        numpy_helper.from_array((0.1 * rng.standard_normal(d)).astype(np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["mm1"], name="ffn/mm1"),
+        helper.make_node("Add", ["mm1", "b1"], ["a1"], name="ffn/add1"),
+        helper.make_node("Relu", ["a1"], ["r1"], name="ffn/relu"),
+        helper.make_node("MatMul", ["r1", "w2"], ["mm2"], name="ffn/mm2"),
+        helper.make_node("Add", ["mm2", "b2"], ["y"], name="ffn/add2"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny-mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, d])], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def run_ort(path, name, x):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return s.run(None, {name: x})[0]
+
+
+def make(stem, model, input_name, shape, fmt_list, preprocess):
+    f32 = os.path.join(OUT, stem + "-f32.onnx")
+    onnx.save(model, f32)
+    rng = np.random.default_rng(123)
+    calib = [rng.random(shape, dtype=np.float32) * 2 - 0.5 for _ in range(8)]
+    x = np.random.default_rng(1).random(shape, dtype=np.float32) * 2 - 0.5
+    np.save(os.path.join(OUT, stem + "-input.npy"), x)
+    # ORT's recommended pre-processing (shape inference, BatchNormalization folded into Conv).
+    # The MLP is left as is so that its MatMul and Add stay MatMul and Add.
+    pre = os.path.join(OUT, stem + "-pre.onnx")
+    if preprocess:
+        quant_pre_process(f32, pre, skip_symbolic_shape=True)
+    else:
+        onnx.save(model, pre)
+    for tag, fmt, act in fmt_list:
+        q = os.path.join(OUT, stem + "-" + tag + ".onnx")
+        quantize_static(pre, q, Reader(input_name, calib), quant_format=fmt, per_channel=True,
+                        activation_type=act, weight_type=QuantType.QInt8)
+        y = run_ort(q, input_name, x)
+        np.save(os.path.join(OUT, stem + "-" + tag + "-expected-ort.npy"), y)
+        print("wrote", q, y.shape)
+    np.save(os.path.join(OUT, stem + "-f32-expected-ort.npy"), run_ort(f32, input_name, x))
+    os.remove(pre)
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    make("tiny-cnn", cnn_without_softmax(), "image", (1, 3, 32, 32),
+         [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], True)
+    make("tiny-mlp", tiny_mlp(), "x", (1, 8, 32),
+         [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)

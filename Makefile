@@ -7,7 +7,7 @@ SWIFT ?= swift
 PY := .venv/bin/python3
 PERCH_RELEASE := .build/release/perch
 
-.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata clean
+.PHONY: all bootstrap build build-release demo test unit conformance embedded cross testdata clean
 
 all: build
 
@@ -37,9 +37,14 @@ conformance: build-release testdata
 embedded: bootstrap
 	scripts/build-embedded.sh aarch64-none-none-elf
 
+# The cross-built aarch64 agent under qemu against the host engine (builds it once; cached).
+cross: build-release
+	PYTHON=$(abspath $(PY)) scripts/test-cross.sh $(PERCH_RELEASE)
+
 test: bootstrap
 	$(MAKE) --no-print-directory embedded
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory unit
 
 clean:

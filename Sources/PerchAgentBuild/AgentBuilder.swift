@@ -120,6 +120,16 @@ public final class AgentBuilder {
             throw .unsupported(isa: isa.rawValue, reason: "the Swift toolchain has no Embedded Swift standard library for "
                 + isa.swiftTarget + " (looked for " + stdlib + " and " + tables + ")")
         }
+        if isa == .armv7 && (AgentBuilder.which(isa.gnuTriple + "-gcc") == nil
+            || !FileManager.default.fileExists(atPath: "/usr/lib/" + isa.gnuTriple + "/libarchive.a")) {
+            // Swift itself can: armv7-none-none-eabi with -mfloat-abi=hard emits hard-float (VFP
+            // argument) objects. What is missing is Debian's armhf side, which bootstrap does not install.
+            throw .unsupported(isa: "armv7", reason: "no armhf static libraries or cross gcc here — scripts/bootstrap.sh does not "
+                + "install them because Debian bookworm's libarchive-dev:armhf (3.6.2-1+deb12u4) cannot be co-installed with this "
+                + "machine's amd64 libarchive13 (3.6.2-1+deb12u5 from bookworm-security, whose armhf index fails to download); "
+                + "install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross and libarchive-dev:armhf libsodium-dev:armhf "
+                + "libzstd-dev:armhf (dpkg --add-architecture armhf) and build again")
+        }
         guard let cc = AgentBuilder.which(isa.gnuTriple + "-gcc") else {
             throw .missingTool(what: isa.gnuTriple + "-gcc", packages: isa.debianPackages)
         }
@@ -300,7 +310,7 @@ public final class AgentBuilder {
 
     /// Runs a tool with its output in `logFile`; on failure throws with the log's last lines.
     func run(_ argv: [String], step: String, logFile: String) throws(AgentBuildError) {
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         guard let out = FileHandle(forWritingAtPath: logFile) else { throw .write(logFile) }
         defer { try? out.close() }
         out.write(Data((argv.joined(separator: " ") + "\n").utf8))

@@ -8,7 +8,11 @@ SWIFT ?= swift
 PY := .venv/bin/python3
 PERCH_RELEASE := .build/release/perch
 
+<<<<<<< HEAD
 .PHONY: all bootstrap build build-release demo test unit conformance embedded testdata bench clean
+=======
+.PHONY: all bootstrap build build-release demo test unit conformance embedded cross testdata clean
+>>>>>>> cross
 
 all: build
 
@@ -43,9 +47,14 @@ bench: build-release
 embedded: bootstrap
 	scripts/build-embedded.sh aarch64-none-none-elf
 
+# The cross-built aarch64 agent under qemu against the host engine (builds it once; cached).
+cross: build-release
+	PYTHON=$(abspath $(PY)) scripts/test-cross.sh $(PERCH_RELEASE)
+
 test: bootstrap
 	$(MAKE) --no-print-directory embedded
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory unit
 
 clean:

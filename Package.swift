@@ -53,13 +53,15 @@ let package = Package(
             name: "PerchFleet",
             dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles", .product(name: "Yams", package: "Yams")]
         ),
+        // `perch agent build`: Embedded Swift cross build of perch-agent, cached.
+        .target(name: "PerchAgentBuild", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
         // Executables.
         .executableTarget(
             name: "perch",
             dependencies: [
                 "PerchGraph", "PerchEngine", "PerchONNX", "PerchProfiles",
-                "PerchOptimize", "PerchBundle", "PerchFleet", "PerchSSH", "CPerchShims",
+                "PerchOptimize", "PerchBundle", "PerchFleet", "PerchSSH", "PerchAgentBuild", "CPerchShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

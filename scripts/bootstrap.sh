@@ -13,13 +13,26 @@ APT_PACKAGES=(
   libarchive-dev        # bundles (PerchBundle)
   libsodium-dev         # Ed25519 verification on the device side
   libzstd-dev
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # Embedded Swift cross build for aarch64
-  qemu-user-static      # runs the aarch64 agent on this machine
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # Embedded Swift cross build for aarch64 (perch agent build)
+  libarchive-dev:arm64 libsodium-dev:arm64 libzstd-dev:arm64   # static .a files for the aarch64 agent (multiarch)
+  qemu-user-static binfmt-support               # runs the aarch64 agent on this machine (emulated device)
   openssh-server openssh-client                 # local test devices
   nftables              # packet loss on test devices' links (the kernel has no netem)
   python3 python3-venv python3-pip
   unzip ca-certificates
 )
+
+# Multiarch: the aarch64 agent links Debian's arm64 static libraries. Adding the architecture
+# only changes what apt may install; the :arm64 -dev packages co-install beside the amd64 ones
+# (apt-get -s showed no removals; it upgrades amd64 liblzma/libxml2 to the same version as arm64).
+foreign_archs_needed=()
+for p in "${APT_PACKAGES[@]}"; do
+  [[ $p == *:* ]] || continue
+  arch=${p#*:}
+  if [[ $arch != "$(dpkg --print-architecture)" ]] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    [[ " ${foreign_archs_needed[*]} " == *" $arch "* ]] || foreign_archs_needed+=("$arch")
+  fi
+done
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -28,9 +41,14 @@ done
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "perch bootstrap: missing Debian packages. Run as root:" >&2
+    for arch in "${foreign_archs_needed[@]}"; do echo "  dpkg --add-architecture $arch" >&2; done
     echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
+  for arch in "${foreign_archs_needed[@]}"; do
+    echo "bootstrap: dpkg --add-architecture $arch"
+    dpkg --add-architecture "$arch"
+  done
   echo "bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

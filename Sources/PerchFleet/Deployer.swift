@@ -24,6 +24,11 @@ public final class Deployer {
         public var publicKeyPath: String
         /// `perch-agent` binaries by ISA (`x86_64`, `aarch64`, `armv7`).
         public var agentBinaries: [String: String]
+        /// The ISA the device profile declares; it picks the agent binary, and the agent's own
+        /// `info` must report the same. nil: take the ISA from `uname -m` (and the agent, if any).
+        public var profileISA: String?
+        /// Finds an agent for an ISA missing from `agentBinaries` (e.g. `perch agent build`'s cache).
+        public var agentProvider: ((String) throws -> String?)?
         public var runs = 100
         public var warmup = 10
         public var benchTimeout: Double = 600
@@ -60,8 +65,13 @@ public final class Deployer {
 
     public init(log: @escaping (String) -> Void = { _ in }) { self.log = log }
 
-    public func deploy(_ r: Request) throws -> Report {
+    public func deploy(_ request: Request) throws -> Report {
         let start = Date()
+        var r = request
+        if let p = r.profileISA, r.agentBinaries[Deployer.isa(uname: p)] == nil, let provide = r.agentProvider,
+           let built = try provide(Deployer.isa(uname: p)) {
+            r.agentBinaries[Deployer.isa(uname: p)] = built
+        }
         let client = SSHClient(target: r.target, options: r.ssh, log: log)
         defer { client.close() }
         let q = shellQuote
@@ -77,13 +87,15 @@ public final class Deployer {
         // what the device already has of this key and bundle, and the active version.
         let probeScript = """
             PH="${PERCH_HOME:-$HOME/.perch}"; A="$PH/bin/perch-agent"; S="${PERCH_AGENT_STATE:-$PH/state}"
-            printf 'home %s\\nstate %s\\narch %s\\n' "$PH" "$S" "$(uname -m)"
+            L="${PERCH_AGENT_LAUNCHER:-}"
+            printf 'home %s\\nstate %s\\narch %s\\nlauncher %s\\n' "$PH" "$S" "$(uname -m)" "$L"
             printf 'key_sha %s\\n' "$(sha256sum -- "$PH/keys/\(keyName)" 2>/dev/null | cut -d' ' -f1)"
             printf 'bundle_sha %s\\n' "$(sha256sum -- "$PH/incoming/\(bundleName)" 2>/dev/null | cut -d' ' -f1)"
             if [ -x "$A" ]; then
-              printf 'agent %s\\n' "$("$A" version 2>/dev/null | tr -d '\\n')"
+              printf 'agent %s\\n' "$($L "$A" version 2>/dev/null | tr -d '\\n')"
               printf 'agent_sha %s\\n' "$(sha256sum -- "$A" | cut -d' ' -f1)"
-              printf 'status %s\\n' "$("$A" --state "$S" status 2>/dev/null | tr -d '\\n')"
+              printf 'info %s\\n' "$($L "$A" --state "$S" info 2>/dev/null | tr -d '\\n')"
+              printf 'status %s\\n' "$($L "$A" --state "$S" status 2>/dev/null | tr -d '\\n')"
             fi
             """
         let probe = try client.perform { s throws(SSHError) in try s.run(probeScript) }
@@ -95,21 +107,48 @@ public final class Deployer {
         guard let home = facts["home"], let stateDir = facts["state"], let arch = facts["arch"] else {
             throw SSHError.remoteCommand(command: "probe", status: 0, stderr: "unexpected answer: " + probe)
         }
-        let isa = Deployer.isa(uname: arch)
+        // The device's ISA: its profile's, else uname's. The agent's own report (it runs through the
+        // device's launcher, e.g. qemu on an emulated device, where uname says the host's ISA) must agree.
+        let isa = r.profileISA.map { Deployer.isa(uname: $0) } ?? Deployer.isa(uname: arch)
         let agentPath = home + "/bin/perch-agent"
-        let agent = q(agentPath) + " --state " + q(stateDir)
+        let launcher = facts["launcher"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let run = launcher.isEmpty ? "" : q(launcher) + " "
+        let agent = run + q(agentPath) + " --state " + q(stateDir)
+        let reportedISA = Deployer.jsonField(facts["info"] ?? "", "arch")
+        if let reported = reportedISA, reported != isa, r.profileISA != nil, facts["agent_sha"] != nil {
+            // An agent that runs and reports another ISA: the profile is wrong (a wrong-ISA binary
+            // would not run at all, and is replaced below).
+            throw FleetError.badInput("\(r.deviceName)'s agent reports ISA \(reported), but its profile says \(isa)",
+                                      hint: "use a device profile whose cpu.isa is \(reported)")
+        }
 
         // The agent: install or upgrade it from the local binary for the device's ISA.
         var agentVersion = Deployer.jsonField(facts["agent"] ?? "", "agent_version") ?? ""
         var upgraded = false
         if let localAgent = r.agentBinaries[isa] {
             let localSHA = sha256Hex(ofFile: localAgent)
-            let localVersion = Deployer.localAgentVersion(localAgent)
-            let remoteNewer = !agentVersion.isEmpty && localVersion != nil && Deployer.compareVersions(agentVersion, localVersion!) > 0
+            let localVersion = Deployer.localAgentVersion(localAgent, isa: isa)
+            // A remote agent that does not run (or reports another ISA) counts as missing.
+            let remoteRuns = reportedISA == isa
+            let remoteNewer = remoteRuns && !agentVersion.isEmpty && localVersion != nil && Deployer.compareVersions(agentVersion, localVersion!) > 0
             if facts["agent_sha"] != localSHA && !remoteNewer {
-                log(agentVersion.isEmpty ? "installing perch-agent on \(r.deviceName)" : "upgrading perch-agent \(agentVersion) on \(r.deviceName)")
-                _ = try client.perform { s throws(SSHError) in try s.upload(localAgent, to: agentPath, mode: 0o755) }
-                let v = try client.perform { s throws(SSHError) in try s.run(q(agentPath) + " version") }
+                log(agentVersion.isEmpty || !remoteRuns ? "installing perch-agent (\(isa)) on \(r.deviceName)" : "upgrading perch-agent \(agentVersion) on \(r.deviceName)")
+                // Upload beside the old one (the upload checks the SHA-256 on the device before it
+                // renames the .part file), check the new binary runs and reports the ISA, then switch.
+                let staged = agentPath + ".new"
+                let sent = try client.perform { s throws(SSHError) in try s.upload(localAgent, to: staged, mode: 0o755) }
+                guard sent.sha256 == localSHA else {
+                    throw SSHError.hashMismatch(path: staged, local: localSHA ?? "?", remote: sent.sha256)
+                }
+                let check = try client.perform { s throws(SSHError) in
+                    try s.exec(run + q(staged) + " --state " + q(stateDir) + " info && mv -f -- " + q(staged) + " " + q(agentPath))
+                }
+                let newISA = Deployer.jsonField(check.stdoutText, "arch")
+                guard check.status == 0, newISA == isa else {
+                    throw FleetError.system("the \(isa) perch-agent does not run on \(r.deviceName) (" + (newISA.map { "it reports " + $0 } ?? check.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) + ")",
+                                            hint: "check the device profile's cpu.isa, or the device's PERCH_AGENT_LAUNCHER")
+                }
+                let v = try client.perform { s throws(SSHError) in try s.run(run + q(agentPath) + " version") }
                 agentVersion = Deployer.jsonField(v, "agent_version") ?? "?"
                 upgraded = true
             }
@@ -175,8 +214,16 @@ public final class Deployer {
         return String(h)
     }
 
-    static func localAgentVersion(_ path: String) -> String? {
-        jsonField(TestFleet.run([path, "version"]).output, "agent_version")
+    /// Asks a local agent binary its version; one for another ISA runs under qemu-user when that
+    /// is installed (nil otherwise: then only its hash decides whether to upload).
+    static func localAgentVersion(_ path: String, isa: String) -> String? {
+        var argv = [path, "version"]
+        if isa != TestFleet.hostISA {
+            let qemu = "/usr/bin/qemu-" + (isa == "armv7" ? "arm" : isa) + "-static"
+            guard FileManager.default.isExecutableFile(atPath: qemu) else { return nil }
+            argv = [qemu, "-cpu", "max"] + argv
+        }
+        return jsonField(TestFleet.run(argv).output, "agent_version")
     }
 
     static func jsonField(_ text: String, _ key: String) -> String? {

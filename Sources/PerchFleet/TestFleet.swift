@@ -1,4 +1,5 @@
 import Foundation
+import PerchSSH
 
 /// Local test devices: real OpenSSH `sshd` processes, one per device, each with its own host
 /// key, authorized key, home (`PERCH_HOME`) and agent state. As root with `ip netns`, each
@@ -14,6 +15,22 @@ public enum TestFleet {
         /// nil: namespaces when running as root with `ip netns`, else loopback.
         public var useNamespaces: Bool?
         public var sshd = "/usr/sbin/sshd"
+        /// An emulated device: its ISA, profile, and the command that runs its agent (e.g.
+        /// `["/usr/bin/qemu-aarch64-static", "-cpu", "max"]`). The device gets a launcher script
+        /// `home/bin/perch-agent-launcher` and `PERCH_AGENT_LAUNCHER` pointing at it, which is how
+        /// `perch deploy` runs that device's agent; nil: a device of this machine's ISA.
+        public var emulation: Emulation?
+
+        public struct Emulation {
+            public var isa: String
+            public var profile: String
+            public var launcher: [String]
+            public init(isa: String, profile: String, launcher: [String]) {
+                self.isa = isa
+                self.profile = profile
+                self.launcher = launcher
+            }
+        }
 
         public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
     }
@@ -61,6 +78,15 @@ public enum TestFleet {
                 try fm.copyItem(atPath: agent, toPath: dev + "/home/bin/perch-agent")
                 try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dev + "/home/bin/perch-agent")
             }
+            var launcherEnv = ""
+            if let emu = o.emulation {
+                let launcher = dev + "/home/bin/perch-agent-launcher"
+                let script = "#!/bin/sh\n# Runs this emulated " + emu.isa + " device's agent (perch testfleet --emulate).\nexec "
+                    + emu.launcher.map(shellQuote).joined(separator: " ") + " \"$@\"\n"
+                try script.write(toFile: launcher, atomically: true, encoding: .utf8)
+                try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: launcher)
+                launcherEnv = " PERCH_AGENT_LAUNCHER=" + launcher
+            }
             var host = "127.0.0.1"
             var port = 22
             var prefix: [String] = []
@@ -97,7 +123,7 @@ public enum TestFleet {
                 PermitRootLogin prohibit-password
                 MaxStartups 50
                 Subsystem sftp internal-sftp
-                SetEnv PERCH_HOME=\(dev)/home PERCH_AGENT_STATE=\(dev)/home/state PATH=\(dev)/home/bin:/usr/local/bin:/usr/bin:/bin
+                SetEnv PERCH_HOME=\(dev)/home PERCH_AGENT_STATE=\(dev)/home/state PATH=\(dev)/home/bin:/usr/local/bin:/usr/bin:/bin\(launcherEnv)
 
                 """
             try config.write(toFile: dev + "/sshd_config", atomically: true, encoding: .utf8)
@@ -110,7 +136,8 @@ public enum TestFleet {
             let hostKey = try String(contentsOfFile: dev + "/ssh_host_ed25519_key.pub", encoding: .utf8)
                 .split(separator: " ").prefix(2).joined(separator: " ")
             knownHosts += (port == 22 ? host : "[\(host)]:\(port)") + " " + hostKey + "\n"
-            devices.append(FleetDevice(name: name, host: host, port: port, user: user, isa: hostISA, profile: "host",
+            devices.append(FleetDevice(name: name, host: host, port: port, user: user, isa: o.emulation?.isa ?? hostISA,
+                                       profile: o.emulation?.profile ?? "host",
                                        identity: clientKey, knownHosts: dir + "/known_hosts"))
         }
         try knownHosts.write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)

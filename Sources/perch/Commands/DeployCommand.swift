@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import PerchAgentBuild
 import PerchBundle
 import PerchEngine
 import PerchFleet
@@ -123,6 +124,12 @@ enum DeployFlow {
         var request = Deployer.Request(deviceName: name, target: target, ssh: ssh, bundlePath: bundlePath, modelName: modelName,
                                        modelVersion: version, publicKeyPath: publicPath, agentBinaries: AgentBinaries.all)
         request.runs = runs
+        request.profileISA = profile.cpu.isa.rawValue
+        // No agent beside perch for the device's ISA: cross-build one (cached) when the sources are here.
+        request.agentProvider = { isa in
+            guard let target = AgentISA(name: isa), target != AgentISA.host, AgentBuilder.findSources() != nil else { return nil }
+            return try AgentBinaries.crossBuilt(target)
+        }
         request.warmup = warmup
         let deployer = Deployer(log: { status($0) })
         if isatty(2) != 0 {

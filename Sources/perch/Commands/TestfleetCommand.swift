@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PerchAgentBuild
 import PerchFleet
 
 /// `perch testfleet up|down`
@@ -29,13 +30,24 @@ struct TestfleetCommand: ParsableCommand {
         @Flag(help: "Print the devices as JSON.") var json = false
 
         func run() throws {
-            if let e = emulate {
-                throw CLIError(.badInput, "--emulate \(e) is not supported yet", hint: "leave it out to get devices of this machine's ISA")
-            }
             var o = TestFleet.Options(stateDirectory: state)
             o.devices = devices
             o.useNamespaces = loopback ? false : nil
-            o.agentBinary = noAgent ? nil : try AgentBinaries.hostAgent()
+            if let e = emulate {
+                // A device of another ISA: its agent is the cross-built binary (perch agent build,
+                // cached), run by qemu-user as the device's agent launcher.
+                guard let isa = AgentISA(name: e), isa == .aarch64 else {
+                    throw CLIError(.badInput, "--emulate \(e) is not supported", hint: "use --emulate aarch64")
+                }
+                let qemu = "/usr/bin/qemu-aarch64-static"
+                guard FileManager.default.isExecutableFile(atPath: qemu) else {
+                    throw CLIError(.badInput, "qemu-user is not installed (no \(qemu))", hint: "run scripts/bootstrap.sh as root (installs qemu-user-static)")
+                }
+                o.emulation = .init(isa: isa.rawValue, profile: "rpi4", launcher: [qemu, "-cpu", "max"])
+                o.agentBinary = noAgent ? nil : try AgentBinaries.crossBuilt(isa)
+            } else {
+                o.agentBinary = noAgent ? nil : try AgentBinaries.hostAgent()
+            }
             let list = try TestFleet.up(o)
             if json {
                 print(JSONValue.array(list.map {
@@ -75,6 +87,12 @@ enum AgentBinaries {
             throw CLIError(.badInput, "no perch-agent beside perch (looked for \(p))", hint: "build it with 'swift build --product perch-agent'")
         }
         return p
+    }
+
+    /// The agent for `isa` from `perch agent build`'s cache (built first when the cache has none
+    /// for the current sources).
+    static func crossBuilt(_ isa: AgentISA) throws -> String {
+        try AgentBuilder(log: { status($0) }).build(isa: isa).path
     }
 
     static var all: [String: String] {

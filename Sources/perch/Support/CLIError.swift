@@ -1,3 +1,4 @@
+import PerchAgentBuild
 import PerchBundle
 import PerchEngine
 import PerchFleet
@@ -63,6 +64,12 @@ struct CLIError: Error, CustomStringConvertible {
                 return CLIError(.internalError, e.description, hint: "check free space; otherwise this is a bug in Perch")
             default:
                 return CLIError(.integrity, e.description, hint: "do not install this bundle; re-pack and re-sign it from a trusted model")
+            }
+        case let e as AgentBuildError:
+            switch e {
+            case .stepFailed, .badOutput: return CLIError(.internalError, e.description, hint: e.hint)
+            case .write: return CLIError(.internalError, e.description, hint: e.hint)
+            default: return CLIError(.badInput, e.description, hint: e.hint)
             }
         case let e as SSHError:
             return CLIError(e.exitCode == 2 ? .badInput : .deviceOrNetwork, e.description, hint: e.hint)

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Acceptance test of the cross-compiled device agent (issue 7), run by `make test` (`make cross`):
+#  1. `perch agent build --isa aarch64` gives a static, stripped aarch64 ELF of at most 3 MB;
+#  2. under `qemu-aarch64-static -cpu max` that agent trusts a key, installs a signed bundle
+#     (examples/tiny-cnn.onnx imported to .perchm, with eval inputs), and `bench` prints the
+#     CONTRACTS.md JSON with an aarch64 ISA;
+#  3. its `run` on the bundle's eval input matches the host engine (`perch run`): fp32 within 1e-5
+#     relative; the int8 QDQ model (examples/int8/tiny-cnn-qdq.onnx) bit-identical.
+# The agent is built once per run (and cached across runs by source hash).
+# Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PERCH=$(realpath "${1:-.build/release/perch}")
+PY=${PYTHON:-.venv/bin/python3}
+[[ -x $PY ]] || PY=python3
+QEMU=(qemu-aarch64-static -cpu max)
+T=$(mktemp -d /tmp/perch-cross.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+passed=0 failed=0 skipped=0
+ok() { echo "ok   $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
+# check NAME CMD…: passes when CMD exits 0; its output is shown on failure.
+check() {
+  local name=$1; shift
+  if out=$("$@" 2>&1); then ok "$name"; [[ -z $out ]] || echo "     $out"; else bad "$name" "$out"; fi
+}
+
+echo "cross: perch agent build --isa aarch64"
+if ! "$PERCH" agent build --isa aarch64 --json >"$T/build.json" 2>"$T/build.err"; then
+  cat "$T/build.err" >&2
+  bad "agent build"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+AGENT=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$T/build.json")
+check "agent is a static aarch64 ELF, stripped, <= 3 MB" "$PY" - "$AGENT" <<'PY'
+import struct, subprocess, sys
+path = sys.argv[1]
+b = open(path, "rb").read()
+assert b[:4] == b"\x7fELF" and b[4] == 2, "not a 64-bit ELF"
+machine = struct.unpack_from("<H", b, 18)[0]
+assert machine == 183, f"e_machine {machine}, expected 183 (aarch64)"
+phoff, = struct.unpack_from("<Q", b, 32)
+phentsize, phnum = struct.unpack_from("<HH", b, 54)
+types = [struct.unpack_from("<I", b, phoff + i * phentsize)[0] for i in range(phnum)]
+assert 3 not in types, "has PT_INTERP: dynamically linked"
+syms = subprocess.run(["aarch64-linux-gnu-nm", path], capture_output=True, text=True)
+assert "no symbols" in syms.stderr or not syms.stdout.strip(), "not stripped"
+assert len(b) <= 3_000_000, f"{len(b)} bytes > 3 MB"
+print(f"size {len(b)} bytes")
+PY
+
+# The bundles: tiny-cnn (fp32) and its QDQ int8 form, each with its eval input.
+"$PERCH" keys generate "$T/keys" >/dev/null
+mkdir -p "$T/fp32/inputs" "$T/int8/inputs"
+cp examples/tiny-cnn-input.npy "$T/fp32/inputs/image.npy"
+cp examples/int8/tiny-cnn-input.npy "$T/int8/inputs/image.npy"
+"$PERCH" import examples/tiny-cnn.onnx -o "$T/fp32.perchm" 2>/dev/null
+"$PERCH" import examples/int8/tiny-cnn-qdq.onnx -o "$T/int8.perchm" 2>/dev/null
+for m in fp32 int8; do
+  "$PERCH" pack "$T/$m.perchm" --profile rpi4 --sign-key "$T/keys/perch-signing.key" --name "tiny-cnn-$m" \
+    --eval-dir "$T/$m" -o "$T/$m.perch" 2>/dev/null
+done
+
+STATE="$T/state"
+agent() { "${QEMU[@]}" "$AGENT" --state "$STATE" "$@"; }
+check "agent trusts the signing key" agent trust "$T/keys/perch-signing.pub"
+check "agent info reports aarch64" "$PY" -c '
+import json, sys; j = json.loads(sys.argv[1]); assert j["arch"] == "aarch64" and j["isa"].startswith("aarch64"), j; print(j["isa"])' \
+  "$(agent info)"
+
+for m in fp32 int8; do
+  check "$m: agent installs the signed bundle" agent install "$T/$m.perch"
+  if [[ $m == int8 ]]; then
+    # Known engine bug on main (not the cross build): a QDQ session's second execute() traps in
+    # QuantizeLinear (NaN → Int64), on the host (`perch bench`) as on the device. `run` (one
+    # execute) is checked below; bench of the int8 model waits for that fix.
+    echo "skip int8: bench (second execute of a QDQ session traps in QuantizeLinear, host and device alike)"
+    skipped=$((skipped + 1))
+  else
+  agent bench --runs 5 --warmup 1 >"$T/$m-bench.json" 2>"$T/$m-bench.err" || true
+  check "$m: bench JSON has CONTRACTS.md's fields" "$PY" - "$T/$m-bench.json" "tiny-cnn-$m" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ("model", "threads", "runs", "warmup", "latency_ms", "init_ms", "peak_memory_bytes", "arena_bytes",
+          "weights_bytes", "isa", "engine_version"):
+    assert k in j, f"missing {k}: {j}"
+assert j["runs"] == 5 and j["warmup"] == 1, j
+assert j["isa"].startswith("aarch64"), j["isa"]
+lat = j["latency_ms"]
+assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"], lat
+assert j["arena_bytes"] > 0 and j["weights_bytes"] > 0, j
+assert sys.argv[2] in j["model"], j["model"]
+print(f'p50 {lat["p50"]:.3f} ms under qemu')
+PY
+  fi
+  # The bundle's eval input, as installed on the device.
+  EVAL=$(find "$STATE" -path "*tiny-cnn-$m*/eval/inputs/image.npy" | head -1)
+  [[ -n $EVAL ]] || EVAL="$T/$m/inputs/image.npy"
+  rm -rf "$T/$m-dev" "$T/$m-host"
+  agent run --input "image=$EVAL" --output-dir "$T/$m-dev" >/dev/null 2>"$T/$m-run.err" || cat "$T/$m-run.err"
+  "$PERCH" run "$T/$m.perchm" --input "image=$EVAL" --output-dir "$T/$m-host" >/dev/null
+  check "$m: device outputs match the host engine" "$PY" - "$T/$m-dev" "$T/$m-host" "$m" <<'PY'
+import numpy as np, os, sys
+dev, host, mode = sys.argv[1:4]
+names = sorted(os.listdir(host))
+assert names and names == sorted(os.listdir(dev)), (names, os.listdir(dev))
+for n in names:
+    a, b = np.load(os.path.join(dev, n)), np.load(os.path.join(host, n))
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    if mode == "int8":
+        assert a.tobytes() == b.tobytes(), f"{n}: not bit-identical, max diff {np.abs(a - b).max()}"
+        print(f"{n}: bit-identical")
+    else:
+        scale = float(np.abs(b).max())
+        err = np.abs(a.astype(np.float64) - b) / np.maximum(np.abs(b), 1e-6 * scale)
+        assert err.max() <= 1e-5, f"{n}: max relative error {err.max():.3g}"
+        print(f"{n}: max relative error {err.max():.3g}")
+PY
+done
+# The host engine itself against ONNX Runtime, so the comparison above compares correct outputs.
+check "fp32: host engine matches ONNX Runtime (1e-4)" "$PY" -c '
+import numpy as np, sys
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2]).reshape(a.shape)
+assert np.allclose(a, b, rtol=1e-4, atol=1e-6), np.abs(a - b).max()' "$T/fp32-host/probabilities.npy" examples/tiny-cnn-expected-ort.npy
+
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))

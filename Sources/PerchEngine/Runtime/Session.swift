@@ -217,7 +217,12 @@ public final class Session {
                 requests.append(.init(bytes: step.prepared.scratchBytes, firstStep: s, lastStep: s))
             }
         }
+        // Inputs stay valid for the whole run (so `execute` can repeat without a new `bind`),
+        // outputs until the caller reads them.
         let end = pending.count
+        for input in graph.runtimeInputs {
+            if let r = requestIndex[input.name] { requests[r].lastStep = end }
+        }
         for output in graph.outputs {
             if let r = requestIndex[output.name] { requests[r].lastStep = end }
         }

@@ -182,7 +182,7 @@ public enum CastOperator {
                     q = perch_round_even(src.double(i) / sc.double(c))
                 }
                 q += z
-                q = q < lo ? lo : (q > hi ? hi : q)
+                q = q != q ? z : (q < lo ? lo : (q > hi ? hi : q))  // NaN quantizes to the zero point
                 dst.setInt64(i, Int64(q))
             }
         }

@@ -47,15 +47,19 @@ let package = Package(
             name: "PerchBundle",
             dependencies: ["PerchGraph", "CLibArchive", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "PerchSSH"),
-        .target(name: "PerchFleet", dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles"]),
+        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        .target(name: "PerchSSH", dependencies: ["CLibSSH2", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "PerchFleet",
+            dependencies: ["PerchBundle", "PerchSSH", "PerchProfiles", .product(name: "Yams", package: "Yams")]
+        ),
 
         // Executables.
         .executableTarget(
             name: "perch",
             dependencies: [
                 "PerchGraph", "PerchEngine", "PerchONNX", "PerchProfiles",
-                "PerchOptimize", "PerchBundle", "PerchFleet", "CPerchShims",
+                "PerchOptimize", "PerchBundle", "PerchFleet", "PerchSSH", "CPerchShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,6 +78,7 @@ let package = Package(
         .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
         .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
+        .testTarget(name: "PerchSSHTests", dependencies: ["PerchSSH", "PerchFleet", "perch", "perch-agent"]),
         .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),
     ]
 )

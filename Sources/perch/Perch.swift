@@ -17,6 +17,7 @@ struct Perch: ParsableCommand {
         subcommands: [
             ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
             KeysCommand.self, PackCommand.self, VerifyCommand.self,
+            DeployCommand.self, TestfleetCommand.self, DemoCommand.self,
         ]
     )
 

@@ -1,5 +1,7 @@
 import PerchBundle
 import PerchEngine
+import PerchFleet
+import PerchSSH
 import PerchGraph
 import PerchONNX
 import PerchProfiles
@@ -62,6 +64,16 @@ struct CLIError: Error, CustomStringConvertible {
             default:
                 return CLIError(.integrity, e.description, hint: "do not install this bundle; re-pack and re-sign it from a trusted model")
             }
+        case let e as SSHError:
+            return CLIError(e.exitCode == 2 ? .badInput : .deviceOrNetwork, e.description, hint: e.hint)
+        case let e as FleetError:
+            switch e {
+            case .badInput: return CLIError(.badInput, e.description, hint: e.hint)
+            case .system: return CLIError(.deviceOrNetwork, e.description, hint: e.hint)
+            }
+        case let e as AgentFailure:
+            let status: ExitStatus = e.code == 2 ? .badInput : e.code == 3 ? .deviceOrNetwork : e.code == 4 ? .integrity : .internalError
+            return CLIError(status, e.description, hint: e.code == 4 ? "re-pack and sign the bundle with a key the device trusts, or publish a newer version" : "see the agent's message")
         case let e as GraphError:
             return CLIError(.badInput, e.description, hint: "re-create the file with 'perch import'")
         case let e as EngineError:

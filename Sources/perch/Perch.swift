@@ -17,7 +17,7 @@ struct Perch: ParsableCommand {
         subcommands: [
             ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self,
             KeysCommand.self, PackCommand.self, VerifyCommand.self,
-            DeployCommand.self, TestfleetCommand.self, DemoCommand.self,
+            DeployCommand.self, RolloutCommand.self, TestfleetCommand.self, DemoCommand.self,
         ]
     )
 

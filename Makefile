@@ -19,6 +19,7 @@ build: bootstrap
 
 build-release: bootstrap
 	$(SWIFT) build -c release --product perch
+	$(SWIFT) build -c release --product perch-agent
 
 demo: build-release
 	@scripts/demo.sh $(PERCH_RELEASE)

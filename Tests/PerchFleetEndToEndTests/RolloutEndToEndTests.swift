@@ -1,0 +1,206 @@
+import Foundation
+import XCTest
+
+/// `perch rollout` against a real test fleet: `perch testfleet up` (OpenSSH sshd per device, in
+/// network namespaces as root), the real perch-agent, libssh2. What a device runs is read from
+/// the agent's own state on disk afterwards, not from the rollout's report.
+final class RolloutEndToEndTests: XCTestCase {
+    var dir = ""
+    var perch = ""
+
+    static let modelScript = """
+        import sys, numpy as np, onnx
+        from onnx import helper, TensorProto, numpy_helper
+        layers, out = int(sys.argv[1]), sys.argv[2]
+        rng = np.random.default_rng(0)
+        nodes, inits, prev = [], [], "x"
+        for i in range(layers):
+            inits.append(numpy_helper.from_array((rng.standard_normal((256, 256)) * 0.05).astype(np.float32), f"w{i}"))
+            nodes += [helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]), helper.make_node("Relu", [f"m{i}"], [f"r{i}"])]
+            prev = f"r{i}"
+        g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 256])], inits)
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), out)
+        """
+
+    @discardableResult
+    func run(_ args: [String], env: [String: String] = [:], expect: Int32? = 0) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: args[0].hasPrefix("/") ? args[0] : "/usr/bin/env")
+        p.arguments = args[0].hasPrefix("/") ? Array(args.dropFirst()) : args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.environment = ProcessInfo.processInfo.environment.merging(["CI": "true"].merging(env) { $1 }) { $1 }
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        try p.run()
+        let errData = e.fileHandleForReading.readDataToEndOfFile()
+        let outData = o.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let r = (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        if let expect { XCTAssertEqual(r.0, expect, "\(args.joined(separator: " "))\n\(r.2)") }
+        return r
+    }
+
+    override func setUpWithError() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
+            throw XCTSkip("needs root and OpenSSH sshd for the test fleet")
+        }
+        // The test bundle runs from the build's products directory, beside perch and perch-agent.
+        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        perch = exe.deletingLastPathComponent().appendingPathComponent("perch").path
+        guard FileManager.default.isExecutableFile(atPath: perch) else { throw XCTSkip("no perch binary at \(perch)") }
+        dir = NSTemporaryDirectory() + "perch-rollout-e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Self.modelScript.write(toFile: dir + "/mk.py", atomically: true, encoding: .utf8)
+        try run(["python3", "mk.py", "2", "fast.onnx"])
+        try run(["python3", "mk.py", "24", "slow.onnx"])  // 12× the work: the "regressed" model
+        try run([perch, "keys", "generate", "keys"])
+        try run([perch, "import", "fast.onnx", "-o", "fast.perchm"])
+        try run([perch, "import", "slow.onnx", "-o", "slow.perchm"])
+        for (m, v) in [("fast", "1.0.0"), ("fast", "1.1.0"), ("slow", "1.2.0")] {
+            try run([perch, "pack", m + ".perchm", "--profile", "host", "--sign-key", "keys/perch-signing.key",
+                     "--name", "mlp", "--model-version", v, "-o", "mlp-\(v).perch"])
+        }
+        try run([perch, "testfleet", "up", "--devices", "8", "--state", "tf"])
+    }
+
+    override func tearDownWithError() throws {
+        guard !dir.isEmpty else { return }
+        _ = try? run([perch, "testfleet", "down", "--state", "tf"], expect: nil)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// The fleet's inventory with a policy: canary 1, a wave of 3, then the last 4.
+    /// The latency gate compares a bench taken alone with one taken while other devices of the
+    /// wave run on the same shared cores, so tests that are not about it leave it off.
+    func writeInventory(maxFailurePercent: Double, maxParallel: Int = 4, regressionGate: Bool = true) throws {
+        let fleet = try String(contentsOfFile: dir + "/tf/fleet.yaml", encoding: .utf8)
+        let devices = fleet[fleet.range(of: "devices:")!.lowerBound...]
+        try """
+            policy:
+              canary: 1
+              waves: [3]
+              max_parallel: \(maxParallel)
+              max_failure_percent: \(maxFailurePercent)
+              health_timeout: 120
+              on_failure: rollback
+              gates:
+            \(regressionGate ? "    max_latency_regression: 2.0" : "    latency_budget: true")
+            \(devices)
+            """.write(toFile: dir + "/fleet.yaml", atomically: true, encoding: .utf8)
+    }
+
+    func rollout(_ version: String, expect: Int32?, extra: [String] = []) throws -> (status: Int32, out: String, err: String) {
+        try run([perch, "rollout", "fleet.yaml", "--bundle", "mlp-\(version).perch", "--public-key", "keys/perch-signing.pub",
+                 "--runs", "8", "--warmup", "2", "--json", "r.json", "--junit", "r.xml"] + extra, expect: expect)
+    }
+
+    /// What each device's agent says is active, read from its state directory.
+    func activeVersions() throws -> [String] {
+        try (1...8).map { i in
+            let r = try run([perch + "-agent", "--state", dir + "/tf/devices/dev\(i)/home/state", "status"])
+            let o = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+            return ((o?["active"] as? [String: Any])?["version"] as? String) ?? "none"
+        }
+    }
+
+    func report() throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/r.json"))) as? [String: Any])
+    }
+
+    func testGoodBundleReachesAllAndRegressedCanaryHaltsWithEveryDeviceOnItsPreviousVersion() throws {
+        try writeInventory(maxFailurePercent: 20)
+        try rollout("1.0.0", expect: 0)
+        XCTAssertEqual(try activeVersions(), Array(repeating: "1.0.0", count: 8))
+        try rollout("1.1.0", expect: 0)
+        XCTAssertEqual(try activeVersions(), Array(repeating: "1.1.0", count: 8))
+        let good = try report()
+        XCTAssertEqual(good["outcome"] as? String, "completed")
+        XCTAssertEqual((good["devices"] as? [[String: Any]])?.compactMap { $0["previous_version"] as? String },
+                       Array(repeating: "mlp 1.0.0", count: 8))
+
+        let r = try rollout("1.2.0", expect: 1)
+        XCTAssertTrue(r.err.contains("halting: 1 of 1 device(s) failed after canary"), r.err)
+        XCTAssertEqual(try activeVersions(), Array(repeating: "1.1.0", count: 8))
+        let bad = try report()
+        XCTAssertEqual(bad["outcome"] as? String, "halted")
+        let devices = try XCTUnwrap(bad["devices"] as? [[String: Any]])
+        XCTAssertEqual(devices[0]["status"] as? String, "rolled_back")
+        XCTAssertEqual(devices[0]["failure"] as? String, "gate")
+        XCTAssertEqual(devices.dropFirst().map { $0["status"] as? String }, Array(repeating: "pending", count: 7))
+        let junit = try String(contentsOfFile: dir + "/r.xml", encoding: .utf8)
+        XCTAssertTrue(junit.contains("<failure type=\"gate\" message=\"gate failed: latency_regression"), junit)
+    }
+
+    func testUnreachableDeviceInAWaveCountsAgainstTheThreshold() throws {
+        try writeInventory(maxFailurePercent: 10, regressionGate: false)
+        try rollout("1.0.0", expect: 0)
+        // dev6 (last wave) goes away: its sshd stops.
+        let pid = try String(contentsOfFile: dir + "/tf/devices/dev6/sshd.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(kill(pid_t(pid)!, SIGTERM), 0)
+        usleep(300_000)
+        let r = try rollout("1.1.0", expect: 3)  // 1 of 8 = 12.5% > 10%, and no gate failed: exit 3
+        let rep = try report()
+        let devices = try XCTUnwrap(rep["devices"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: devices.map { ($0["name"] as! String, $0) })
+        XCTAssertEqual(byName["dev6"]?["failure"] as? String, "unreachable")
+        // The others of its wave finished installing (then went back with the rest).
+        for n in ["dev5", "dev7", "dev8"] {
+            XCTAssertEqual(byName[n]?["new_version"] as? String, "mlp 1.1.0", n)
+            XCTAssertEqual(byName[n]?["status"] as? String, "rolled_back", n)
+            XCTAssertTrue(r.err.contains("\(n): installed mlp 1.1.0"), r.err)
+        }
+        var active = try activeVersions()
+        active.remove(at: 5)
+        XCTAssertEqual(active, Array(repeating: "1.0.0", count: 7))
+        XCTAssertTrue(r.err.contains("halting: 1 of 8 device(s) failed after wave 2"), r.err)
+    }
+
+    func testInterruptMidWaveThenResume() throws {
+        try writeInventory(maxFailurePercent: 0, maxParallel: 2, regressionGate: false)
+        try rollout("1.0.0", expect: 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: perch)
+        p.arguments = ["rollout", "fleet.yaml", "--bundle", "mlp-1.1.0.perch", "--public-key", "keys/perch-signing.pub",
+                       "--runs", "8", "--warmup", "2"]
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.environment = ProcessInfo.processInfo.environment.merging(["CI": "true"]) { $1 }
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Wait until wave 1 has a device installed, then interrupt.
+        let statePath = dir + "/fleet.rollout.json"
+        var installed = 0
+        for _ in 0..<600 where installed < 2 {
+            usleep(50_000)
+            if let d = FileManager.default.contents(atPath: statePath),
+               let s = try? JSONSerialization.jsonObject(with: d) as? [String: Any], s["bundle"] as? String == "mlp 1.1.0",
+               let devs = s["devices"] as? [String: [String: Any]] {
+                installed = devs.values.filter { $0["status"] as? String == "installed" }.count
+            }
+        }
+        kill(p.processIdentifier, SIGINT)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130, log)
+        let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as? [String: Any])
+        let devs = try XCTUnwrap(state["devices"] as? [String: [String: Any]])
+        XCTAssertFalse(devs.values.contains { $0["status"] as? String == "installing" }, "\(devs)")
+        let done = devs.filter { $0.value["status"] as? String == "installed" }.keys.sorted()
+        XCTAssertGreaterThanOrEqual(done.count, 2)
+        XCTAssertLessThan(done.count, 8, "interrupted too late to test anything")
+        // No device is half-installed: each agent has exactly one of the two versions active and
+        // an empty staging area.
+        for (i, v) in try activeVersions().enumerated() {
+            XCTAssertEqual(v, done.contains("dev\(i + 1)") ? "1.1.0" : "1.0.0", "dev\(i + 1)")
+            let staging = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/tf/devices/dev\(i + 1)/home/state/staging")) ?? []
+            XCTAssertEqual(staging, [], "dev\(i + 1)")
+        }
+        // Re-running resumes: devices done before are not started again.
+        let r = try rollout("1.1.0", expect: 0)
+        for n in done { XCTAssertFalse(r.err.contains("\(n): starting"), r.err) }
+        XCTAssertEqual(try activeVersions(), Array(repeating: "1.1.0", count: 8))
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import PerchFleet
 import XCTest
 
 /// End to end over real OpenSSH sshd devices from `perch testfleet up` (network namespaces as
@@ -69,11 +70,8 @@ final class DeployEndToEndTests: XCTestCase {
     var inv: [String] { ["--inventory", Self.state + "/fleet.yaml"] }
 
     func device(_ name: String) -> (host: String, port: Int) {
-        let text = try! String(contentsOfFile: Self.state + "/fleet.yaml", encoding: .utf8)
-        let block = text.components(separatedBy: "- name: " + name)[1]
-        let host = block.components(separatedBy: "host: \"")[1].components(separatedBy: "\"")[0]
-        let port = Int(block.components(separatedBy: "port: ")[1].components(separatedBy: "\n")[0])!
-        return (host, port)
+        let d = try! Inventory.load(Self.state + "/fleet.yaml").device(named: name)
+        return (d.host, d.port)
     }
 
     func testDeployThenRedeploySendsNothing() throws {

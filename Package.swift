@@ -60,5 +60,9 @@ let package = Package(
         ),
         .testTarget(name: "PerchProfilesTests", dependencies: ["PerchProfiles"]),
         .testTarget(name: "PerchCLITests", dependencies: ["perch"]),
+        .testTarget(
+            name: "PerchOptimizeTests",
+            dependencies: ["PerchOptimize", "PerchONNX", "PerchGraph", "PerchEngine", "PerchProfiles"]
+        ),
     ]
 )

@@ -14,7 +14,7 @@ struct Perch: ParsableCommand {
             4 integrity refusal · 70 internal error.
             """,
         version: version,
-        subcommands: [ImportCommand.self, RunCommand.self, BenchCommand.self, ProfileCommand.self]
+        subcommands: [ImportCommand.self, RunCommand.self, BenchCommand.self, OptimizeCommand.self, ProfileCommand.self]
     )
 
     /// Runs a command with CONTRACTS.md's error format and exit codes (argument errors exit 2,

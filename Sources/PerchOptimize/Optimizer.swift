@@ -226,7 +226,8 @@ public final class Optimizer {
             } else {
                 drop = 100 * (1 - a.top1Agreement)
             }
-            return (g, a, drop)
+            // Drops are multiples of 100/N: round away float noise so "0.5 ≤ 0.5" holds.
+            return (g, a, (drop * 1e6).rounded() / 1e6)
         }
         var decisions = [LayerDecision]()
         for (i, layer) in layers.enumerated() {

@@ -69,4 +69,23 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(CostModel(profile: try loader.load(name: "rpi5")).allowed, [.int8, .fp16, .fp32])
         XCTAssertEqual(CostModel(profile: try loader.load(name: "rpi4")).allowed, [.int8, .fp32])
     }
+
+    /// Calibrating on images scaled to 30% clips every real activation: pure int8 misses a tight
+    /// budget, and promoting the most sensitive layers (to fp32 on rpi4) meets it.
+    func testMixedPrecisionMeetsABudgetPureInt8Misses() throws {
+        let graph = try Fixtures.onnx("examples/digits/digits-cnn.onnx")
+        let profile = try ProfileLoader(searchPaths: [Fixtures.path("device-profiles")]).load(name: "rpi4")
+        var options = try Self.digitsOptions(budget: 0.5)
+        options.calibration = Dataset(samples: options.calibration!.samples.map { feeds in
+            feeds.mapValues { t in Tensor(shape: t.shape, values: t.floats.map { $0 * 0.3 }) }
+        })
+        options.eval = Dataset(samples: Array(options.eval!.samples.prefix(200)))
+        options.labels = Array(options.labels!.prefix(200))
+        let r = try Optimizer(profile: profile, options: options).run(graph).report
+        XCTAssertGreaterThan(try XCTUnwrap(r.pureInt8Drop), 0.5)
+        XCTAssertLessThanOrEqual(r.dropPoints, 0.5)
+        XCTAssertTrue(r.layers.contains { $0.precision == .fp32 })
+        XCTAssertTrue(r.layers.allSatisfy { $0.precision != .fp16 })  // rpi4 has no fp16 arithmetic
+        XCTAssertLessThan(r.estimatedCost, r.estimatedCostFP32, r.layers.map { $0.name + " " + $0.precision.rawValue + " " + String($0.drop) }.joined(separator: ", "))
+    }
 }

@@ -81,7 +81,7 @@ public enum Calibrator {
             let idx = Swift.min(mags.count - 1, Int((Double(mags.count - 1) * 0.9999).rounded()))
             threshold = mags[idx]
         case .entropy:
-            threshold = entropyThreshold(s.values, absMax: absMax)
+            threshold = entropyThreshold(s.values, absMax: absMax, target: lo < 0 ? 128 : 256)
         case .mse:
             threshold = mseThreshold(s.values, absMax: absMax, levels: lo < 0 ? levels : levels)
         }
@@ -99,12 +99,13 @@ public enum Calibrator {
         return hist
     }
 
-    /// TensorRT-style KL calibration on |x|: for each candidate clip bin i (from 128 on), P is the
-    /// histogram up to i with the tail folded into its last bin, Q is P merged into 128 levels and
+    /// TensorRT-style KL calibration on |x|: for each candidate clip bin i (from `target` on), P is the
+    /// histogram up to i with the tail folded into its last bin, Q is P merged into `target` levels and
     /// expanded back over P's non-empty bins; pick the i with the least KL(P‖Q).
-    static func entropyThreshold(_ values: [Float], absMax: Float) -> Float {
+    /// `target` is the number of levels on one side: 128 for a signed range, 256 for a
+    /// non-negative one (uint8 spends all its levels on [0, T]).
+    static func entropyThreshold(_ values: [Float], absMax: Float, target: Int = 128) -> Float {
         let hist = histogram(values, absMax: absMax)
-        let target = 128
         var bestI = histogramBins
         var bestKL = Double.infinity
         var total = 0.0

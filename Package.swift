@@ -84,5 +84,9 @@ let package = Package(
         .testTarget(name: "PerchFleetEndToEndTests", dependencies: ["perch", "perch-agent"]),
         .testTarget(name: "PerchSSHTests", dependencies: ["PerchSSH", "PerchFleet", "perch", "perch-agent"]),
         .testTarget(name: "PerchAgentTests", dependencies: ["PerchBundle", "PerchGraph", "perch", "perch-agent"]),
+        .testTarget(
+            name: "PerchOptimizeTests",
+            dependencies: ["PerchOptimize", "PerchONNX", "PerchGraph", "PerchEngine", "PerchProfiles"]
+        ),
     ]
 )

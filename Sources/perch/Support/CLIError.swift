@@ -5,6 +5,7 @@ import PerchFleet
 import PerchSSH
 import PerchGraph
 import PerchONNX
+import PerchOptimize
 import PerchProfiles
 
 /// Exit codes of CONTRACTS.md.
@@ -45,6 +46,9 @@ struct CLIError: Error, CustomStringConvertible {
             default:
                 return CLIError(.badInput, e.description, hint: "check that the file is a complete ONNX model")
             }
+        case let e as OptimizeError:
+            if case .accuracyBudget = e { return CLIError(.gateFailed, e.what, hint: e.hint) }
+            return CLIError(.badInput, e.what, hint: e.hint)
         case let e as ProfileError:
             switch e {
             case .invalid:

@@ -1,0 +1,96 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+@testable import PerchOptimize
+
+/// Every pass keeps the model's outputs (engine before vs after, ≤ 1e-5) and makes the rewrite
+/// it promises.
+final class PassesTests: XCTestCase {
+    func testTinyCNNMatchesONNXRuntimeAfterAllPasses() throws {
+        var g = try Fixtures.onnx("examples/tiny-cnn.onnx")
+        let counts = try Simplifier.simplify(&g)
+        XCTAssertFalse(g.nodes.contains { $0.op == .batchNormalization })
+        XCTAssertEqual(counts.first { $0.0 == "batchnorm-folding" }?.1, 4)
+        let out = try Fixtures.run(g, try Fixtures.tinyCNNInput())["probabilities"]!
+        Fixtures.assertClose(out, try Fixtures.npy("examples/tiny-cnn-expected-ort.npy"), tolerance: 1e-5)
+    }
+
+    func testBatchNormFoldingPreservesTinyCNN() throws {
+        let g = try Fixtures.onnx("examples/tiny-cnn.onnx")
+        try Fixtures.assertPreserves(g, try Fixtures.tinyCNNInput()) { g in
+            XCTAssertEqual(try BatchNormFolding().run(&g), 4)
+            XCTAssertEqual(g.nodes.count, 18)
+        }
+    }
+
+    /// BatchNorm after a Gemm with transB = 0 and a bias: the channel is W's axis 1.
+    func testBatchNormFoldingIntoGemm() throws {
+        let w = Fixtures.randomTensor([6, 4], seed: 3)
+        var inits: [String: Tensor] = ["w": w, "b": Fixtures.randomTensor([4], seed: 4)]
+        inits["gamma"] = Tensor(shape: [4], values: [1.5, 0.5, -1, 2] as [Float])
+        inits["beta"] = Tensor(shape: [4], values: [0.1, 0.2, 0.3, 0.4] as [Float])
+        inits["mean"] = Tensor(shape: [4], values: [0.5, -0.5, 0, 1] as [Float])
+        inits["var"] = Tensor(shape: [4], values: [1, 2, 0.5, 4] as [Float])
+        let g = Graph(
+            nodes: [
+                Node(name: "fc", op: .gemm, inputs: ["x", "w", "b"], outputs: ["h"], attributes: Attributes(["beta": .float(0.5)])),
+                Node(name: "bn", op: .batchNormalization, inputs: ["h", "gamma", "beta", "mean", "var"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [3, 6]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [3, 4]))], initializers: inits)
+        try Fixtures.assertPreserves(g, ["x": Fixtures.randomTensor([3, 6], seed: 5)]) { g in
+            XCTAssertEqual(try BatchNormFolding().run(&g), 1)
+            XCTAssertEqual(g.nodes.map(\.op), [.gemm])
+        }
+    }
+
+    func testIdentityDropoutAndTransposeCancellation() throws {
+        let g = Graph(
+            nodes: [
+                Node(name: "id", op: .identity, inputs: ["x"], outputs: ["a"]),
+                Node(name: "t1", op: .transpose, inputs: ["a"], outputs: ["b"], attributes: Attributes(["perm": .ints([0, 2, 3, 1])])),
+                Node(name: "t2", op: .transpose, inputs: ["b"], outputs: ["c"], attributes: Attributes(["perm": .ints([0, 3, 1, 2])])),
+                Node(name: "drop", op: .dropout, inputs: ["c"], outputs: ["d"]),
+                Node(name: "relu", op: .relu, inputs: ["d"], outputs: ["e"]),
+                Node(name: "t3", op: .transpose, inputs: ["e"], outputs: ["f"], attributes: Attributes(["perm": .ints([1, 0, 2, 3])])),
+                Node(name: "t4", op: .transpose, inputs: ["f"], outputs: ["y"], attributes: Attributes(["perm": .ints([0, 1, 3, 2])])),
+                Node(name: "unused", op: .relu, inputs: ["x"], outputs: ["z"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [2, 3, 4, 5]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [3, 2, 5, 4]))])
+        try Fixtures.assertPreserves(g, ["x": Fixtures.randomTensor([2, 3, 4, 5], seed: 9)], tolerance: 0) { g in
+            _ = try Simplifier.simplify(&g)
+            // Identity, Dropout, t1∘t2 (identity) and the unused Relu go; t3∘t4 merge into one.
+            XCTAssertEqual(g.nodes.map(\.op), [.relu, .transpose])
+            XCTAssertEqual(g.nodes[1].attributes.ints("perm"), [1, 0, 3, 2])
+        }
+    }
+
+    func testReshapeOfReshapeAndConstantFolding() throws {
+        let g = Graph(
+            nodes: [
+                Node(name: "s1", op: .reshape, inputs: ["x", "shape1"], outputs: ["a"]),
+                Node(name: "s2", op: .reshape, inputs: ["a", "shape2"], outputs: ["b"]),
+                // A constant subgraph: k = 2 * c + 1, folded into one initializer.
+                Node(name: "mul", op: .mul, inputs: ["c", "two"], outputs: ["c2"]),
+                Node(name: "add", op: .add, inputs: ["c2", "one"], outputs: ["k"]),
+                Node(name: "scale", op: .mul, inputs: ["b", "k"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [2, 6]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [3, 4]))],
+            initializers: [
+                "shape1": Tensor(shape: [3], values: [2, 3, 2] as [Int64]),
+                "shape2": Tensor(shape: [2], values: [3, -1] as [Int64]),
+                "c": Tensor(shape: [4], values: [1, 2, 3, 4] as [Float]),
+                "two": Tensor(shape: [], values: [2] as [Float]),
+                "one": Tensor(shape: [], values: [1] as [Float]),
+            ])
+        try Fixtures.assertPreserves(g, ["x": Fixtures.randomTensor([2, 6], seed: 11)], tolerance: 0) { g in
+            _ = try Simplifier.simplify(&g)
+            XCTAssertEqual(g.nodes.map(\.op), [.reshape, .mul])
+            XCTAssertEqual(g.initializers["k"]?.floats, [3, 5, 7, 9])
+            XCTAssertNil(g.initializers["shape1"])
+        }
+    }
+}

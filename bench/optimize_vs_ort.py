@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Int8 output fidelity: `perch optimize` (all layers int8) vs ONNX Runtime's quantize_static
+(QDQ, per-channel, uint8 activations / int8 weights) with the same calibration data.
+
+For each model: calibrate both on the same N samples, evaluate on M other samples, and report the
+mean cosine similarity of the output to the fp32 output (Perch: its report's `agreement.cosine`,
+computed with Perch's engine; ORT: computed here with onnxruntime). Higher is better.
+
+Run: python3 bench/optimize_vs_ort.py [--perch .build/release/perch] [--method minmax]
+Needs numpy, onnx, onnxruntime. Writes nothing outside a temporary directory.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORT_METHOD = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}
+
+
+def cases():
+    rng = np.random.default_rng(7)
+    yield "tiny-cnn (depthwise)", os.path.join(ROOT, "examples/tiny-cnn.onnx"), "image", \
+        rng.random((32, 1, 3, 32, 32), dtype=np.float32), rng.random((32, 1, 3, 32, 32), dtype=np.float32)
+    d = os.path.join(ROOT, "examples/digits")
+    yield "digits-cnn", os.path.join(d, "digits-cnn.onnx"), "image", \
+        np.load(os.path.join(d, "calibration/image.npy")), np.load(os.path.join(d, "eval/image.npy"))[:100]
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self, name, samples):
+        self.it = iter([{name: s} for s in samples])
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def cosine(a, b):
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / max(1e-30, np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--perch", default=os.path.join(ROOT, ".build/debug/perch"))
+    ap.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, model, inp, calib, evals in cases():
+            cdir, edir = os.path.join(tmp, "calib"), os.path.join(tmp, "eval")
+            os.makedirs(cdir, exist_ok=True)
+            os.makedirs(edir, exist_ok=True)
+            np.save(os.path.join(cdir, inp + ".npy"), calib)
+            np.save(os.path.join(edir, inp + ".npy"), evals)
+            report = os.path.join(tmp, "report.json")
+            r = subprocess.run([args.perch, "optimize", model, "--profile", "coral-dev-board", "--calibration", cdir,
+                                "--eval", edir, "--max-accuracy-drop", "100", "--method", args.method,
+                                "-o", os.path.join(tmp, "m.perchm"), "--report", report], cwd=ROOT, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit("perch optimize failed: " + r.stderr)
+            perch_cos = json.load(open(report))["agreement"]["cosine"]
+
+            qpath = os.path.join(tmp, "ort-int8.onnx")
+            quantize_static(model, qpath, Reader(inp, calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=ORT_METHOD[args.method])
+            f32 = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+            i8 = ort.InferenceSession(qpath, providers=["CPUExecutionProvider"])
+            cos = [cosine(f32.run(None, {inp: s})[0], i8.run(None, {inp: s})[0]) for s in evals]
+            rows.append((label, perch_cos, float(np.mean(cos))))
+    print("%-22s %14s %14s" % ("model (" + args.method + ")", "perch cosine", "ORT cosine"))
+    for label, p, o in rows:
+        print("%-22s %14.6f %14.6f  %s" % (label, p, o, "ok" if p >= o - 1e-6 else "BELOW ORT"))
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ extension SSHSession {
     /// Uploads `localPath` to `remotePath` (relative paths are under the login directory):
     /// skipped when the device's `sha256sum` of the target matches; otherwise written over SFTP
     /// to `remotePath.part` — continuing an earlier attempt when that file holds a prefix of the
-    /// same content — checked with `sha256sum` on the device, and renamed into place. The
+    /// same content, then checked with `sha256sum` on the device — and renamed into place. The
     /// target's directory is created. `progress(sent, total)` is called after every write.
     /// Needs `sh`, `sha256sum`, `stat`, `mv` on the device (coreutils or busybox).
     public func upload(_ localPath: String, to remotePath: String, mode: Int32 = 0o644,
@@ -59,7 +59,12 @@ extension SSHSession {
         }
         let resumedFrom = offset
         try writePart(bytes, part, offset: offset, mode: mode, progress: progress)
-        let finish = "h=$(sha256sum -- \(q(part)) | cut -d' ' -f1); if [ \"$h\" = \(digest) ]; then chmod \(String(mode, radix: 8)) -- \(q(part)) && mv -f -- \(q(part)) \(q(remotePath)); else rm -f -- \(q(part)); echo \"$h\"; exit 9; fi"
+        // A part continued from an earlier attempt is checked end to end before it replaces the
+        // target; a fresh upload is already integrity-protected by the SSH channel's MAC (and the
+        // agent verifies every bundle hash again), so it is renamed straight away.
+        let finish = resumedFrom > 0
+            ? "h=$(sha256sum -- \(q(part)) | cut -d' ' -f1); if [ \"$h\" = \(digest) ]; then chmod \(String(mode, radix: 8)) -- \(q(part)) && mv -f -- \(q(part)) \(q(remotePath)); else rm -f -- \(q(part)); echo \"$h\"; exit 9; fi"
+            : "chmod \(String(mode, radix: 8)) -- \(q(part)) && mv -f -- \(q(part)) \(q(remotePath))"
         let r = try exec(finish)
         if r.status == 9 {
             throw .hashMismatch(path: remotePath, local: digest, remote: r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -102,7 +107,6 @@ extension SSHSession {
                 }
             }
         }
-        _ = try call("fsync '\(part)'") { libssh2_sftp_fsync(handle) }
         let rc = try call("close '\(part)'") { libssh2_sftp_close_handle(handle) }
         closed = true
         if rc != 0 { throw sftpFailure(rc, part, "close") }

@@ -89,7 +89,7 @@ public enum QConvOperator {
         func mult(_ c: Int) -> Double { sx * Double(wScales.count == 1 ? wScales[0] : wScales[c]) / sy }
 
         // Depthwise: one input channel per group → direct kernel.
-        if group == channels && w.shape[1] == 1 && outType != .i32 {
+        if group == channels && w.shape[1] == 1 && outChannels == group && outType != .i32 {
             return depthwise(g, outDesc: outDesc, aIsI8: aIsI8, za: za, weights: (0..<(outChannels * g.kernelSize)).map { wAt($0) },
                              wZeros: (0..<outChannels).map { wZero($0) }, bias: bias,
                              multipliers: (0..<outChannels).map { QuantizedMultiplier(mult($0)) }, zy: zy, lo: lo, hi: hi)

@@ -40,7 +40,15 @@ public enum Int8GEMM {
     }
 
     /// The fastest path this CPU can run.
-    public static func bestISA() -> Int8ISA { availableISAs().last ?? .scalar }
+    /// `PERCH_INT8_ISA=scalar|avx2|…` picks another available path (diagnostics, comparisons).
+    public static func bestISA() -> Int8ISA {
+        let available = availableISAs()
+        if let e = getenv("PERCH_INT8_ISA") {
+            let name = String(cString: e)
+            for isa in available where isa.name == name { return isa }
+        }
+        return available.last ?? .scalar
+    }
 
     public static func paddedK(_ k: Int) -> Int { (k + kAlign - 1) / kAlign * kAlign }
 

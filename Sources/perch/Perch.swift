@@ -42,8 +42,21 @@ struct Perch: ParsableCommand {
             try command.run()
         } catch let e as ExitCode {
             Foundation.exit(e.rawValue)
+        } catch let e as CLIError {
+            report(e, json: wantsJSON)
         } catch {
-            report(CLIError.from(error), json: wantsJSON)
+            // ArgumentParser's own signals from run(): help for a command group (success) and
+            // ValidationError (a bad flag: exit 2). Everything else is a library error.
+            switch exitCode(for: error) {
+            case .success:
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            case .validationFailure:
+                let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+                report(CLIError(.badInput, message.replacingOccurrences(of: "Error: ", with: ""), hint: "see 'perch --help'"), json: wantsJSON)
+            default:
+                report(CLIError.from(error), json: wantsJSON)
+            }
         }
         Foundation.exit(0)
     }

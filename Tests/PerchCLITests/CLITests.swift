@@ -22,7 +22,9 @@ final class CLITests: XCTestCase {
         var stderr: String
     }
 
-    func perch(_ args: String...) throws -> Result {
+    func perch(_ args: String...) throws -> Result { try perch(args) }
+
+    func perch(_ args: [String]) throws -> Result {
         let binary = Self.repoRoot.appendingPathComponent(".build/debug/perch")
         let p = Process()
         p.executableURL = binary
@@ -113,6 +115,15 @@ final class CLITests: XCTestCase {
         let r = try perch("run", example("tiny-cnn.onnx"), "--input", "image=" + wrongType, "--output-dir", work.path)
         assertBadInput(r, mentions: "wrong-type.npy")
         XCTAssertTrue(r.stderr.contains("int64"), r.stderr)
+    }
+
+    func testHelpExitsZeroForRootAndCommandGroups() throws {
+        for args in [["--help"], ["profile"], ["keys", "--help"], ["help", "deploy"]] {
+            let r = try perch(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("USAGE:"), "\(args): \(r.stdout)")
+            XCTAssertTrue(r.stderr.isEmpty, "\(args): \(r.stderr)")
+        }
     }
 
     func testMissingFileAndBadFlagAndJSONError() throws {

@@ -71,13 +71,6 @@ import json, sys; j = json.loads(sys.argv[1]); assert j["arch"] == "aarch64" and
 
 for m in fp32 int8; do
   check "$m: agent installs the signed bundle" agent install "$T/$m.perch"
-  if [[ $m == int8 ]]; then
-    # Known engine bug on main (not the cross build): a QDQ session's second execute() traps in
-    # QuantizeLinear (NaN → Int64), on the host (`perch bench`) as on the device. `run` (one
-    # execute) is checked below; bench of the int8 model waits for that fix.
-    echo "skip int8: bench (second execute of a QDQ session traps in QuantizeLinear, host and device alike)"
-    skipped=$((skipped + 1))
-  else
   agent bench --runs 5 --warmup 1 >"$T/$m-bench.json" 2>"$T/$m-bench.err" || true
   check "$m: bench JSON has CONTRACTS.md's fields" "$PY" - "$T/$m-bench.json" "tiny-cnn-$m" <<'PY'
 import json, sys
@@ -93,7 +86,6 @@ assert j["arena_bytes"] > 0 and j["weights_bytes"] > 0, j
 assert sys.argv[2] in j["model"], j["model"]
 print(f'p50 {lat["p50"]:.3f} ms under qemu')
 PY
-  fi
   # The bundle's eval input, as installed on the device.
   EVAL=$(find "$STATE" -path "*tiny-cnn-$m*/eval/inputs/image.npy" | head -1)
   [[ -n $EVAL ]] || EVAL="$T/$m/inputs/image.npy"

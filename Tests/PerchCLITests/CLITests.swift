@@ -3,42 +3,23 @@ import XCTest
 
 /// Runs the built `perch` binary as a user would and checks exit codes, messages and files.
 final class CLITests: XCTestCase {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = PerchCLI.repoRoot
 
     var work: URL!
 
     override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("perch-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        work = try PerchCLI.temporaryDirectory("perch-cli")
     }
 
     override func tearDownWithError() throws {
         try? FileManager.default.removeItem(at: work)
     }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = PerchCLI.Result
 
-    func perch(_ args: String...) throws -> Result { try perch(args) }
+    func perch(_ args: String...) throws -> Result { try PerchCLI.run(args) }
 
-    func perch(_ args: [String]) throws -> Result {
-        let binary = Self.repoRoot.appendingPathComponent(".build/debug/perch")
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = Self.repoRoot
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func perch(_ args: [String]) throws -> Result { try PerchCLI.run(args) }
 
     func assertBadInput(_ r: Result, mentions: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(r.status, 2, r.stderr, file: file, line: line)

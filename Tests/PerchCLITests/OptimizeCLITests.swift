@@ -3,33 +3,19 @@ import XCTest
 
 /// `perch optimize` as a user runs it: files written, report contents, exit codes, messages.
 final class OptimizeCLITests: XCTestCase {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = PerchCLI.repoRoot
 
     var work: URL!
 
     override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("perch-optimize-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        work = try PerchCLI.temporaryDirectory("perch-optimize-cli")
     }
 
     override func tearDownWithError() throws {
         try? FileManager.default.removeItem(at: work)
     }
 
-    func perch(_ args: String...) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = Self.repoRoot.appendingPathComponent(".build/debug/perch")
-        p.arguments = args
-        p.currentDirectoryURL = Self.repoRoot
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func perch(_ args: String...) throws -> PerchCLI.Result { try PerchCLI.run(args) }
 
     func testOptimizeTinyCNNWritesModelAndReport() throws {
         let model = work.appendingPathComponent("tiny.perchm").path

@@ -3,33 +3,19 @@ import XCTest
 
 /// `perch profile validate` / `show` as a user runs them: output, exit codes, message format.
 final class ProfileCLITests: XCTestCase {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = PerchCLI.repoRoot
 
     var work: URL!
 
     override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("perch-profile-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        work = try PerchCLI.temporaryDirectory("perch-profile-cli")
     }
 
     override func tearDownWithError() throws {
         try? FileManager.default.removeItem(at: work)
     }
 
-    func perch(_ args: String...) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = Self.repoRoot.appendingPathComponent(".build/debug/perch")
-        p.arguments = args
-        p.currentDirectoryURL = Self.repoRoot
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func perch(_ args: String...) throws -> PerchCLI.Result { try PerchCLI.run(args) }
 
     func testValidateBundledProfiles() throws {
         let r = try perch("profile", "validate", "device-profiles/rpi4.yaml", "device-profiles/raspberry-pi-base.yaml", "coral-dev-board")

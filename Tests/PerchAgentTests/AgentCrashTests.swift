@@ -43,25 +43,37 @@ final class AgentCrashTests: AgentTestCase {
     func testKillAtRandomMoments() throws {
         let v1 = try bundle("1.0.0")
         let v2 = try bundle("2.0.0", elements: 1 << 20)  // a 4 MiB model makes the install take a while
-        XCTAssertEqual(try agent(["install", v1]).status, 0)
-        let t0 = Date()
-        XCTAssertEqual(try agent(["install", v2]).status, 0)
-        let duration = Date().timeIntervalSince(t0)
+        // The kill window starts at the fastest of three timed installs and shrinks whenever an
+        // install outruns the kill, so a slow first run (cold page cache, a loaded CI machine)
+        // cannot leave most draws past the end of the install.
+        var window = Double.infinity
+        for _ in 0..<3 {
+            reset()
+            XCTAssertEqual(try agent(["install", v1]).status, 0)
+            let t0 = Date()
+            XCTAssertEqual(try agent(["install", v2]).status, 0)
+            window = min(window, Date().timeIntervalSince(t0))
+        }
         var generator = SystemRandomNumberGenerator()
         var outcomes = [String: Int]()
-        for _ in 0..<25 {
-            try? FileManager.default.removeItem(atPath: state + "/versions")
-            try? FileManager.default.removeItem(atPath: state + "/active")
-            try? FileManager.default.removeItem(atPath: state + "/highest")
+        var attempts = 0
+        while (outcomes["killed"] ?? 0) < 15 && attempts < 40 {
+            attempts += 1
+            reset()
             XCTAssertEqual(try agent(["install", v1]).status, 0)
             let run = try start(["install", v2])
-            Thread.sleep(forTimeInterval: Double.random(in: 0...(duration * 1.1), using: &generator))
+            Thread.sleep(forTimeInterval: Double.random(in: 0...window, using: &generator))
             kill(run.0.processIdentifier, SIGKILL)
             let r = finish(run)
             outcomes[r.killed ? "killed" : "finished", default: 0] += 1
+            if !r.killed { window *= 0.7 }
             try checkRecovered(new: "2.0.0", newBundle: v2, switched: r.killed ? nil : true)
         }
-        XCTAssertGreaterThan(outcomes["killed"] ?? 0, 5, "most runs should be interrupted: \(outcomes), install took \(duration) s")
+        XCTAssertGreaterThanOrEqual(outcomes["killed"] ?? 0, 15, "installs interrupted at random moments: \(outcomes), final window \(window) s")
+    }
+
+    private func reset() {
+        for name in ["versions", "active", "highest"] { try? FileManager.default.removeItem(atPath: state + "/" + name) }
     }
 
     func testSimulatedFullDisk() throws {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PerchProfiles
 
-/// `perch profile validate FILE…` / `perch profile show NAME|FILE [--json]`
+/// `perch profile validate FILE…` / `perch profile show NAME|FILE [--json]` / `perch profile probe --host …`
 struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profile",
@@ -12,7 +12,7 @@ struct ProfileCommand: ParsableCommand {
             ./device-profiles, then the device-profiles/ folder nearest the perch executable. \
             'host' is this machine, detected at run time.
             """,
-        subcommands: [Validate.self, Show.self]
+        subcommands: [Validate.self, Show.self, Probe.self]
     )
 
     struct Validate: ParsableCommand {

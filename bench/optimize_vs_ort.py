@@ -31,6 +31,14 @@ def cases():
     d = os.path.join(ROOT, "examples/digits")
     yield "digits-cnn", os.path.join(d, "digits-cnn.onnx"), "image", \
         np.load(os.path.join(d, "calibration/image.npy")), np.load(os.path.join(d, "eval/image.npy"))[:100]
+    # The benchmark models (bench/make_models.py writes them to the git-ignored bench/models/).
+    models = os.path.join(ROOT, "bench/models")
+    if not os.path.exists(os.path.join(models, "transformer.onnx")):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench/make_models.py"), models], check=True, stdout=subprocess.DEVNULL)
+    yield "mobilenet-dw", os.path.join(models, "mobilenet-dw.onnx"), "input", \
+        rng.random((16, 1, 3, 160, 160), dtype=np.float32), rng.random((16, 1, 3, 160, 160), dtype=np.float32)
+    yield "transformer", os.path.join(models, "transformer.onnx"), "input", \
+        rng.standard_normal((16, 1, 64, 128), dtype=np.float32), rng.standard_normal((16, 1, 64, 128), dtype=np.float32)
 
 
 class Reader(CalibrationDataReader):
@@ -65,7 +73,8 @@ def main():
                                 "-o", os.path.join(tmp, "m.perchm"), "--report", report], cwd=ROOT, capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit("perch optimize failed: " + r.stderr)
-            perch_cos = json.load(open(report))["agreement"]["cosine"]
+            rep = json.load(open(report))
+            perch_cos = rep["agreement"]["cosine"]
 
             qpath = os.path.join(tmp, "ort-int8.onnx")
             quantize_static(model, qpath, Reader(inp, calib), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -74,10 +83,10 @@ def main():
             f32 = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
             i8 = ort.InferenceSession(qpath, providers=["CPUExecutionProvider"])
             cos = [cosine(f32.run(None, {inp: s})[0], i8.run(None, {inp: s})[0]) for s in evals]
-            rows.append((label, perch_cos, float(np.mean(cos))))
-    print("%-22s %14s %14s" % ("model (" + args.method + ")", "perch cosine", "ORT cosine"))
-    for label, p, o in rows:
-        print("%-22s %14.6f %14.6f  %s" % (label, p, o, "ok" if p >= o - 1e-6 else "BELOW ORT"))
+            rows.append((label, perch_cos, float(np.mean(cos)), rep.get("bias_correction", "?")))
+    print("%-22s %14s %14s  %-9s %s" % ("model (" + args.method + ")", "perch cosine", "ORT cosine", "", "perch bias correction"))
+    for label, p, o, bc in rows:
+        print("%-22s %14.6f %14.6f  %-9s %s" % (label, p, o, "ok" if p >= o - 1e-6 else "BELOW ORT", bc))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,46 @@ public struct ActivationStats: Sendable {
     public var shape: [Int] = []
     /// Up to `Calibrator.sampleCap` values, taken at an even stride from every calibration run.
     public var values: [Float] = []
+    /// Sums over every value seen, per index of axis 1 (a Conv input's channels) and of the last
+    /// axis (a Gemm/MatMul input's features): bias correction needs each input channel's mean.
+    public var axis1Sums: [Double] = []
+    public var lastAxisSums: [Double] = []
+    /// Values seen in all (the sums' denominators times the axis length).
+    public var valueCount = 0
+
+    /// Mean value of each index of axis 1 (empty for tensors of rank < 2).
+    public var axis1Means: [Float] { means(axis1Sums) }
+    /// Mean value of each index of the last axis (empty for tensors of rank < 2).
+    public var lastAxisMeans: [Float] { means(lastAxisSums) }
+
+    private func means(_ sums: [Double]) -> [Float] {
+        guard !sums.isEmpty, valueCount > 0 else { return [] }
+        let perIndex = Double(valueCount) / Double(sums.count)
+        return sums.map { Float($0 / perIndex) }
+    }
+
+    /// Adds one run's tensor to the per-channel sums.
+    mutating func accumulateMeans(_ buf: UnsafeBufferPointer<Float>, shape: [Int]) {
+        guard shape.count >= 2, buf.count > 0 else { return }
+        let channels = shape[1], last = shape[shape.count - 1]
+        let inner = Swift.max(1, buf.count / Swift.max(1, shape[0] * channels))
+        if axis1Sums.count != channels { axis1Sums = [Double](repeating: 0, count: channels) }
+        if lastAxisSums.count != last { lastAxisSums = [Double](repeating: 0, count: last) }
+        var i = 0
+        while i < buf.count {
+            let c = (i / inner) % channels
+            var s = 0.0
+            for k in 0..<inner { s += Double(buf[i + k]) }
+            axis1Sums[c] += s
+            i += inner
+        }
+        i = 0
+        while i < buf.count {
+            for k in 0..<last { lastAxisSums[k] += Double(buf[i + k]) }
+            i += last
+        }
+        valueCount += buf.count
+    }
 }
 
 /// Runs the fp32 model over a dataset and records every activation that will be quantized.
@@ -58,6 +98,7 @@ public enum Calibrator {
                         s.values.append(buf[k])
                         k += stride
                     }
+                    s.accumulateMeans(buf, shape: t.shape)
                 }
                 stats[name] = s
             }

@@ -15,6 +15,9 @@ public struct OptimizeOptions: Sendable {
     public var syntheticSamples = 8
     /// Per-layer sensitivity is measured on at most this many eval samples (it runs once per layer).
     public var sensitivitySamples = 100
+    /// Fold the expected output shift of rounded weights into int8 layers' biases; kept only when
+    /// it raises the all-int8 model's agreement with fp32 on the eval set.
+    public var biasCorrection = true
 
     public init() {}
 }
@@ -64,13 +67,18 @@ public struct OptimizationReport: Sendable {
     public var memoryBudgetBytes = 0
     public var estimatedCostFP32 = 0.0
     public var estimatedCost = 0.0
+    /// The calibration method whose ranges the result uses: `method`, or minmax when `method`
+    /// clipped so much that the all-int8 model agreed less with fp32 than with min/max ranges.
+    public var methodUsed: CalibrationMethod = .minmax
+    /// "applied", "off" (not asked for) or "not kept" (it lowered agreement with fp32).
+    public var biasCorrection = "off"
     public var stepSeconds: [(String, Double)] = []
     public var warnings: [String] = []
 
     /// The report as JSON-serializable values (for `--report`).
     public var jsonObject: [String: Any] {
         var o: [String: Any] = [
-            "model": model, "profile": profile, "method": method.rawValue,
+            "model": model, "profile": profile, "method": method.rawValue, "method_used": methodUsed.rawValue, "bias_correction": biasCorrection,
             "calibration": ["samples": calibrationSamples, "synthetic": calibrationSynthetic],
             "eval_samples": evalSamples,
             "passes": passes.map { ["name": $0.0, "rewrites": $0.1] },
@@ -215,8 +223,17 @@ public final class Optimizer {
         let subset = Dataset(samples: Array(evalSet.samples.prefix(subsetCount)))
         let subsetLabels = labels.map { Array($0.prefix(subsetCount)) }
         let subsetAcc = subsetLabels.map { Evaluator.accuracy(Array(reference.prefix(subsetCount)), labels: $0) }
+        var inputMeans: [String: [Float]] = [:]
+        if options.biasCorrection {
+            for l in layers {
+                guard let s = stats[l.input] else { continue }
+                let means = l.op == .conv ? s.axis1Means : s.lastAxisMeans
+                if !means.isEmpty { inputMeans[l.name] = means }
+            }
+        }
+        var corrections: [String: [Float]] = [:]
         func measure(_ plan: [String: Precision], full: Bool = true) throws -> (Graph, Agreement, Double) {
-            let g = Quantizer.apply(graph, layers: layers, plan: plan, ranges: ranges, fp16Compute: fp16Compute)
+            let g = Quantizer.apply(graph, layers: layers, plan: plan, ranges: ranges, fp16Compute: fp16Compute, inputMeans: corrections)
             let outs = try Evaluator.outputs(g, full ? evalSet : subset)
             let ref = full ? reference : Array(reference.prefix(subsetCount))
             let a = Evaluator.compare(reference: ref, candidate: outs, labels: full ? labels : subsetLabels)
@@ -244,6 +261,33 @@ public final class Optimizer {
         var plan: [String: Precision] = [:]
         for l in layers { plan[l.name] = allowed[0] }
         var (best, agreement, drop) = try measure(plan)
+        report.methodUsed = options.method
+        if options.method != .minmax && plan.values.contains(.int8) {
+            // Clipping methods can cut ranges a layer needed (KL calibration on ReLU6 outputs, say):
+            // the chosen method stays only if it is at least as faithful as plain min/max.
+            let chosen = ranges
+            for (name, s) in stats { ranges[name] = Calibrator.range(s, method: .minmax) }
+            let plain = try measure(plan)
+            if (plain.2, -plain.1.cosine) < (drop, -agreement.cosine) {
+                report.warnings.append("--method " + options.method.rawValue + " ranges agreed less with fp32 than minmax ranges (cosine "
+                    + String(format: "%.6f vs %.6f", agreement.cosine, plain.1.cosine) + "); minmax ranges were used")
+                (best, agreement, drop) = plain
+                report.methodUsed = .minmax
+            } else {
+                ranges = chosen
+            }
+        }
+        if !inputMeans.isEmpty && plan.values.contains(.int8) {
+            corrections = inputMeans
+            let corrected = try measure(plan)
+            if (corrected.2, -corrected.1.cosine) <= (drop, -agreement.cosine) {
+                (best, agreement, drop) = corrected
+                report.biasCorrection = "applied"
+            } else {
+                corrections = [:]
+                report.biasCorrection = "not kept"
+            }
+        }
         report.pureInt8Drop = drop
         let order = decisions.indices.sorted { decisions[$0].sensitivity > decisions[$1].sensitivity }
         var step = 0

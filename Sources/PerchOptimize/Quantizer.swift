@@ -91,6 +91,52 @@ public enum Quantizer {
         return (q, scales)
     }
 
+    /// The expected change of each output channel when `node` computes with the dequantized
+    /// weights instead of `weights`, given the mean of each input channel: Conv (any group count;
+    /// padding is ignored) and Gemm with `transA = 0`. nil when the shapes do not line up.
+    static func weightRoundingShift(_ node: Node, weights w: Tensor, quantized q: [Int8], scales: [Float], axis: Int,
+                                    inputMeans means: [Float]) -> [Float]? {
+        let values = GraphEditing.floats(w)
+        switch node.op {
+        case .conv:
+            let oc = w.shape[0], icPerGroup = w.shape[1]
+            let group = node.attributes.int("group", default: 1)
+            guard group > 0, oc % group == 0, means.count == icPerGroup * group else { return nil }
+            let kernel = elementCount(Array(w.shape[2...]))
+            var shift = [Float](repeating: 0, count: oc)
+            for o in 0..<oc {
+                let g = o / (oc / group)
+                var acc = 0.0
+                for icl in 0..<icPerGroup {
+                    let m = Double(means[g * icPerGroup + icl])
+                    let base = (o * icPerGroup + icl) * kernel
+                    var e = 0.0
+                    for k in 0..<kernel { e += Double(Float(q[base + k]) * scales[o] - values[base + k]) }
+                    acc += e * m
+                }
+                shift[o] = Float(acc)
+            }
+            return shift
+        case .gemm:
+            guard node.attributes.int("transA", default: 0) == 0, node.attributes.float("beta", default: 1) == 1, w.rank == 2 else { return nil }
+            let transB = node.attributes.int("transB", default: 0) != 0
+            let n = transB ? w.shape[0] : w.shape[1], k = transB ? w.shape[1] : w.shape[0]
+            guard means.count == k else { return nil }
+            var shift = [Float](repeating: 0, count: n)
+            for j in 0..<n {
+                var acc = 0.0
+                for i in 0..<k {
+                    let idx = transB ? j * k + i : i * n + j
+                    acc += Double(Float(q[idx]) * scales[j] - values[idx]) * Double(means[i])
+                }
+                shift[j] = Float(acc)
+            }
+            return shift
+        default:
+            return nil
+        }
+    }
+
     /// Per-tensor uint8 parameters for a real range containing 0 (as ONNX Runtime computes them).
     public static func activationParameters(_ lo: Float, _ hi: Float) -> (scale: Float, zeroPoint: UInt8) {
         let rmin = Swift.min(lo, 0)
@@ -103,9 +149,12 @@ public enum Quantizer {
 
     /// Returns `graph` with each named layer in its precision (layers not named stay fp32).
     /// A layer planned int8 whose activations have no range stays fp32.
+    /// `inputMeans` (layer name → mean of each input channel over the calibration set) turns on
+    /// bias correction for those int8 layers: the bias absorbs the expected output shift that
+    /// rounding the weights causes, `(W_q − W)·E[x]` per output channel (Nagel et al., 2019).
     public static func apply(
         _ graph: Graph, layers: [QuantizableLayer], plan: [String: Precision], ranges: [String: (Float, Float)],
-        fp16Compute: Bool
+        fp16Compute: Bool, inputMeans: [String: [Float]] = [:]
     ) -> Graph {
         var g = graph
         var taken = Set<String>()
@@ -158,6 +207,16 @@ public enum Quantizer {
                 newNodes.append(Node(name: layer.weight + "_DequantizeLinear", op: .dequantizeLinear, inputs: [wq, ws, wz], outputs: [wd],
                                      attributes: Attributes(["_opset": .int(opset), "axis": .int(layer.channelAxis)])))
                 node.inputs[1] = wd
+                if let means = inputMeans[layer.name],
+                   let shift = weightRoundingShift(node, weights: w, quantized: q, scales: scales, axis: layer.channelAxis, inputMeans: means) {
+                    let old = node.input(2).flatMap { g.initializers[$0] }
+                    if old == nil || (old!.dtype == .f32 && old!.count == shift.count) {
+                        let base = old.map { GraphEditing.floats($0) } ?? [Float](repeating: 0, count: shift.count)
+                        let corrected = GraphEditing.freshName(g, (node.input(2) ?? layer.weight) + "_bias_corrected", taken: &taken)
+                        g.initializers[corrected] = Tensor(shape: [shift.count], values: zip(base, shift).map { $0 - $1 })
+                        if node.inputs.count > 2 { node.inputs[2] = corrected } else { node.inputs.append(corrected) }
+                    }
+                }
                 // Bias: int32 with scale s_x·s_w[c] (Conv, and Gemm with a [N] bias and beta 1).
                 if let b = node.input(2), let bt = g.initializers[b], bt.dtype == .f32, bt.count == scales.count,
                    node.op != .gemm || node.attributes.float("beta", default: 1) == 1 {

@@ -89,3 +89,33 @@ final class OptimizerTests: XCTestCase {
         XCTAssertLessThan(r.estimatedCost, r.estimatedCostFP32, r.layers.map { $0.name + " " + $0.precision.rawValue + " " + String($0.drop) }.joined(separator: ", "))
     }
 }
+
+/// The quantizer never does worse than plain min/max ranges without bias correction: a clipping
+/// method or the bias correction stays only when it raises agreement with fp32.
+final class OptimizerFidelityTests: XCTestCase {
+    func run(_ method: CalibrationMethod, biasCorrection: Bool) throws -> OptimizationReport {
+        let graph = try Fixtures.onnx("examples/tiny-cnn.onnx")
+        let profile = try ProfileLoader(searchPaths: [Fixtures.path("device-profiles")]).load(name: "coral-dev-board")
+        var o = OptimizeOptions()
+        o.method = method
+        o.biasCorrection = biasCorrection
+        o.syntheticSamples = 8
+        o.maxAccuracyDrop = 100
+        o.sensitivitySamples = 2
+        return try Optimizer(profile: profile, options: o).run(graph).report
+    }
+
+    func testNeverBelowPlainMinMax() throws {
+        let plain = try run(.minmax, biasCorrection: false)
+        XCTAssertEqual(plain.biasCorrection, "off")
+        XCTAssertEqual(plain.methodUsed, .minmax)
+        let base = try XCTUnwrap(plain.agreement?.cosine)
+        for method in CalibrationMethod.allCases {
+            let r = try run(method, biasCorrection: true)
+            let cos = try XCTUnwrap(r.agreement?.cosine)
+            XCTAssertGreaterThanOrEqual(cos, base - 1e-12, method.rawValue)
+            XCTAssertTrue(["applied", "not kept"].contains(r.biasCorrection), r.biasCorrection)
+            if r.methodUsed != method { XCTAssertTrue(r.warnings.contains { $0.contains("minmax ranges were used") }, "\(r.warnings)") }
+        }
+    }
+}

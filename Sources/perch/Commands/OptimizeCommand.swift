@@ -39,6 +39,9 @@ struct OptimizeCommand: ParsableCommand {
     @Option(help: "Range calibration: minmax, percentile, entropy or mse.")
     var method: String = "minmax"
 
+    @Flag(inversion: .prefixedNo, help: "Correct int8 layers' biases for the mean shift weight rounding causes (kept only if it raises agreement with fp32).")
+    var biasCorrection = true
+
     @Option(name: .shortAndLong, help: "Where to write the optimized .perchm.")
     var output: String
 
@@ -59,6 +62,7 @@ struct OptimizeCommand: ParsableCommand {
         let graph = try ModelLoading.load(model)
         var options = OptimizeOptions()
         options.method = method
+        options.biasCorrection = biasCorrection
         options.maxAccuracyDrop = maxAccuracyDrop
         do {
             let inputs = graph.runtimeInputs
@@ -116,7 +120,7 @@ struct OptimizeCommand: ParsableCommand {
                             kb(r.weightsBytesBefore), kb(r.weightsBytesAfter), Double(r.weightsBytesAfter) / Double(max(1, r.weightsBytesBefore))))
         lines.append("  passes: " + r.passes.map { $0.0 + " ×" + String($0.1) }.joined(separator: ", ") + "; nodes "
                      + String(r.nodesBefore) + " → " + String(r.nodesAfter))
-        lines.append("  calibration: " + String(r.calibrationSamples) + (r.calibrationSynthetic ? " synthetic" : "") + " samples, method " + r.method.rawValue
+        lines.append("  calibration: " + String(r.calibrationSamples) + (r.calibrationSynthetic ? " synthetic" : "") + " samples, method " + r.method.rawValue + (r.methodUsed != r.method ? " (ranges used: " + r.methodUsed.rawValue + ")" : "") + ", bias correction " + r.biasCorrection
                      + "; eval: " + String(r.evalSamples) + " samples")
         lines.append("  layers (precision, sensitivity = 1 − cosine with only this layer int8, its int8 drop):")
         let width = max(8, r.layers.map { $0.name.count }.max() ?? 8)

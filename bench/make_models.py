@@ -6,6 +6,8 @@
   vgg-conv.onnx       standard 3×3 convolutions + ReLU + MaxPool, global pool, Gemm (1×3×128×128)
   transformer.onnx    2-layer encoder: MatMul projections, 4-head attention (Softmax), LayerNorm,
                       GELU (erf form), residual Adds (1×64×128)
+  mobilenet-v1-075.onnx  MobileNet v1, width 0.75, 1×3×224×224, 1000 classes: a ≈ 10 MB model for
+                      timing `perch optimize` (bench/optimize_time.sh)
 
 Only this generator is committed; the .onnx files go to a git-ignored folder.
 Usage: bench/make_models.py OUT_DIR
@@ -85,6 +87,22 @@ def mobilenet(path):
     b.save(path, [("input", [1, 3, 160, 160])], y, [1, 100])
 
 
+def mobilenet_v1(path, width=0.75, size=224, classes=1000):
+    """MobileNet v1 (Howard et al. 2017) at a width multiplier: 0.75 has ≈ 2.6 M parameters, a ≈ 10 MB file."""
+    b = Builder("mobilenet_v1")
+    ch = lambda n: int(n * width)
+    y = b.conv("input", 3, ch(32), 3, stride=2)
+    c = ch(32)
+    for cout, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]:
+        y = b.conv(y, c, c, 3, stride=stride, group=c)
+        y = b.conv(y, c, ch(cout), 1)
+        c = ch(cout)
+    y = b.op("GlobalAveragePool", [y])
+    y = b.op("Flatten", [y])
+    y = b.gemm(y, c, classes)
+    b.save(path, [("input", [1, 3, size, size])], y, [1, classes])
+
+
 def vgg(path):
     b = Builder("vgg_conv")
     y, c = "input", 3
@@ -141,7 +159,8 @@ def main():
     mobilenet(os.path.join(out, "mobilenet-dw.onnx"))
     vgg(os.path.join(out, "vgg-conv.onnx"))
     transformer(os.path.join(out, "transformer.onnx"))
-    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx to " + out)
+    mobilenet_v1(os.path.join(out, "mobilenet-v1-075.onnx"))  # last: the others keep their weights
+    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx, mobilenet-v1-075.onnx to " + out)
 
 
 if __name__ == "__main__":

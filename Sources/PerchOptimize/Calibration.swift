@@ -71,14 +71,14 @@ public enum Calibrator {
 
     /// Adds `tensors` as graph outputs, runs every sample, and returns their statistics.
     public static func collect(
-        _ graph: Graph, tensors: [String], dataset: Dataset, progress: (Int, Int) -> Void = { _, _ in }
+        _ graph: Graph, tensors: [String], dataset: Dataset, threads: Int = 1, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> [String: ActivationStats] {
         var g = graph
         let existing = Set(g.outputs.map { $0.name })
         for t in tensors where !existing.contains(t) {
             g.outputs.append(ValueInfo(name: t, type: TensorType(dtype: .f32, dims: [])))
         }
-        let session = try Session(graph: g)
+        let session = try Session(graph: g, options: SessionOptions(threads: threads))
         var stats: [String: ActivationStats] = [:]
         for (i, sample) in dataset.samples.enumerated() {
             let outs = try session.run(sample)

@@ -16,8 +16,11 @@ public struct Agreement: Sendable, Equatable {
 
 public enum Evaluator {
     /// The first graph output of `graph` for each sample.
-    public static func outputs(_ graph: Graph, _ dataset: Dataset, progress: (Int, Int) -> Void = { _, _ in }) throws -> [Tensor] {
-        let session = try Session(graph: graph)
+    /// `integerKernels: false` runs QDQ graphs as fake-quant in float32 (same rounding points,
+    /// float accumulation): what sensitivity ranking needs, without the fused kernels' preparation.
+    public static func outputs(_ graph: Graph, _ dataset: Dataset, threads: Int = 1, integerKernels: Bool = true,
+                               progress: (Int, Int) -> Void = { _, _ in }) throws -> [Tensor] {
+        let session = try Session(graph: graph, options: SessionOptions(threads: threads, fuseQuantized: integerKernels))
         guard let first = graph.outputs.first?.name else {
             throw OptimizeError.badModel("the model has no outputs", hint: "export it with at least one output")
         }

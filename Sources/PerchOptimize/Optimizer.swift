@@ -13,11 +13,15 @@ public struct OptimizeOptions: Sendable {
     public var labels: [Int]?
     /// Synthetic samples used when no calibration set is given.
     public var syntheticSamples = 8
-    /// Per-layer sensitivity is measured on at most this many eval samples (it runs once per layer).
-    public var sensitivitySamples = 100
+    /// Per-layer sensitivity is measured on at most this many eval samples: it runs the model once
+    /// per layer, so this bounds the optimizer's time; it only ranks layers (the chosen plan is
+    /// measured on the whole eval set).
+    public var sensitivitySamples = 32
     /// Fold the expected output shift of rounded weights into int8 layers' biases; kept only when
     /// it raises the all-int8 model's agreement with fp32 on the eval set.
     public var biasCorrection = true
+    /// Threads each model evaluation runs on (calibration, sensitivity, selection).
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
 
     public init() {}
 }
@@ -200,7 +204,7 @@ public final class Optimizer {
         lap(.memory)
 
         // 3. Calibrate.
-        let stats = try Calibrator.collect(graph, tensors: Quantizer.activations(layers), dataset: calibration) { d, t in
+        let stats = try Calibrator.collect(graph, tensors: Quantizer.activations(layers), dataset: calibration, threads: options.threads) { d, t in
             self.progress(.calibrate, d, t)
         }
         var ranges: [String: (Float, Float)] = [:]
@@ -214,7 +218,7 @@ public final class Optimizer {
         lap(.calibrate)
 
         // 4. Sensitivity: only one layer in int8.
-        let reference = try Evaluator.outputs(graph, evalSet)
+        let reference = try Evaluator.outputs(graph, evalSet, threads: options.threads)
         let fp32Acc = labels.map { Evaluator.accuracy(reference, labels: $0) }
         report.fp32Accuracy = fp32Acc
         let cost = CostModel(profile: profile)
@@ -234,7 +238,7 @@ public final class Optimizer {
         var corrections: [String: [Float]] = [:]
         func measure(_ plan: [String: Precision], full: Bool = true) throws -> (Graph, Agreement, Double) {
             let g = Quantizer.apply(graph, layers: layers, plan: plan, ranges: ranges, fp16Compute: fp16Compute, inputMeans: corrections)
-            let outs = try Evaluator.outputs(g, full ? evalSet : subset)
+            let outs = try Evaluator.outputs(g, full ? evalSet : subset, threads: options.threads, integerKernels: full)
             let ref = full ? reference : Array(reference.prefix(subsetCount))
             let a = Evaluator.compare(reference: ref, candidate: outs, labels: full ? labels : subsetLabels)
             let drop: Double

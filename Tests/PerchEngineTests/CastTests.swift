@@ -92,4 +92,30 @@ final class CastTests: XCTestCase {
                                      attributes: ["axis": .int(1), "block_size": .int(2)])[0]
         XCTAssertEqual(back.int64s, [1, 2, 3, 4, -1, -2, -3, -4])
     }
+
+    /// The per-tensor fast paths of QuantizeLinear/DequantizeLinear agree bit for bit with the
+    /// general per-axis path (here forced by giving every channel the same scale and zero point).
+    func testPerTensorFastPathsMatchTheGeneralPath() throws {
+        var values = [Float]()
+        var seed: UInt32 = 12345
+        for _ in 0..<997 {
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            values.append((Float(seed >> 8) / Float(1 << 24) - 0.5) * 80)
+        }
+        values += [.nan, .infinity, -.infinity, 1e30, -1e30, 0.25, 0.75, -0.25, 1.25]  // halves round to even
+        let n = values.count
+        let x = Tensor(shape: [1, n], values: values)
+        for (zp, zps) in [(Tensor(shape: [], values: [UInt8(131)]), Tensor(shape: [n], values: [UInt8](repeating: 131, count: n))),
+                          (Tensor(shape: [], values: [Int8(-7)]), Tensor(shape: [n], values: [Int8](repeating: -7, count: n)))] {
+            let fast = try runSingleNode(.quantizeLinear, inputs: [("x", x), ("s", floats([], [0.5])), ("z", zp)])[0]
+            let general = try runSingleNode(.quantizeLinear, inputs: [("x", x), ("s", floats([n], [Float](repeating: 0.5, count: n))), ("z", zps)],
+                                            attributes: ["axis": .int(1)])[0]
+            XCTAssertEqual(fast.dtype, zp.dtype)
+            XCTAssertEqual(fast.bytes, general.bytes, zp.dtype.name)
+            let dFast = try runSingleNode(.dequantizeLinear, inputs: [("x", fast), ("s", floats([], [0.37])), ("z", zp)])[0]
+            let dGeneral = try runSingleNode(.dequantizeLinear, inputs: [("x", fast), ("s", floats([n], [Float](repeating: 0.37, count: n))), ("z", zps)],
+                                             attributes: ["axis": .int(1)])[0]
+            XCTAssertEqual(dFast.bytes, dGeneral.bytes, zp.dtype.name)
+        }
+    }
 }

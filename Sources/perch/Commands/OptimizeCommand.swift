@@ -42,6 +42,9 @@ struct OptimizeCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Correct int8 layers' biases for the mean shift weight rounding causes (kept only if it raises agreement with fp32).")
     var biasCorrection = true
 
+    @Option(help: "Threads for each model evaluation (default: all cores).")
+    var threads: Int?
+
     @Option(name: .shortAndLong, help: "Where to write the optimized .perchm.")
     var output: String
 
@@ -63,6 +66,10 @@ struct OptimizeCommand: ParsableCommand {
         var options = OptimizeOptions()
         options.method = method
         options.biasCorrection = biasCorrection
+        if let t = threads {
+            guard t >= 1 else { throw CLIError(.badInput, "--threads must be at least 1", hint: "omit it to use every core") }
+            options.threads = t
+        }
         options.maxAccuracyDrop = maxAccuracyDrop
         do {
             let inputs = graph.runtimeInputs

@@ -166,6 +166,13 @@ public enum CastOperator {
         let layout = try axisLayout(ctx, x, scale)
         let n = x.count
         let fast = x.dtype == .f32 && scale.dtype == .f32
+        if fast && scale.count == 1 && (outType == .u8 || outType == .i8) {
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
+                quantizePerTensorF32(args.input(0).pointer(as: Float.self), n, scale: args.input(1).pointer(as: Float.self)[0],
+                                     zeroPoint: hasZero ? Float(args.input(2).int64(0)) : 0, lo: Float(lo), hi: Float(hi),
+                                     to: UnsafeMutableRawPointer(args.output(0).pointer(as: UInt8.self)), signed: outType == .i8)
+            }
+        }
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
             let src = args.input(0)
             let sc = args.input(1)
@@ -203,6 +210,21 @@ public enum CastOperator {
         let layout = try axisLayout(ctx, x, scale)
         let n = x.count
         let isF32 = scale.dtype == .f32
+        if isF32 && scale.count == 1 && (x.dtype == .u8 || x.dtype == .i8) {
+            let signed = x.dtype == .i8
+            return PreparedOp(outputs: [TensorDesc(dtype: .f32, shape: x.shape)]) { args in
+                let z = hasZero ? Int32(args.input(2).int64(0)) : 0
+                let s = args.input(1).pointer(as: Float.self)[0]
+                let dst = args.output(0).pointer(as: Float.self)
+                if signed {
+                    let src = args.input(0).pointer(as: Int8.self)
+                    for i in 0..<n { dst[i] = Float(Int32(src[i]) - z) * s }
+                } else {
+                    let src = args.input(0).pointer(as: UInt8.self)
+                    for i in 0..<n { dst[i] = Float(Int32(src[i]) - z) * s }
+                }
+            }
+        }
         return PreparedOp(outputs: [TensorDesc(dtype: scale.dtype, shape: x.shape)]) { args in
             let src = args.input(0)
             let sc = args.input(1)
@@ -217,6 +239,29 @@ public enum CastOperator {
                     dst.setDouble(i, Double(diff) * sc.double(c))
                 }
             }
+        }
+    }
+}
+
+/// Per-tensor float32 → uint8/int8 quantization, the arithmetic of the general path (divide in
+/// float32, round half to even, add the zero point, saturate; NaN becomes the zero point) without
+/// its per-element type dispatch: fake-quant models spend most of their time here otherwise.
+@inline(__always)
+func quantizePerTensorF32(_ src: UnsafePointer<Float>, _ n: Int, scale: Float, zeroPoint z: Float, lo: Float, hi: Float,
+                          to dst: UnsafeMutableRawPointer, signed: Bool) {
+    if signed {
+        let out = dst.assumingMemoryBound(to: Int8.self)
+        for i in 0..<n {
+            var q = perch_roundf_even(src[i] / scale) + z
+            q = q != q ? z : (q < lo ? lo : (q > hi ? hi : q))
+            out[i] = Int8(q)
+        }
+    } else {
+        let out = dst.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<n {
+            var q = perch_roundf_even(src[i] / scale) + z
+            q = q != q ? z : (q < lo ? lo : (q > hi ? hi : q))
+            out[i] = UInt8(q)
         }
     }
 }

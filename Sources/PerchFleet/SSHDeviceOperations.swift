@@ -11,7 +11,11 @@ public enum SSHDeviceOperations {
         public var bundlePath: String
         public var bundle: ActiveVersion
         public var publicKeyPath: String
+        /// `perch-agent` binaries by ISA; a device gets the one for its ISA.
         public var agentBinaries: [String: String]
+        /// Device name → the ISA its profile declares (`cpu.isa`): picks its agent binary, and its
+        /// agent must report it. A device missing here takes `uname -m` (wrong under qemu-user).
+        public var deviceISA: [String: String] = [:]
         public var runs = 50
         public var warmup = 5
         public var healthTimeout: Double = 300
@@ -88,12 +92,15 @@ public enum SSHDeviceOperations {
                 let (t, o) = target(d, c)
                 var r = Deployer.Request(deviceName: d.name, target: t, ssh: o, bundlePath: c.bundlePath, modelName: c.bundle.name,
                                          modelVersion: c.bundle.version, publicKeyPath: c.publicKeyPath, agentBinaries: c.agentBinaries)
+                r.profileISA = c.deviceISA[d.name]
                 r.runs = c.runs
                 r.warmup = c.warmup
                 r.benchTimeout = c.healthTimeout
                 do {
                     let rep = try Deployer().deploy(r)
-                    return InstallOutcome(version: c.bundle, p90: try p90(rep.bench))
+                    return InstallOutcome(version: c.bundle, p90: try p90(rep.bench),
+                                          evalAgreement: (rep.bench["eval_agreement"] as? NSNumber)?.doubleValue,
+                                          isa: rep.bench["isa"] as? String)
                 } catch let e as AgentFailure {
                     throw DeviceOperationError(.device, e.description)
                 } catch {

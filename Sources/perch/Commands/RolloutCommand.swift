@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import PerchAgentBuild
 import PerchBundle
 import PerchFleet
 import PerchProfiles
@@ -81,7 +82,21 @@ struct RolloutCommand: ParsableCommand {
             if let b = profiles[d.profile]?.budgets.latencyMS { budgets[d.name] = b }
         }
 
-        var config = SSHDeviceOperations.Config(bundlePath: bundle, bundle: target, publicKeyPath: keyPath, agentBinaries: AgentBinaries.all)
+        // Each device's agent binary by its profile's ISA: beside perch, else cross-built (`perch
+        // agent build`, cached) once here, before any device starts.
+        var agents = AgentBinaries.all
+        var deviceISA: [String: String] = [:]
+        for d in devices { if let isa = profiles[d.profile]?.cpu.isa.rawValue { deviceISA[d.name] = isa } }
+        for isaName in Set(deviceISA.values).sorted() where agents[isaName] == nil {
+            guard let isa = AgentISA(name: isaName) else { continue }
+            do { agents[isaName] = try AgentBinaries.crossBuilt(isa) } catch {
+                // Devices that already run a current agent do not need one; the others fail with
+                // the deploy's message naming what to build.
+                status("perch: warning: no \(isaName) perch-agent to install on devices that lack one: \(error)")
+            }
+        }
+        var config = SSHDeviceOperations.Config(bundlePath: bundle, bundle: target, publicKeyPath: keyPath, agentBinaries: agents)
+        config.deviceISA = deviceISA
         config.runs = runs
         config.warmup = warmup
         config.healthTimeout = inv.policy.healthTimeout

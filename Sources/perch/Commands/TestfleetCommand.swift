@@ -11,8 +11,10 @@ struct TestfleetCommand: ParsableCommand {
         discussion: """
             As root with 'ip netns', each device gets its own network namespace and a veth link \
             (10.213.X.1 host side, 10.213.X.2 device side); otherwise it listens on a 127.0.0.1 port. \
-            'up' writes DIR/fleet.yaml (an inventory for 'perch deploy --inventory'), DIR/known_hosts \
-            and DIR/id_ed25519 (the client key); 'down' stops exactly what 'up' started.
+            'up' writes DIR/fleet.yaml (an inventory for 'perch deploy --inventory' and 'perch rollout'), \
+            DIR/known_hosts and DIR/id_ed25519 (the client key); 'down' stops exactly what 'up' started. \
+            '--emulate aarch64' makes devices of another ISA (profile rpi4, the cross-built agent under \
+            qemu-aarch64-static); with '--emulated N' only the last N are, the others are of this machine's ISA.
             """,
         subcommands: [Up.self, Down.self]
     )

@@ -25,7 +25,7 @@ final class RolloutEndToEndTests: XCTestCase {
         rng = np.random.default_rng(0)
         nodes, inits, prev = [], [], "x"
         for i in range(layers):
-            inits.append(numpy_helper.from_array((rng.standard_normal((256, 256)) * 0.05).astype(np.float32), f"w{i}"))
+            inits.append(numpy_helper.from_array((rng.standard_normal((256, 256)) * 0.088).astype(np.float32), f"w{i}"))
             nodes += [helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]), helper.make_node("Relu", [f"m{i}"], [f"r{i}"])]
             prev = f"r{i}"
         g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
@@ -85,9 +85,13 @@ final class RolloutEndToEndTests: XCTestCase {
             throw Missing(what: "\(tool) (the fleet's emulated aarch64 device needs qemu-user-static and gcc-aarch64-linux-gnu: run scripts/bootstrap.sh)")
         }
         try Self.modelScript.write(toFile: dir + "/mk.py", atomically: true, encoding: .utf8)
-        try run(["python3", "mk.py", "2", "fast.onnx", "eval-fast"])
-        try run(["python3", "mk.py", "24", "slow.onnx", "eval-slow"])  // 12× the work: the "regressed" model
-        try run(["python3", "mk.py", "2", "fast.onnx", "eval-wrong", "wrong"])
+        // He-scaled weights (0.088 ≈ √(2/256)) keep activations alive through deep ReLU stacks.
+        // The slow model does 12× the work: the "regressed" one. The regression gate allows 6×, far
+        // from both 1× and 16×, because benches share 2 cores with the other devices of a wave (and
+        // with whatever else runs on the machine).
+        try run(["python3", "mk.py", "4", "fast.onnx", "eval-fast"])
+        try run(["python3", "mk.py", "48", "slow.onnx", "eval-slow"])
+        try run(["python3", "mk.py", "4", "fast.onnx", "eval-wrong", "wrong"])
         try run([perch, "keys", "generate", "keys"])
         try run([perch, "import", "fast.onnx", "-o", "fast.perchm"])
         try run([perch, "import", "slow.onnx", "-o", "slow.perchm"])
@@ -139,7 +143,7 @@ final class RolloutEndToEndTests: XCTestCase {
               health_timeout: 120
               on_failure: rollback
               gates:
-            \(regressionGate ? "    max_latency_regression: 2.0" : "    latency_budget: true")
+            \(regressionGate ? "    max_latency_regression: 5.0" : "    latency_budget: true")
             \(evalGate ? "    min_eval_agreement: 1.0" : "")
             \(devices)
             """.write(toFile: dir + "/fleet.yaml", atomically: true, encoding: .utf8)
@@ -216,7 +220,7 @@ final class RolloutEndToEndTests: XCTestCase {
         XCTAssertEqual(devices[0]["failure"] as? String, "gate")
         XCTAssertTrue((devices[0]["isa"] as? String ?? "").hasPrefix("aarch64"), "\(devices[0])")
         let before = try XCTUnwrap(devices[0]["p90_before_ms"] as? Double), after = try XCTUnwrap(devices[0]["p90_after_ms"] as? Double)
-        XCTAssertGreaterThan(after, 3 * before)
+        XCTAssertGreaterThan(after, 6 * before)
         XCTAssertEqual(devices.dropFirst().map { $0["status"] as? String }, Array(repeating: "pending", count: 7))
         let junit = try String(contentsOfFile: dir + "/r.xml", encoding: .utf8)
         XCTAssertTrue(junit.contains("<failure type=\"gate\" message=\"gate failed: "), junit)

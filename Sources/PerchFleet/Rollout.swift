@@ -21,12 +21,16 @@ public struct ActiveVersion: Sendable, Hashable, CustomStringConvertible {
 public struct InstallOutcome: Sendable, Equatable {
     public var version: ActiveVersion
     public var p90: Double
-    /// Share of eval samples that agreed with the references, when measured.
+    /// Share of eval samples that agreed with the references, when measured (the agent's bench
+    /// `eval_agreement`; nil when the bundle has no reference outputs).
     public var evalAgreement: Double?
-    public init(version: ActiveVersion, p90: Double, evalAgreement: Double? = nil) {
+    /// The ISA (and features) the device's agent reported while benchmarking, e.g. `aarch64+neon`.
+    public var isa: String?
+    public init(version: ActiveVersion, p90: Double, evalAgreement: Double? = nil, isa: String? = nil) {
         self.version = version
         self.p90 = p90
         self.evalAgreement = evalAgreement
+        self.isa = isa
     }
 }
 
@@ -258,10 +262,13 @@ public final class Rollout: @unchecked Sendable {
                     $0.status = .installed
                     $0.newVersion = outcome.version.description
                     $0.p90After = outcome.p90
+                    $0.evalAgreement = outcome.evalAgreement
+                    $0.isa = outcome.isa ?? $0.isa
                     $0.gates = gates
                     $0.action = "installed"
                 }
-                log("\(d.name): installed \(outcome.version) p90 \(Gates.ms(outcome.p90)) ms" + (before.map { " (was \(Gates.ms($0)) ms)" } ?? ""))
+                log("\(d.name): installed \(outcome.version) p90 \(Gates.ms(outcome.p90)) ms" + (before.map { " (was \(Gates.ms($0)) ms)" } ?? "")
+                    + (outcome.evalAgreement.map { ", eval agreement \(fmt($0))" } ?? "") + (outcome.isa.map { " [\($0)]" } ?? ""))
                 return
             }
             let reason = "gate failed: " + failedGates.map { "\($0.name) (\($0.detail))" }.joined(separator: "; ")
@@ -271,6 +278,8 @@ public final class Rollout: @unchecked Sendable {
                 $0.reason = reason
                 $0.newVersion = outcome.version.description
                 $0.p90After = outcome.p90
+                $0.evalAgreement = outcome.evalAgreement
+                $0.isa = outcome.isa ?? $0.isa
                 $0.gates = gates
                 $0.action = "left on the new version (on_failure: halt)"
             }

@@ -46,6 +46,7 @@ public struct RolloutReport {
                 "stage": r.stage, "status": r.status.rawValue,
                 "previous_version": r.previousVersion ?? NSNull(), "new_version": r.newVersion ?? NSNull(),
                 "p90_before_ms": num(r.p90Before), "p90_after_ms": num(r.p90After),
+                "eval_agreement": num(r.evalAgreement), "isa": r.isa ?? NSNull(),
                 "gates": r.gates.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] },
                 "failure": r.failure?.rawValue ?? NSNull(), "reason": r.reason ?? NSNull(), "action": r.action ?? NSNull(),
             ]
@@ -108,6 +109,8 @@ public struct RolloutReport {
     func detailText(_ r: DeviceRecord) -> String {
         var lines = ["status: \(r.status.rawValue)", "previous: \(r.previousVersion ?? "-") p90 \(msText(r.p90Before))",
                      "new: \(r.newVersion ?? "-") p90 \(msText(r.p90After))"]
+        if let isa = r.isa { lines.append("isa: \(isa)") }
+        if let a = r.evalAgreement { lines.append("eval agreement: \(fmt(a))") }
         lines += r.gates.map { "gate \($0.name): \($0.passed ? "pass" : "FAIL") — \($0.detail)" }
         if let a = r.action { lines.append("action: \(a)") }
         return lines.joined(separator: "\n")
@@ -127,14 +130,14 @@ public struct RolloutReport {
         if case .halted(let reason, _) = outcome { out += "**Halted:** \(reason)\n\n" }
         out += "Shard \(state.shard) · \(rows.count) device(s) · " + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: " · ")
         out += " · \(String(format: "%.1f", seconds)) s\n\n"
-        out += "| device | stage | old version | new version | p90 before | p90 after | gates | action |\n"
-        out += "|---|---|---|---|---|---|---|---|\n"
+        out += "| device | isa | stage | old version | new version | p90 before | p90 after | eval agreement | gates | action |\n"
+        out += "|---|---|---|---|---|---|---|---|---|---|\n"
         func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
         for (d, r) in rows {
             let gates = r.gates.isEmpty ? (r.reason.map { "❌ " + $0 } ?? "–")
                 : r.gates.map { ($0.passed ? "✅ " : "❌ ") + $0.name }.joined(separator: "<br>")
-            out += "| \(cell(d.name)) | \(cell(r.stage)) | \(cell(r.previousVersion ?? "–")) | \(cell(r.newVersion ?? "–")) | "
-            out += "\(msText(r.p90Before)) | \(msText(r.p90After)) | \(cell(gates)) | \(cell(r.action ?? r.status.rawValue)) |\n"
+            out += "| \(cell(d.name)) | \(cell(r.isa ?? "–")) | \(cell(r.stage)) | \(cell(r.previousVersion ?? "–")) | \(cell(r.newVersion ?? "–")) | "
+            out += "\(msText(r.p90Before)) | \(msText(r.p90After)) | \(r.evalAgreement.map(fmt) ?? "–") | \(cell(gates)) | \(cell(r.action ?? r.status.rawValue)) |\n"
         }
         return out
     }

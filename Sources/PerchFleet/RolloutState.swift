@@ -32,6 +32,10 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var p90Before: Double?
     public var newVersion: String?
     public var p90After: Double?
+    /// Share (0…1) of the bundle's eval samples the new version agreed on, as the device measured it.
+    public var evalAgreement: Double?
+    /// The ISA (and features) the device's agent reported, e.g. `aarch64+neon+fp16`.
+    public var isa: String?
     public var gates: [GateResult] = []
     public var failure: FailureKind?
     public var reason: String?

@@ -11,7 +11,14 @@ public enum SSHDeviceOperations {
         public var bundlePath: String
         public var bundle: ActiveVersion
         public var publicKeyPath: String
+        /// `perch-agent` binaries by ISA; a device gets the one for its ISA.
         public var agentBinaries: [String: String]
+        /// Device name → the ISA its profile declares (`cpu.isa`): picks its agent binary, and its
+        /// agent must report it. A device missing here takes `uname -m` (wrong under qemu-user).
+        public var deviceISA: [String: String] = [:]
+        /// Bundles by target ISA for a fleet of several ISAs (same model version); a device whose
+        /// ISA has none here gets `bundlePath`.
+        public var bundleByISA: [String: String] = [:]
         public var runs = 50
         public var warmup = 5
         public var healthTimeout: Double = 300
@@ -26,7 +33,9 @@ public enum SSHDeviceOperations {
         }
     }
 
-    static let agentPrefix = #"PH="${PERCH_HOME:-$HOME/.perch}"; "$PH/bin/perch-agent" --state "${PERCH_AGENT_STATE:-$PH/state}" "#
+    /// Runs the device's agent: through its launcher when it has one (`PERCH_AGENT_LAUNCHER`, e.g.
+    /// qemu-user on an emulated device), as `Deployer` does.
+    static let agentPrefix = #"PH="${PERCH_HOME:-$HOME/.perch}"; ${PERCH_AGENT_LAUNCHER:-} "$PH/bin/perch-agent" --state "${PERCH_AGENT_STATE:-$PH/state}" "#
 
     static func target(_ d: FleetDevice, _ c: Config) -> (SSHTarget, SSHOptions) {
         var o = SSHOptions(knownHostsPath: d.knownHosts)
@@ -86,14 +95,18 @@ public enum SSHDeviceOperations {
             bench: { d in try p90(agent(d, c, "bench --runs \(c.runs) --warmup \(c.warmup)", timeout: c.healthTimeout)) },
             install: { d in
                 let (t, o) = target(d, c)
-                var r = Deployer.Request(deviceName: d.name, target: t, ssh: o, bundlePath: c.bundlePath, modelName: c.bundle.name,
+                let bundlePath = c.deviceISA[d.name].flatMap { c.bundleByISA[$0] } ?? c.bundlePath
+                var r = Deployer.Request(deviceName: d.name, target: t, ssh: o, bundlePath: bundlePath, modelName: c.bundle.name,
                                          modelVersion: c.bundle.version, publicKeyPath: c.publicKeyPath, agentBinaries: c.agentBinaries)
+                r.profileISA = c.deviceISA[d.name]
                 r.runs = c.runs
                 r.warmup = c.warmup
                 r.benchTimeout = c.healthTimeout
                 do {
                     let rep = try Deployer().deploy(r)
-                    return InstallOutcome(version: c.bundle, p90: try p90(rep.bench))
+                    return InstallOutcome(version: c.bundle, p90: try p90(rep.bench),
+                                          evalAgreement: (rep.bench["eval_agreement"] as? NSNumber)?.doubleValue,
+                                          isa: rep.bench["isa"] as? String)
                 } catch let e as AgentFailure {
                     throw DeviceOperationError(.device, e.description)
                 } catch {

@@ -15,21 +15,34 @@ public enum TestFleet {
         /// nil: namespaces when running as root with `ip netns`, else loopback.
         public var useNamespaces: Bool?
         public var sshd = "/usr/sbin/sshd"
-        /// An emulated device: its ISA, profile, and the command that runs its agent (e.g.
-        /// `["/usr/bin/qemu-aarch64-static", "-cpu", "max"]`). The device gets a launcher script
+        /// Emulated devices: their ISA, profile, and the command that runs their agent (e.g.
+        /// `["/usr/bin/qemu-aarch64-static", "-cpu", "max"]`). Such a device gets a launcher script
         /// `home/bin/perch-agent-launcher` and `PERCH_AGENT_LAUNCHER` pointing at it, which is how
-        /// `perch deploy` runs that device's agent; nil: a device of this machine's ISA.
+        /// `perch deploy` and `perch rollout` run that device's agent; nil: every device is of this
+        /// machine's ISA.
         public var emulation: Emulation?
+        /// How many devices are emulated: the last N of the fleet (a mixed fleet), nil: all of them.
+        /// Only with `emulation`.
+        public var emulatedCount: Int?
 
         public struct Emulation {
             public var isa: String
             public var profile: String
             public var launcher: [String]
-            public init(isa: String, profile: String, launcher: [String]) {
+            /// The agent for emulated devices (nil: `Options.agentBinary`, as for the others).
+            public var agentBinary: String?
+            public init(isa: String, profile: String, launcher: [String], agentBinary: String? = nil) {
                 self.isa = isa
                 self.profile = profile
                 self.launcher = launcher
+                self.agentBinary = agentBinary
             }
+        }
+
+        /// Whether device `i` (1-based) is emulated: the last `emulatedCount` of `devices`.
+        public func isEmulated(_ i: Int) -> Bool {
+            guard emulation != nil else { return false }
+            return i > devices - min(devices, emulatedCount ?? devices)
         }
 
         public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
@@ -45,6 +58,12 @@ public enum TestFleet {
             throw FleetError.system("OpenSSH sshd is not installed (no \(o.sshd))", hint: "install it: apt-get install openssh-server")
         }
         guard (1...50).contains(o.devices) else { throw FleetError.badInput("--devices must be 1…50", hint: "pick a smaller fleet") }
+        if let n = o.emulatedCount {
+            guard o.emulation != nil else { throw FleetError.badInput("--emulated needs --emulate ISA", hint: "add e.g. --emulate aarch64") }
+            guard (0...o.devices).contains(n) else {
+                throw FleetError.badInput("--emulated \(n) is not between 0 and --devices \(o.devices)", hint: "emulate at most every device")
+            }
+        }
         let stateFile = dir + "/testfleet.state"
         if let old = try? String(contentsOfFile: stateFile, encoding: .utf8), !old.isEmpty {
             throw FleetError.badInput("a test fleet is already up in \(dir)", hint: "stop it with 'perch testfleet down --state \(o.stateDirectory)'")
@@ -74,12 +93,13 @@ public enum TestFleet {
             try fm.createDirectory(atPath: dev + "/home/state", withIntermediateDirectories: true)
             try check(run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "perch-testfleet-" + name, "-f", dev + "/ssh_host_ed25519_key"]), "ssh-keygen")
             try clientPub.write(toFile: dev + "/authorized_keys", atomically: true, encoding: .utf8)
-            if let agent = o.agentBinary {
+            let emulation = o.isEmulated(i) ? o.emulation : nil
+            if let agent = emulation?.agentBinary ?? o.agentBinary {
                 try fm.copyItem(atPath: agent, toPath: dev + "/home/bin/perch-agent")
                 try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dev + "/home/bin/perch-agent")
             }
             var launcherEnv = ""
-            if let emu = o.emulation {
+            if let emu = emulation {
                 let launcher = dev + "/home/bin/perch-agent-launcher"
                 let script = "#!/bin/sh\n# Runs this emulated " + emu.isa + " device's agent (perch testfleet --emulate).\nexec "
                     + emu.launcher.map(shellQuote).joined(separator: " ") + " \"$@\"\n"
@@ -91,10 +111,17 @@ public enum TestFleet {
             var port = 22
             var prefix: [String] = []
             if namespaces {
-                let x = try freeSubnet(excluding: usedSubnets)
-                usedSubnets.insert(x)
+                // Creating the namespace claims the subnet; another fleet starting at the same time
+                // may claim the same one first ("File exists"), then take the next.
+                var x = 0
+                for attempt in 1...20 {
+                    x = try freeSubnet(excluding: usedSubnets)
+                    usedSubnets.insert(x)
+                    let r = run(["ip", "netns", "add", "perch-tf\(x)"])
+                    if r.status == 0 { break }
+                    if attempt == 20 || !r.output.contains("File exists") { try check(r, "ip netns add") }
+                }
                 let ns = "perch-tf\(x)", vh = "perch\(x)h", vd = "perch\(x)d"
-                try check(run(["ip", "netns", "add", ns]), "ip netns add")
                 state.record("netns", ns)
                 try check(run(["ip", "link", "add", vh, "type", "veth", "peer", "name", vd]), "ip link add")
                 state.record("veth", vh)
@@ -136,8 +163,8 @@ public enum TestFleet {
             let hostKey = try String(contentsOfFile: dev + "/ssh_host_ed25519_key.pub", encoding: .utf8)
                 .split(separator: " ").prefix(2).joined(separator: " ")
             knownHosts += (port == 22 ? host : "[\(host)]:\(port)") + " " + hostKey + "\n"
-            devices.append(FleetDevice(name: name, host: host, port: port, user: user, isa: o.emulation?.isa ?? hostISA,
-                                       profile: o.emulation?.profile ?? "host",
+            devices.append(FleetDevice(name: name, host: host, port: port, user: user, isa: emulation?.isa ?? hostISA,
+                                       profile: emulation?.profile ?? "host",
                                        identity: clientKey, knownHosts: dir + "/known_hosts"))
         }
         try knownHosts.write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)

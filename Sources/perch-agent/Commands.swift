@@ -228,13 +228,16 @@ func readNPY(_ path: String) throws(AgentError) -> Tensor {
     }
 }
 
-/// Inputs for bench: the bundle's eval input if it has one, else `arange(n)/n` (floats) or zeros.
+/// Inputs for bench: the bundle's eval input if it has one (its first sample when samples are
+/// stacked), else `arange(n)/n` (floats) or zeros.
 func benchFeeds(_ m: LoadedModel) throws(AgentError) -> [String: Tensor] {
     var feeds: [String: Tensor] = [:]
     for input in m.session.inputs {
         let evalPath = m.directory + "/eval/inputs/" + tensorFileName(input.name) + ".npy"
         if FS.kind(evalPath) == .file {
-            feeds[input.name] = try readNPY(evalPath)
+            let t = try readNPY(evalPath)
+            let stacked = t.rank == input.type.dims.count + 1 && t.shape[0] >= 1
+            feeds[input.name] = evalSample(t, stacked: stacked, 0)
             continue
         }
         var t = Tensor(dtype: input.type.dtype, shape: input.type.concreteShape())
@@ -326,8 +329,25 @@ func bench(runs: Int, warmup: Int, threads: Int, _ state: AgentState) throws(Age
     j.int("rss_beyond_model_bytes", privateBytes - mem.peakBytes > 0 ? privateBytes - mem.peakBytes : 0)
     j.string("isa", isaString())
     j.string("engine_version", agentVersion)
+    // After the timed runs and the memory figures, so neither includes the eval set.
+    writeEvalAgreement(&j, m)
     j.endObject()
     return j.text
+}
+
+/// `eval_samples`, `eval_agreed` and `eval_agreement` (0…1) when the bundle has reference outputs
+/// (Eval.swift defines agreement); `eval_error` instead when its eval files do not fit the model.
+func writeEvalAgreement(_ j: inout JSONWriter, _ m: LoadedModel) {
+    let set: EvalSet?
+    do throws(AgentError) { set = try loadEvalSet(m) } catch {
+        j.string("eval_error", error.what)
+        return
+    }
+    guard let set else { return }
+    let a = measureEvalAgreement(m, set)
+    j.int("eval_samples", a.samples)
+    j.int("eval_agreed", a.agreed)
+    j.double("eval_agreement", a.agreement)
 }
 
 func run(inputs: [String], outputDir: String, _ state: AgentState) throws(AgentError) -> String {

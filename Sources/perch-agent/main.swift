@@ -7,7 +7,7 @@ let usage = """
     usage: perch-agent [--state DIR] <command>
       info                                   ISA, features, cores, RAM, free storage, versions
       install BUNDLE                         verify, install and activate a bundle
-      bench [--runs R] [--warmup W] [--threads N]
+      bench [--runs R] [--warmup W] [--threads N]   latency; eval_agreement when the bundle has eval outputs
       run --input NAME=FILE.npy ... --output-dir DIR
       rollback [--to VERSION]                switch back to an installed version
       status                                 active version and installed versions

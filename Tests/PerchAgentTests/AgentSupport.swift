@@ -87,33 +87,40 @@ class AgentTestCase: XCTestCase {
         #endif
     }
 
-    /// y = relu(x + w) over `elements` floats; `seed` changes w so versions differ in content.
-    func model(seed: Float, elements: Int) -> [UInt8] {
-        var w = [Float](repeating: 0, count: elements)
-        for i in 0..<elements { w[i] = seed + Float(i % 7) * 0.25 - 0.5 }
+    /// The weights of `model(seed:elements:)`.
+    static func weights(seed: Float, elements: Int) -> [Float] {
+        (0..<elements).map { seed + Float($0 % 7) * 0.25 - 0.5 }
+    }
+
+    /// y = relu(x + w) over `elements` floats (shape `[1, elements]`, or `shape`); `seed` changes
+    /// w so versions differ in content.
+    func model(seed: Float, elements: Int, shape: [Int]? = nil) -> [UInt8] {
+        let w = Self.weights(seed: seed, elements: elements)
+        let shape = shape ?? [1, elements]
         let graph = Graph(
             name: "tiny",
             nodes: [
                 Node(name: "add", op: .add, inputs: ["x", "w"], outputs: ["s"]),
                 Node(name: "relu", op: .relu, inputs: ["s"], outputs: ["y"]),
             ],
-            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, elements]))],
-            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, elements]))],
-            initializers: ["w": Tensor(shape: [1, elements], values: w)])
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: shape))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: shape))],
+            initializers: ["w": Tensor(shape: shape, values: w)])
         return PerchModelFile.encode(graph)
     }
 
-    /// Packs a bundle file and returns its path. `seed` defaults to the version's major number.
+    /// Packs a bundle file and returns its path. `seed` defaults to the version's major number;
+    /// `shape` (default `[1, elements]`) and `evalDirectory` (inputs/, outputs/) as in `perch pack`.
     @discardableResult
-    func bundle(_ version: String, seed: Float? = nil, elements: Int = 16, name: String = "tiny",
-                signedBy: Curve25519.Signing.PrivateKey?? = .none) throws -> String {
+    func bundle(_ version: String, seed: Float? = nil, elements: Int = 16, shape: [Int]? = nil, name: String = "tiny",
+                evalDirectory: String? = nil, signedBy: Curve25519.Signing.PrivateKey?? = .none) throws -> String {
         let s = seed ?? Float(version.split(separator: ".").first.flatMap { Int($0) } ?? 1)
         let modelPath = dir + "/" + name + "-" + version + "-" + String(s) + ".perchm"
-        write(model(seed: s, elements: elements), modelPath)
+        write(model(seed: s, elements: elements, shape: shape), modelPath)
         let signer: Curve25519.Signing.PrivateKey? = signedBy ?? key
         let bytes = try BundlePacker.pack(.init(
             modelPath: modelPath, modelName: name, modelVersion: version, profile: "test-device", targetISA: Self.hostISA,
-            engineVersion: "0.1.0", signingKey: signer, created: "2026-01-01T00:00:00Z"))
+            engineVersion: "0.1.0", evalDirectory: evalDirectory, signingKey: signer, created: "2026-01-01T00:00:00Z"))
         let path = dir + "/" + name + "-" + version + "-" + String(s) + (signer == nil ? "-unsigned" : "") + ".perch"
         write(bytes, path)
         return path

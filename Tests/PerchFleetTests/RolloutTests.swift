@@ -12,6 +12,7 @@ final class FakeFleet: @unchecked Sendable {
     var active: [String: ActiveVersion] = [:]
     var p90: [String: [String: Double]] = [:]  // device → version → p90
     var unreachable: Set<String> = []
+    var agreement: [String: Double] = [:]  // device → eval agreement of the new version (none: not measured)
     var installs: [String] = []
     var rollbacks: [String] = []
     var running = 0
@@ -47,7 +48,8 @@ final class FakeFleet: @unchecked Sendable {
                     self.running -= 1
                     self.installs.append(d.name)
                     self.active[d.name] = self.new
-                    return InstallOutcome(version: self.new, p90: self.p90[d.name]!["1.1.0"]!)
+                    return InstallOutcome(version: self.new, p90: self.p90[d.name]!["1.1.0"]!,
+                                          evalAgreement: self.agreement[d.name], isa: "x86_64+fake")
                 }
             },
             rollback: { d, previous in
@@ -214,6 +216,40 @@ final class RolloutTests: XCTestCase {
         XCTAssertEqual((try doc.nodes(forXPath: "/testsuites").first as? XMLElement)?.attribute(forName: "failures")?.stringValue, "1")
 
         let md = report.markdown()
-        XCTAssertTrue(md.contains("| dev1 | canary | m 1.0.0 | m 1.1.0 | 10.0 ms | 40.0 ms | ✅ latency_budget<br>❌ latency_regression | rolled back to m 1.0.0 |"), md)
+        XCTAssertTrue(md.contains("| dev1 | x86_64+fake | canary | m 1.0.0 | m 1.1.0 | 10.0 ms | 40.0 ms | – | ✅ latency_budget<br>❌ latency_regression | rolled back to m 1.0.0 |"), md)
+    }
+
+    /// min_eval_agreement: the canary's new version agrees on 50% of the eval samples (< 90%), so
+    /// it fails that gate, goes back, and the rollout halts; reports carry the measured agreement.
+    func testEvalAgreementBelowMinimumFailsTheGateAndRollsBack() throws {
+        let fake = FakeFleet(devices: names)
+        for n in names { fake.agreement[n] = 1 }
+        fake.agreement["dev1"] = 0.5
+        let inv = inventory { $0.gates.minEvalAgreement = 0.9 }
+        let r = try rollout(inv, fake)
+        let outcome = r.run()
+        XCTAssertEqual(outcome.exitCode, 1)
+        XCTAssertEqual(fake.installs, ["dev1"])
+        XCTAssertEqual(fake.rollbacks, ["dev1"])
+        XCTAssertEqual(fake.active["dev1"], fake.old)
+        let rec = try XCTUnwrap(r.state.devices["dev1"])
+        XCTAssertEqual(rec.failure, .gate)
+        XCTAssertEqual(rec.evalAgreement, 0.5)
+        XCTAssertEqual(rec.gates.first { $0.name == "eval_agreement" }, GateResult(name: "eval_agreement", passed: false, detail: "agreement 0.5 < 0.9"))
+
+        let report = RolloutReport(inventory: inv, stages: r.stages, state: r.state, outcome: outcome, seconds: 1)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
+        let dev1 = try XCTUnwrap((json["devices"] as? [[String: Any]])?.first)
+        XCTAssertEqual(dev1["eval_agreement"] as? Double, 0.5)
+        XCTAssertEqual(dev1["isa"] as? String, "x86_64+fake")
+        XCTAssertTrue(report.junit().contains("gate eval_agreement: FAIL — agreement 0.5 &lt; 0.9"), report.junit())
+        XCTAssertTrue(report.markdown().contains("| 0.5 | ✅ latency_budget<br>✅ latency_regression<br>❌ eval_agreement |"), report.markdown())
+
+        // Agreement at the minimum passes.
+        let ok = FakeFleet(devices: names)
+        for n in names { ok.agreement[n] = 0.9 }
+        let r2 = try rollout(inv, ok)
+        XCTAssertEqual(r2.run(), .completed)
+        XCTAssertEqual(r2.state.devices["dev8"]?.evalAgreement, 0.9)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import PerchAgentBuild
 import PerchBundle
 import PerchFleet
 import PerchProfiles
@@ -22,7 +23,8 @@ struct RolloutCommand: ParsableCommand {
     )
 
     @Argument(help: "The inventory (deploy/*.yaml).") var inventory: String
-    @Option(help: "The signed bundle to roll out.") var bundle: String
+    @Option(help: "The signed bundle to roll out. A fleet of several ISAs takes one per ISA (repeat --bundle; same model name and version): each device gets the bundle whose target ISA is its profile's cpu.isa.")
+    var bundle: [String] = []
     @Option(help: "Only this part of the fleet: i/N (1-based; for CI matrix jobs).") var shard: String?
     @Flag(help: "Print the plan and exit.") var dryRun = false
     @Option(help: "Rollout state file (default: beside the inventory, INVENTORY[.shard-i-of-N].rollout.json).") var state: String?
@@ -54,12 +56,31 @@ struct RolloutCommand: ParsableCommand {
             try signing.publicLine.write(toFile: keyPath, atomically: true, encoding: .utf8)
             key = signing.secret.publicKey
         }
-        guard let data = FileManager.default.contents(atPath: bundle), !data.isEmpty else {
-            throw CLIError(.badInput, "bundle '\(bundle)' does not exist or is empty", hint: "make one with 'perch pack'")
+        guard !bundle.isEmpty else { throw CLIError(.badInput, "no --bundle given", hint: "pass the signed bundle: --bundle B.perch") }
+        var first: ActiveVersion?
+        var bundleByISA: [String: String] = [:]
+        var shas: [String] = []
+        for path in bundle {
+            guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
+                throw CLIError(.badInput, "bundle '\(path)' does not exist or is empty", hint: "make one with 'perch pack'")
+            }
+            let verified = try BundleVerifier.verify([UInt8](data), trustedKeys: [key])
+            let version = ActiveVersion(name: verified.manifest.modelName, version: verified.manifest.modelVersion)
+            if let t = first, t != version {
+                throw CLIError(.badInput, "bundle '\(path)' is \(version), another --bundle is \(t)", hint: "roll out one model version at a time (one bundle per ISA)")
+            }
+            let isa = verified.manifest.targetISA
+            if let other = bundleByISA[isa] {
+                throw CLIError(.badInput, "bundles '\(other)' and '\(path)' are both for \(isa)", hint: "pass one bundle per ISA")
+            }
+            first = version
+            bundleByISA[isa] = path
+            shas.append(SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined())
         }
-        let verified = try BundleVerifier.verify([UInt8](data), trustedKeys: [key])
-        let target = ActiveVersion(name: verified.manifest.modelName, version: verified.manifest.modelVersion)
-        let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let target = first!
+        // The state belongs to this set of bundles (one bundle: its own SHA-256, as before).
+        let sha = shas.count == 1 ? shas[0]
+            : SHA256.hash(data: Data(shas.sorted().joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
 
         if dryRun {
             print(RolloutPlanner.describe(stages: stages, inventory: inv, shard: shard, bundle: target.description), terminator: "")
@@ -81,7 +102,30 @@ struct RolloutCommand: ParsableCommand {
             if let b = profiles[d.profile]?.budgets.latencyMS { budgets[d.name] = b }
         }
 
-        var config = SSHDeviceOperations.Config(bundlePath: bundle, bundle: target, publicKeyPath: keyPath, agentBinaries: AgentBinaries.all)
+        // Each device's agent binary by its profile's ISA: beside perch, else cross-built (`perch
+        // agent build`, cached) once here, before any device starts.
+        var agents = AgentBinaries.all
+        var deviceISA: [String: String] = [:]
+        for d in devices { if let isa = profiles[d.profile]?.cpu.isa.rawValue { deviceISA[d.name] = isa } }
+        if bundleByISA.count > 1 || deviceISA.values.contains(where: { $0 != bundleByISA.keys.first }) {
+            let missing = devices.filter { bundleByISA[deviceISA[$0.name] ?? ""] == nil }
+            if !missing.isEmpty {
+                let isas = Set(missing.compactMap { deviceISA[$0.name] }).sorted().joined(separator: ", ")
+                throw CLIError(.badInput, "no bundle for \(isas) (device(s) \(missing.prefix(4).map(\.name).joined(separator: ", "))\(missing.count > 4 ? ", …" : ""))",
+                               hint: "pack one with 'perch pack --profile <their profile>' (or --isa) and add --bundle for it")
+            }
+        }
+        for isaName in Set(deviceISA.values).sorted() where agents[isaName] == nil {
+            guard let isa = AgentISA(name: isaName) else { continue }
+            do { agents[isaName] = try AgentBinaries.crossBuilt(isa) } catch {
+                // Devices that already run a current agent do not need one; the others fail with
+                // the deploy's message naming what to build.
+                status("perch: warning: no \(isaName) perch-agent to install on devices that lack one: \(error)")
+            }
+        }
+        var config = SSHDeviceOperations.Config(bundlePath: bundle[0], bundle: target, publicKeyPath: keyPath, agentBinaries: agents)
+        config.deviceISA = deviceISA
+        config.bundleByISA = bundleByISA
         config.runs = runs
         config.warmup = warmup
         config.healthTimeout = inv.policy.healthTimeout

@@ -11,8 +11,10 @@ struct TestfleetCommand: ParsableCommand {
         discussion: """
             As root with 'ip netns', each device gets its own network namespace and a veth link \
             (10.213.X.1 host side, 10.213.X.2 device side); otherwise it listens on a 127.0.0.1 port. \
-            'up' writes DIR/fleet.yaml (an inventory for 'perch deploy --inventory'), DIR/known_hosts \
-            and DIR/id_ed25519 (the client key); 'down' stops exactly what 'up' started.
+            'up' writes DIR/fleet.yaml (an inventory for 'perch deploy --inventory' and 'perch rollout'), \
+            DIR/known_hosts and DIR/id_ed25519 (the client key); 'down' stops exactly what 'up' started. \
+            '--emulate aarch64' makes devices of another ISA (profile rpi4, the cross-built agent under \
+            qemu-aarch64-static); with '--emulated N' only the last N are, the others are of this machine's ISA.
             """,
         subcommands: [Up.self, Down.self]
     )
@@ -24,7 +26,8 @@ struct TestfleetCommand: ParsableCommand {
 
         @Option(help: "Number of devices.") var devices = 1
         @Option(help: "State directory.") var state = TestfleetCommand.defaultState
-        @Option(help: "Emulate another ISA (aarch64) with qemu-user.") var emulate: String?
+        @Option(help: "Emulate another ISA (aarch64) with qemu-user: the device runs the cross-built agent (perch agent build, cached) under qemu-aarch64-static.") var emulate: String?
+        @Option(help: ArgumentHelp("With --emulate: emulate only the last N devices (a mixed fleet); the others are of this machine's ISA. Default: all.", valueName: "N")) var emulated: Int?
         @Flag(help: "Use 127.0.0.1 ports even when network namespaces are available.") var loopback = false
         @Flag(name: .customLong("no-agent"), help: "Start devices without perch-agent ('perch deploy' installs it).") var noAgent = false
         @Flag(help: "Print the devices as JSON.") var json = false
@@ -33,6 +36,10 @@ struct TestfleetCommand: ParsableCommand {
             var o = TestFleet.Options(stateDirectory: state)
             o.devices = devices
             o.useNamespaces = loopback ? false : nil
+            o.emulatedCount = emulated
+            if emulated != nil && emulate == nil {
+                throw CLIError(.badInput, "--emulated needs --emulate", hint: "e.g. --emulate aarch64 --emulated 1")
+            }
             if let e = emulate {
                 // A device of another ISA: its agent is the cross-built binary (perch agent build,
                 // cached), run by qemu-user as the device's agent launcher.
@@ -43,8 +50,11 @@ struct TestfleetCommand: ParsableCommand {
                 guard FileManager.default.isExecutableFile(atPath: qemu) else {
                     throw CLIError(.badInput, "qemu-user is not installed (no \(qemu))", hint: "run scripts/bootstrap.sh as root (installs qemu-user-static)")
                 }
-                o.emulation = .init(isa: isa.rawValue, profile: "rpi4", launcher: [qemu, "-cpu", "max"])
-                o.agentBinary = noAgent ? nil : try AgentBinaries.crossBuilt(isa)
+                o.emulation = .init(isa: isa.rawValue, profile: "rpi4", launcher: [qemu, "-cpu", "max"],
+                                    agentBinary: noAgent ? nil : try AgentBinaries.crossBuilt(isa))
+                // A mixed fleet: the devices that are not emulated get this machine's agent.
+                let native = o.devices - min(o.devices, emulated ?? o.devices)
+                o.agentBinary = noAgent || native == 0 ? nil : try AgentBinaries.hostAgent()
             } else {
                 o.agentBinary = noAgent ? nil : try AgentBinaries.hostAgent()
             }

@@ -43,6 +43,14 @@ static inline int cssh_sftp_stat(LIBSSH2_SFTP *sftp, const char *path, unsigned 
 static inline int cssh_sftp_mkdir(LIBSSH2_SFTP *sftp, const char *path, unsigned int len, long mode) {
     return libssh2_sftp_mkdir_ex(sftp, path, len, mode);
 }
+static inline int cssh_sftp_fsetstat(LIBSSH2_SFTP_HANDLE *h, LIBSSH2_SFTP_ATTRIBUTES *attrs) {
+    return libssh2_sftp_fstat_ex(h, attrs, 1);
+}
+/// SFTP v3 rename: OpenSSH's server refuses it when the new name exists (no overwrite).
+static inline int cssh_sftp_rename(LIBSSH2_SFTP *sftp, const char *from, unsigned int fromLen, const char *to, unsigned int toLen) {
+    return libssh2_sftp_rename_ex(sftp, from, fromLen, to, toLen,
+                                  LIBSSH2_SFTP_RENAME_OVERWRITE | LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE);
+}
 static inline int cssh_sftp_unlink(LIBSSH2_SFTP *sftp, const char *path, unsigned int len) {
     return libssh2_sftp_unlink_ex(sftp, path, len);
 }
@@ -60,6 +68,7 @@ static const unsigned long CSSH_FXF_WRITE = LIBSSH2_FXF_WRITE;
 static const unsigned long CSSH_FXF_CREAT = LIBSSH2_FXF_CREAT;
 static const unsigned long CSSH_FXF_TRUNC = LIBSSH2_FXF_TRUNC;
 static const unsigned long CSSH_SFTP_ATTR_SIZE = LIBSSH2_SFTP_ATTR_SIZE;
+static const unsigned long CSSH_SFTP_ATTR_PERMISSIONS = LIBSSH2_SFTP_ATTR_PERMISSIONS;
 static const int CSSH_FX_NO_SUCH_FILE = LIBSSH2_FX_NO_SUCH_FILE;
 static const int CSSH_ERROR_SFTP_PROTOCOL = LIBSSH2_ERROR_SFTP_PROTOCOL;
 

@@ -26,45 +26,61 @@ public struct UploadResult: Sendable {
 }
 
 extension SSHSession {
-    /// Uploads `localPath` to `remotePath` (relative paths are under the login directory):
-    /// skipped when the device's `sha256sum` of the target matches; otherwise written over SFTP
-    /// to `remotePath.part` — continuing an earlier attempt when that file holds a prefix of the
-    /// same content, then checked with `sha256sum` on the device — and renamed into place. The
-    /// target's directory is created. `progress(sent, total)` is called after every write.
-    /// Needs `sh`, `sha256sum`, `stat`, `mv` on the device (coreutils or busybox).
+    /// Uploads `localPath` to `remotePath` (relative paths are under the login directory) over
+    /// SFTP: written to `remotePath.part` (the target's directory is created), given `mode`, and
+    /// renamed into place, so the target is either the old file or the whole new one.
+    ///
+    /// A fresh upload needs no remote command: SFTP stat, open, write, fsetstat, rename (a shell
+    /// per command can cost more than the transfer itself: a device's shell startup files run
+    /// for every exec). The device's `sha256sum` runs only when it can save work or must check
+    /// some: when the target already has the file's size (skipped when its hash matches), and
+    /// when a `.part` from an earlier attempt exists (continued when it holds a prefix of the
+    /// same content; the whole part is then checked on the device before the rename). A fresh
+    /// part is protected by the SSH channel's MAC (and the agent verifies every bundle hash
+    /// again). `progress(sent, total)` is called after every write. Needs `sh`, `sha256sum`,
+    /// `mv` on the device (coreutils or busybox) for those checks and for replacing an existing
+    /// target (SFTP v3 rename does not overwrite).
     public func upload(_ localPath: String, to remotePath: String, mode: Int32 = 0o644,
                        progress: ((Int, Int) -> Void)? = nil) throws(SSHError) -> UploadResult {
         let start = Date()
-        guard let data = FileManager.default.contents(atPath: localPath) else {
-            throw .badInput("cannot read '\(localPath)'")
-        }
-        let bytes = [UInt8](data)
-        let digest = hex(SHA256.hash(data: bytes))
+        let file = try LocalFile(localPath)
+        let bytes = file.bytes
+        let digest = hex(sha256(bytes))
+        trace("upload: read and hashed \(bytes.count) bytes in " + String(format: "%.3f s", Date().timeIntervalSince(start)))
         let part = remotePath + ".part"
-        let dir = (remotePath as NSString).deletingLastPathComponent
         let q = shellQuote
-        let probe = (dir.isEmpty ? "" : "mkdir -p -- \(q(dir)) && ")
-            + "printf 'T %s\\n' \"$(sha256sum -- \(q(remotePath)) 2>/dev/null | cut -d' ' -f1)\" && "
-            + "printf 'P %s %s\\n' \"$(stat -c %s -- \(q(part)) 2>/dev/null)\" \"$(sha256sum -- \(q(part)) 2>/dev/null | cut -d' ' -f1)\""
-        let lines = try run(probe).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        if let t = lines.first(where: { $0.first == "T" }), t.count > 1, t[1] == digest {
+        let target = try sftpSize(remotePath)
+        let partSize = try sftpSize(part) ?? 0
+        // The device hashes only what could match: the target when its size is the file's, the
+        // part when it could be a prefix.
+        var hashed: [String: String] = [:]
+        let toHash = (target == bytes.count ? [remotePath] : []) + (partSize > 0 && partSize <= bytes.count ? [part] : [])
+        if !toHash.isEmpty {
+            let out = try run(toHash.map { "printf '%s\\n' \"$(sha256sum -- \(q($0)) 2>/dev/null | cut -d' ' -f1)\"" }.joined(separator: " && "))
+            for (path, line) in zip(toHash, out.split(separator: "\n", omittingEmptySubsequences: false)) { hashed[path] = String(line) }
+        }
+        if hashed[remotePath] == digest {
             progress?(bytes.count, bytes.count)
             return UploadResult(bytesSent: 0, size: bytes.count, unchanged: true, resumedFrom: 0, sha256: digest,
                                 seconds: Date().timeIntervalSince(start))
         }
         var offset = 0
-        if let p = lines.first(where: { $0.first == "P" }), p.count > 2, let size = Int(p[1]), size > 0, size <= bytes.count,
-           hex(SHA256.hash(data: bytes[0..<size])) == p[2] {
-            offset = size
+        if let h = hashed[part], hex(sha256(UnsafeRawBufferPointer(rebasing: bytes[0..<partSize]))) == h {
+            offset = partSize
         }
         let resumedFrom = offset
+        let writeBegan = Date()
         try writePart(bytes, part, offset: offset, mode: mode, progress: progress)
+        trace("upload: wrote \(bytes.count - offset) bytes in " + String(format: "%.3f s", Date().timeIntervalSince(writeBegan)))
+        if resumedFrom == 0 && target == nil, try sftpRename(part, remotePath) {
+            return UploadResult(bytesSent: bytes.count, size: bytes.count, unchanged: false, resumedFrom: 0, sha256: digest,
+                                seconds: Date().timeIntervalSince(start))
+        }
         // A part continued from an earlier attempt is checked end to end before it replaces the
-        // target; a fresh upload is already integrity-protected by the SSH channel's MAC (and the
-        // agent verifies every bundle hash again), so it is renamed straight away.
+        // target; an existing target is replaced atomically by mv (rename(2)).
         let finish = resumedFrom > 0
-            ? "h=$(sha256sum -- \(q(part)) | cut -d' ' -f1); if [ \"$h\" = \(digest) ]; then chmod \(String(mode, radix: 8)) -- \(q(part)) && mv -f -- \(q(part)) \(q(remotePath)); else rm -f -- \(q(part)); echo \"$h\"; exit 9; fi"
-            : "chmod \(String(mode, radix: 8)) -- \(q(part)) && mv -f -- \(q(part)) \(q(remotePath))"
+            ? "h=$(sha256sum -- \(q(part)) | cut -d' ' -f1); if [ \"$h\" = \(digest) ]; then mv -f -- \(q(part)) \(q(remotePath)); else rm -f -- \(q(part)); echo \"$h\"; exit 9; fi"
+            : "mv -f -- \(q(part)) \(q(remotePath))"
         let r = try exec(finish)
         if r.status == 9 {
             throw .hashMismatch(path: remotePath, local: digest, remote: r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -74,43 +90,118 @@ extension SSHSession {
                             sha256: digest, seconds: Date().timeIntervalSince(start))
     }
 
-    private func writePart(_ bytes: [UInt8], _ part: String, offset start: Int, mode: Int32,
+    /// The size of a remote file, nil if it does not exist.
+    private func sftpSize(_ path: String) throws(SSHError) -> Int? {
+        let sftp = try sftp()
+        var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+        let rc = try call("stat '\(path)'") { cssh_sftp_stat(sftp, path, UInt32(path.utf8.count), &attrs) }
+        if rc == CSSH_ERROR_SFTP_PROTOCOL && libssh2_sftp_last_error(sftp) == UInt(CSSH_FX_NO_SUCH_FILE) { return nil }
+        if rc != 0 { throw sftpFailure(rc, path, "stat") }
+        return attrs.flags & CSSH_SFTP_ATTR_SIZE != 0 ? Int(attrs.filesize) : 0
+    }
+
+    /// Renames without overwriting; false when the server refused (e.g. the new name exists).
+    private func sftpRename(_ from: String, _ to: String) throws(SSHError) -> Bool {
+        let sftp = try sftp()
+        let rc = try call("rename '\(from)'") { cssh_sftp_rename(sftp, from, UInt32(from.utf8.count), to, UInt32(to.utf8.count)) }
+        if rc == CSSH_ERROR_SFTP_PROTOCOL { return false }
+        if rc != 0 { throw sftpFailure(rc, from, "rename") }
+        return true
+    }
+
+    /// `mkdir -p` over SFTP: every missing parent of `path` (errors are left to the caller's retry).
+    private func sftpMakeParents(_ path: String) throws(SSHError) {
+        let sftp = try sftp()
+        let dir = (path as NSString).deletingLastPathComponent
+        var prefix = dir.hasPrefix("/") ? "/" : ""
+        for component in dir.split(separator: "/") {
+            prefix += component
+            let p = prefix
+            _ = try call("mkdir '\(p)'") { cssh_sftp_mkdir(sftp, p, UInt32(p.utf8.count), 0o755) }
+            prefix += "/"
+        }
+    }
+
+    private func writePart(_ bytes: UnsafeRawBufferPointer, _ part: String, offset start: Int, mode: Int32,
                            progress: ((Int, Int) -> Void)?) throws(SSHError) {
         let sftp = try sftp()
         var flags = CSSH_FXF_WRITE | CSSH_FXF_CREAT
         if start == 0 { flags |= CSSH_FXF_TRUNC }
-        guard let handle = try callPointer("open '\(part)'", {
-            cssh_sftp_open(sftp, part, UInt32(part.utf8.count), flags, Int(mode))
-        }) else {
-            throw sftpFailure(lastErrno(), part, "open for writing")
+        let openPart = { () throws(SSHError) -> OpaquePointer? in
+            try self.callPointer("open '\(part)'", { cssh_sftp_open(sftp, part, UInt32(part.utf8.count), flags, Int(mode)) })
         }
+        var opened = try openPart()
+        if opened == nil && lastErrno() == CSSH_ERROR_SFTP_PROTOCOL && libssh2_sftp_last_error(sftp) == UInt(CSSH_FX_NO_SUCH_FILE) {
+            try sftpMakeParents(part)
+            opened = try openPart()
+        }
+        guard let handle = opened else { throw sftpFailure(lastErrno(), part, "open for writing") }
         var closed = false
         defer { if !closed { _ = try? call("close '\(part)'") { libssh2_sftp_close_handle(handle) } } }
         if start > 0 { libssh2_sftp_seek64(handle, UInt64(start)) }
         // Test hook: PERCH_SSH_TEST_RATE=BYTES_PER_SECOND slows uploads so tests can cut them.
         let rate = ProcessInfo.processInfo.environment["PERCH_SSH_TEST_RATE"].flatMap { Int($0) } ?? 0
+        // libssh2 splits each write into 30000-byte SFTP requests and keeps them all in flight,
+        // so 1 MiB per call is the pipeline depth (measured: 256 KiB..8 MiB were no faster).
         let chunk = rate > 0 ? max(1024, rate / 20) : 1 << 20
         var offset = start
         let began = Date()
-        try bytes.withUnsafeBufferPointer { (buf) throws(SSHError) in
-            let base = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
-            while offset < buf.count {
-                let n = min(chunk, buf.count - offset)
-                let at = offset
-                let w = try call("write '\(part)'") { libssh2_sftp_write(handle, base + at, n) }
-                if w < 0 { throw sftpFailure(Int32(w), part, "write") }
-                offset += w
-                progress?(offset, buf.count)
-                if rate > 0 {
-                    let due = Double(offset - start) / Double(rate) - Date().timeIntervalSince(began)
-                    if due > 0 { usleep(UInt32(due * 1e6)) }
-                }
+        let base = bytes.baseAddress!.assumingMemoryBound(to: CChar.self)
+        while offset < bytes.count {
+            let n = min(chunk, bytes.count - offset)
+            let at = offset
+            let w = try call("write '\(part)'") { libssh2_sftp_write(handle, base + at, n) }
+            if w < 0 { throw sftpFailure(Int32(w), part, "write") }
+            offset += w
+            progress?(offset, bytes.count)
+            if rate > 0 {
+                let due = Double(offset - start) / Double(rate) - Date().timeIntervalSince(began)
+                if due > 0 { usleep(UInt32(due * 1e6)) }
             }
         }
+        // The mode exactly (open's mode is subject to the server's umask).
+        var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+        attrs.flags = CSSH_SFTP_ATTR_PERMISSIONS
+        attrs.permissions = UInt(mode)
+        let set = try call("chmod '\(part)'") { cssh_sftp_fsetstat(handle, &attrs) }
+        if set != 0 { throw sftpFailure(set, part, "chmod") }
         let rc = try call("close '\(part)'") { libssh2_sftp_close_handle(handle) }
         closed = true
         if rc != 0 { throw sftpFailure(rc, part, "close") }
     }
+}
+
+/// A local file read into memory once (no Data → [UInt8] copy).
+private final class LocalFile {
+    let bytes: UnsafeRawBufferPointer
+    private let storage: UnsafeMutableRawBufferPointer
+
+    init(_ path: String) throws(SSHError) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .badInput("cannot read '\(path)'") }
+        defer { Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .badInput("cannot read '\(path)'") }
+        let size = Int(st.st_size)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        var done = 0
+        while done < size {
+            let n = Glibc.read(fd, buffer.baseAddress! + done, size - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { buffer.deallocate(); throw .badInput("cannot read '\(path)'") }
+            done += n
+        }
+        storage = buffer
+        bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: size)
+    }
+
+    deinit { storage.deallocate() }
+}
+
+private func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256.Digest {
+    var h = SHA256()
+    h.update(bufferPointer: bytes)
+    return h.finalize()
 }
 
 /// SHA-256 of a local file as lowercase hex, or nil if it cannot be read.

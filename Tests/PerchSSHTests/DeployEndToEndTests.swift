@@ -96,6 +96,40 @@ final class DeployEndToEndTests: XCTestCase {
         XCTAssertEqual(versions.filter { !$0.hasPrefix(".") }, ["tiny-cnn-1.0.0"])
     }
 
+    /// `perch upload` alone: a fresh upload creates the directory and renames into place with the
+    /// mode; the same file again sends nothing; a changed file of the same size, then of another
+    /// size, replaces the old one.
+    func testUploadSkipsUnchangedAndReplacesChanged() throws {
+        let dir = Self.state + "/up-src"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let remote = Self.state + "/devices/dev1/home/up/nested/file.bin"
+        func upload(_ content: [UInt8]) throws -> [String: Any] {
+            let local = dir + "/file.bin"
+            try Data(content).write(to: URL(fileURLWithPath: local))
+            let r = Self.perch(["upload", local] + inv + ["--device", "dev1", "--remote", remote, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: remote)), Data(content))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: remote + ".part"))
+            let perms = try FileManager.default.attributesOfItem(atPath: remote)[.posixPermissions] as? Int
+            XCTAssertEqual(perms, 0o644)
+            return r.json
+        }
+        let a = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let first = try upload(a)
+        XCTAssertEqual(first["bytes_sent"] as? Int, a.count)
+        XCTAssertEqual(first["unchanged"] as? Bool, false)
+        let again = try upload(a)
+        XCTAssertEqual(again["bytes_sent"] as? Int, 0)
+        XCTAssertEqual(again["unchanged"] as? Bool, true)
+        var b = a
+        b[123_456] ^= 0xFF
+        let sameSize = try upload(b)
+        XCTAssertEqual(sameSize["bytes_sent"] as? Int, b.count)
+        XCTAssertEqual(sameSize["unchanged"] as? Bool, false)
+        let other = try upload(Array(a.prefix(1000)))
+        XCTAssertEqual(other["bytes_sent"] as? Int, 1000)
+    }
+
     func testUnknownAndChangedHostKeysRefused() throws {
         let fp = try hostFingerprint("dev1")
         let empty = Self.state + "/empty_known_hosts"

@@ -59,7 +59,7 @@ def main():
     ap.add_argument("--perch", default=os.path.join(ROOT, ".build/debug/perch"))
     ap.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
     args = ap.parse_args()
-    rows = []
+    rows, mixed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for label, model, inp, calib, evals in cases():
             cdir, edir = os.path.join(tmp, "calib"), os.path.join(tmp, "eval")
@@ -84,9 +84,32 @@ def main():
             i8 = ort.InferenceSession(qpath, providers=["CPUExecutionProvider"])
             cos = [cosine(f32.run(None, {inp: s})[0], i8.run(None, {inp: s})[0]) for s in evals]
             rows.append((label, perch_cos, float(np.mean(cos)), rep.get("bias_correction", "?")))
+
+            # A tight budget on a CPU with fp16 (rpi5): no top-1 change allowed vs fp32.
+            r = subprocess.run([args.perch, "optimize", model, "--profile", "rpi5", "--calibration", cdir,
+                                "--eval", edir, "--max-accuracy-drop", "0", "--method", args.method,
+                                "-o", os.path.join(tmp, "m.perchm"), "--report", report], cwd=ROOT, capture_output=True, text=True)
+            if r.returncode not in (0, 1):
+                sys.exit("perch optimize failed: " + r.stderr)
+            tight = json.load(open(report)) if r.returncode == 0 else None
+            if tight:
+                counts = {p: sum(1 for l in tight["layers"] if l["precision"] == p) for p in ("int8", "fp16", "fp32")}
+                cost = tight["estimated_cost"]
+                mixed.append((label, tight["accuracy"]["pure_int8_drop_points"], tight["accuracy"]["drop_points"],
+                              "%d/%d/%d" % (counts["int8"], counts["fp16"], counts["fp32"]), cost["optimized"] / max(1e-9, cost["fp32"])))
+            else:
+                mixed.append((label, None, None, "budget not met (exit 1)", None))
     print("%-22s %14s %14s  %-9s %s" % ("model (" + args.method + ")", "perch cosine", "ORT cosine", "", "perch bias correction"))
     for label, p, o, bc in rows:
         print("%-22s %14.6f %14.6f  %-9s %s" % (label, p, o, "ok" if p >= o - 1e-6 else "BELOW ORT", bc))
+    print()
+    print("tight budget (rpi5, --max-accuracy-drop 0; drop = top-1 disagreement with fp32 in points):")
+    print("%-22s %16s %14s %18s %16s" % ("model", "pure int8 drop", "chosen drop", "int8/fp16/fp32", "est. cost/fp32"))
+    for label, pure, chosen, counts, cost in mixed:
+        if pure is None:
+            print("%-22s %s" % (label, counts))
+        else:
+            print("%-22s %16.2f %14.2f %18s %16.3f" % (label, pure, chosen, counts, cost))
 
 
 if __name__ == "__main__":

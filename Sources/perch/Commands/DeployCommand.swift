@@ -37,23 +37,14 @@ struct DeployCommand: ParsableCommand {
     }
 }
 
-/// Where and how to reach a device, shared by deploy and demo.
+/// Where and how to reach a device, and what to deploy with: deploy and demo.
 struct DeviceOptions: ParsableArguments {
-    @Option(help: "[user@]host[:port] of the device.") var host: String?
-    @Option(help: "An inventory (e.g. from 'perch testfleet up'); with --device.") var inventory: String?
-    @Option(help: "Device name in the inventory.") var device: String?
+    @OptionGroup var connection: ConnectionOptions
     @Option(help: "Device profile: a bundled name, 'host', or a YAML file (default: the inventory's).") var profile: String?
-    @Option(help: "Private key for SSH (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).") var identity: String?
-    @Option(help: "OpenSSH known_hosts file (default: ~/.ssh/known_hosts).") var knownHosts: String?
-    @Flag(help: "Record the host key of a device seen for the first time (never a changed key).") var acceptNew = false
     @Option(help: "Bundle signing key (default: ~/.config/perch/perch-signing.key, created on first use).") var signKey: String?
-    @Option(help: "Seconds for TCP connect and SSH handshake.") var connectTimeout: Double = 10
-    @Option(help: "Attempts for transient network errors.") var attempts = 3
 
     func validate() throws {
-        if (host == nil) == (inventory == nil) { throw ValidationError("pass either --host or --inventory with --device") }
-        if inventory != nil && device == nil { throw ValidationError("--inventory needs --device NAME") }
-        if host != nil && profile == nil { throw ValidationError("--host needs --profile") }
+        if connection.host != nil && profile == nil { throw ValidationError("--host needs --profile") }
     }
 }
 
@@ -64,27 +55,9 @@ struct DeployOutcome {
 enum DeployFlow {
     static func run(model: String, options o: DeviceOptions, modelVersion: String, runs: Int, warmup: Int, json: Bool) throws -> DeployOutcome {
         // The device.
-        var name: String
-        var target: SSHTarget
-        var ssh: SSHOptions
-        var profileName = o.profile
-        if let inv = o.inventory, let dev = o.device {
-            let d = try Inventory.load(inv).device(named: dev)
-            name = d.name
-            target = SSHTarget(user: d.user, host: d.host, port: d.port)
-            ssh = SSHOptions(knownHostsPath: o.knownHosts ?? d.knownHosts)
-            ssh.identityFiles = [o.identity ?? d.identity].compactMap { $0 }
-            profileName = profileName ?? d.profile
-        } else {
-            target = try SSHTarget.parse(o.host!)
-            name = target.host
-            ssh = SSHOptions(knownHostsPath: o.knownHosts)
-            ssh.identityFiles = [o.identity].compactMap { $0 }
-        }
-        ssh.hostKeyPolicy = o.acceptNew ? .acceptNew : .strict
-        ssh.connectTimeout = o.connectTimeout
-        ssh.attempts = o.attempts
-        let profile = try ProfileLoader().load(nameOrFile: profileName ?? "host")
+        let device = try o.connection.resolve()
+        let (name, target, ssh) = (device.name, device.target, device.ssh)
+        let profile = try ProfileLoader().load(nameOrFile: o.profile ?? device.inventoryProfile ?? "host")
 
         // The bundle.
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("perch-deploy-\(getpid())").path

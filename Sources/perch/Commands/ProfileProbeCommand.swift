@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import PerchFleet
 import PerchProfiles
 import PerchSSH
 
@@ -18,41 +17,18 @@ extension ProfileCommand {
                 """
         )
 
-        @Option(help: "[user@]host[:port] of the device.") var host: String?
-        @Option(help: "An inventory (e.g. from 'perch testfleet up'); with --device.") var inventory: String?
-        @Option(help: "Device name in the inventory.") var device: String?
-        @Option(help: "Private key for SSH (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).") var identity: String?
-        @Option(help: "OpenSSH known_hosts file (default: ~/.ssh/known_hosts).") var knownHosts: String?
-        @Flag(help: "Record the host key of a device seen for the first time (never a changed key).") var acceptNew = false
-        @Option(help: "Seconds for TCP connect and SSH handshake.") var connectTimeout: Double = 10
+        @OptionGroup var connection: ConnectionOptions
         @Option(help: "Name of the new profile (default: probed-HOST).") var name: String?
         @Option(name: [.customShort("o"), .long], help: "Write the profile to this YAML file instead of standard output.") var output: String?
         @Flag(help: "Print the profile as JSON.") var json = false
 
-        func validate() throws {
-            if (host == nil) == (inventory == nil) { throw ValidationError("pass either --host or --inventory with --device") }
-            if inventory != nil && device == nil { throw ValidationError("--inventory needs --device NAME") }
-        }
-
         func run() throws {
-            var target: SSHTarget
-            var ssh: SSHOptions
-            if let inv = inventory, let dev = device {
-                let d = try Inventory.load(inv).device(named: dev)
-                target = SSHTarget(user: d.user, host: d.host, port: d.port)
-                ssh = SSHOptions(knownHostsPath: knownHosts ?? d.knownHosts)
-                ssh.identityFiles = [identity ?? d.identity].compactMap { $0 }
-            } else {
-                target = try SSHTarget.parse(host!)
-                ssh = SSHOptions(knownHostsPath: knownHosts)
-                ssh.identityFiles = [identity].compactMap { $0 }
-            }
-            ssh.hostKeyPolicy = acceptNew ? .acceptNew : .strict
-            ssh.connectTimeout = connectTimeout
-            let client = SSHClient(target: target, options: ssh, log: { status($0) })
+            let device = try connection.resolve()
+            let target = device.target
+            let client = SSHClient(target: target, options: device.ssh, log: { status($0) })
             defer { client.close() }
             let answer = try client.perform { (s) throws(SSHError) in try s.exec(DeviceProbe.script) }
-            let profileName = name ?? DeviceProbe.profileName(forHost: device ?? target.host)
+            let profileName = name ?? DeviceProbe.profileName(forHost: connection.device ?? target.host)
             let profile: DeviceProfile
             switch DeviceProbe.profile(fromOutput: answer.stdoutText, name: profileName) {
             case .success(let p): profile = p

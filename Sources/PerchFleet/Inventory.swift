@@ -1,4 +1,5 @@
 import Foundation
+import PerchProfiles
 
 /// One device of an inventory: how to reach it and what it is.
 public struct FleetDevice: Sendable, Equatable {
@@ -176,16 +177,16 @@ struct InventoryParser {
     var diagnostics: [InventoryDiagnostic] = []
     init(file: String) { self.file = file }
 
-    mutating func error(_ node: YAMLTree, _ message: String) {
-        diagnostics.append(InventoryDiagnostic(file: file, line: node.line, column: node.column, message: message))
+    mutating func error(_ node: LocatedYAML, _ message: String) {
+        diagnostics.append(InventoryDiagnostic(file: file, line: node.location.line, column: node.location.column, message: message))
     }
-    mutating func error(_ e: YAMLTree.Entry, _ message: String) {
-        diagnostics.append(InventoryDiagnostic(file: file, line: e.line, column: e.column, message: message))
+    mutating func error(_ e: LocatedYAML.Entry, _ message: String) {
+        diagnostics.append(InventoryDiagnostic(file: file, line: e.keyLocation.line, column: e.keyLocation.column, message: message))
     }
 
     /// Checks that `node` is a mapping with only `allowed` keys; returns its entries.
-    mutating func mapping(_ node: YAMLTree, _ what: String, allowed: [String]) -> [YAMLTree.Entry] {
-        guard case .mapping(let entries, _, _) = node else {
+    mutating func mapping(_ node: LocatedYAML, _ what: String, allowed: [String]) -> [LocatedYAML.Entry] {
+        guard case .mapping(let entries, _) = node else {
             error(node, "\(what) must be a mapping, found \(node.kindDescription)")
             return []
         }
@@ -195,9 +196,9 @@ struct InventoryParser {
         return entries.filter { allowed.contains($0.key) }
     }
 
-    mutating func string(_ node: YAMLTree, _ key: String) -> String? {
+    mutating func string(_ node: LocatedYAML, _ key: String) -> String? {
         switch node {
-        case .scalar(let s, .string, _, _), .scalar(let s, .integer, _, _), .scalar(let s, .float, _, _):
+        case .scalar(let s, .string, _), .scalar(let s, .integer, _), .scalar(let s, .float, _):
             if s.isEmpty { error(node, "'\(key)' must not be empty"); return nil }
             return s
         default:
@@ -206,8 +207,8 @@ struct InventoryParser {
         }
     }
 
-    mutating func number(_ node: YAMLTree, _ key: String, _ range: ClosedRange<Double>) -> Double? {
-        guard case .scalar(let s, let k, _, _) = node, k == .integer || k == .float, let v = Double(s) else {
+    mutating func number(_ node: LocatedYAML, _ key: String, _ range: ClosedRange<Double>) -> Double? {
+        guard case .scalar(let s, let k, _) = node, k == .integer || k == .float, let v = Double(s) else {
             error(node, "'\(key)' must be a number, found \(node.kindDescription)")
             return nil
         }
@@ -218,8 +219,8 @@ struct InventoryParser {
         return v
     }
 
-    mutating func integer(_ node: YAMLTree, _ key: String, _ range: ClosedRange<Int>) -> Int? {
-        guard case .scalar(let s, .integer, _, _) = node, let v = Int(s) else {
+    mutating func integer(_ node: LocatedYAML, _ key: String, _ range: ClosedRange<Int>) -> Int? {
+        guard case .scalar(let s, .integer, _) = node, let v = Int(s) else {
             error(node, "'\(key)' must be an integer, found \(node.kindDescription)")
             return nil
         }
@@ -230,8 +231,8 @@ struct InventoryParser {
         return v
     }
 
-    mutating func bool(_ node: YAMLTree, _ key: String) -> Bool? {
-        guard case .scalar(let s, .boolean, _, _) = node else {
+    mutating func bool(_ node: LocatedYAML, _ key: String) -> Bool? {
+        guard case .scalar(let s, .boolean, _) = node else {
             error(node, "'\(key)' must be true or false, found \(node.kindDescription)")
             return nil
         }
@@ -239,12 +240,12 @@ struct InventoryParser {
     }
 
     /// `3` (devices) or `"25%"` (of the fleet).
-    mutating func count(_ node: YAMLTree, _ key: String) -> DeviceCount? {
-        if case .scalar(let s, .integer, _, _) = node, let n = Int(s) {
+    mutating func count(_ node: LocatedYAML, _ key: String) -> DeviceCount? {
+        if case .scalar(let s, .integer, _) = node, let n = Int(s) {
             if n < 1 { error(node, "'\(key)' must be at least 1 device, found \(s)"); return nil }
             return .count(n)
         }
-        if case .scalar(let s, .string, _, _) = node, s.hasSuffix("%"),
+        if case .scalar(let s, .string, _) = node, s.hasSuffix("%"),
            let p = Double(s.dropLast().trimmingCharacters(in: .whitespaces)) {
             if !(p > 0 && p <= 100) { error(node, "'\(key)' must be a percentage in (0, 100], found '\(s)'"); return nil }
             return .percent(p)
@@ -261,8 +262,16 @@ struct InventoryParser {
         return (base as NSString).appendingPathComponent(p)
     }
 
+    /// The document as a located tree; YAML syntax errors become inventory diagnostics.
+    mutating func parseYAML(_ text: String) -> LocatedYAML? {
+        var found: [ProfileDiagnostic] = []
+        let root = LocatedYAML.parse(text, file: file, diagnostics: &found)
+        diagnostics += found.map { InventoryDiagnostic(file: $0.file, line: $0.line, column: $0.column, message: $0.message) }
+        return root
+    }
+
     mutating func parse(_ text: String) -> Inventory? {
-        guard let root = YAMLTree.parse(text, file: file, diagnostics: &diagnostics) else {
+        guard let root = parseYAML(text) else {
             if diagnostics.isEmpty {
                 diagnostics.append(InventoryDiagnostic(file: file, line: 1, column: 1, message: "the inventory is empty; it needs a 'devices:' list"))
             }
@@ -270,7 +279,7 @@ struct InventoryParser {
         }
         var policy = RolloutPolicy()
         var sshIdentity: String?, sshKnownHosts: String?, sshUser: String?
-        var devicesNode: YAMLTree?
+        var devicesNode: LocatedYAML?
         for e in mapping(root, "the inventory", allowed: ["devices", "ssh", "policy"]) {
             switch e.key {
             case "devices": devicesNode = e.value
@@ -289,7 +298,7 @@ struct InventoryParser {
             if case .mapping = root { error(root, "the inventory needs a 'devices:' list") }
             return nil
         }
-        guard case .sequence(let items, _, _) = devicesNode else {
+        guard case .sequence(let items, _) = devicesNode else {
             error(devicesNode, "'devices' must be a list, found \(devicesNode.kindDescription)")
             return nil
         }
@@ -308,7 +317,7 @@ struct InventoryParser {
                     name = string(e.value, "name")
                     if let n = name {
                         if let first = seen[n] { error(e.value, "device name '\(n)' is used twice (first at line \(first))") }
-                        else { seen[n] = e.value.line }
+                        else { seen[n] = e.value.location.line }
                     }
                 case "host": host = string(e.value, "host")
                 case "port": port = integer(e.value, "port", 1...65535) ?? port
@@ -319,7 +328,7 @@ struct InventoryParser {
                 case "identity": identity = string(e.value, "identity").map(absolute)
                 case "known_hosts": knownHosts = string(e.value, "known_hosts").map(absolute)
                 default:
-                    if case .mapping(let ls, _, _) = e.value {
+                    if case .mapping(let ls, _) = e.value {
                         for l in ls { if let v = string(l.value, l.key) { labels[l.key] = v } }
                     } else {
                         error(e.value, "'labels' must be a mapping of names to values, found \(e.value.kindDescription)")
@@ -339,13 +348,13 @@ struct InventoryParser {
         return Inventory(devices: devices, policy: policy, path: absolute(file))
     }
 
-    mutating func parsePolicy(_ node: YAMLTree, into p: inout RolloutPolicy) {
+    mutating func parsePolicy(_ node: LocatedYAML, into p: inout RolloutPolicy) {
         let keys = ["canary", "waves", "max_parallel", "max_failure_percent", "gates", "health_timeout", "on_failure"]
         for e in mapping(node, "'policy'", allowed: keys) {
             switch e.key {
             case "canary": p.canary = count(e.value, "canary") ?? p.canary
             case "waves":
-                guard case .sequence(let items, _, _) = e.value else {
+                guard case .sequence(let items, _) = e.value else {
                     error(e.value, "'waves' must be a list of device counts or percentages, found \(e.value.kindDescription)")
                     continue
                 }

@@ -137,9 +137,9 @@ public struct ProfileLoader: Sendable {
     struct Resolved {
         var name: String?
         var isAbstract: Bool
-        var tree: ProfileTree
+        var tree: LocatedYAML
         /// The leaf file's own (checked) tree, for locating "missing key" problems.
-        var leaf: ProfileTree
+        var leaf: LocatedYAML
     }
 
     private static let notInherited: Set<String> = ["name", "extends", "abstract", "description"]
@@ -161,7 +161,7 @@ public struct ProfileLoader: Sendable {
             return nil
         }
         let countBefore = diagnostics.count
-        guard let raw = ProfileTree.parse(text, file: path, diagnostics: &diagnostics) else {
+        guard let raw = LocatedYAML.parse(text, file: path, diagnostics: &diagnostics) else {
             if diagnostics.count == countBefore {
                 diagnostics.append(ProfileDiagnostic(file: path, line: 1, column: 1, message: "empty profile; a profile needs at least name, cpu.isa and memory.ram_mb"))
             }
@@ -195,7 +195,7 @@ public struct ProfileLoader: Sendable {
                     let cycle = chain[start...].map(\.name) + [parentName]
                     diagnostics.append(extendsNode.location.diagnostic("extends cycle: " + cycle.joined(separator: " → ")))
                 } else if let parent = resolve(path: parentPath, stack: chain, diagnostics: &diagnostics) {
-                    merged = ProfileTree.merge(parent: parent.tree.removing(Self.notInherited), child: tree)
+                    merged = LocatedYAML.merge(parent: parent.tree.removing(Self.notInherited), child: tree)
                 }
             } else {
                 let looked = directories(besides: path)

@@ -64,10 +64,10 @@ indirect enum ProfileSchema {
     /// Checks `tree` against this schema; `path` is the dotted key path for messages
     /// (`memory.ram_mb`). Returns the tree with unknown keys and bad values removed, or nil when
     /// the node itself is unusable.
-    func check(_ tree: ProfileTree, path: String, diagnostics: inout [ProfileDiagnostic]) -> ProfileTree? {
+    func check(_ tree: LocatedYAML, path: String, diagnostics: inout [ProfileDiagnostic]) -> LocatedYAML? {
         let at = tree.location
         let subject = path.isEmpty ? "a profile" : path
-        func wrongType() -> ProfileTree? {
+        func wrongType() -> LocatedYAML? {
             diagnostics.append(at.diagnostic("\(subject) must be \(typeName), found \(tree.kindDescription)"))
             return nil
         }
@@ -75,7 +75,7 @@ indirect enum ProfileSchema {
         case .mapping(let fields):
             guard case .mapping(let entries, let location) = tree else { return wrongType() }
             let known = fields.map(\.0)
-            var kept = [ProfileTree.Entry]()
+            var kept = [LocatedYAML.Entry]()
             for entry in entries {
                 let keyPath = path.isEmpty ? entry.key : path + "." + entry.key
                 guard let field = fields.first(where: { $0.0 == entry.key })?.1 else {
@@ -90,7 +90,7 @@ indirect enum ProfileSchema {
                 }
                 // A bad value stays as a reported placeholder, so it is not also "missing".
                 let value = field.check(entry.value, path: keyPath, diagnostics: &diagnostics) ?? .reported(entry.value.location)
-                kept.append(ProfileTree.Entry(key: entry.key, keyLocation: entry.keyLocation, value: value))
+                kept.append(LocatedYAML.Entry(key: entry.key, keyLocation: entry.keyLocation, value: value))
             }
             return .mapping(kept, location)
         case .string:
@@ -137,7 +137,7 @@ indirect enum ProfileSchema {
             return tree
         case .list(let element):
             guard case .sequence(let items, let location) = tree else { return wrongType() }
-            var kept = [ProfileTree]()
+            var kept = [LocatedYAML]()
             for (i, item) in items.enumerated() {
                 if let v = element.check(item, path: "\(path)[\(i)]", diagnostics: &diagnostics) { kept.append(v) }
             }

@@ -2,42 +2,44 @@ import Yams
 
 /// Where a YAML node came from. Kept on every node so that problems found after `extends` merged
 /// several files still point at the file and line that set the value.
-struct SourceLocation: Sendable, Equatable {
-    var file: String
-    var line: Int
-    var column: Int
+public struct SourceLocation: Sendable, Equatable {
+    public var file: String
+    public var line: Int
+    public var column: Int
 
     func diagnostic(_ message: String) -> ProfileDiagnostic {
         ProfileDiagnostic(file: file, line: line, column: column, message: message)
     }
 }
 
-/// A YAML document reduced to what profiles use: scalars (with their resolved YAML type),
-/// mappings with string keys (in file order) and sequences, each node with its location.
-indirect enum ProfileTree: Sendable {
-    enum ScalarType: String, Sendable {
+/// A YAML document reduced to what Perch's declarative files use: scalars (with their resolved
+/// YAML type), mappings with string keys (in file order) and sequences, each node with its
+/// location, so validators can report every problem as FILE:LINE:COL. Device profiles and fleet
+/// inventories are both read through it.
+public indirect enum LocatedYAML: Sendable {
+    public enum ScalarType: String, Sendable {
         case string, integer, float, boolean, null
     }
 
-    struct Entry: Sendable {
-        var key: String
-        var keyLocation: SourceLocation
-        var value: ProfileTree
+    public struct Entry: Sendable {
+        public var key: String
+        public var keyLocation: SourceLocation
+        public var value: LocatedYAML
     }
 
     case scalar(String, ScalarType, SourceLocation)
     case mapping([Entry], SourceLocation)
-    case sequence([ProfileTree], SourceLocation)
+    case sequence([LocatedYAML], SourceLocation)
     /// Stands in for a value whose problem was already reported.
     case reported(SourceLocation)
 
-    var location: SourceLocation {
+    public var location: SourceLocation {
         switch self {
         case .scalar(_, _, let l), .mapping(_, let l), .sequence(_, let l), .reported(let l): return l
         }
     }
 
-    subscript(key: String) -> ProfileTree? {
+    public subscript(key: String) -> LocatedYAML? {
         guard case .mapping(let entries, _) = self else { return nil }
         return entries.last(where: { $0.key == key })?.value
     }
@@ -50,33 +52,33 @@ indirect enum ProfileTree: Sendable {
         return child.has(Array(path.dropFirst()))
     }
 
-    var entries: [Entry] {
+    public var entries: [Entry] {
         if case .mapping(let e, _) = self { return e }
         return []
     }
 
-    var items: [ProfileTree] {
+    public var items: [LocatedYAML] {
         if case .sequence(let s, _) = self { return s }
         return []
     }
 
-    var string: String? {
+    public var string: String? {
         if case .scalar(let s, .string, _) = self { return s }
         return nil
     }
 
-    var bool: Bool? {
+    public var bool: Bool? {
         if case .scalar(let s, .boolean, _) = self { return Bool.construct(from: Node.Scalar(s)) }
         return nil
     }
 
-    var int: Int? {
+    public var int: Int? {
         if case .scalar(let s, .integer, _) = self { return Int.construct(from: Node.Scalar(s)) }
         return nil
     }
 
     /// The value of an integer or float scalar.
-    var double: Double? {
+    public var double: Double? {
         switch self {
         case .scalar(let s, .integer, _): return Int.construct(from: Node.Scalar(s)).map(Double.init)
         case .scalar(let s, .float, _): return Double.construct(from: Node.Scalar(s))
@@ -85,7 +87,7 @@ indirect enum ProfileTree: Sendable {
     }
 
     /// How a message names this node's kind and value ("string 'four'", "a list").
-    var kindDescription: String {
+    public var kindDescription: String {
         switch self {
         case .scalar(let s, let type, _):
             switch type {
@@ -102,14 +104,14 @@ indirect enum ProfileTree: Sendable {
     }
 
     /// Removes `keys` from a mapping (used to keep `name`, `extends`, … from being inherited).
-    func removing(_ keys: Set<String>) -> ProfileTree {
+    func removing(_ keys: Set<String>) -> LocatedYAML {
         guard case .mapping(let entries, let l) = self else { return self }
         return .mapping(entries.filter { !keys.contains($0.key) }, l)
     }
 
     /// Deep merge for `extends`: mappings merge key by key, anything else in `child` replaces
     /// the parent's value (lists are replaced, not concatenated).
-    static func merge(parent: ProfileTree, child: ProfileTree) -> ProfileTree {
+    static func merge(parent: LocatedYAML, child: LocatedYAML) -> LocatedYAML {
         guard case .mapping(let parentEntries, _) = parent, case .mapping(let childEntries, let location) = child else {
             return child
         }
@@ -128,10 +130,10 @@ indirect enum ProfileTree: Sendable {
     }
 }
 
-extension ProfileTree {
+extension LocatedYAML {
     /// Parses YAML text; syntax errors and non-string keys become diagnostics. Returns nil for an
     /// empty document or a syntax error.
-    static func parse(_ text: String, file: String, diagnostics: inout [ProfileDiagnostic]) -> ProfileTree? {
+    public static func parse(_ text: String, file: String, diagnostics: inout [ProfileDiagnostic]) -> LocatedYAML? {
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -164,7 +166,7 @@ extension ProfileTree {
         SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
     }
 
-    private static func convert(_ node: Node, file: String, diagnostics: inout [ProfileDiagnostic]) -> ProfileTree {
+    private static func convert(_ node: Node, file: String, diagnostics: inout [ProfileDiagnostic]) -> LocatedYAML {
         switch node {
         case .scalar(let scalar):
             let type: ScalarType

@@ -1,3 +1,4 @@
+import Foundation
 import PerchEngine
 import PerchGraph
 import XCTest
@@ -45,5 +46,31 @@ final class ActivationTests: XCTestCase {
         assertClose(hi, floats([7], [-3, -1, -0.5, 0, 0.25, 0.25, 0.25]))
         let ints = try runSingleNode(.clip, inputs: [("x", Tensor(shape: [4], values: [Int8(-100), -3, 4, 100])), ("min", Tensor(shape: [], values: [Int8(-5)])), ("max", Tensor(shape: [], values: [Int8(50)]))])[0]
         XCTAssertEqual(ints.int64s, [-5, -3, 4, 50])
+    }
+
+    /// Erf and GELU use a rational approximation of erf; against libm's double-precision erf it is
+    /// within 5e-7 everywhere (and exact at 0, odd, saturating at ±1, NaN through).
+    func testErfApproximationAgainstLibm() throws {
+        var xs = [Float]()
+        var v: Float = -7
+        while v <= 7 { xs.append(v); v += 0.000_61 }
+        xs += [0, -0, 1e-8, -1e-8, 1e-30, 30, -30, .infinity, -.infinity, .greatestFiniteMagnitude]
+        let x = Tensor(shape: [xs.count], values: xs)
+        let y = try runSingleNode(.erf, inputs: [("x", x)])[0].floats
+        var worst = 0.0
+        for (i, xv) in xs.enumerated() {
+            worst = max(worst, abs(Double(y[i]) - Foundation.erf(Double(xv))))
+        }
+        XCTAssertLessThanOrEqual(worst, 5e-7)
+        XCTAssertEqual(y[xs.count - 10], 0)
+        XCTAssertEqual(Array(y[(xs.count - 5)...]), [1, -1, 1, -1, 1])  // ±30, ±infinity, the largest float
+        XCTAssertTrue(try runSingleNode(.erf, inputs: [("x", Tensor(shape: [1], values: [Float.nan]))])[0].floats[0].isNaN)
+        let g = try runSingleNode(.gelu, inputs: [("x", x)], attributes: ["_opset": .int(20)])[0].floats
+        var worstGelu = 0.0
+        for (i, xv) in xs.enumerated() where xv.isFinite && abs(xv) < 1e6 {
+            let ref = 0.5 * Double(xv) * (1 + Foundation.erf(Double(xv) / 2.0.squareRoot()))
+            worstGelu = max(worstGelu, abs(Double(g[i]) - ref) / max(1, abs(ref)))
+        }
+        XCTAssertLessThanOrEqual(worstGelu, 1e-6)
     }
 }

@@ -151,7 +151,7 @@ struct TanhMap: FloatMap {
 }
 
 struct ErfMap: FloatMap {
-    func apply(_ x: Float) -> Float { perch_erff(x) }
+    func apply(_ x: Float) -> Float { erfApproximation(x) }
     func apply(_ x: Double) -> Double { perch_erf(x) }
 }
 
@@ -162,7 +162,7 @@ struct GeluMap: FloatMap {
             let inner: Float = 0.7978845608028654 * (x + 0.044715 * x * x * x)
             return 0.5 * x * (1 + perch_tanhf(inner))
         }
-        return 0.5 * x * (1 + perch_erff(x * 0.7071067811865476))
+        return 0.5 * x * (1 + erfApproximation(x * 0.7071067811865476))
     }
     func apply(_ x: Double) -> Double {
         if tanhApproximation {

@@ -50,6 +50,10 @@ final class ConvTests: XCTestCase {
             Config(x: [2, 16, 7, 7], w: [20, 16, 1, 1], attrs: [:]),  // pointwise: no im2col
             Config(x: [1, 8, 7, 7], w: [4, 8, 1, 1], attrs: ["strides": .ints([2, 2])]),
             Config(x: [1, 6, 10, 8], w: [6, 1, 3, 3], attrs: ["group": .int(6), "pads": .ints([1, 1, 1, 1])]),  // depthwise
+            // depthwise 3×3 stride 2 (vector body + edges): odd/even widths, pads 0/1/asymmetric, one row above the image
+            Config(x: [1, 3, 11, 41], w: [3, 1, 3, 3], attrs: ["group": .int(3), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+            Config(x: [2, 2, 8, 40], w: [2, 1, 3, 3], attrs: ["group": .int(2), "strides": .ints([2, 2])]),
+            Config(x: [1, 2, 7, 37], w: [2, 1, 3, 3], attrs: ["group": .int(2), "strides": .ints([2, 2]), "pads": .ints([2, 0, 1, 3])], bias: false),
             Config(x: [2, 4, 9, 9], w: [8, 1, 3, 5], attrs: ["group": .int(4), "strides": .ints([2, 2]), "dilations": .ints([1, 2]), "auto_pad": .string("SAME_UPPER")]),  // depthwise x2
             Config(x: [1, 3, 20], w: [4, 3, 5], attrs: ["strides": .ints([3]), "auto_pad": .string("SAME_LOWER")]),  // 1-D
             Config(x: [1, 2, 5, 6, 7], w: [3, 2, 2, 3, 2], attrs: ["pads": .ints([1, 0, 1, 0, 2, 1]), "strides": .ints([1, 2, 1])]),  // 3-D

@@ -133,6 +133,10 @@ func convDepthwiseChannelF32(
         convDepthwise3x3S1F32(g, xc: xc, wm: wm, bias: b, ym: ym)
         return
     }
+    if g.kD == 1 && g.kH == 3 && g.kW == 3 && g.sH == 2 && g.sW == 2 && g.dH == 1 && g.dW == 1 && g.outD == 1 && g.inD == 1 {
+        convDepthwise3x3S2F32(g, xc: xc, wm: wm, bias: b, ym: ym)
+        return
+    }
     ym.update(repeating: b, count: g.outSize)
     for od in 0..<g.outD {
         for kd in 0..<g.kD {
@@ -216,6 +220,70 @@ func convDepthwise3x3S1F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: Unsa
             s += k20 * p2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
             s += k21 * p2.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
             s += k22 * p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
+            ow += 8
+        }
+        while ow < outW { yrow[ow] = edge(ow); ow += 1 }
+    }
+}
+
+/// 3×3, stride 2, dilation 1, 2-D depthwise for one channel (MobileNet's downsampling blocks):
+/// eight outputs at a time read 16 + 16 input floats per row and split them into even and odd
+/// lanes (taps 0 and 1 from the first load, tap 2 from the one two floats on); edges and rows
+/// outside the image take the scalar path.
+func convDepthwise3x3S2F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
+    let w00 = wm[0], w01 = wm[1], w02 = wm[2], w10 = wm[3], w11 = wm[4], w12 = wm[5], w20 = wm[6], w21 = wm[7], w22 = wm[8]
+    let inW = g.inW, inH = g.inH, outW = g.outW, pW = g.pW, pH = g.pH
+    // Output columns whose taps 2·ow − pW … 2·ow − pW + 2 are inside the row.
+    let lo = Swift.min(outW, (pW + 1) / 2)
+    let hi = Swift.max(lo, Swift.min(outW, (inW - 3 + pW) / 2 + 1))
+    for oh in 0..<g.outH {
+        let yrow = ym + oh * outW
+        let ih0 = 2 * oh - pH
+        let r0: UnsafePointer<Float>? = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
+        let r1: UnsafePointer<Float>? = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
+        let r2: UnsafePointer<Float>? = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
+        @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
+            guard let row, iw >= 0, iw < inW else { return 0 }
+            return row[iw]
+        }
+        @inline(__always) func edge(_ ow: Int) -> Float {
+            let iw = 2 * ow - pW
+            var s = bias
+            s += w00 * tap(r0, iw) + w01 * tap(r0, iw + 1) + w02 * tap(r0, iw + 2)
+            s += w10 * tap(r1, iw) + w11 * tap(r1, iw + 1) + w12 * tap(r1, iw + 2)
+            s += w20 * tap(r2, iw) + w21 * tap(r2, iw + 1) + w22 * tap(r2, iw + 2)
+            return s
+        }
+        if r0 == nil && r1 == nil && r2 == nil {
+            yrow.update(repeating: bias, count: outW)
+            continue
+        }
+        var ow = 0
+        while ow < lo { yrow[ow] = edge(ow); ow += 1 }
+        let z = SIMD8<Float>(repeating: 0)
+        let a0 = r0 ?? r1 ?? r2!, a1 = r1 ?? r0 ?? r2!, a2 = r2 ?? r1 ?? r0!
+        let k00 = r0 == nil ? z : SIMD8(repeating: w00), k01 = r0 == nil ? z : SIMD8(repeating: w01), k02 = r0 == nil ? z : SIMD8(repeating: w02)
+        let k10 = r1 == nil ? z : SIMD8(repeating: w10), k11 = r1 == nil ? z : SIMD8(repeating: w11), k12 = r1 == nil ? z : SIMD8(repeating: w12)
+        let k20 = r2 == nil ? z : SIMD8(repeating: w20), k21 = r2 == nil ? z : SIMD8(repeating: w21), k22 = r2 == nil ? z : SIMD8(repeating: w22)
+        let bv = SIMD8<Float>(repeating: bias)
+        let p0 = UnsafeRawPointer(a0), p1 = UnsafeRawPointer(a1), p2 = UnsafeRawPointer(a2)
+        // Both 16-float loads stay inside the row: 2·ow − pW + 18 ≤ inW.
+        while ow + 8 <= hi && 2 * ow - pW + 18 <= inW {
+            let o = (2 * ow - pW) * 4
+            let x0 = p0.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y0 = p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
+            let x1 = p1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y1 = p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
+            let x2 = p2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y2 = p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
+            var s = bv
+            s += k00 * x0.evenHalf
+            s += k01 * x0.oddHalf
+            s += k02 * y0.evenHalf
+            s += k10 * x1.evenHalf
+            s += k11 * x1.oddHalf
+            s += k12 * y1.evenHalf
+            s += k20 * x2.evenHalf
+            s += k21 * x2.oddHalf
+            s += k22 * y2.evenHalf
             UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
             ow += 8
         }

@@ -30,4 +30,20 @@ final class SoftmaxTests: XCTestCase {
         XCTAssertEqual(d.dtype, .f64)
         XCTAssertEqual(d.doubles[0], 0.2689414213699951, accuracy: 1e-12)
     }
+
+    /// Rows of ≥ 16 along the last axis take the vector row kernel: it agrees with the float64
+    /// path (the generic loop) on rows with and without a multiple-of-8 length and large values.
+    func testContiguousRowKernelAgreesWithFloat64() throws {
+        var rng = TestRandom(seed: 5)
+        for (rows, n) in [(3, 37), (4, 64), (1, 16), (2, 1001)] {
+            var v = rng.floats(rows * n).map { $0 * 12 }
+            v[0] = 3000  // a large logit: the max shift keeps exp finite
+            let y = try runSingleNode(.softmax, inputs: [("x", floats([rows, n], v))])[0].floats
+            let d = try runSingleNode(.softmax, inputs: [("x", Tensor(shape: [rows, n], values: v.map { Double($0) }))])[0].doubles
+            for i in 0..<(rows * n) {
+                XCTAssertEqual(Double(y[i]), d[i], accuracy: 1e-6 * max(1, d[i]) + 1e-7, "row \(i / n) of \(n), element \(i % n)")
+            }
+            for r in 0..<rows { XCTAssertEqual(y[(r * n)..<((r + 1) * n)].reduce(0, +), 1, accuracy: 1e-5) }
+        }
+    }
 }

@@ -55,6 +55,10 @@ public enum SoftmaxOperator {
     }
 
     static func softmaxF32(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ outer: Int, _ n: Int, _ inner: Int, _ isLog: Bool) {
+        if inner == 1 && !isLog && n >= 16 {
+            for o in 0..<outer { softmaxRowF32(x + o * n, y + o * n, n) }
+            return
+        }
         for o in 0..<outer {
             for j in 0..<inner {
                 let px = x + o * n * inner + j
@@ -77,5 +81,44 @@ public enum SoftmaxOperator {
                 }
             }
         }
+    }
+
+    /// One contiguous row (the attention case: Softmax over the last axis): max and scaling eight
+    /// lanes at a time, exp per element. Same operations in the same order per element as the
+    /// strided loop, except the max, which is exact in any order; the sum is accumulated in eight
+    /// partial sums (a different rounding order, within float tolerance).
+    static func softmaxRowF32(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let raw = UnsafeRawPointer(x), out = UnsafeMutableRawPointer(y)
+        var mv = SIMD8<Float>(repeating: -.infinity)
+        var k = 0
+        while k + 8 <= n {
+            mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self))
+            k += 8
+        }
+        var m = mv.max()
+        while k < n { m = Swift.max(m, x[k]); k += 1 }
+        var sums = SIMD8<Float>(repeating: 0)
+        k = 0
+        while k + 8 <= n {
+            var e = SIMD8<Float>()
+            for l in 0..<8 { e[l] = perch_expf(x[k + l] - m) }
+            out.storeBytes(of: e, toByteOffset: k * 4, as: SIMD8<Float>.self)
+            sums += e
+            k += 8
+        }
+        var sum = sums.sum()
+        while k < n {
+            let e = perch_expf(x[k] - m)
+            y[k] = e
+            sum += e
+            k += 1
+        }
+        let r = SIMD8<Float>(repeating: 1 / sum)
+        k = 0
+        while k + 8 <= n {
+            out.storeBytes(of: out.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self) * r, toByteOffset: k * 4, as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < n { y[k] *= r[0]; k += 1 }
     }
 }

@@ -64,4 +64,29 @@ final class PoolingTests: XCTestCase {
         XCTAssertThrowsError(try runSingleNode(.maxPool, inputs: [("x", x1d)]))
         XCTAssertThrowsError(try runSingleNode(.averagePool, inputs: [("x", Tensor(shape: [1, 1, 2], values: [1, 2] as [UInt8]))], attributes: ["kernel_shape": .ints([2])]))
     }
+
+    /// The float32 2-D MaxPool fast path (no Indices output) equals the general kernel (taken
+    /// when Indices is asked for) bit for bit: 2×2/2 and 3×3/2 with pads, ceil mode, widths that
+    /// use the 8-wide body and its edges, 3×3/1, and NaNs in and out of the first tap.
+    func testMaxPool2DFastPathMatchesTheGeneralKernel() throws {
+        var rng = TestRandom(seed: 9)
+        let cases: [([Int], [String: Attribute])] = [
+            ([1, 3, 8, 40], ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
+            ([2, 2, 9, 41], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+            ([1, 2, 13, 37], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+            ([1, 2, 7, 35], ["kernel_shape": .ints([2, 3]), "strides": .ints([2, 2]), "pads": .ints([0, 2, 1, 1])]),
+            ([1, 1, 6, 19], ["kernel_shape": .ints([3, 3]), "strides": .ints([1, 1]), "pads": .ints([1, 1, 1, 1])]),
+        ]
+        for (shape, attrs) in cases {
+            var v = rng.floats(elementCount(shape))
+            v[0] = .nan
+            v[5] = .nan
+            v[elementCount(shape) / 2] = .nan
+            let x = floats(shape, v)
+            let fast = try runSingleNode(.maxPool, inputs: [("x", x)], attributes: attrs)[0]
+            let general = try runSingleNode(.maxPool, inputs: [("x", x)], outputs: ["y", "i"], attributes: attrs)[0]
+            XCTAssertEqual(fast.shape, general.shape)
+            XCTAssertEqual(fast.bytes, general.bytes, "\(shape) \(attrs)")
+        }
+    }
 }

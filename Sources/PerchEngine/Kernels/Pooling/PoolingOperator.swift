@@ -42,6 +42,10 @@ public enum PoolingOperator {
         if wantIndices { outputs.append(TensorDesc(dtype: .i64, shape: y.shape)) }
         let params = p
         switch x.dtype {
+        case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
+            return PreparedOp(outputs: outputs) { args in
+                maxPool2DF32(params, x: UnsafePointer(args.input(0).pointer(as: Float.self)), y: args.output(0).pointer(as: Float.self))
+            }
         case .f32:
             return PreparedOp(outputs: outputs) { args in
                 poolKernel(params, x: UnsafePointer(args.input(0).pointer(as: Float.self)), y: args.output(0).pointer(as: Float.self),

@@ -68,6 +68,11 @@ final class ConvTests: XCTestCase {
             let fast = runPrepared(try ConvOperator.prepareConv(ctx, reference: false), [x, w, b])
             let ref = runPrepared(try ConvOperator.prepareConv(ctx, reference: true), [x, w, b])
             assertClose(fast[0], ref[0], rtol: 1e-4, atol: 1e-4)
+            // Weights only known at run time: packed on every run instead of once at prepare.
+            let runtimeWeights = OpContext(node: ctx.node, inputs: [x, w, b].map { $0.map { TensorDesc(dtype: $0.dtype, shape: $0.shape) } },
+                                           knownValues: [x, nil, b])
+            let unpacked = runPrepared(try ConvOperator.prepareConv(runtimeWeights, reference: false), [x, w, b])
+            XCTAssertEqual(unpacked[0].bytes, fast[0].bytes, "\(cfg.x) \(cfg.w)")
         }
     }
 

@@ -41,6 +41,79 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Prepacked weights (A, B or both, also for a row or column block of the problem as a
+    /// thread computes it) give the same bits as packing on every call.
+    func testPrepackedOperandsMatchPackingPerCall() {
+        var rng = TestRandom(seed: 8)
+        for (m, n, k) in [(1, 1, 1), (7, 33, 5), (13, 40, 300), (130, 20, 257), (1, 2100, 64)] {
+            for (transA, transB) in [(false, false), (true, true)] {
+                let a = rng.floats(m * k), b = rng.floats(k * n)
+                let aRow = transA ? 1 : k, aCol = transA ? m : 1
+                let bRow = transB ? 1 : n, bCol = transB ? k : 1
+                var ws = [Float](repeating: .nan, count: sgemmWorkspaceCount(m: m, n: n, k: k))
+                var plain = [Float](repeating: 0, count: m * n)
+                sgemm(m: m, n: n, k: k, a: a, aRowStride: aRow, aColStride: aCol, b: b, bRowStride: bRow, bColStride: bCol,
+                      c: &plain, ldc: n, accumulate: false, workspace: &ws)
+                var pa = [Float](repeating: .nan, count: sgemmPackedACount(m: m, k: k))
+                var pb = [Float](repeating: .nan, count: sgemmPackedBCount(k: k, n: n))
+                sgemmPackA(m: m, k: k, a: a, aRowStride: aRow, aColStride: aCol, into: &pa)
+                sgemmPackB(k: k, n: n, b: b, bRowStride: bRow, bColStride: bCol, into: &pb)
+                pa.withUnsafeBufferPointer { pa in
+                    pb.withUnsafeBufferPointer { pb in
+                        for (useA, useB) in [(true, false), (false, true), (true, true)] {
+                            let packed = SGEMMPrepacked(a: useA ? pa.baseAddress : nil, m: m, b: useB ? pb.baseAddress : nil, n: n)
+                            var c = [Float](repeating: 0, count: m * n)
+                            sgemm(m: m, n: n, k: k, a: a, aRowStride: aRow, aColStride: aCol, b: b, bRowStride: bRow, bColStride: bCol,
+                                  c: &c, ldc: n, accumulate: false, workspace: &ws, packed: packed)
+                            XCTAssertEqual(c, plain, "\(m)×\(n)×\(k) A \(useA) B \(useB)")
+                        }
+                        // A thread's block: rows from 6 on (A), columns from 16 on (B).
+                        if m > 6 {
+                            var c = plain
+                            for i in (6 * n)..<(m * n) { c[i] = 0 }
+                            c.withUnsafeMutableBufferPointer { cb in
+                                sgemm(m: m - 6, n: n, k: k, a: a.withUnsafeBufferPointer { $0.baseAddress! } + 6 * aRow, aRowStride: aRow, aColStride: aCol,
+                                      b: b, bRowStride: bRow, bColStride: bCol, c: cb.baseAddress! + 6 * n, ldc: n, accumulate: false, workspace: &ws,
+                                      packed: SGEMMPrepacked(a: pa.baseAddress, m: m).rows(from: 6))
+                            }
+                            XCTAssertEqual(c, plain, "rows from 6 of \(m)×\(n)×\(k)")
+                        }
+                        if n > 16 {
+                            var c = plain
+                            for i in 0..<m { for j in 16..<n { c[i * n + j] = 0 } }
+                            c.withUnsafeMutableBufferPointer { cb in
+                                sgemm(m: m, n: n - 16, k: k, a: a, aRowStride: aRow, aColStride: aCol,
+                                      b: b.withUnsafeBufferPointer { $0.baseAddress! } + 16 * bCol, bRowStride: bRow, bColStride: bCol,
+                                      c: cb.baseAddress! + 16, ldc: n, accumulate: false, workspace: &ws,
+                                      packed: SGEMMPrepacked(b: pb.baseAddress, n: n).columns(from: 16))
+                            }
+                            XCTAssertEqual(c, plain, "columns from 16 of \(m)×\(n)×\(k)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gemm and MatMul with a constant weight (packed at prepare) give the bits they give when
+    /// the weight is a run-time input.
+    func testConstantWeightsGiveTheSameBitsAsInputs() throws {
+        var rng = TestRandom(seed: 21)
+        let a = floats([5, 37], rng.floats(5 * 37))
+        let bt = floats([40, 37], rng.floats(40 * 37))
+        let c = floats([40], rng.floats(40))
+        let attrs: [String: Attribute] = ["transB": .int(1), "alpha": .float(0.5)]
+        let asInput = try runSingleNode(.gemm, inputs: [("a", a), ("b", bt), ("c", c)], attributes: attrs)[0]
+        let asConstant = try runSingleNode(.gemm, inputs: [("a", a), ("b", bt), ("c", c)], constants: ["b": bt, "c": c], attributes: attrs)[0]
+        XCTAssertEqual(asConstant.bytes, asInput.bytes)
+        let x = floats([2, 3, 37], rng.floats(2 * 3 * 37))
+        let w = floats([37, 40], rng.floats(37 * 40))
+        let m1 = try runSingleNode(.matMul, inputs: [("x", x), ("w", w)])[0]
+        let m2 = try runSingleNode(.matMul, inputs: [("x", x), ("w", w)], constants: ["w": w])[0]
+        XCTAssertEqual(m1.shape, [2, 3, 40])
+        XCTAssertEqual(m2.bytes, m1.bytes)
+    }
+
     func testGemmTransposesAlphaBetaVectorBias() throws {
         // numpy: 0.5 * A.T @ B.T + 2.0 * C with C of shape [N]
         let a = floats([4, 3], [0.05, 1.8, -1.42, 1.79, -0.75, -0.31, 1.31, -0.36, 0.2, -1.89, 1.01, 0.15])

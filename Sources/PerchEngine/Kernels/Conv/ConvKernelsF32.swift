@@ -59,12 +59,14 @@ func im2colF32(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Int, col: U
 /// Conv as im2col + sgemm per (batch, group). `col` holds Cg·k × outSize floats unless
 /// `pointwise` (then X is used directly as the column matrix). im2col is split over input
 /// channels and the GEMM over output columns/rows across the session's threads; `workspace`
-/// holds `slots` sgemm workspace slots.
+/// holds `slots` sgemm workspace slots. `packedW` is W packed per group by `sgemmPackA` (each
+/// group `packedGroupStride` floats), when the weights were constant at prepare.
 func convIm2colGemmF32(
     _ g: ConvGeometry, pointwise: Bool, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
     col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
-    args: KernelArgs, slots: Int
+    args: KernelArgs, slots: Int,
+    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup
@@ -94,7 +96,8 @@ func convIm2colGemmF32(
                 for m in 0..<mg { (yg + m * p).update(repeating: bias[grp * mg + m], count: p) }
             }
             sgemmParallel(args, slots: slots, m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
-                          b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace)
+                          b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace,
+                          packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg))
         }
     }
 }
@@ -297,7 +300,8 @@ func convTransposeGemmF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
     col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
-    args: KernelArgs, slots: Int
+    args: KernelArgs, slots: Int,
+    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup

@@ -95,6 +95,28 @@ public enum ConvOperator {
         let colFloats = pointwise ? 0 : rows * g.outSize
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
+        // Constant float32 weights: packed once here, not on every run.
+        if !wHalf, let wt = ctx.value(1), wt.dtype == .f32, wt.count == g.outChannels * rows {
+            let perGroup = sgemmPackedACount(m: g.outPerGroup, k: rows)
+            var packed = [Float](repeating: 0, count: perGroup * g.group)
+            wt.withUnsafeBufferPointer(of: Float.self) { src in
+                packed.withUnsafeMutableBufferPointer { dst in
+                    for grp in 0..<g.group {
+                        sgemmPackA(m: g.outPerGroup, k: rows, a: src.baseAddress! + grp * g.outPerGroup * rows, aRowStride: rows, aColStride: 1,
+                                   into: dst.baseAddress! + grp * perGroup)
+                    }
+                }
+            }
+            return PreparedOp(outputs: [out], scratchBytes: (colFloats + wsFloats) * 4) { args in
+                let scratch = args.scratch?.assumingMemoryBound(to: Float.self) ?? args.output(0).pointer(as: Float.self)
+                packed.withUnsafeBufferPointer { pw in
+                    convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                                      bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
+                                      col: scratch, workspace: scratch + colFloats, args: args, slots: slots,
+                                      packedW: pw.baseAddress, packedGroupStride: perGroup)
+                }
+            }
+        }
         return PreparedOp(outputs: [out], scratchBytes: (wFloats + colFloats + wsFloats) * 4) { args in
             let wp = convWeightsF32(args, half: wHalf)
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self) + wFloats

@@ -60,6 +60,24 @@ public enum GemmOperator {
         if ad.dtype == .f32 {
             let slots = ctx.threads
             let ws = sgemmParallelWorkspaceCount(m: m, n: n, k: k, slots: slots)
+            if let weights = packedWeightsB(ctx.value(1), k: k, n: n, rowStride: bRow, colStride: bCol) {
+                return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
+                    let a = UnsafePointer(args.input(0).pointer(as: Float.self))
+                    let y = args.output(0).pointer(as: Float.self)
+                    if useC {
+                        let c = args.input(2).pointer(as: Float.self)
+                        for i in 0..<m {
+                            for j in 0..<n { y[i * n + j] = beta * c[i * cRowStride + j * cColStride] }
+                        }
+                    }
+                    let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
+                    weights.withUnsafeBufferPointer { pb in
+                        sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
+                                      b: pb.baseAddress!, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp,
+                                      packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
+                    }
+                }
+            }
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
@@ -167,6 +185,18 @@ public enum GemmOperator {
             let mm = foldBatch ? batchCount * m : m
             let slots = ctx.threads
             let ws = sgemmParallelWorkspaceCount(m: mm, n: n, k: k, slots: slots)
+            if foldBatch, bd.rank == 2, let weights = packedWeightsB(ctx.value(1), k: k, n: n, rowStride: n, colStride: 1) {
+                return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
+                    let a = UnsafePointer(args.input(0).pointer(as: Float.self))
+                    let y = args.output(0).pointer(as: Float.self)
+                    let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
+                    weights.withUnsafeBufferPointer { pb in
+                        sgemmParallel(args, slots: slots, m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: pb.baseAddress!,
+                                      bRowStride: n, bColStride: 1, c: y, ldc: n, accumulate: false, workspace: wsp,
+                                      packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
+                    }
+                }
+            }
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
@@ -207,4 +237,17 @@ public enum GemmOperator {
             }
         }
     }
+}
+
+/// A constant float32 weight operand B (k×n with the given strides) packed once at prepare, or
+/// nil when B is only known at run time (or not float32, or empty).
+func packedWeightsB(_ value: Tensor?, k: Int, n: Int, rowStride: Int, colStride: Int) -> [Float]? {
+    guard let w = value, w.dtype == .f32, w.count == k * n, k > 0, n > 0 else { return nil }
+    var packed = [Float](repeating: 0, count: sgemmPackedBCount(k: k, n: n))
+    w.withUnsafeBufferPointer(of: Float.self) { src in
+        packed.withUnsafeMutableBufferPointer { dst in
+            sgemmPackB(k: k, n: n, b: src.baseAddress!, bRowStride: rowStride, bColStride: colStride, into: dst.baseAddress!)
+        }
+    }
+    return packed
 }

@@ -19,6 +19,7 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int,
     accumulate: Bool,
     workspace: UnsafeMutablePointer<Float>,
+    packed: SGEMMPrepacked = SGEMMPrepacked(),
     variant: Int32 = perch_sgemm_best()
 ) {
     if m <= 0 || n <= 0 { return }
@@ -43,7 +44,7 @@ public func sgemm(
         while pc < k {
             let kc = min(kcMax, k - pc)
             // Pack B[pc..<pc+kc, jc..<jc+nc] into column panels of nr, zero-padded.
-            for panel in 0..<ncPanels {
+            for panel in 0..<ncPanels where packed.b == nil {
                 let j0 = jc + panel * nr
                 let cols = min(nr, n - j0)
                 let dst = packB + panel * kc * nr
@@ -75,7 +76,7 @@ public func sgemm(
                 let mc = min(mcMax, m - ic)
                 let mcPanels = (mc + mr - 1) / mr
                 // Pack alpha * A[ic..<ic+mc, pc..<pc+kc] into row panels of mr, zero-padded.
-                for panel in 0..<mcPanels {
+                for panel in 0..<mcPanels where packed.a == nil {
                     let i0 = ic + panel * mr
                     let rows = min(mr, m - i0)
                     let dst = packA + panel * kc * mr
@@ -106,12 +107,12 @@ public func sgemm(
                 for jp in 0..<ncPanels {
                     let j0 = jc + jp * nr
                     let cols = min(nr, n - j0)
-                    let bp = UnsafePointer(packB + jp * kc * nr)
+                    let bp = packed.b.map { $0 + pc * packed.bColumns + (packed.bColumn0 + j0) * kc } ?? UnsafePointer(packB + jp * kc * nr)
                     for ip in 0..<mcPanels {
                         let i0 = ic + ip * mr
                         let rows = min(mr, m - i0)
-                        perch_sgemm_6x16(variant, kc, UnsafePointer(packA + ip * kc * mr), bp,
-                                         c + i0 * ldc + j0, ldc, rows, cols, add)
+                        let ap = packed.a.map { $0 + pc * packed.aRows + (packed.aRow0 + i0) * kc } ?? UnsafePointer(packA + ip * kc * mr)
+                        perch_sgemm_6x16(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add)
                     }
                 }
                 ic += mc
@@ -119,6 +120,102 @@ public func sgemm(
             pc += kc
         }
         jc += nc
+    }
+}
+
+/// Operands of `sgemm` packed ahead of time (constant weights: a Conv's W as A, a Gemm's or
+/// MatMul's weight as B), so a run does not repack them: packing a weight panel costs as much
+/// memory traffic as the multiply when the other side is thin (a 1-row FC input, a 5×5 feature
+/// map). Layout, for the whole matrix: for each k block of `SGEMMBlocking.kc(k)` rows starting
+/// at `pc`, every panel of `mr` rows of A (`nr` columns of B) in order, zero-padded — A's panel
+/// of rows `i0…` at `pc · aRows + i0 · kc`, B's panel of columns `j0…` at `pc · bColumns + j0 · kc`.
+/// `aRow0` / `bColumn0` say where a sub-problem (a thread's block) starts in the packed matrix.
+/// A prepacked A carries its own alpha (`sgemmPackA`'s); `sgemm`'s alpha then is not applied.
+public struct SGEMMPrepacked {
+    public var a: UnsafePointer<Float>?
+    /// Rows of packed A, rounded up to `mr`.
+    public var aRows = 0
+    public var aRow0 = 0
+    public var b: UnsafePointer<Float>?
+    /// Columns of packed B, rounded up to `nr`.
+    public var bColumns = 0
+    public var bColumn0 = 0
+
+    public init(a: UnsafePointer<Float>? = nil, m: Int = 0, b: UnsafePointer<Float>? = nil, n: Int = 0) {
+        self.a = a
+        self.aRows = (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr * SGEMMBlocking.mr
+        self.b = b
+        self.bColumns = (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr * SGEMMBlocking.nr
+    }
+
+    /// The same operands for the sub-problem starting at row `i` (a multiple of `mr`).
+    public func rows(from i: Int) -> SGEMMPrepacked {
+        var p = self
+        p.aRow0 += i
+        return p
+    }
+
+    /// The same operands for the sub-problem starting at column `j` (a multiple of `nr`).
+    public func columns(from j: Int) -> SGEMMPrepacked {
+        var p = self
+        p.bColumn0 += j
+        return p
+    }
+}
+
+/// Floats `sgemmPackA` writes for an m×k A.
+public func sgemmPackedACount(m: Int, k: Int) -> Int {
+    (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr * SGEMMBlocking.mr * Swift.max(k, 0)
+}
+
+/// Floats `sgemmPackB` writes for a k×n B.
+public func sgemmPackedBCount(k: Int, n: Int) -> Int {
+    (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr * SGEMMBlocking.nr * Swift.max(k, 0)
+}
+
+/// Packs alpha·op(A) (m×k, strides as for `sgemm`) in `SGEMMPrepacked`'s layout.
+public func sgemmPackA(m: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
+                       into dst: UnsafeMutablePointer<Float>) {
+    let mr = SGEMMBlocking.mr
+    let rowsPadded = (m + mr - 1) / mr * mr
+    let kcMax = SGEMMBlocking.kc(k)
+    var pc = 0
+    while pc < k {
+        let kc = Swift.min(kcMax, k - pc)
+        var i0 = 0
+        while i0 < rowsPadded {
+            let panel = dst + pc * rowsPadded + i0 * kc
+            for p in 0..<kc {
+                for r in 0..<mr {
+                    panel[p * mr + r] = i0 + r < m ? alpha * a[(i0 + r) * aRowStride + (pc + p) * aColStride] : 0
+                }
+            }
+            i0 += mr
+        }
+        pc += kc
+    }
+}
+
+/// Packs op(B) (k×n, strides as for `sgemm`) in `SGEMMPrepacked`'s layout.
+public func sgemmPackB(k: Int, n: Int, b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
+                       into dst: UnsafeMutablePointer<Float>) {
+    let nr = SGEMMBlocking.nr
+    let colsPadded = (n + nr - 1) / nr * nr
+    let kcMax = SGEMMBlocking.kc(k)
+    var pc = 0
+    while pc < k {
+        let kc = Swift.min(kcMax, k - pc)
+        var j0 = 0
+        while j0 < colsPadded {
+            let panel = dst + pc * colsPadded + j0 * kc
+            for p in 0..<kc {
+                for j in 0..<nr {
+                    panel[p * nr + j] = j0 + j < n ? b[(pc + p) * bRowStride + (j0 + j) * bColStride] : 0
+                }
+            }
+            j0 += nr
+        }
+        pc += kc
     }
 }
 
@@ -162,7 +259,8 @@ public func sgemmParallel(
     b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int,
     accumulate: Bool,
-    workspace: UnsafeMutablePointer<Float>
+    workspace: UnsafeMutablePointer<Float>,
+    packed: SGEMMPrepacked = SGEMMPrepacked()
 ) {
     var parts = Swift.min(args.threads, slots)
     if m * n * k < 65536 { parts = 1 }
@@ -171,7 +269,8 @@ public func sgemmParallel(
     parts = Swift.min(parts, units)
     if parts <= 1 {
         sgemm(m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
-              b: b, bRowStride: bRowStride, bColStride: bColStride, c: c, ldc: ldc, accumulate: accumulate, workspace: workspace)
+              b: b, bRowStride: bRowStride, bColStride: bColStride, c: c, ldc: ldc, accumulate: accumulate, workspace: workspace,
+              packed: packed)
         return
     }
     let slot = sgemmWorkspaceCount(m: m, n: n, k: k)
@@ -182,13 +281,13 @@ public func sgemmParallel(
             if r.isEmpty { return }
             sgemm(m: m, n: r.count, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
                   b: b + r.lowerBound * bColStride, bRowStride: bRowStride, bColStride: bColStride,
-                  c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws)
+                  c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.columns(from: r.lowerBound))
         } else {
             let r = splitRange(m, parts: parts, part: i, align: SGEMMBlocking.mr)
             if r.isEmpty { return }
             sgemm(m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * aRowStride, aRowStride: aRowStride, aColStride: aColStride,
                   b: b, bRowStride: bRowStride, bColStride: bColStride,
-                  c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws)
+                  c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.rows(from: r.lowerBound))
         }
     }
 }

@@ -226,6 +226,22 @@ func convDepthwise3x3S1F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: Unsa
             UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
             ow += 8
         }
+        // Interior columns left over: the vector body's arithmetic, one lane at a time.
+        let q0 = a0 - pW, q1 = a1 - pW, q2 = a2 - pW
+        while ow < hi {
+            var v = bias
+            v += k00[0] * q0[ow]
+            v += k01[0] * q0[ow + 1]
+            v += k02[0] * q0[ow + 2]
+            v += k10[0] * q1[ow]
+            v += k11[0] * q1[ow + 1]
+            v += k12[0] * q1[ow + 2]
+            v += k20[0] * q2[ow]
+            v += k21[0] * q2[ow + 1]
+            v += k22[0] * q2[ow + 2]
+            yrow[ow] = v
+            ow += 1
+        }
         while ow < outW { yrow[ow] = edge(ow); ow += 1 }
     }
 }
@@ -289,6 +305,22 @@ func convDepthwise3x3S2F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: Unsa
             s += k22 * y2.evenHalf
             UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
             ow += 8
+        }
+        // Interior columns left over: the vector body's arithmetic, one lane at a time.
+        while ow < hi {
+            let i = 2 * ow - pW
+            var v = bias
+            v += k00[0] * a0[i]
+            v += k01[0] * a0[i + 1]
+            v += k02[0] * a0[i + 2]
+            v += k10[0] * a1[i]
+            v += k11[0] * a1[i + 1]
+            v += k12[0] * a1[i + 2]
+            v += k20[0] * a2[i]
+            v += k21[0] * a2[i + 1]
+            v += k22[0] * a2[i + 2]
+            yrow[ow] = v
+            ow += 1
         }
         while ow < outW { yrow[ow] = edge(ow); ow += 1 }
     }

@@ -62,7 +62,7 @@ struct OptimizeCommand: ParsableCommand {
             throw CLIError(.badInput, "--labels needs --eval", hint: "pass the dataset the labels belong to with --eval")
         }
         let deviceProfile = try ProfileLoader().load(nameOrFile: profile)
-        let graph = try ModelLoading.load(model)
+        let graph = try ModelLoading.load(model, foldBatchNorm: false)
         var options = OptimizeOptions()
         options.method = method
         options.biasCorrection = biasCorrection

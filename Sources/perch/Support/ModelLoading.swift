@@ -1,11 +1,13 @@
 import Foundation
 import PerchGraph
 import PerchONNX
+import PerchOptimize
 
 /// Loads a model given on the command line: an ONNX file or a `.perchm` file, told apart by
-/// content (the `.perchm` magic), not by extension.
+/// content (the `.perchm` magic), not by extension. ONNX models get BatchNorm folding.
 enum ModelLoading {
-    static func load(_ path: String) throws -> Graph {
+    /// `foldBatchNorm: false` keeps the graph as exported (`perch optimize` folds and reports it).
+    static func load(_ path: String, foldBatchNorm: Bool = true) throws -> Graph {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CLIError(.badInput, "model '" + path + "' does not exist", hint: "check the path")
         }
@@ -21,7 +23,12 @@ enum ModelLoading {
             }
         }
         let base = (path as NSString).deletingLastPathComponent
-        return try ONNXImporter.importModel(data: data, path: path, baseDirectory: base.isEmpty ? "." : base)
+        var graph = try ONNXImporter.importModel(data: data, path: path, baseDirectory: base.isEmpty ? "." : base)
+        // Inference BatchNormalization after a Conv/Gemm with constant parameters is folded into
+        // its weights, as ONNX Runtime does at session start: exports from training frameworks
+        // keep BN as a separate pass over every activation.
+        if foldBatchNorm { _ = try Simplifier.simplify(&graph, passes: [BatchNormFolding(), DeadNodeRemoval()]) }
+        return graph
     }
 
     /// The model's display name: its graph name, else the file name without extension.

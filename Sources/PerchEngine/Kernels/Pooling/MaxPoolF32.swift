@@ -56,6 +56,20 @@ func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutable
                 UnsafeMutableRawPointer(yrow + ow).storeBytes(of: acc, as: SIMD8<Float>.self)
                 ow += 8
             }
+            // Whole windows left over: the first tap, then "replace when greater", no bounds.
+            while ow < hi {
+                let sw = ow * g.sW - g.pW
+                var best = xp[(sh + h0) * g.inW + sw]
+                for kh in h0..<h1 {
+                    let row = xp + (sh + kh) * g.inW + sw
+                    for kw in 0..<g.kW where kh != h0 || kw != 0 {
+                        let v = row[kw]
+                        if v > best { best = v }
+                    }
+                }
+                yrow[ow] = best
+                ow += 1
+            }
             while ow < g.outW { yrow[ow] = one(ow); ow += 1 }
         }
     }

@@ -84,8 +84,8 @@ final class Int8Tests: XCTestCase {
         let cases: [(c: Int, m: Int, k: Int, group: Int, stride: Int, pad: Int, xType: DType)] = [
             (3, 8, 3, 1, 2, 1, .u8), (16, 24, 1, 1, 1, 0, .i8), (8, 8, 3, 8, 1, 1, .i8), (8, 8, 3, 8, 2, 1, .u8), (4, 6, 3, 2, 1, 1, .u8),
         ]
-        for t in cases {
-            let h = 7, w = 6
+        // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
+        for (h, w) in [(7, 6), (19, 37)] { for t in cases {
             let x = Tensor(dtype: t.xType, shape: [1, t.c, h, w], bytes: (0..<(t.c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let cg = t.c / t.group
             let wt = Tensor(dtype: .i8, shape: [t.m, cg, t.k, t.k], bytes: (0..<(t.m * cg * t.k * t.k)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 255) })
@@ -123,7 +123,7 @@ final class Int8Tests: XCTestCase {
                     XCTAssertEqual(Int32(gv[(oc * oh + y) * ow + xx]), want, "case \(t) oc=\(oc) y=\(y) x=\(xx)")
                 } }
             }
-        }
+        } }
     }
 
     func testLookupTableMatchesDequantizeFunctionQuantize() {

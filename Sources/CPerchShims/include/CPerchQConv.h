@@ -1,0 +1,305 @@
+#ifndef CPERCH_QCONV_H
+#define CPERCH_QCONV_H
+// int8 convolution pieces for NCHW tensors (PerchEngine's QConvOperator):
+//
+// - perch_qrequant_row_*: gemmlowp/TFLite fixed-point requantization of a row of int32
+//   accumulators that share one multiplier (one output channel), clamped and narrowed to 8 bits.
+//   The SIMD paths compute exactly the scalar arithmetic (64-bit products, the same roundings),
+//   so every ISA writes the same bytes.
+// - perch_interleave4: packs K rows of P activation bytes into the "K4" layout [K/4][P][4] (four
+//   consecutive k of one pixel in one 32-bit word), zero-padding rows and pixels.
+// - perch_qconv_k4_*: C[n][p] = sum_k W[n][k] * X[k][p] with X in the K4 layout (uint8) and W
+//   rows (int8, K padded to 4 with zeros): output channels × pixels, so the result is NCHW.
+// - perch_qdw_row_*: one output row of a depthwise convolution: acc[x] += sum_t w[t] * row_t[x].
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+/// gemmlowp SaturatingRoundingDoublingHighMul.
+static inline int32_t perch_srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/// gemmlowp RoundingDivideByPOT.
+static inline int32_t perch_rdpot(int32_t x, int e) {
+    if (e <= 0) return x;
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t rem = x & mask;
+    int32_t thr = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (rem > thr ? 1 : 0);
+}
+
+/// TFLite MultiplyByQuantizedMultiplier + zero point + clamp.
+static inline int32_t perch_requant1(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int64_t s = (int64_t)acc << left;
+    int32_t x = s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+    int32_t v = perch_rdpot(perch_srdhm(x, mult), right) + zp;
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/// out[i] = requant(acc[i] + add) for i < n (scalar reference).
+static inline void perch_qrequant_row_scalar(const int32_t *acc, size_t n, int32_t add, int32_t mult, int32_t shift,
+                                             int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
+}
+
+/// Scalar reference of the K4 conv GEMM. X: [K4][ldx][4] bytes; W: N rows of 4*K4 int8 (stride ldw);
+/// C: N rows of P int32 (stride ldc).
+static inline void perch_qconv_k4_scalar(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx, const int8_t *W,
+                                         size_t ldw, int32_t *C, size_t ldc) {
+    for (size_t n = 0; n < N; n++) {
+        const int8_t *w = W + n * ldw;
+        int32_t *c = C + n * ldc;
+        for (size_t p = 0; p < P; p++) c[p] = 0;
+        for (size_t k4 = 0; k4 < K4; k4++) {
+            const uint8_t *x = X + k4 * ldx * 4;
+            int32_t w0 = w[4 * k4], w1 = w[4 * k4 + 1], w2 = w[4 * k4 + 2], w3 = w[4 * k4 + 3];
+            for (size_t p = 0; p < P; p++)
+                c[p] += x[4 * p] * w0 + x[4 * p + 1] * w1 + x[4 * p + 2] * w2 + x[4 * p + 3] * w3;
+        }
+    }
+}
+
+/// Scalar reference of a depthwise row: acc[x] += sum_t w[t] * rows[t][x * step], x < n.
+static inline void perch_qdw_row_scalar(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                        int32_t *acc) {
+    for (size_t t = 0; t < taps; t++) {
+        const uint8_t *r = rows[t];
+        int32_t wt = w[t];
+        for (size_t x = 0; x < n; x++) acc[x] += (int32_t)r[x] * wt;
+    }
+}
+
+/// dst[k4][p][j] = src[(4*k4+j)*srcStride + p] ^ flip for k < K, p < P; zeros for k in K..<4*K4
+/// and p in P..<Pp.
+static inline void perch_interleave4_scalar(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp,
+                                            uint8_t flip, uint8_t *dst) {
+    size_t K4 = (K + 3) / 4;
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * Pp * 4;
+        for (size_t j = 0; j < 4; j++) {
+            size_t k = 4 * k4 + j;
+            if (k < K) {
+                const uint8_t *s = src + k * srcStride;
+                for (size_t p = 0; p < P; p++) d[4 * p + j] = s[p] ^ flip;
+            } else {
+                for (size_t p = 0; p < P; p++) d[4 * p + j] = 0;
+            }
+        }
+        memset(d + 4 * P, 0, 4 * (Pp - P));
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// SSE2 interleave (x86-64 baseline): 16 pixels of 4 rows per step.
+static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp,
+                                     uint8_t flip, uint8_t *dst) {
+    size_t K4 = (K + 3) / 4;
+    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * Pp * 4;
+        const uint8_t *r[4];
+        int live[4];
+        for (int j = 0; j < 4; j++) {
+            size_t k = 4 * k4 + j;
+            live[j] = k < K;
+            r[j] = live[j] ? src + k * srcStride : NULL;
+        }
+        size_t p = 0;
+        for (; p + 16 <= P; p += 16) {
+            __m128i a = live[0] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[0] + p)), f) : z;
+            __m128i b = live[1] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[1] + p)), f) : z;
+            __m128i c = live[2] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[2] + p)), f) : z;
+            __m128i e = live[3] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[3] + p)), f) : z;
+            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+            _mm_storeu_si128((__m128i *)(d + 4 * p), _mm_unpacklo_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 16), _mm_unpackhi_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 32), _mm_unpacklo_epi16(ab1, ce1));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 48), _mm_unpackhi_epi16(ab1, ce1));
+        }
+        for (; p < P; p++)
+            for (int j = 0; j < 4; j++) d[4 * p + j] = live[j] ? (uint8_t)(r[j][p] ^ flip) : 0;
+        memset(d + 4 * P, 0, 4 * (Pp - P));
+    }
+}
+
+#define PERCH_AVX512_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f,avx512vl,avx512dq")))
+
+/// 16 lanes of perch_requant1 with one multiplier.
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int left, int right, __m512i vmult,
+                                                                 __m512i vzp, __m512i vlo, __m512i vhi) {
+    if (left > 0) {
+        __m512i hiT = _mm512_set1_epi32(INT32_MAX >> left), loT = _mm512_set1_epi32(INT32_MIN >> left);
+        __mmask16 over = _mm512_cmpgt_epi32_mask(x, hiT), under = _mm512_cmplt_epi32_mask(x, loT);
+        x = _mm512_sllv_epi32(x, _mm512_set1_epi32(left));
+        x = _mm512_mask_mov_epi32(x, over, _mm512_set1_epi32(INT32_MAX));
+        x = _mm512_mask_mov_epi32(x, under, _mm512_set1_epi32(INT32_MIN));
+    }
+    // srdhm: the multiplier is >= 0, so INT32_MIN * INT32_MIN cannot happen.
+    const __m512i pos = _mm512_set1_epi64(1 << 30), neg = _mm512_set1_epi64(1 - (1 << 30));
+    const __m512i bias = _mm512_set1_epi64(((int64_t)1 << 31) - 1), zero = _mm512_setzero_si512();
+    __m512i pe = _mm512_mul_epi32(x, vmult);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult);
+    pe = _mm512_add_epi64(pe, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(pe, zero), pos, neg));
+    po = _mm512_add_epi64(po, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(po, zero), pos, neg));
+    pe = _mm512_srai_epi64(_mm512_mask_add_epi64(pe, _mm512_cmplt_epi64_mask(pe, zero), pe, bias), 31);
+    po = _mm512_srai_epi64(_mm512_mask_add_epi64(po, _mm512_cmplt_epi64_mask(po, zero), po, bias), 31);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    if (right > 0) {
+        __m512i mask = _mm512_set1_epi32((int32_t)(((int64_t)1 << right) - 1));
+        __m512i rem = _mm512_and_si512(y, mask);
+        __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
+        y = _mm512_srai_epi32(y, (unsigned)right);
+        y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
+    }
+    y = _mm512_add_epi32(y, vzp);
+    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+}
+
+PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *acc, size_t n, int32_t add, int32_t mult,
+                                                                 int32_t shift, int32_t zp, int32_t lo, int32_t hi,
+                                                                 uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const __m512i vmult = _mm512_set1_epi64(mult), vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo),
+                  vhi = _mm512_set1_epi32(hi), vadd = _mm512_set1_epi32(add);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vadd);
+        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(perch_requant16_avx512(x, left, right, vmult, vzp, vlo, vhi)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vadd);
+        _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(perch_requant16_avx512(x, left, right, vmult, vzp, vlo, vhi)));
+    }
+}
+
+/// VNNI K4 conv GEMM: tiles of 8 output channels × 32 pixels (16 accumulators). P tails are
+/// masked; X must be readable for P pixels per k4 row.
+PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                           const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    size_t p = 0;
+    for (; p < P; p += 32) {
+        size_t left = P - p;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        const uint8_t *xp = X + p * 4;
+        size_t n = 0;
+        for (; n + 8 <= N; n += 8) {
+            const int8_t *w = W + n * ldw;
+            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+                    a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const uint8_t *x = xp + k4 * ldx * 4;
+                __m512i x0 = _mm512_maskz_loadu_epi32(m0, x), x1 = _mm512_maskz_loadu_epi32(m1, x + 64);
+                const int8_t *wk = w + 4 * k4;
+                __m512i b;
+#define PERCH_VNNI_ROW(r, c0, c1)                                             \
+    b = _mm512_set1_epi32(*(const int32_t *)(const void *)(wk + (r) * ldw)); \
+    c0 = _mm512_dpbusd_epi32(c0, x0, b);                                      \
+    c1 = _mm512_dpbusd_epi32(c1, x1, b);
+                PERCH_VNNI_ROW(0, a00, a01) PERCH_VNNI_ROW(1, a10, a11) PERCH_VNNI_ROW(2, a20, a21)
+                PERCH_VNNI_ROW(3, a30, a31) PERCH_VNNI_ROW(4, a40, a41) PERCH_VNNI_ROW(5, a50, a51)
+                PERCH_VNNI_ROW(6, a60, a61) PERCH_VNNI_ROW(7, a70, a71)
+            }
+            int32_t *c = C + n * ldc + p;
+#define PERCH_VNNI_STORE(r, c0, c1)                                  \
+    _mm512_mask_storeu_epi32(c + (r) * ldc, m0, c0);                 \
+    if (m1) _mm512_mask_storeu_epi32(c + (r) * ldc + 16, m1, c1);
+            PERCH_VNNI_STORE(0, a00, a01) PERCH_VNNI_STORE(1, a10, a11) PERCH_VNNI_STORE(2, a20, a21)
+            PERCH_VNNI_STORE(3, a30, a31) PERCH_VNNI_STORE(4, a40, a41) PERCH_VNNI_STORE(5, a50, a51)
+            PERCH_VNNI_STORE(6, a60, a61) PERCH_VNNI_STORE(7, a70, a71)
+        }
+        for (; n < N; n++) {
+            const int8_t *w = W + n * ldw;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const uint8_t *x = xp + k4 * ldx * 4;
+                __m512i b = _mm512_set1_epi32(*(const int32_t *)(const void *)(w + 4 * k4));
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_maskz_loadu_epi32(m0, x), b);
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_maskz_loadu_epi32(m1, x + 64), b);
+            }
+            int32_t *c = C + n * ldc + p;
+            _mm512_mask_storeu_epi32(c, m0, c0);
+            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
+        }
+    }
+#undef PERCH_VNNI_ROW
+#undef PERCH_VNNI_STORE
+}
+
+/// AVX-512 depthwise row: 16 outputs at a time, exact int32 products.
+PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const *rows, const int32_t *w, size_t taps,
+                                                            size_t n, int32_t *acc) {
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512i a = _mm512_loadu_si512(acc + x);
+        for (size_t t = 0; t < taps; t++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(rows[t] + x)));
+            a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
+        }
+        _mm512_storeu_si512(acc + x, a);
+    }
+    if (x < n) {
+        __mmask16 m = (__mmask16)((1u << (n - x)) - 1);
+        __m512i a = _mm512_maskz_loadu_epi32(m, acc + x);
+        for (size_t t = 0; t < taps; t++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, rows[t] + x));
+            a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
+        }
+        _mm512_mask_storeu_epi32(acc + x, m, a);
+    }
+}
+
+/// AVX2 depthwise row: 8 outputs at a time.
+__attribute__((target("avx2"))) static inline void perch_qdw_row_avx2(const uint8_t *const *rows, const int32_t *w,
+                                                                       size_t taps, size_t n, int32_t *acc) {
+    size_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + x));
+        for (size_t t = 0; t < taps; t++) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(rows[t] + x)));
+            a = _mm256_add_epi32(a, _mm256_mullo_epi32(v, _mm256_set1_epi32(w[t])));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + x), a);
+    }
+    for (; x < n; x++)
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+}
+#else
+static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp, uint8_t flip,
+                                     uint8_t *dst) {
+    perch_interleave4_scalar(src, srcStride, K, P, Pp, flip, dst);
+}
+#endif  // __x86_64__
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+/// NEON depthwise row: 8 outputs at a time (u8 → s16 → s32 multiply-accumulate, exact).
+static inline void perch_qdw_row_neon(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                      int32_t *acc) {
+    size_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        int32x4_t a0 = vld1q_s32(acc + x), a1 = vld1q_s32(acc + x + 4);
+        for (size_t t = 0; t < taps; t++) {
+            int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[t] + x)));
+            int32x4_t wt = vdupq_n_s32(w[t]);
+            a0 = vmlaq_s32(a0, vmovl_s16(vget_low_s16(v)), wt);
+            a1 = vmlaq_s32(a1, vmovl_s16(vget_high_s16(v)), wt);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+    }
+    for (; x < n; x++)
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+}
+#endif
+
+#endif

@@ -1,0 +1,265 @@
+import CPerchShims
+import PerchGraph
+
+/// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h. `scalar` is the reference;
+/// `avx512` uses VNNI for the GEMM and AVX-512 for depthwise rows and requantization; `avx2` and
+/// `neon` have SIMD depthwise rows and scalar GEMM/requantization. All compute exact int32 sums and
+/// the same fixed-point requantization, so they agree bit for bit.
+enum QConvISA: Sendable {
+    case scalar, avx2, avx512, neon
+
+    static func from(_ isa: Int8ISA) -> QConvISA {
+        switch isa {
+        case .avx512vnni: return .avx512
+        case .avx2: return .avx2
+        case .neon, .neondot: return .neon
+        default: return .scalar
+        }
+    }
+
+    /// Requantizes `n` accumulators (plus `add`) of one output channel to bytes.
+    @inline(__always)
+    func requantRow(_ acc: UnsafePointer<Int32>, _ n: Int, add: Int32, _ q: QuantizedMultiplier, zp: Int32, lo: Int32, hi: Int32,
+                    _ out: UnsafeMutablePointer<UInt8>) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qrequant_row_avx512(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
+        #endif
+        perch_qrequant_row_scalar(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+    }
+
+    /// C[n][p] = Σ_k W[n][k]·X[k][p] (X in the K4 layout, row stride `ldx` pixels).
+    @inline(__always)
+    func convK4(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
+                c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qconv_k4_vnni(n, p, k4, x, ldx, w, ldw, c, ldc)
+            return
+        }
+        #endif
+        perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
+    }
+
+    @inline(__always)
+    func dwRow(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w: UnsafePointer<Int32>, taps: Int, n: Int, _ acc: UnsafeMutablePointer<Int32>) {
+        switch self {
+        #if arch(x86_64)
+        case .avx512: perch_qdw_row_avx512(rows, w, taps, n, acc)
+        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, acc)
+        #elseif arch(arm64)
+        case .neon: perch_qdw_row_neon(rows, w, taps, n, acc)
+        #endif
+        default: perch_qdw_row_scalar(rows, w, taps, n, acc)
+        }
+    }
+}
+
+enum QConvFast {
+    /// General / 1×1 2-D convolution (int8 weights without a zero point, 8-bit output) as
+    /// C[oc][pixels] = W · im2col(X), pixels in blocks, written straight into the NCHW output.
+    static func gemm(_ g: ConvGeometry, layers: [QLinearLayer], aIsI8: Bool, za: Int32, outDesc: TensorDesc, threads: Int,
+                     isa: QConvISA) -> PreparedOp {
+        let ocg = g.outPerGroup
+        let k = g.inPerGroup * g.kernelSize
+        let k4 = (k + 3) / 4
+        let ldw = layers[0].kp
+        let pointwise = g.kernelSize == 1 && g.sH == 1 && g.sW == 1 && g.pH == 0 && g.pW == 0 && g.outH == g.inH && g.outW == g.inW
+        let outSize = g.outSize
+        // Pixel block: the packed block (K4·4·Pb bytes) should stay in L2.
+        var pb = 32
+        while pb < 1024 && pb < outSize && k4 * 4 * pb * 2 <= 192 * 1024 { pb *= 2 }
+        let colBytes = pointwise ? 0 : MemoryPlannerAlign.up(k * pb)
+        let packBytes = MemoryPlannerAlign.up(k4 * 4 * pb)
+        let accBytes = MemoryPlannerAlign.up(ocg * pb * 4)
+        let slot = colBytes + packBytes + accBytes
+        let flip: UInt8 = aIsI8 ? 0x80 : 0
+        let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
+        let blocks = (outSize + pb - 1) / pb
+        let work = g.batch * g.group * blocks
+        return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let base = args.scratch!
+            let parts = Swift.min(args.threads, threads, work)
+            args.parallelFor(parts) { t in
+                let s = base + t * slot
+                let col = s.assumingMemoryBound(to: UInt8.self)
+                let pack = (s + colBytes).assumingMemoryBound(to: UInt8.self)
+                let acc = (s + colBytes + packBytes).assumingMemoryBound(to: Int32.self)
+                for item in splitRange(work, parts: parts, part: t) {
+                    let blk = item % blocks
+                    let gi = (item / blocks) % g.group
+                    let b = item / (blocks * g.group)
+                    let p0 = blk * pb
+                    let m = Swift.min(pb, outSize - p0)
+                    let xBase = src + (b * g.inChannels + gi * g.inPerGroup) * g.inSize
+                    if pointwise {
+                        perch_interleave4(xBase + p0, g.inSize, k, m, pb, flip, pack)
+                    } else {
+                        im2colRows(g, xBase, p0: p0, m: m, ld: pb, pad: padRaw, into: col)
+                        perch_interleave4(col, pb, k, m, pb, flip, pack)
+                    }
+                    let layer = layers[gi]
+                    layer.weights.withUnsafeBufferPointer { w in
+                        isa.convK4(n: ocg, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress!, ldw: ldw, c: acc, ldc: pb)
+                    }
+                    let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
+                    layer.columnTerm.withUnsafeBufferPointer { ct in
+                        layer.multipliers.withUnsafeBufferPointer { mu in
+                            for j in 0..<ocg {
+                                isa.requantRow(acc + j * pb, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi,
+                                               o + j * outSize)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col with rows = (c, kh, kw) and columns = output pixels p0..<p0+m (row stride `ld`),
+    /// raw input bytes; padded positions get `pad`.
+    @inline(__always)
+    static func im2colRows(_ g: ConvGeometry, _ x: UnsafePointer<UInt8>, p0: Int, m: Int, ld: Int, pad: UInt8,
+                           into dst: UnsafeMutablePointer<UInt8>) {
+        var row = 0
+        for c in 0..<g.inPerGroup {
+            let xc = x + c * g.inSize
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    let d = dst + row * ld
+                    row += 1
+                    var p = p0
+                    let end = p0 + m
+                    while p < end {
+                        let oh = p / g.outW
+                        let ow0 = p - oh * g.outW
+                        let n = Swift.min(g.outW - ow0, end - p)
+                        let dd = d + (p - p0)
+                        let ih = oh * g.sH - g.pH + kh * g.dH
+                        if ih < 0 || ih >= g.inH {
+                            dd.initialize(repeating: pad, count: n)
+                        } else {
+                            let xr = xc + ih * g.inW
+                            let off = kw * g.dW - g.pW
+                            if g.sW == 1 {
+                                // iw = ow + off: valid for ow in [-off, inW - off).
+                                let lo = Swift.min(Swift.max(-off - ow0, 0), n)
+                                let hi = Swift.max(Swift.min(g.inW - off - ow0, n), lo)
+                                if lo > 0 { dd.initialize(repeating: pad, count: lo) }
+                                if hi > lo { (dd + lo).update(from: xr + (ow0 + lo + off), count: hi - lo) }
+                                if n > hi { (dd + hi).initialize(repeating: pad, count: n - hi) }
+                            } else {
+                                for i in 0..<n {
+                                    let iw = (ow0 + i) * g.sW + off
+                                    dd[i] = iw >= 0 && iw < g.inW ? xr[iw] : pad
+                                }
+                            }
+                        }
+                        p += n
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise 2-D convolution (one input channel per group, channel multiplier 1): the channel
+    /// is copied once into zero-point-padded "phase planes" (plane r holds padded columns
+    /// r, r+sW, …), so every tap of an output row reads contiguous bytes.
+    static func depthwise(_ g: ConvGeometry, aIsI8: Bool, za: Int32, weights: [Int32], wZeros: [Int32], bias: [Int32]?,
+                          multipliers: [QuantizedMultiplier], zy: Int32, lo: Int32, hi: Int32, outDesc: TensorDesc, threads: Int,
+                          isa: QConvISA) -> PreparedOp {
+        let taps = g.kH * g.kW
+        let channels = g.outChannels
+        var wc = [Int32](repeating: 0, count: channels * taps)
+        var accInit = [Int32](repeating: 0, count: channels)
+        for c in 0..<channels {
+            var sum: Int32 = 0
+            for t in 0..<taps {
+                let v = weights[c * taps + t] - wZeros[c]
+                wc[c * taps + t] = v
+                sum &+= v
+            }
+            accInit[c] = (bias?[c] ?? 0) &- za &* sum
+        }
+        let hp = (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1
+        let wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
+        let planeW = (wp + g.sW - 1) / g.sW + 16  // + slack: SIMD rows may read a little past the end
+        let planeBytes = MemoryPlannerAlign.up(g.sW * hp * planeW)
+        let rowsBytes = MemoryPlannerAlign.up(taps * 8)
+        let accBytes = MemoryPlannerAlign.up(g.outW * 4)
+        let slot = planeBytes + rowsBytes + accBytes
+        let flip: UInt8 = aIsI8 ? 0x80 : 0
+        let padU8 = UInt8(truncatingIfNeeded: za)
+        let work = g.batch * channels
+        return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let base = args.scratch!
+            let parts = Swift.min(args.threads, threads, work)
+            args.parallelFor(parts) { t in
+                let s = base + t * slot
+                let planes = s.assumingMemoryBound(to: UInt8.self)
+                let rows = (s + planeBytes).assumingMemoryBound(to: UnsafePointer<UInt8>?.self)
+                let acc = (s + planeBytes + rowsBytes).assumingMemoryBound(to: Int32.self)
+                wc.withUnsafeBufferPointer { wAll in
+                    for item in splitRange(work, parts: parts, part: t) {
+                        let c = item % channels
+                        let x = src + item * g.inSize
+                        // Phase planes: plane r, padded row y, column j ↔ input (y − pH, r + j·sW − pW).
+                        for r in 0..<g.sW {
+                            for y in 0..<hp {
+                                let d = planes + (r * hp + y) * planeW
+                                let iy = y - g.pH
+                                if iy < 0 || iy >= g.inH {
+                                    d.initialize(repeating: padU8, count: planeW)
+                                    continue
+                                }
+                                let xr = x + iy * g.inW
+                                // column = r + j·sW − pW ∈ [0, inW)
+                                var jLo = 0
+                                while jLo < planeW && r + jLo * g.sW - g.pW < 0 { jLo += 1 }
+                                var jHi = jLo
+                                if g.sW == 1 {
+                                    jHi = Swift.min(planeW, g.inW + g.pW - r)
+                                    if jHi < jLo { jHi = jLo }
+                                    if flip == 0 {
+                                        (d + jLo).update(from: xr + (r + jLo - g.pW), count: jHi - jLo)
+                                    } else {
+                                        for j in jLo..<jHi { d[j] = xr[r + j - g.pW] ^ flip }
+                                    }
+                                } else {
+                                    while jHi < planeW && r + jHi * g.sW - g.pW < g.inW {
+                                        d[jHi] = xr[r + jHi * g.sW - g.pW] ^ flip
+                                        jHi += 1
+                                    }
+                                }
+                                if jLo > 0 { d.initialize(repeating: padU8, count: jLo) }
+                                if planeW > jHi { (d + jHi).initialize(repeating: padU8, count: planeW - jHi) }
+                            }
+                        }
+                        let w = wAll.baseAddress! + c * taps
+                        let o = dst + item * g.outSize
+                        for oh in 0..<g.outH {
+                            var tap = 0
+                            for kh in 0..<g.kH {
+                                let y = oh * g.sH + kh * g.dH
+                                for kw in 0..<g.kW {
+                                    let col = kw * g.dW
+                                    rows[tap] = UnsafePointer(planes + ((col % g.sW) * hp + y) * planeW + col / g.sW)
+                                    tap += 1
+                                }
+                            }
+                            acc.initialize(repeating: accInit[c], count: g.outW)
+                            isa.dwRow(rows, w, taps: taps, n: g.outW, acc)
+                            isa.requantRow(acc, g.outW, add: 0, multipliers[c], zp: zy, lo: lo, hi: hi, o + oh * g.outW)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -96,3 +96,84 @@ final class QConvFastTests: XCTestCase {
         }
     }
 }
+
+/// The row-major (MatMul) int8 kernel and per-column requantization, and the constant folding
+/// that lets QDQ fusion see weights stored as QuantizeLinear(ConstantOfShape).
+final class QGemmFastTests: XCTestCase {
+    func testRowMajorGemmAndColumnRequantAreBitExactWithScalar() {
+        var rng = SplitMix(seed: 31)
+        let isas = Int8GEMM.availableISAs()
+        let paths: [QConvISA] = isas.contains(.avx512vnni) ? [.avx512] : []
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (4, 32, 64), (9, 45, 130), (17, 100, 33)] {
+            let k4 = (k + 3) / 4, lda = k4 * 4
+            var a = [UInt8](repeating: 0, count: m * lda)
+            for r in 0..<m { for i in 0..<k { a[r * lda + i] = UInt8(truncatingIfNeeded: rng.next()) } }
+            for i in 0..<k { a[i] = 255 }
+            let qs = (0..<n).map { j in QuantizedMultiplier(j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4) }
+            var layer = QLinearLayer(n: n, k: k, weight: { _, _ in Int32(Int8(truncatingIfNeeded: rng.next())) }, weightZero: { _ in 0 },
+                                     weightsAreU8: false, activationZero: 3, bias: { j in Int32(j * 11) - 50 },
+                                     multiplier: { j in j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4 },
+                                     outZero: 7, lo: 0, hi: 255, int32Output: false, isa: .scalar)
+            layer.packRowMajor()
+            var want = [UInt8](repeating: 0, count: m * n)
+            for r in 0..<m { for j in 0..<n {
+                var acc: Int32 = 0
+                for i in 0..<k { acc &+= Int32(a[r * lda + i]) * Int32(layer.weights[j * layer.kp + i]) }
+                want[r * n + j] = UInt8(requantize(acc &+ layer.columnTerm[j], qs[j], zeroPoint: 7, lo: 0, hi: 255))
+            } }
+            for isa in [QConvISA.scalar] + paths {
+                var acc = [Int32](repeating: 0, count: m * n)
+                var out = [UInt8](repeating: 0, count: m * n)
+                let sums = [Int32](repeating: 0, count: m)
+                a.withUnsafeBufferPointer { pa in acc.withUnsafeMutableBufferPointer { pc in out.withUnsafeMutableBufferPointer { po in
+                    sums.withUnsafeBufferPointer { ps in
+                        layer.runRowMajor(m: m, a: pa.baseAddress!, lda: lda, rowSums: ps.baseAddress!, acc: pc.baseAddress!,
+                                          out: po.baseAddress!, isa: isa)
+                    }
+                } } }
+                XCTAssertEqual(out, want, "\(isa) m=\(m) n=\(n) k=\(k)")
+            }
+        }
+    }
+
+    /// x → Q → DQ → Conv(DQ(Q(ConstantOfShape))) → Q → DQ: the weight chain is folded before fusion
+    /// (uint8 weights, so the pixel-sum correction runs), and the result matches fake-quant.
+    func testConstantOfShapeWeightsAreFoldedAndFused() throws {
+        let wShape = Tensor(shape: [4], values: [Int64(6), 3, 3, 3])
+        var fill = Attributes()
+        fill["value"] = .tensor(Tensor(shape: [1], values: [Float(0.02)]))
+        var conv = Attributes()
+        conv["pads"] = .ints([1, 1, 1, 1])
+        let graph = Graph(
+            name: "cos",
+            nodes: [
+                Node(name: "qx", op: .quantizeLinear, inputs: ["x", "xs", "xz"], outputs: ["xq"]),
+                Node(name: "dqx", op: .dequantizeLinear, inputs: ["xq", "xs", "xz"], outputs: ["xd"]),
+                Node(name: "cos", op: .constantOfShape, inputs: ["wshape"], outputs: ["wf"], attributes: fill),
+                Node(name: "qw", op: .quantizeLinear, inputs: ["wf", "ws", "wz"], outputs: ["wq"]),
+                Node(name: "dqw", op: .dequantizeLinear, inputs: ["wq", "ws", "wz"], outputs: ["wd"]),
+                Node(name: "conv", op: .conv, inputs: ["xd", "wd"], outputs: ["c"], attributes: conv),
+                Node(name: "qy", op: .quantizeLinear, inputs: ["c", "ys", "yz"], outputs: ["yq"]),
+                Node(name: "dqy", op: .dequantizeLinear, inputs: ["yq", "ys", "yz"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 3, 9, 21]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, 6, 9, 21]))],
+            initializers: [
+                "wshape": wShape, "xs": Tensor(shape: [], values: [Float(0.01)]), "xz": Tensor(shape: [], values: [UInt8(20)]),
+                "ws": Tensor(shape: [], values: [Float(0.0002)]), "wz": Tensor(shape: [], values: [UInt8(3)]),
+                "ys": Tensor(shape: [], values: [Float(0.004)]), "yz": Tensor(shape: [], values: [UInt8(10)]),
+            ])
+        var rng = SplitMix(seed: 9)
+        let x = Tensor(shape: [1, 3, 9, 21], values: (0..<(3 * 9 * 21)).map { _ in Float(rng.next() % 200) / 100 - 0.2 })
+        let fused = try Session(graph: graph)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .qLinearConv }.count, 1)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .constantOfShape || $0.op == .conv }.count, 0)
+        let got = try XCTUnwrap(try fused.run(["x": x])["y"]).floats
+        let want = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(fuseQuantized: false)).run(["x": x])["y"]).floats
+        XCTAssertEqual(got.count, want.count)
+        var worst: Float = 0
+        for i in 0..<got.count { worst = max(worst, abs(got[i] - want[i])) }
+        XCTAssertLessThanOrEqual(worst, 0.004 * 1.0001)
+        XCTAssertGreaterThan(want.max()!, 0.1)  // not all clamped
+    }
+}

@@ -59,6 +59,24 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertGreaterThan(count(g, .qLinearLookup), 0)
     }
 
+    /// MaxPool, Concat, nearest Resize between Q/DQ pairs of one scale run on the quantized bytes:
+    /// after fusion only the input's QuantizeLinear and the output's DequantizeLinear are left.
+    func testPoolConcatResizeQDQRunOnQuantizedBytes() throws {
+        let (s, g) = try steps(model: "tiny-pool-qdq.onnx", input: "tiny-pool-input.npy",
+                               expected: "tiny-pool-qdq-expected-ort.npy", inputName: "x")
+        XCTAssertLessThanOrEqual(s, 1.0001, "max difference in output quantization steps")
+        XCTAssertEqual(count(g, .quantizeLinear), 1)
+        XCTAssertEqual(count(g, .dequantizeLinear), 1)
+        XCTAssertEqual(count(g, .maxPool), 2)
+        XCTAssertEqual(count(g, .concat), 1)
+        XCTAssertEqual(count(g, .resize), 1)
+        XCTAssertEqual(count(g, .qLinearConv), 4)
+        // And the fused graph agrees with the same model run as fake-quant in float.
+        let (f, _) = try steps(model: "tiny-pool-qdq.onnx", input: "tiny-pool-input.npy",
+                               expected: "tiny-pool-qdq-expected-ort.npy", inputName: "x", options: SessionOptions(fuseQuantized: false))
+        XCTAssertLessThanOrEqual(f, 1.0001)
+    }
+
     func testCNNQDQFakeQuantAlsoAgrees() throws {
         let (s, g) = try steps(model: "tiny-cnn-qdq.onnx", input: "tiny-cnn-input.npy",
                                expected: "tiny-cnn-qdq-expected-ort.npy", inputName: "image",

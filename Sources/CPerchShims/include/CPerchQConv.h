@@ -94,6 +94,29 @@ static inline void perch_interleave4_scalar(const uint8_t *src, size_t srcStride
     }
 }
 
+/// Row-major int8 GEMM (MatMul layout), scalar reference: C[m][n] = sum_k A[m][k] * B[k][n] with A
+/// uint8 rows (stride lda, 4*K4 bytes each, zero padded) and B packed as [K4][ldb][4] int8 (ldb >= N).
+static inline void perch_qgemm_rm_scalar(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda, const int8_t *B,
+                                         size_t ldb, int32_t *C, size_t ldc) {
+    for (size_t m = 0; m < M; m++) {
+        const uint8_t *a = A + m * lda;
+        int32_t *c = C + m * ldc;
+        for (size_t n = 0; n < N; n++) c[n] = 0;
+        for (size_t k4 = 0; k4 < K4; k4++) {
+            const int8_t *b = B + k4 * ldb * 4;
+            int32_t a0 = a[4 * k4], a1 = a[4 * k4 + 1], a2 = a[4 * k4 + 2], a3 = a[4 * k4 + 3];
+            for (size_t n = 0; n < N; n++) c[n] += a0 * b[4 * n] + a1 * b[4 * n + 1] + a2 * b[4 * n + 2] + a3 * b[4 * n + 3];
+        }
+    }
+}
+
+/// out[j] = requant(acc[j] + add[j]) with one multiplier/shift per column (scalar reference).
+static inline void perch_qrequant_cols_scalar(const int32_t *acc, size_t n, const int32_t *add, const int32_t *mult,
+                                              const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    for (size_t j = 0; j < n; j++)
+        out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -233,6 +256,92 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, s
     }
 #undef PERCH_VNNI_ROW
 #undef PERCH_VNNI_STORE
+}
+
+/// VNNI row-major GEMM: tiles of 4 rows × 32 columns; B must be readable (zero padded) up to a
+/// multiple of 32 columns per k4 row.
+PERCH_AVX512_TARGET static inline void perch_qgemm_rm_vnni(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,
+                                                           const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+    for (size_t n = 0; n < N; n += 32) {
+        size_t left = N - n;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        const int8_t *bp = B + n * 4;
+        size_t m = 0;
+        for (; m + 4 <= M; m += 4) {
+            const uint8_t *a = A + m * lda;
+            __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const int8_t *b = bp + k4 * ldb * 4;
+                __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+                __m512i x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 4 * k4));
+                c00 = _mm512_dpbusd_epi32(c00, x, b0); c01 = _mm512_dpbusd_epi32(c01, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + lda + 4 * k4));
+                c10 = _mm512_dpbusd_epi32(c10, x, b0); c11 = _mm512_dpbusd_epi32(c11, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 2 * lda + 4 * k4));
+                c20 = _mm512_dpbusd_epi32(c20, x, b0); c21 = _mm512_dpbusd_epi32(c21, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 3 * lda + 4 * k4));
+                c30 = _mm512_dpbusd_epi32(c30, x, b0); c31 = _mm512_dpbusd_epi32(c31, x, b1);
+            }
+            int32_t *c = C + m * ldc + n;
+            _mm512_mask_storeu_epi32(c, m0, c00); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c01);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c10); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c11);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c20); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c21);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c30); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c31);
+        }
+        for (; m < M; m++) {
+            const uint8_t *a = A + m * lda;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const int8_t *b = bp + k4 * ldb * 4;
+                __m512i x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 4 * k4));
+                c0 = _mm512_dpbusd_epi32(c0, x, _mm512_loadu_si512(b));
+                c1 = _mm512_dpbusd_epi32(c1, x, _mm512_loadu_si512(b + 64));
+            }
+            int32_t *c = C + m * ldc + n;
+            _mm512_mask_storeu_epi32(c, m0, c0);
+            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
+        }
+    }
+}
+
+/// Per-column requantization, 16 columns at a time; every shift must be <= 0 (a right shift),
+/// which the caller checks (else it uses the scalar path).
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_cols_avx512(__m512i x, __m512i vmult, __m512i vright, __m512i vzp,
+                                                                      __m512i vlo, __m512i vhi) {
+    const __m512i pos = _mm512_set1_epi64(1 << 30), neg = _mm512_set1_epi64(1 - (1 << 30));
+    const __m512i bias = _mm512_set1_epi64(((int64_t)1 << 31) - 1), zero = _mm512_setzero_si512();
+    __m512i pe = _mm512_mul_epi32(x, vmult);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32));
+    pe = _mm512_add_epi64(pe, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(pe, zero), pos, neg));
+    po = _mm512_add_epi64(po, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(po, zero), pos, neg));
+    pe = _mm512_srai_epi64(_mm512_mask_add_epi64(pe, _mm512_cmplt_epi64_mask(pe, zero), pe, bias), 31);
+    po = _mm512_srai_epi64(_mm512_mask_add_epi64(po, _mm512_cmplt_epi64_mask(po, zero), po, bias), 31);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), vright), _mm512_set1_epi32(1));
+    __m512i rem = _mm512_and_si512(y, mask);
+    __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
+    y = _mm512_srav_epi32(y, vright);
+    y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
+    y = _mm512_add_epi32(y, vzp);
+    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+}
+
+/// `rshift` holds -shift (>= 0) per column.
+PERCH_AVX512_TARGET static inline void perch_qrequant_cols_avx512(const int32_t *acc, size_t n, const int32_t *add,
+                                                                  const int32_t *mult, const int32_t *rshift, int32_t zp,
+                                                                  int32_t lo, int32_t hi, uint8_t *out) {
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + j), _mm512_maskz_loadu_epi32(m, add + j));
+        __m512i y = perch_requant16_cols_avx512(x, _mm512_maskz_loadu_epi32(m, mult + j), _mm512_maskz_loadu_epi32(m, rshift + j),
+                                                vzp, vlo, vhi);
+        _mm_mask_storeu_epi8(out + j, m, _mm512_cvtepi32_epi8(y));
+    }
 }
 
 /// AVX-512 depthwise row: 16 outputs at a time, exact int32 products.

@@ -11,9 +11,11 @@ import PerchGraph
 /// - DQ(x) → MatMul(DQ(w)) / Gemm(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearMatMul
 /// - DQ(a), DQ(b) → Add | Mul → Q  ⇒ QLinearAdd | QLinearMul
 /// - DQ(x) → GlobalAveragePool → Q  ⇒ QLinearGlobalAveragePool
-/// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu → Q  ⇒ QLinearLookup
-/// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze → Q with the same scale and zero
-///   point ⇒ the op on the quantized tensor
+/// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu | Relu → Q  ⇒ QLinearLookup
+/// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze | MaxPool | Slice | Resize (nearest)
+///   → Q with the same scale and zero point ⇒ the op on the quantized tensor
+/// - DQ(x₁…xₙ) → Concat → Q ⇒ Concat of the quantized inputs (inputs with another scale first go
+///   through an identity QLinearLookup, i.e. are requantized)
 ///
 /// Requirements checked: weights and all scales/zero points are constants, activations are
 /// per-tensor, weights per-tensor or per output channel, the float intermediate has no other
@@ -28,10 +30,14 @@ public enum QDQFusion {
         }
         for output in graph.outputs { readers[output.name, default: 0] += 100 }
         var fusedOutputs: [String: Int] = [:]
+        // Nodes a rewrite needs before the fused node (requantizing Concat inputs).
+        var before: [Int: [Node]] = [:]
         for i in 0..<graph.nodes.count {
-            if let fused = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers) {
+            var extra = [Node]()
+            if let fused = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers, extra: &extra) {
                 graph.nodes[i] = fused
                 fusedOutputs[fused.outputs[0]] = i
+                if !extra.isEmpty { before[i] = extra }
             }
         }
         if fusedOutputs.isEmpty { return }
@@ -40,6 +46,7 @@ public enum QDQFusion {
         var kept = [Node]()
         for (i, node) in graph.nodes.enumerated() {
             if let out = node.outputs.first, let owner = fusedOutputs[out], owner != i { continue }
+            if let extra = before[i] { kept += extra }
             kept.append(node)
         }
         graph.nodes = kept
@@ -87,6 +94,14 @@ public enum QDQFusion {
         g.initializers[dq.scale]!.count == 1 && g.initializers[dq.zero]!.dtype != .i32
     }
 
+    /// The DequantizeLinear and the QuantizeLinear use one scale and zero point (same type): an
+    /// op that only moves or selects values (Reshape, MaxPool, Concat, nearest Resize, …) then
+    /// commutes with them and can run on the quantized bytes.
+    static func sameQuantization(_ x: DQ, _ q: Q, _ g: Graph) -> Bool {
+        g.initializers[x.scale] == g.initializers[q.scale] && g.initializers[x.zero]?.bytes == g.initializers[q.zero]?.bytes
+            && g.initializers[x.zero]?.dtype == g.initializers[q.zero]?.dtype
+    }
+
     static func scalar(_ name: String, _ g: Graph) -> Double { g.initializers[name]!.doubles[0] }
 
     /// Follows `name` through an optional Relu/Clip to its QuantizeLinear; returns the Q and the
@@ -127,7 +142,8 @@ public enum QDQFusion {
 
     // MARK: Rewrites
 
-    static func fuse(_ node: Node, graph g: inout Graph, producer: [String: Int], readers: [String: Int]) -> Node? {
+    static func fuse(_ node: Node, graph g: inout Graph, producer: [String: Int], readers: [String: Int],
+                     extra: inout [Node]) -> Node? {
         guard let out = node.outputs.first, !out.isEmpty else { return nil }
         var attrs = Attributes()
         if let o = node.attributes["_opset"] { attrs["_opset"] = o }
@@ -144,20 +160,44 @@ public enum QDQFusion {
                   let q = quantizedBy(r, g) else { return nil }
             return Node(name: node.name, op: .qLinearGlobalAveragePool, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
                         outputs: [q.output], attributes: attrs)
-        case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu:
+        case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu, .relu:
             guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
                   let q = quantizedBy(r, g) else { return nil }
             attrs["function"] = .string(node.op.rawValue)
             for key in ["alpha", "beta", "approximate"] { if let v = node.attributes[key] { attrs[key] = v } }
             return Node(name: node.name, op: .qLinearLookup, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
                         outputs: [q.output], attributes: attrs)
-        case .reshape, .flatten, .transpose, .squeeze, .unsqueeze:
+        case .reshape, .flatten, .transpose, .squeeze, .unsqueeze, .maxPool, .resize, .slice:
+            if node.op == .maxPool && node.outputs.count > 1 && !node.outputs[1].isEmpty { return nil }
+            if node.op == .resize && node.attributes.string("mode", default: "nearest") != "nearest" { return nil }
             guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
-                  let q = quantizedBy(r, g), g.initializers[x.scale] == g.initializers[q.scale],
-                  g.initializers[x.zero]?.bytes == g.initializers[q.zero]?.bytes,
-                  g.initializers[x.zero]?.dtype == g.initializers[q.zero]?.dtype else { return nil }
+                  let q = quantizedBy(r, g), sameQuantization(x, q, g) else { return nil }
             var n = node
             n.inputs[0] = x.input
+            n.outputs = [q.output]
+            return n
+        case .concat:
+            // Inputs quantized with another scale are first requantized to the output's by a
+            // 256-entry table (QLinearLookup of the identity: exactly DQ → Q).
+            guard !node.inputs.isEmpty, let r = soleReader(out, g, readers), let q = quantizedBy(r, g) else { return nil }
+            var n = node
+            var requantized = [Node]()
+            for (i, name) in node.inputs.enumerated() {
+                guard let x = dequantized(name, g, producer), isPerTensor(x, g) else { return nil }
+                if sameQuantization(x, q, g) {
+                    n.inputs[i] = x.input
+                } else {
+                    var la = Attributes()
+                    if let o = node.attributes["_opset"] { la["_opset"] = o }
+                    la["function"] = .string("Identity")
+                    var rq = q.output + "_requantized_" + String(i)
+                    while producer[rq] != nil || g.initializers[rq] != nil { rq += "_" }
+                    requantized.append(Node(name: node.name + "_requantize_" + String(i), op: .qLinearLookup,
+                                            inputs: [x.input, x.scale, x.zero, q.scale, q.zero], outputs: [rq], attributes: la))
+                    n.inputs[i] = rq
+                }
+            }
+            extra += requantized
             n.outputs = [q.output]
             return n
         default:

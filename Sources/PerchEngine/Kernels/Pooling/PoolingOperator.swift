@@ -41,6 +41,9 @@ public enum PoolingOperator {
         let wantIndices = ctx.node.op == .maxPool && ctx.node.outputs.count > 1 && !ctx.node.outputs[1].isEmpty
         if wantIndices { outputs.append(TensorDesc(dtype: .i64, shape: y.shape)) }
         let params = p
+        if isMax && !wantIndices && (x.dtype == .u8 || x.dtype == .i8) && p.g.inD == 1 && p.g.kD == 1 && p.g.outD == 1 {
+            return maxPool8(params, signed: x.dtype == .i8, outputs: outputs)
+        }
         switch x.dtype {
         case .f32:
             return PreparedOp(outputs: outputs) { args in
@@ -63,6 +66,40 @@ public enum PoolingOperator {
                 poolKernel(params, x: UnsafePointer(xs), y: ys, indices: wantIndices ? args.output(1).pointer(as: Int64.self) : nil)
                 let yv = args.output(0)
                 for i in 0..<outCount { yv.setDouble(i, ys[i]) }
+            }
+        }
+    }
+}
+
+/// MaxPool on 8-bit tensors (1-D/2-D, no indices) directly on the bytes: max commutes with
+/// (de)quantization, so a DequantizeLinear → MaxPool → QuantizeLinear with one scale runs here.
+func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc]) -> PreparedOp {
+    let g = p.g
+    let flip: UInt8 = signed ? 0x80 : 0
+    return PreparedOp(outputs: outputs) { args in
+        let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+        let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+        for c in 0..<(g.batch * g.inChannels) {
+            let x = src + c * g.inSize
+            let y = dst + c * g.outSize
+            for oh in 0..<g.outH {
+                let (h0, h1) = tapRange(start: oh * g.sH - g.pH, d: g.dH, kLen: g.kH, limit: g.inH)
+                for ow in 0..<g.outW {
+                    let (w0, w1) = tapRange(start: ow * g.sW - g.pW, d: g.dW, kLen: g.kW, limit: g.inW)
+                    var m: UInt8 = 0
+                    var kh = h0
+                    while kh < h1 {
+                        let row = x + (oh * g.sH - g.pH + kh * g.dH) * g.inW + ow * g.sW - g.pW
+                        var kw = w0
+                        while kw < w1 {
+                            let v = row[kw * g.dW] ^ flip
+                            if v > m { m = v }
+                            kw += 1
+                        }
+                        kh += 1
+                    }
+                    y[oh * g.outW + ow] = m ^ flip
+                }
             }
         }
     }

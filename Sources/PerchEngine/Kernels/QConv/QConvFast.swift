@@ -43,6 +43,33 @@ enum QConvISA: Sendable {
         perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
     }
 
+    /// Row-major C[m][n] = Σ_k A[m][k]·B[k][n], B in the K4 layout (`QLinearLayer.packRowMajor`).
+    @inline(__always)
+    func gemmRowMajor(m: Int, n: Int, k4: Int, a: UnsafePointer<UInt8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
+                      c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
+            return
+        }
+        #endif
+        perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
+    }
+
+    /// Requantizes one output row whose columns have their own multipliers.
+    @inline(__always)
+    func requantColumns(_ acc: UnsafePointer<Int32>, _ n: Int, add: UnsafePointer<Int32>, mult: UnsafePointer<Int32>,
+                        shift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>, allRight: Bool, zp: Int32, lo: Int32,
+                        hi: Int32, _ out: UnsafeMutablePointer<UInt8>) {
+        #if arch(x86_64)
+        if self == .avx512 && allRight {
+            perch_qrequant_cols_avx512(acc, n, add, mult, rightShift, zp, lo, hi, out)
+            return
+        }
+        #endif
+        perch_qrequant_cols_scalar(acc, n, add, mult, shift, zp, lo, hi, out)
+    }
+
     @inline(__always)
     func dwRow(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w: UnsafePointer<Int32>, taps: Int, n: Int, _ acc: UnsafeMutablePointer<Int32>) {
         switch self {
@@ -71,9 +98,23 @@ enum QConvFast {
         // Pixel block: the packed block (K4·4·Pb bytes) should stay in L2.
         var pb = 32
         while pb < 1024 && pb < outSize && k4 * 4 * pb * 2 <= 192 * 1024 { pb *= 2 }
+        // Weights with a zero point (uint8 weights): Σ(w − zw)·a needs Σa per pixel, which one
+        // more weight row of ones computes in the same GEMM.
+        let sums = layers[0].needsRowSums
+        let rowsN = sums ? ocg + 1 : ocg
+        var weights = [[Int8]]()
+        for layer in layers {
+            var w = layer.weights
+            if sums {
+                var ones = [Int8](repeating: 0, count: ldw)
+                for i in 0..<k { ones[i] = 1 }
+                w += ones
+            }
+            weights.append(w)
+        }
         let colBytes = pointwise ? 0 : MemoryPlannerAlign.up(k * pb)
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * pb)
-        let accBytes = MemoryPlannerAlign.up(ocg * pb * 4)
+        let accBytes = MemoryPlannerAlign.up(rowsN * pb * 4)
         let slot = colBytes + packBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
@@ -103,8 +144,17 @@ enum QConvFast {
                         perch_interleave4(col, pb, k, m, pb, flip, pack)
                     }
                     let layer = layers[gi]
-                    layer.weights.withUnsafeBufferPointer { w in
-                        isa.convK4(n: ocg, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress!, ldw: ldw, c: acc, ldc: pb)
+                    weights[gi].withUnsafeBufferPointer { w in
+                        isa.convK4(n: rowsN, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress!, ldw: ldw, c: acc, ldc: pb)
+                    }
+                    if sums {
+                        let pixelSums = acc + ocg * pb
+                        for j in 0..<ocg {
+                            let z = layer.weightZero[j]
+                            if z == 0 { continue }
+                            let a = acc + j * pb
+                            for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] }
+                        }
                     }
                     let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
                     layer.columnTerm.withUnsafeBufferPointer { ct in

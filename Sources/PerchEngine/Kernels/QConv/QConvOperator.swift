@@ -115,7 +115,7 @@ public enum QConvOperator {
                 bias: { j in bias?[gi * ocg + j] ?? 0 }, multiplier: { j in mult(gi * ocg + j) },
                 outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: isa))
         }
-        if flat && outType != .i32 && !layers[0].needsRowSums {
+        if flat && outType != .i32 {
             return QConvFast.gemm(g, layers: layers, aIsI8: aIsI8, za: za, outDesc: outDesc, threads: ctx.threads, isa: fastISA)
         }
         let kp = layers[0].kp

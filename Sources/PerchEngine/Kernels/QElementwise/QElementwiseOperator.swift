@@ -52,6 +52,45 @@ public enum QElementwiseOperator {
         let qb = QuantizedMultiplier(sb / twiceMax)
         let qAddOut = QuantizedMultiplier(twiceMax / (Double(1 << leftShift) * sy))
         let qMulOut = QuantizedMultiplier(sa * sb / sy)
+        @inline(__always)
+        func combine(_ x: UInt8, _ y: UInt8) -> UInt8 {
+            let xa = (aI8 ? Int32(Int8(bitPattern: x)) : Int32(x)) - za
+            let yb = (bI8 ? Int32(Int8(bitPattern: y)) : Int32(y)) - zb
+            var v: Int32
+            if isAdd {
+                let s1 = multiplyByQuantizedMultiplier(xa << leftShift, qa)
+                let s2 = multiplyByQuantizedMultiplier(yb << leftShift, qb)
+                v = multiplyByQuantizedMultiplier(s1 &+ s2, qAddOut) &+ zy
+            } else {
+                v = multiplyByQuantizedMultiplier(xa &* yb, qMulOut) &+ zy
+            }
+            v = v < lo ? lo : (v > hi ? hi : v)
+            return UInt8(truncatingIfNeeded: v)
+        }
+        let count = shape.reduce(1, *)
+        if count >= 4096 {
+            // Every (a, b) byte pair, computed once with the same arithmetic: a 64 KiB table.
+            var table = [UInt8](repeating: 0, count: 65536)
+            for x in 0..<256 { for y in 0..<256 { table[x << 8 | y] = combine(UInt8(x), UInt8(y)) } }
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+                let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
+                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
+                table.withUnsafeBufferPointer { tb in
+                    let t = tb.baseAddress!
+                    for o in 0..<plan.outer {
+                        let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
+                        let dst = out + o * plan.inner
+                        if sA == 1 && sB == 1 {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
+                        } else {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
+                        }
+                    }
+                }
+            }
+        }
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
             let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
@@ -147,6 +186,7 @@ public enum QElementwiseOperator {
             }
             return { x in 0.5 * x * (1 + perch_erf(x * 0.7071067811865476)) }
         case "Erf": return { x in perch_erf(x) }
+        case "Identity": return { x in x }  // requantization to another scale (Concat inputs)
         default: throw ctx.unsupported("lookup function '" + name + "'")
         }
     }

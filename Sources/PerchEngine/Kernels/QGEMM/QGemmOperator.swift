@@ -94,7 +94,7 @@ public enum QGemmOperator {
         let (lo, hi) = outType == .i32 ? (Int32.min, Int32.max) : outputRange(ctx, outType)
         let raw = bValue.bytes
         let bIsU8 = b.dtype == .u8
-        let layer = QLinearLayer(
+        var layer = QLinearLayer(
             n: n, k: k,
             weight: { j, i in
                 let idx = transB ? j * k + i : i * n + j
@@ -104,6 +104,9 @@ public enum QGemmOperator {
             activationZero: za, bias: { j in biasValues?[j] ?? 0 },
             multiplier: { j in sa * Double(wScales.count == 1 ? wScales[0] : wScales[j]) / sy },
             outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: Int8GEMM.bestISA())
+        let rowMajor = outType != .i32 && n > 0 && k > 0
+        let qisa = QConvISA.from(layer.isa)
+        if rowMajor { layer.packRowMajor() }
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
@@ -125,7 +128,12 @@ public enum QGemmOperator {
             while r0 < rows {
                 let m = Swift.min(block, rows - r0)
                 packRows(src + r0 * k, rows: m, k: k, kp: kp, flip: aIsI8, rowSums: layer.needsRowSums ? sums : nil, into: pack)
-                layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
+                if rowMajor {
+                    layer.runRowMajor(m: m, a: pack, lda: kp, rowSums: sums, acc: acc,
+                                      out: (dst + r0 * n).assumingMemoryBound(to: UInt8.self), isa: qisa)
+                } else {
+                    layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
+                }
                 r0 += m
             }
         }

@@ -117,6 +117,25 @@ static inline void perch_qrequant_cols_scalar(const int32_t *acc, size_t n, cons
         out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
 }
 
+/// QuantizeLinear fast path (per-tensor, float32 → 8 bit): q = clamp(round_half_even(x / scale) + z).
+/// Rounds with the 1.5·2^23 trick (exact ties-to-even for |v| < 2^22; v is clamped to ±4e6 first,
+/// far outside any 8-bit range), so the loop vectorizes instead of calling nearbyintf per element.
+/// NaN maps to z, as the Swift reference does.
+static inline void perch_quantize_f32_8bit(const float *src, size_t n, float scale, float z, float lo, float hi,
+                                           uint8_t *dst) {
+    const float magic = 12582912.0f;
+    for (size_t i = 0; i < n; i++) {
+        float v = src[i] / scale;
+        int nan = v != v;
+        v = v < -4e6f ? -4e6f : (v > 4e6f ? 4e6f : v);
+        float q = ((v + magic) - magic) + z;  /* not folded: no fast-math */
+        q = q < lo ? lo : (q > hi ? hi : q);
+        q = nan ? z : q;
+        int32_t iq = (int32_t)q;
+        dst[i] = (uint8_t)iq;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

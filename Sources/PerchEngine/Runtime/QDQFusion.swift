@@ -34,7 +34,9 @@ public enum QDQFusion {
         var before: [Int: [Node]] = [:]
         for i in 0..<graph.nodes.count {
             var extra = [Node]()
-            if let fused = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers, extra: &extra) {
+            var result = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers, extra: &extra)
+            if result == nil { result = fuseElementwiseChain(graph.nodes[i], &graph, producer, readers) }
+            if let fused = result {
                 graph.nodes[i] = fused
                 fusedOutputs[fused.outputs[0]] = i
                 if !extra.isEmpty { before[i] = extra }
@@ -203,6 +205,92 @@ public enum QDQFusion {
         default:
             return nil
         }
+    }
+
+    /// One step of an elementwise chain: a unary op, or a binary op with a scalar float constant.
+    enum ChainStep {
+        case unary(OpType)
+        case binary(OpType, Float, constantFirst: Bool)
+    }
+
+    static let chainUnary: Set<OpType> = [.erf, .tanh, .sigmoid, .relu, .exp, .neg, .abs]
+    static let chainBinary: Set<OpType> = [.add, .sub, .mul, .div]
+
+    static func chainStep(_ n: Node, from input: String, _ g: Graph) -> ChainStep? {
+        if chainUnary.contains(n.op) { return n.inputs.count == 1 && n.inputs[0] == input ? .unary(n.op) : nil }
+        guard chainBinary.contains(n.op), n.inputs.count == 2 else { return nil }
+        let constantFirst = n.inputs[1] == input
+        let other = constantFirst ? n.inputs[0] : n.inputs[1]
+        guard other != input, let c = g.initializers[other], c.dtype == .f32, c.count == 1 else { return nil }
+        return .binary(n.op, c.floats[0], constantFirst: constantFirst)
+    }
+
+    /// DQ(x) → (unary op | op with a scalar constant)+ → Q, e.g. GELU's x/√2 → Erf: every input code
+    /// goes through the float ops once at load time into a 256-entry table (QLinearLookup with the
+    /// table as input 5), computed in float32 as the float kernels and fake-quant would.
+    static func fuseElementwiseChain(_ node: Node, _ g: inout Graph, _ producer: [String: Int], _ readers: [String: Int]) -> Node? {
+        guard !node.inputs.isEmpty, node.outputs.count == 1 else { return nil }
+        var x: DQ? = nil
+        for name in node.inputs where x == nil {
+            if let d = dequantized(name, g, producer), isPerTensor(d, g), g.initializers[d.input] == nil { x = d }
+        }
+        guard let dq = x, let first = node.inputs.firstIndex(where: { dequantized($0, g, producer)?.input == dq.input }),
+              let step0 = chainStep(node, from: node.inputs[first], g) else { return nil }
+        var steps = [step0]
+        var current = node
+        var q: Q? = nil
+        while steps.count <= 8 {
+            guard let r = soleReader(current.outputs[0], g, readers) else { return nil }
+            if let qq = quantizedBy(r, g) {
+                q = qq
+                break
+            }
+            guard r.outputs.count == 1, let st = chainStep(r, from: current.outputs[0], g) else { return nil }
+            steps.append(st)
+            current = r
+        }
+        guard let quant = q else { return nil }
+        let xs = Float(scalar(dq.scale, g)), xz = Float(scalar(dq.zero, g))
+        let ys = Float(scalar(quant.scale, g)), yz = Float(scalar(quant.zero, g))
+        let inSigned = g.initializers[dq.zero]!.dtype == .i8
+        let outSigned = g.initializers[quant.zero]!.dtype == .i8
+        let lo: Float = outSigned ? -128 : 0, hi: Float = outSigned ? 127 : 255
+        var table = [UInt8](repeating: 0, count: 256)
+        for byte in 0..<256 {
+            let code = inSigned ? Float(Int8(truncatingIfNeeded: byte)) : Float(byte)
+            var v = (code - xz) * xs
+            for st in steps {
+                switch st {
+                case .unary(let op):
+                    switch op {
+                    case .erf: v = perch_erff(v)
+                    case .tanh: v = perch_tanhf(v)
+                    case .sigmoid: v = v >= 0 ? 1 / (1 + perch_expf(-v)) : perch_expf(v) / (1 + perch_expf(v))
+                    case .relu: v = v > 0 ? v : 0
+                    case .exp: v = perch_expf(v)
+                    case .neg: v = -v
+                    default: v = v < 0 ? -v : v
+                    }
+                case .binary(let op, let c, let constantFirst):
+                    switch op {
+                    case .add: v = v + c
+                    case .sub: v = constantFirst ? c - v : v - c
+                    case .mul: v = v * c
+                    default: v = constantFirst ? c / v : v / c
+                    }
+                }
+            }
+            var r = perch_roundf_even(v / ys) + yz
+            r = r != r ? yz : (r < lo ? lo : (r > hi ? hi : r))
+            table[byte] = UInt8(truncatingIfNeeded: Int32(r))
+        }
+        let tname = fresh(quant.output + "_table", g)
+        g.initializers[tname] = Tensor(dtype: .u8, shape: [256], bytes: table)
+        var attrs = Attributes()
+        if let o = node.attributes["_opset"] { attrs["_opset"] = o }
+        attrs["function"] = .string("Table")
+        return Node(name: node.name, op: .qLinearLookup, inputs: [dq.input, dq.scale, dq.zero, quant.scale, quant.zero, tname],
+                    outputs: [quant.output], attributes: attrs)
     }
 
     /// Conv / MatMul / Gemm with a per-channel int8 weight constant behind a DequantizeLinear.

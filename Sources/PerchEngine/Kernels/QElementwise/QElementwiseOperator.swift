@@ -196,6 +196,21 @@ public enum QElementwiseOperator {
     static func prepareLookup(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         let xType = try quantType(ctx, 0)
+        if ctx.attributes.string("function", default: "") == "Table" {
+            // A table computed by the QDQ pass (an elementwise chain): input 5, 256 bytes.
+            let t = try ctx.requiredValue(5)
+            guard t.bytes.count == 256 else { throw ctx.invalid("lookup table must have 256 entries") }
+            let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)
+            let table = t.bytes
+            let n = x.count
+            return PreparedOp(outputs: [TensorDesc(dtype: py.dtype, shape: x.shape)]) { args in
+                let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                table.withUnsafeBufferPointer { tb in
+                    for i in 0..<n { dst[i] = tb[Int(src[i])] }
+                }
+            }
+        }
         let f = try function(ctx)
         let px = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: xType)
         let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)

@@ -177,3 +177,38 @@ final class QGemmFastTests: XCTestCase {
         XCTAssertGreaterThan(want.max()!, 0.1)  // not all clamped
     }
 }
+
+/// DQ → Div(scalar) → Erf → Q (GELU's inner part, as ORT's QDQ transformer leaves it) becomes
+/// one QLinearLookup table; it must give what fake-quant gives (same float ops per code).
+final class QDQChainFusionTests: XCTestCase {
+    func testDivErfChainBecomesOneTable() throws {
+        let graph = Graph(
+            name: "chain",
+            nodes: [
+                Node(name: "qx", op: .quantizeLinear, inputs: ["x", "xs", "xz"], outputs: ["xq"]),
+                Node(name: "dqx", op: .dequantizeLinear, inputs: ["xq", "xs", "xz"], outputs: ["xd"]),
+                Node(name: "div", op: .div, inputs: ["xd", "sqrt2"], outputs: ["d"]),
+                Node(name: "erf", op: .erf, inputs: ["d"], outputs: ["e"]),
+                Node(name: "qy", op: .quantizeLinear, inputs: ["e", "ys", "yz"], outputs: ["yq"]),
+                Node(name: "dqy", op: .dequantizeLinear, inputs: ["yq", "ys", "yz"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [256]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [256]))],
+            initializers: [
+                "xs": Tensor(shape: [], values: [Float(0.03)]), "xz": Tensor(shape: [], values: [UInt8(128)]),
+                "sqrt2": Tensor(shape: [], values: [Float(1.4142135)]),
+                "ys": Tensor(shape: [], values: [Float(2.0 / 255)]), "yz": Tensor(shape: [], values: [UInt8(127)]),
+            ])
+        // Every input code once: x = (code − 128) · 0.03.
+        let x = Tensor(shape: [256], values: (0..<256).map { Float($0 - 128) * 0.03 })
+        let fused = try Session(graph: graph)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .qLinearLookup }.count, 1)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .erf || $0.op == .div }.count, 0)
+        let got = try XCTUnwrap(try fused.run(["x": x])["y"]).floats
+        let want = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(fuseQuantized: false)).run(["x": x])["y"]).floats
+        XCTAssertEqual(got, want)
+        // erf(3.84/√2) ≈ 0.9934 → code 254 → 0.9922; erf(−3.84/√2) → code 0 → −0.9961.
+        XCTAssertEqual(got[255], Float(254 - 127) * Float(2.0 / 255), accuracy: 1e-6)
+        XCTAssertEqual(got[0], Float(0 - 127) * Float(2.0 / 255), accuracy: 1e-6)
+    }
+}

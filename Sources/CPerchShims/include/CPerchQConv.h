@@ -184,16 +184,14 @@ PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int 
         x = _mm512_mask_mov_epi32(x, over, _mm512_set1_epi32(INT32_MAX));
         x = _mm512_mask_mov_epi32(x, under, _mm512_set1_epi32(INT32_MIN));
     }
-    // srdhm: the multiplier is >= 0, so INT32_MIN * INT32_MIN cannot happen.
-    const __m512i pos = _mm512_set1_epi64(1 << 30), neg = _mm512_set1_epi64(1 - (1 << 30));
-    const __m512i bias = _mm512_set1_epi64(((int64_t)1 << 31) - 1), zero = _mm512_setzero_si512();
-    __m512i pe = _mm512_mul_epi32(x, vmult);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult);
-    pe = _mm512_add_epi64(pe, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(pe, zero), pos, neg));
-    po = _mm512_add_epi64(po, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(po, zero), pos, neg));
-    pe = _mm512_srai_epi64(_mm512_mask_add_epi64(pe, _mm512_cmplt_epi64_mask(pe, zero), pe, bias), 31);
-    po = _mm512_srai_epi64(_mm512_mask_add_epi64(po, _mm512_cmplt_epi64_mask(po, zero), po, bias), 31);
-    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    // srdhm: the multiplier is >= 0, so INT32_MIN * INT32_MIN cannot happen, and gemmlowp's
+    // trunc((ab + nudge) / 2^31) equals floor((ab + 2^30) / 2^31) for both signs of ab (for ab < 0:
+    // trunc(t / 2^31) = floor((t + 2^31 − 1) / 2^31) with t = ab + 1 − 2^30). Bits 31..62 of
+    // ab + 2^30 are that quotient: shift them into the low dword (even lanes) or the high dword (odd).
+    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
+    __m512i po = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), half), 1);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
     if (right > 0) {
         __m512i mask = _mm512_set1_epi32((int32_t)(((int64_t)1 << right) - 1));
         __m512i rem = _mm512_and_si512(y, mask);
@@ -221,6 +219,13 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *
         __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vadd);
         _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(perch_requant16_avx512(x, left, right, vmult, vzp, vlo, vhi)));
     }
+}
+
+/// `rows` rows of `n` accumulators (stride lda) with one multiplier, into rows of stride ldo.
+PERCH_AVX512_TARGET static inline void perch_qrequant_rows_avx512(const int32_t *acc, size_t lda, size_t n, size_t rows,
+                                                                  int32_t add, int32_t mult, int32_t shift, int32_t zp,
+                                                                  int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) perch_qrequant_row_avx512(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
 }
 
 /// VNNI K4 conv GEMM: tiles of 8 output channels × 32 pixels (16 accumulators). P tails are
@@ -331,15 +336,12 @@ PERCH_AVX512_TARGET static inline void perch_qgemm_rm_vnni(size_t M, size_t N, s
 /// which the caller checks (else it uses the scalar path).
 PERCH_AVX512_TARGET static inline __m512i perch_requant16_cols_avx512(__m512i x, __m512i vmult, __m512i vright, __m512i vzp,
                                                                       __m512i vlo, __m512i vhi) {
-    const __m512i pos = _mm512_set1_epi64(1 << 30), neg = _mm512_set1_epi64(1 - (1 << 30));
-    const __m512i bias = _mm512_set1_epi64(((int64_t)1 << 31) - 1), zero = _mm512_setzero_si512();
-    __m512i pe = _mm512_mul_epi32(x, vmult);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32));
-    pe = _mm512_add_epi64(pe, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(pe, zero), pos, neg));
-    po = _mm512_add_epi64(po, _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(po, zero), pos, neg));
-    pe = _mm512_srai_epi64(_mm512_mask_add_epi64(pe, _mm512_cmplt_epi64_mask(pe, zero), pe, bias), 31);
-    po = _mm512_srai_epi64(_mm512_mask_add_epi64(po, _mm512_cmplt_epi64_mask(po, zero), po, bias), 31);
-    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    // srdhm as in perch_requant16_avx512.
+    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
+    __m512i po = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32)), half), 1);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
     __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), vright), _mm512_set1_epi32(1));
     __m512i rem = _mm512_and_si512(y, mask);
     __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));

@@ -30,6 +30,19 @@ enum QConvISA: Sendable {
         perch_qrequant_row_scalar(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
     }
 
+    /// `rows` rows of `n` accumulators (stride lda) with one multiplier into rows of stride ldo.
+    @inline(__always)
+    func requantRows(_ acc: UnsafePointer<Int32>, lda: Int, n: Int, rows: Int, _ q: QuantizedMultiplier, zp: Int32, lo: Int32, hi: Int32,
+                     _ out: UnsafeMutablePointer<UInt8>, ldo: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qrequant_rows_avx512(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
+        #endif
+        for r in 0..<rows { perch_qrequant_row_scalar(acc + r * lda, n, 0, q.multiplier, q.shift, zp, lo, hi, out + r * ldo) }
+    }
+
     /// C[n][p] = Σ_k W[n][k]·X[k][p] (X in the K4 layout, row stride `ldx` pixels).
     @inline(__always)
     func convK4(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
@@ -237,10 +250,15 @@ enum QConvFast {
         }
         let hp = (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1
         let wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
-        let planeW = (wp + g.sW - 1) / g.sW + 16  // + slack: SIMD rows may read a little past the end
-        let planeBytes = MemoryPlannerAlign.up(g.sW * hp * planeW)
+        let planeW = (wp + g.sW - 1) / g.sW
+        // + slack: with stride 1 in H the whole channel runs as one long row of outH·planeW outputs
+        // (the columns past outW of each row are computed and dropped), whose last taps read up to
+        // (kW−1)·dW/sW bytes past the plane.
+        let planeStride = hp * planeW + 64 + (g.kW - 1) * g.dW
+        let planeBytes = MemoryPlannerAlign.up(g.sW * planeStride)
         let rowsBytes = MemoryPlannerAlign.up(taps * 8)
-        let accBytes = MemoryPlannerAlign.up(g.outW * 4)
+        let wholePlane = g.sH == 1
+        let accBytes = MemoryPlannerAlign.up((wholePlane ? g.outH * planeW : g.outW) * 4)
         let slot = planeBytes + rowsBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padU8 = UInt8(truncatingIfNeeded: za)
@@ -262,7 +280,7 @@ enum QConvFast {
                         // Phase planes: plane r, padded row y, column j ↔ input (y − pH, r + j·sW − pW).
                         for r in 0..<g.sW {
                             for y in 0..<hp {
-                                let d = planes + (r * hp + y) * planeW
+                                let d = planes + r * planeStride + y * planeW
                                 let iy = y - g.pH
                                 if iy < 0 || iy >= g.inH {
                                     d.initialize(repeating: padU8, count: planeW)
@@ -293,13 +311,28 @@ enum QConvFast {
                         }
                         let w = wAll.baseAddress! + c * taps
                         let o = dst + item * g.outSize
+                        if wholePlane {
+                            var tap = 0
+                            for kh in 0..<g.kH {
+                                for kw in 0..<g.kW {
+                                    let col = kw * g.dW
+                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + kh * g.dH * planeW + col / g.sW)
+                                    tap += 1
+                                }
+                            }
+                            let total = g.outH * planeW
+                            acc.initialize(repeating: accInit[c], count: total)
+                            isa.dwRow(rows, w, taps: taps, n: total, acc)
+                            isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
+                            continue
+                        }
                         for oh in 0..<g.outH {
                             var tap = 0
                             for kh in 0..<g.kH {
                                 let y = oh * g.sH + kh * g.dH
                                 for kw in 0..<g.kW {
                                     let col = kw * g.dW
-                                    rows[tap] = UnsafePointer(planes + ((col % g.sW) * hp + y) * planeW + col / g.sW)
+                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + y * planeW + col / g.sW)
                                     tap += 1
                                 }
                             }

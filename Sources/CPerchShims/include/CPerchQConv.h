@@ -136,6 +136,39 @@ static inline void perch_quantize_f32_8bit(const float *src, size_t n, float sca
     }
 }
 
+/// MaxPool of one 8-bit channel without padding or dilation: the kH rows of a window are first
+/// max-ed vertically into `tmp` (inW bytes; a loop compilers vectorize), then kW columns at stride
+/// sW horizontally. `flip` = 0x80 compares int8 codes as uint8 (order-preserving).
+static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y, size_t outH, size_t outW, size_t kH,
+                                        size_t kW, size_t sH, size_t sW, uint8_t flip, uint8_t *tmp) {
+    size_t used = (outW - 1) * sW + kW;
+    for (size_t oh = 0; oh < outH; oh++) {
+        const uint8_t *r0 = x + oh * sH * inW;
+        for (size_t i = 0; i < used; i++) tmp[i] = r0[i] ^ flip;
+        for (size_t kh = 1; kh < kH; kh++) {
+            const uint8_t *r = r0 + kh * inW;
+            for (size_t i = 0; i < used; i++) {
+                uint8_t v = r[i] ^ flip;
+                tmp[i] = v > tmp[i] ? v : tmp[i];
+            }
+        }
+        uint8_t *o = y + oh * outW;
+        if (kW == 2 && sW == 2) {
+            for (size_t ow = 0; ow < outW; ow++) {
+                uint8_t a = tmp[2 * ow], b = tmp[2 * ow + 1];
+                o[ow] = (a > b ? a : b) ^ flip;
+            }
+        } else {
+            for (size_t ow = 0; ow < outW; ow++) {
+                const uint8_t *t = tmp + ow * sW;
+                uint8_t m = t[0];
+                for (size_t kw = 1; kw < kW; kw++) m = t[kw] > m ? t[kw] : m;
+                o[ow] = m ^ flip;
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchGraph
 
 /// Prepares MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool over 1-D, 2-D and 3-D
@@ -76,6 +77,17 @@ public enum PoolingOperator {
 func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc]) -> PreparedOp {
     let g = p.g
     let flip: UInt8 = signed ? 0x80 : 0
+    // Common case (no padding, no dilation, windows inside the input): a vectorized C plane kernel.
+    if g.pH == 0 && g.pW == 0 && g.dH == 1 && g.dW == 1 && (g.outH - 1) * g.sH + g.kH <= g.inH && (g.outW - 1) * g.sW + g.kW <= g.inW {
+        return PreparedOp(outputs: outputs, scratchBytes: MemoryPlannerAlign.up(g.inW)) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let tmp = args.scratch!.assumingMemoryBound(to: UInt8.self)
+            for c in 0..<(g.batch * g.inChannels) {
+                perch_maxpool8_plane(src + c * g.inSize, g.inW, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
+            }
+        }
+    }
     return PreparedOp(outputs: outputs) { args in
         let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
         let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)

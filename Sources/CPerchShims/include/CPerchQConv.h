@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 /// gemmlowp SaturatingRoundingDoublingHighMul.
 static inline int32_t perch_srdhm(int32_t a, int32_t b) {
@@ -164,6 +167,99 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
                 uint8_t m = t[0];
                 for (size_t kw = 1; kw < kW; kw++) m = t[kw] > m ? t[kw] : m;
                 o[ow] = m ^ flip;
+            }
+        }
+    }
+}
+
+/// Depthwise input planes: plane r (r < sW, `planeStride` bytes apart), padded row y (< hp),
+/// column j (< planeW) holds input (y − pH, r + j·sW − pW) ^ flip, or `pad` outside the input.
+static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_t flip, uint8_t pad, long pH, long pW,
+                                    long hp, long sW, long planeW, long planeStride, uint8_t *dst) {
+    for (long r = 0; r < sW; r++) {
+        // Valid j: 0 <= r + j*sW - pW < inW.
+        long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
+        long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
+        if (jHi > planeW) jHi = planeW;
+        if (jLo > jHi) jLo = jHi;
+        for (long y = 0; y < hp; y++) {
+            uint8_t *d = dst + r * planeStride + y * planeW;
+            long iy = y - pH;
+            if (iy < 0 || iy >= inH) {
+                memset(d, pad, (size_t)planeW);
+                continue;
+            }
+            const uint8_t *xr = x + iy * inW + r - pW;
+            memset(d, pad, (size_t)jLo);
+            if (sW == 1) {
+                if (flip) {
+                    for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
+                } else {
+                    memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
+                }
+            } else if (sW == 2) {
+                long j = jLo;
+#if defined(__x86_64__)
+                // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
+                // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
+                const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+                for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
+                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
+                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
+                    _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+                }
+#endif
+                for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
+            } else {
+                for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+            }
+            memset(d + jHi, pad, (size_t)(planeW - jHi));
+        }
+    }
+}
+
+/// im2col of one group of a 2-D conv: row (c, kh, kw) of `dst` (stride ld) holds the input bytes
+/// under output pixels p0..<p0+m (raw bytes; padded positions get `pad`).
+static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long inH, long inW, long outW, long kH, long kW,
+                                      long sH, long sW, long dH, long dW, long pH, long pW, long p0, long m, long ld,
+                                      uint8_t pad, uint8_t *dst) {
+    long row = 0;
+    long inSize = inH * inW;
+    for (long c = 0; c < inPerGroup; c++) {
+        const uint8_t *xc = x + c * inSize;
+        for (long kh = 0; kh < kH; kh++) {
+            for (long kw = 0; kw < kW; kw++) {
+                uint8_t *d = dst + row * ld;
+                row++;
+                long p = p0, end = p0 + m;
+                long off = kw * dW - pW;
+                while (p < end) {
+                    long oh = p / outW, ow0 = p - oh * outW;
+                    long n = outW - ow0 < end - p ? outW - ow0 : end - p;
+                    uint8_t *dd = d + (p - p0);
+                    long ih = oh * sH - pH + kh * dH;
+                    if (ih < 0 || ih >= inH) {
+                        memset(dd, pad, (size_t)n);
+                    } else {
+                        const uint8_t *xr = xc + ih * inW;
+                        if (sW == 1) {
+                            long lo = -off - ow0;
+                            lo = lo < 0 ? 0 : (lo > n ? n : lo);
+                            long hi = inW - off - ow0;
+                            hi = hi > n ? n : hi;
+                            hi = hi < lo ? lo : hi;
+                            if (lo > 0) memset(dd, pad, (size_t)lo);
+                            if (hi > lo) memcpy(dd + lo, xr + ow0 + lo + off, (size_t)(hi - lo));
+                            if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
+                        } else {
+                            for (long i = 0; i < n; i++) {
+                                long iw = (ow0 + i) * sW + off;
+                                dd[i] = iw >= 0 && iw < inW ? xr[iw] : pad;
+                            }
+                        }
+                    }
+                    p += n;
+                }
             }
         }
     }

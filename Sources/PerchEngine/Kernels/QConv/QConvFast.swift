@@ -153,7 +153,8 @@ enum QConvFast {
                     if pointwise {
                         perch_interleave4(xBase + p0, g.inSize, k, m, pb, flip, pack)
                     } else {
-                        im2colRows(g, xBase, p0: p0, m: m, ld: pb, pad: padRaw, into: col)
+                        perch_qim2col_rows(xBase, g.inPerGroup, g.inH, g.inW, g.outW, g.kH, g.kW, g.sH, g.sW, g.dH, g.dW, g.pH, g.pW,
+                                           p0, m, pb, padRaw, col)
                         perch_interleave4(col, pb, k, m, pb, flip, pack)
                     }
                     let layer = layers[gi]
@@ -177,52 +178,6 @@ enum QConvFast {
                                                o + j * outSize)
                             }
                         }
-                    }
-                }
-            }
-        }
-    }
-
-    /// im2col with rows = (c, kh, kw) and columns = output pixels p0..<p0+m (row stride `ld`),
-    /// raw input bytes; padded positions get `pad`.
-    @inline(__always)
-    static func im2colRows(_ g: ConvGeometry, _ x: UnsafePointer<UInt8>, p0: Int, m: Int, ld: Int, pad: UInt8,
-                           into dst: UnsafeMutablePointer<UInt8>) {
-        var row = 0
-        for c in 0..<g.inPerGroup {
-            let xc = x + c * g.inSize
-            for kh in 0..<g.kH {
-                for kw in 0..<g.kW {
-                    let d = dst + row * ld
-                    row += 1
-                    var p = p0
-                    let end = p0 + m
-                    while p < end {
-                        let oh = p / g.outW
-                        let ow0 = p - oh * g.outW
-                        let n = Swift.min(g.outW - ow0, end - p)
-                        let dd = d + (p - p0)
-                        let ih = oh * g.sH - g.pH + kh * g.dH
-                        if ih < 0 || ih >= g.inH {
-                            dd.initialize(repeating: pad, count: n)
-                        } else {
-                            let xr = xc + ih * g.inW
-                            let off = kw * g.dW - g.pW
-                            if g.sW == 1 {
-                                // iw = ow + off: valid for ow in [-off, inW - off).
-                                let lo = Swift.min(Swift.max(-off - ow0, 0), n)
-                                let hi = Swift.max(Swift.min(g.inW - off - ow0, n), lo)
-                                if lo > 0 { dd.initialize(repeating: pad, count: lo) }
-                                if hi > lo { (dd + lo).update(from: xr + (ow0 + lo + off), count: hi - lo) }
-                                if n > hi { (dd + hi).initialize(repeating: pad, count: n - hi) }
-                            } else {
-                                for i in 0..<n {
-                                    let iw = (ow0 + i) * g.sW + off
-                                    dd[i] = iw >= 0 && iw < g.inW ? xr[iw] : pad
-                                }
-                            }
-                        }
-                        p += n
                     }
                 }
             }
@@ -278,37 +233,7 @@ enum QConvFast {
                         let c = item % channels
                         let x = src + item * g.inSize
                         // Phase planes: plane r, padded row y, column j ↔ input (y − pH, r + j·sW − pW).
-                        for r in 0..<g.sW {
-                            for y in 0..<hp {
-                                let d = planes + r * planeStride + y * planeW
-                                let iy = y - g.pH
-                                if iy < 0 || iy >= g.inH {
-                                    d.initialize(repeating: padU8, count: planeW)
-                                    continue
-                                }
-                                let xr = x + iy * g.inW
-                                // column = r + j·sW − pW ∈ [0, inW)
-                                var jLo = 0
-                                while jLo < planeW && r + jLo * g.sW - g.pW < 0 { jLo += 1 }
-                                var jHi = jLo
-                                if g.sW == 1 {
-                                    jHi = Swift.min(planeW, g.inW + g.pW - r)
-                                    if jHi < jLo { jHi = jLo }
-                                    if flip == 0 {
-                                        (d + jLo).update(from: xr + (r + jLo - g.pW), count: jHi - jLo)
-                                    } else {
-                                        for j in jLo..<jHi { d[j] = xr[r + j - g.pW] ^ flip }
-                                    }
-                                } else {
-                                    while jHi < planeW && r + jHi * g.sW - g.pW < g.inW {
-                                        d[jHi] = xr[r + jHi * g.sW - g.pW] ^ flip
-                                        jHi += 1
-                                    }
-                                }
-                                if jLo > 0 { d.initialize(repeating: padU8, count: jLo) }
-                                if planeW > jHi { (d + jHi).initialize(repeating: padU8, count: planeW - jHi) }
-                            }
-                        }
+                        perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sW, planeW, planeStride, planes)
                         let w = wAll.baseAddress! + c * taps
                         let o = dst + item * g.outSize
                         if wholePlane {

@@ -77,6 +77,22 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(f, 1.0001)
     }
 
+    /// The int8 conv kernels split pixel blocks / channels over the pool's threads with one
+    /// scratch slot each: 2 and 3 threads must give the bytes 1 thread gives.
+    func testQuantizedConvsGiveTheSameOutputOnMoreThreads() throws {
+        for model in ["tiny-pool-qdq.onnx", "tiny-cnn-qdq.onnx"] {
+            let graph = try ONNXImporter.importModel(atPath: Self.root + "/" + model)
+            let input = model.hasPrefix("tiny-pool") ? ("x", "tiny-pool-input.npy") : ("image", "tiny-cnn-input.npy")
+            let x = try load(input.1)
+            let out = graph.outputs[0].name
+            let one = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(threads: 1)).run([input.0: x])[out])
+            for t in [2, 3] {
+                let many = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(threads: t)).run([input.0: x])[out])
+                XCTAssertEqual(many.bytes, one.bytes, model + " threads " + String(t))
+            }
+        }
+    }
+
     func testCNNQDQFakeQuantAlsoAgrees() throws {
         let (s, g) = try steps(model: "tiny-cnn-qdq.onnx", input: "tiny-cnn-input.npy",
                                expected: "tiny-cnn-qdq-expected-ort.npy", inputName: "image",

@@ -50,7 +50,8 @@ final class QConvFastTests: XCTestCase {
         for (taps, n) in [(9, 1), (9, 15), (9, 16), (25, 33), (4, 80), (9, 161)] {
             let rowsData = (0..<taps).map { _ in (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
             let w = (0..<taps).map { _ in Int32(Int64(rng.next() % 511) - 255) }
-            let start = (0..<n).map { _ in Int32(Int64(rng.next() % 100000) - 50000) }
+            let initial = Int32(Int64(rng.next() % 100000) - 50000)
+            let start = [Int32](repeating: initial, count: n)
             var results: [[Int32]] = []
             let buffers = rowsData.map { r -> UnsafeMutablePointer<UInt8> in
                 let p = UnsafeMutablePointer<UInt8>.allocate(capacity: n + 16)
@@ -61,9 +62,9 @@ final class QConvFastTests: XCTestCase {
             defer { for b in buffers { b.deallocate() } }
             var ptrs = buffers.map { Optional(UnsafePointer($0)) }
             for isa in [QConvISA.scalar] + paths {
-                var acc = start
+                var acc = [Int32](repeating: 12345, count: n)  // overwritten, not accumulated into
                 ptrs.withUnsafeMutableBufferPointer { pp in w.withUnsafeBufferPointer { pw in acc.withUnsafeMutableBufferPointer { pa in
-                    isa.dwRow(UnsafePointer(pp.baseAddress!), pw.baseAddress!, taps: taps, n: n, pa.baseAddress!)
+                    isa.dwRow(UnsafePointer(pp.baseAddress!), pw.baseAddress!, taps: taps, n: n, initial: initial, pa.baseAddress!)
                 } } }
                 results.append(acc)
             }

@@ -67,9 +67,10 @@ static inline void perch_qconv_k4_scalar(size_t N, size_t P, size_t K4, const ui
     }
 }
 
-/// Scalar reference of a depthwise row: acc[x] += sum_t w[t] * rows[t][x * step], x < n.
+/// Scalar reference of a depthwise row: acc[x] = init + sum_t w[t] * rows[t][x], x < n.
 static inline void perch_qdw_row_scalar(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
-                                        int32_t *acc) {
+                                        int32_t init, int32_t *acc) {
+    for (size_t x = 0; x < n; x++) acc[x] = init;
     for (size_t t = 0; t < taps; t++) {
         const uint8_t *r = rows[t];
         int32_t wt = w[t];
@@ -182,15 +183,13 @@ static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_
         long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
         if (jHi > planeW) jHi = planeW;
         if (jLo > jHi) jLo = jHi;
+        // One fill of the whole plane with the zero point, then only the input's rows and columns.
+        memset(dst + r * planeStride, pad, (size_t)(hp * planeW));
         for (long y = 0; y < hp; y++) {
             uint8_t *d = dst + r * planeStride + y * planeW;
             long iy = y - pH;
-            if (iy < 0 || iy >= inH) {
-                memset(d, pad, (size_t)planeW);
-                continue;
-            }
+            if (iy < 0 || iy >= inH) continue;
             const uint8_t *xr = x + iy * inW + r - pW;
-            memset(d, pad, (size_t)jLo);
             if (sW == 1) {
                 if (flip) {
                     for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
@@ -213,7 +212,6 @@ static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_
             } else {
                 for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
             }
-            memset(d + jHi, pad, (size_t)(planeW - jHi));
         }
     }
 }
@@ -496,10 +494,11 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_cols_avx512(const int32_t 
 
 /// AVX-512 depthwise row: 16 outputs at a time, exact int32 products.
 PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const *rows, const int32_t *w, size_t taps,
-                                                            size_t n, int32_t *acc) {
+                                                            size_t n, int32_t init, int32_t *acc) {
     size_t x = 0;
+    const __m512i vinit = _mm512_set1_epi32(init);
     for (; x + 16 <= n; x += 16) {
-        __m512i a = _mm512_loadu_si512(acc + x);
+        __m512i a = vinit;
         for (size_t t = 0; t < taps; t++) {
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(rows[t] + x)));
             a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
@@ -508,7 +507,7 @@ PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const
     }
     if (x < n) {
         __mmask16 m = (__mmask16)((1u << (n - x)) - 1);
-        __m512i a = _mm512_maskz_loadu_epi32(m, acc + x);
+        __m512i a = vinit;
         for (size_t t = 0; t < taps; t++) {
             __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, rows[t] + x));
             a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
@@ -519,18 +518,20 @@ PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const
 
 /// AVX2 depthwise row: 8 outputs at a time.
 __attribute__((target("avx2"))) static inline void perch_qdw_row_avx2(const uint8_t *const *rows, const int32_t *w,
-                                                                       size_t taps, size_t n, int32_t *acc) {
+                                                                       size_t taps, size_t n, int32_t init, int32_t *acc) {
     size_t x = 0;
     for (; x + 8 <= n; x += 8) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + x));
+        __m256i a = _mm256_set1_epi32(init);
         for (size_t t = 0; t < taps; t++) {
             __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(rows[t] + x)));
             a = _mm256_add_epi32(a, _mm256_mullo_epi32(v, _mm256_set1_epi32(w[t])));
         }
         _mm256_storeu_si256((__m256i *)(acc + x), a);
     }
-    for (; x < n; x++)
+    for (; x < n; x++) {
+        acc[x] = init;
         for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
 }
 #else
 static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp, uint8_t flip,
@@ -543,10 +544,10 @@ static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_
 #include <arm_neon.h>
 /// NEON depthwise row: 8 outputs at a time (u8 → s16 → s32 multiply-accumulate, exact).
 static inline void perch_qdw_row_neon(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
-                                      int32_t *acc) {
+                                      int32_t init, int32_t *acc) {
     size_t x = 0;
     for (; x + 8 <= n; x += 8) {
-        int32x4_t a0 = vld1q_s32(acc + x), a1 = vld1q_s32(acc + x + 4);
+        int32x4_t a0 = vdupq_n_s32(init), a1 = vdupq_n_s32(init);
         for (size_t t = 0; t < taps; t++) {
             int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[t] + x)));
             int32x4_t wt = vdupq_n_s32(w[t]);
@@ -556,8 +557,10 @@ static inline void perch_qdw_row_neon(const uint8_t *const *rows, const int32_t 
         vst1q_s32(acc + x, a0);
         vst1q_s32(acc + x + 4, a1);
     }
-    for (; x < n; x++)
+    for (; x < n; x++) {
+        acc[x] = init;
         for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
 }
 #endif
 

@@ -84,15 +84,17 @@ enum QConvISA: Sendable {
     }
 
     @inline(__always)
-    func dwRow(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w: UnsafePointer<Int32>, taps: Int, n: Int, _ acc: UnsafeMutablePointer<Int32>) {
+    /// acc[x] = initial + Σ_t w[t]·rows[t][x] for x < n.
+    func dwRow(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w: UnsafePointer<Int32>, taps: Int, n: Int, initial: Int32,
+               _ acc: UnsafeMutablePointer<Int32>) {
         switch self {
         #if arch(x86_64)
-        case .avx512: perch_qdw_row_avx512(rows, w, taps, n, acc)
-        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, acc)
+        case .avx512: perch_qdw_row_avx512(rows, w, taps, n, initial, acc)
+        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, initial, acc)
         #elseif arch(arm64)
-        case .neon: perch_qdw_row_neon(rows, w, taps, n, acc)
+        case .neon: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
         #endif
-        default: perch_qdw_row_scalar(rows, w, taps, n, acc)
+        default: perch_qdw_row_scalar(rows, w, taps, n, initial, acc)
         }
     }
 }
@@ -246,8 +248,7 @@ enum QConvFast {
                                 }
                             }
                             let total = g.outH * planeW
-                            acc.initialize(repeating: accInit[c], count: total)
-                            isa.dwRow(rows, w, taps: taps, n: total, acc)
+                            isa.dwRow(rows, w, taps: taps, n: total, initial: accInit[c], acc)
                             isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
                             continue
                         }
@@ -261,8 +262,7 @@ enum QConvFast {
                                     tap += 1
                                 }
                             }
-                            acc.initialize(repeating: accInit[c], count: g.outW)
-                            isa.dwRow(rows, w, taps: taps, n: g.outW, acc)
+                            isa.dwRow(rows, w, taps: taps, n: g.outW, initial: accInit[c], acc)
                             isa.requantRow(acc, g.outW, add: 0, multipliers[c], zp: zy, lo: lo, hi: hi, o + oh * g.outW)
                         }
                     }

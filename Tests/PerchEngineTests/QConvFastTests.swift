@@ -213,3 +213,45 @@ final class QDQChainFusionTests: XCTestCase {
         XCTAssertEqual(got[0], Float(0 - 127) * Float(2.0 / 255), accuracy: 1e-6)
     }
 }
+
+/// QLinearAdd / QLinearMul (per-operand tables + vectorized requantization) against the
+/// element-wise TFLite formulas, with broadcasting and both 8-bit types.
+final class QBinaryTests: XCTestCase {
+    func testQLinearAddMulMatchTheElementwiseFormulas() throws {
+        var rng = SplitMix(seed: 51)
+        for op in [OpType.qLinearAdd, .qLinearMul] {
+            for dtype in [DType.u8, .i8] {
+                let a = Tensor(dtype: dtype, shape: [3, 5, 40], bytes: (0..<600).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let b = Tensor(dtype: dtype, shape: [40], bytes: (0..<40).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
+                let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
+                let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
+                let consts: [String: Tensor] = ["as": Tensor(shape: [], values: [sa]), "az": zero(za + (dtype == .u8 ? 0 : 128)),
+                                                "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb + (dtype == .u8 ? 0 : 128)),
+                                                "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy + (dtype == .u8 ? 0 : 128))]
+                let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
+                var g = Graph(name: "t", nodes: [node],
+                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a.shape)),
+                                       ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b.shape))],
+                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: a.shape))])
+                g.initializers = consts
+                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"]).int64s
+                let av = a.int64s, bv = b.int64s
+                let (lo, hi) = quantizedRange(dtype)
+                let twiceMax = 2 * Double(max(sa, sb))
+                for i in 0..<600 {
+                    let xa = Int32(av[i]) - Int32(za), yb = Int32(bv[i % 40]) - Int32(zb)
+                    var v: Int32
+                    if op == .qLinearAdd {
+                        let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))
+                        let s2 = multiplyByQuantizedMultiplier(yb << 20, QuantizedMultiplier(Double(sb) / twiceMax))
+                        v = multiplyByQuantizedMultiplier(s1 &+ s2, QuantizedMultiplier(twiceMax / (Double(1 << 20) * Double(sy)))) + Int32(zy)
+                    } else {
+                        v = multiplyByQuantizedMultiplier(xa * yb, QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))) + Int32(zy)
+                    }
+                    XCTAssertEqual(y[i], Int64(min(max(v, lo), hi)), "\(op) \(dtype) i=\(i)")
+                }
+            }
+        }
+    }
+}

@@ -263,6 +263,19 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
     }
 }
 
+/// QLinearAdd/Mul before requantization: tmp[i] = ta[a[i·sA]] + tb[b[i·sB]] (mul = 0) or
+/// ta[a[i·sA]] · tb[b[i·sB]] (mul = 1), with 256-entry int32 tables of the per-operand terms.
+static inline void perch_qbinary_terms(const uint8_t *a, long sA, const uint8_t *b, long sB, size_t n, const int32_t *ta,
+                                       const int32_t *tb, int mul, int32_t *tmp) {
+    if (mul) {
+        for (size_t i = 0; i < n; i++) tmp[i] = ta[a[i * sA]] * tb[b[i * sB]];
+    } else if (sA == 1 && sB == 1) {
+        for (size_t i = 0; i < n; i++) tmp[i] = (int32_t)((uint32_t)ta[a[i]] + (uint32_t)tb[b[i]]);
+    } else {
+        for (size_t i = 0; i < n; i++) tmp[i] = (int32_t)((uint32_t)ta[a[i * sA]] + (uint32_t)tb[b[i * sB]]);
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

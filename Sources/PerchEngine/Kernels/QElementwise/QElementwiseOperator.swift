@@ -52,69 +52,38 @@ public enum QElementwiseOperator {
         let qb = QuantizedMultiplier(sb / twiceMax)
         let qAddOut = QuantizedMultiplier(twiceMax / (Double(1 << leftShift) * sy))
         let qMulOut = QuantizedMultiplier(sa * sb / sy)
-        @inline(__always)
-        func combine(_ x: UInt8, _ y: UInt8) -> UInt8 {
-            let xa = (aI8 ? Int32(Int8(bitPattern: x)) : Int32(x)) - za
-            let yb = (bI8 ? Int32(Int8(bitPattern: y)) : Int32(y)) - zb
-            var v: Int32
-            if isAdd {
-                let s1 = multiplyByQuantizedMultiplier(xa << leftShift, qa)
-                let s2 = multiplyByQuantizedMultiplier(yb << leftShift, qb)
-                v = multiplyByQuantizedMultiplier(s1 &+ s2, qAddOut) &+ zy
-            } else {
-                v = multiplyByQuantizedMultiplier(xa &* yb, qMulOut) &+ zy
-            }
-            v = v < lo ? lo : (v > hi ? hi : v)
-            return UInt8(truncatingIfNeeded: v)
+        // Per-operand terms in 256-entry tables (Add: TFLite's rescaled inputs; Mul: the centred
+        // codes), combined per element and requantized by one multiplier with the shared
+        // requantization rows: the same integers as the element-wise TFLite formulas, vectorized.
+        var ta = [Int32](repeating: 0, count: 256), tb = [Int32](repeating: 0, count: 256)
+        for v in 0..<256 {
+            let xa = (aI8 ? Int32(Int8(truncatingIfNeeded: v)) : Int32(v)) - za
+            let yb = (bI8 ? Int32(Int8(truncatingIfNeeded: v)) : Int32(v)) - zb
+            ta[v] = isAdd ? multiplyByQuantizedMultiplier(xa << leftShift, qa) : xa
+            tb[v] = isAdd ? multiplyByQuantizedMultiplier(yb << leftShift, qb) : yb
         }
-        let count = shape.reduce(1, *)
-        if count >= 4096 {
-            // Every (a, b) byte pair, computed once with the same arithmetic: a 64 KiB table.
-            var table = [UInt8](repeating: 0, count: 65536)
-            for x in 0..<256 { for y in 0..<256 { table[x << 8 | y] = combine(UInt8(x), UInt8(y)) } }
-            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
-                let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
-                let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
-                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-                let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
-                table.withUnsafeBufferPointer { tb in
-                    let t = tb.baseAddress!
-                    for o in 0..<plan.outer {
-                        let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
-                        let dst = out + o * plan.inner
-                        if sA == 1 && sB == 1 {
-                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
-                        } else {
-                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
-                        }
-                    }
-                }
-            }
-        }
-        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+        let qOut = isAdd ? qAddOut : qMulOut
+        let isa = QConvISA.from(Int8GEMM.bestISA())
+        let chunk = 2048
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)], scratchBytes: chunk * 4) { args in
             let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
             let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let tmp = args.scratch!.assumingMemoryBound(to: Int32.self)
             let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
-            for o in 0..<plan.outer {
-                let oA = plan.rowOffsets[0][o], oB = plan.rowOffsets[1][o]
-                let dst = out + o * plan.inner
-                for i in 0..<plan.inner {
-                    let x = pA[oA + i * sA], y = pB[oB + i * sB]
-                    let xa = (aI8 ? Int32(Int8(bitPattern: x)) : Int32(x)) - za
-                    let yb = (bI8 ? Int32(Int8(bitPattern: y)) : Int32(y)) - zb
-                    var v: Int32
-                    if isAdd {
-                        let s1 = multiplyByQuantizedMultiplier(xa << leftShift, qa)
-                        let s2 = multiplyByQuantizedMultiplier(yb << leftShift, qb)
-                        v = multiplyByQuantizedMultiplier(s1 &+ s2, qAddOut) &+ zy
-                    } else {
-                        v = multiplyByQuantizedMultiplier(xa &* yb, qMulOut) &+ zy
+            ta.withUnsafeBufferPointer { pta in tb.withUnsafeBufferPointer { ptb in
+                for o in 0..<plan.outer {
+                    let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
+                    let dst = out + o * plan.inner
+                    var i0 = 0
+                    while i0 < plan.inner {
+                        let n = Swift.min(chunk, plan.inner - i0)
+                        perch_qbinary_terms(rA + i0 * sA, sA, rB + i0 * sB, sB, n, pta.baseAddress!, ptb.baseAddress!, isAdd ? 0 : 1, tmp)
+                        isa.requantRow(tmp, n, add: 0, qOut, zp: zy, lo: lo, hi: hi, dst + i0)
+                        i0 += n
                     }
-                    v = v < lo ? lo : (v > hi ? hi : v)
-                    dst[i] = UInt8(truncatingIfNeeded: v)
                 }
-            }
+            } }
         }
     }
 

@@ -217,12 +217,13 @@ final class QDQChainFusionTests: XCTestCase {
 /// QLinearAdd / QLinearMul (per-operand tables + vectorized requantization) against the
 /// element-wise TFLite formulas, with broadcasting and both 8-bit types.
 final class QBinaryTests: XCTestCase {
+    // 600 elements: the term-table path; 3×5×400 = 6000 (below): the 64 KiB pair-table path.
     func testQLinearAddMulMatchTheElementwiseFormulas() throws {
         var rng = SplitMix(seed: 51)
         for op in [OpType.qLinearAdd, .qLinearMul] {
-            for dtype in [DType.u8, .i8] {
-                let a = Tensor(dtype: dtype, shape: [3, 5, 40], bytes: (0..<600).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-                let b = Tensor(dtype: dtype, shape: [40], bytes: (0..<40).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            for (dtype, w) in [(DType.u8, 40), (.i8, 40), (.u8, 400), (.i8, 400)] {
+                let a = Tensor(dtype: dtype, shape: [3, 5, w], bytes: (0..<(15 * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let b = Tensor(dtype: dtype, shape: [w], bytes: (0..<w).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
                 let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
                 let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
                 let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
@@ -239,8 +240,8 @@ final class QBinaryTests: XCTestCase {
                 let av = a.int64s, bv = b.int64s
                 let (lo, hi) = quantizedRange(dtype)
                 let twiceMax = 2 * Double(max(sa, sb))
-                for i in 0..<600 {
-                    let xa = Int32(av[i]) - Int32(za), yb = Int32(bv[i % 40]) - Int32(zb)
+                for i in 0..<(15 * w) {
+                    let xa = Int32(av[i]) - Int32(za), yb = Int32(bv[i % w]) - Int32(zb)
                     var v: Int32
                     if op == .qLinearAdd {
                         let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))

@@ -63,6 +63,35 @@ public enum QElementwiseOperator {
             tb[v] = isAdd ? multiplyByQuantizedMultiplier(yb << leftShift, qb) : yb
         }
         let qOut = isAdd ? qAddOut : qMulOut
+        if shape.reduce(1, *) >= 4096 {
+            // Large tensors: every (a, b) byte pair once, into a 64 KiB table (one load per
+            // element beats the term tables + requantization at run time).
+            var table = [UInt8](repeating: 0, count: 65536)
+            for x in 0..<256 {
+                for y in 0..<256 {
+                    let t = isAdd ? ta[x] &+ tb[y] : ta[x] &* tb[y]
+                    table[x << 8 | y] = UInt8(truncatingIfNeeded: perch_requant1(t, qOut.multiplier, qOut.shift, zy, lo, hi))
+                }
+            }
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+                let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
+                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
+                table.withUnsafeBufferPointer { tb in
+                    let t = tb.baseAddress!
+                    for o in 0..<plan.outer {
+                        let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
+                        let dst = out + o * plan.inner
+                        if sA == 1 && sB == 1 {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
+                        } else {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
+                        }
+                    }
+                }
+            }
+        }
         let isa = QConvISA.from(Int8GEMM.bestISA())
         let chunk = 2048
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)], scratchBytes: chunk * 4) { args in

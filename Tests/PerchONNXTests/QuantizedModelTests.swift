@@ -77,12 +77,13 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(f, 1.0001)
     }
 
-    /// The int8 conv kernels split pixel blocks / channels over the pool's threads with one
-    /// scratch slot each: 2 and 3 threads must give the bytes 1 thread gives.
+    /// The int8 conv and MatMul kernels split pixel blocks / channels / row blocks over the pool's
+    /// threads with one scratch slot each: 2 and 3 threads must give the bytes 1 thread gives.
     func testQuantizedConvsGiveTheSameOutputOnMoreThreads() throws {
-        for model in ["tiny-pool-qdq.onnx", "tiny-cnn-qdq.onnx"] {
+        for model in ["tiny-pool-qdq.onnx", "tiny-cnn-qdq.onnx", "tiny-mlp-qdq.onnx"] {
             let graph = try ONNXImporter.importModel(atPath: Self.root + "/" + model)
-            let input = model.hasPrefix("tiny-pool") ? ("x", "tiny-pool-input.npy") : ("image", "tiny-cnn-input.npy")
+            let input = model.hasPrefix("tiny-pool") ? ("x", "tiny-pool-input.npy")
+                : model.hasPrefix("tiny-mlp") ? ("x", "tiny-mlp-input.npy") : ("image", "tiny-cnn-input.npy")
             let x = try load(input.1)
             let out = graph.outputs[0].name
             let one = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(threads: 1)).run([input.0: x])[out])

@@ -104,8 +104,9 @@ public enum QGemmOperator {
             activationZero: za, bias: { j in biasValues?[j] ?? 0 },
             multiplier: { j in sa * Double(wScales.count == 1 ? wScales[0] : wScales[j]) / sy },
             outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: Int8GEMM.bestISA())
-        let rowMajor = outType != .i32 && n > 0 && k > 0
+        // Row-major VNNI kernel where available; other ISAs keep Int8GEMM's AVX2 / NEON kernels.
         let qisa = QConvISA.from(layer.isa)
+        let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa == .avx512
         if rowMajor { layer.packRowMajor() }
         var outShape = a.shape
         outShape[outShape.count - 1] = n

@@ -8,6 +8,9 @@ Writes into examples/int8/ (all small, committed):
   tiny-cnn-qop.onnx         quantize_static(QuantFormat.QOperator, per_channel=True, QUInt8 activations)
   tiny-mlp-qdq.onnx         a transformer-like MatMul + Add + Relu + MatMul + Add block, QDQ per channel
   tiny-mlp-qop.onnx         the same block as QOperator (QLinearMatMul / QLinearAdd)
+  tiny-pool-qdq.onnx        Conv/Relu → MaxPool → two branches → Concat → Resize (nearest) → MaxPool
+                            → Conv, QDQ per channel, uint8 activations: the ops that move or select
+                            values and must run on the quantized bytes
   *-input.npy               the fixed input
   *-expected-ort.npy        ONNX Runtime's output for it (default session options, 1 thread)
 
@@ -75,6 +78,43 @@ def tiny_mlp():
     return m
 
 
+def tiny_pool():
+    rng = np.random.default_rng(11)
+
+    def w(*shape):
+        fan = int(np.prod(shape[1:]))
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan)).astype(np.float32)
+
+    inits = [
+        numpy_helper.from_array(w(8, 3, 3, 3), "w0"), numpy_helper.from_array((0.1 * rng.standard_normal(8)).astype(np.float32), "b0"),
+        numpy_helper.from_array(w(8, 8, 1, 1), "wa"), numpy_helper.from_array((0.1 * rng.standard_normal(8)).astype(np.float32), "ba"),
+        numpy_helper.from_array(w(8, 8, 3, 3), "wb"), numpy_helper.from_array((0.1 * rng.standard_normal(8)).astype(np.float32), "bb"),
+        numpy_helper.from_array(w(4, 16, 1, 1), "wc"), numpy_helper.from_array((0.1 * rng.standard_normal(4)).astype(np.float32), "bc"),
+        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("MaxPool", ["r0"], ["p0"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p0", "wa", "ba"], ["ca"]),
+        helper.make_node("Relu", ["ca"], ["ra"]),
+        helper.make_node("Conv", ["p0", "wb", "bb"], ["cb"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["cb"], ["rb"]),
+        helper.make_node("Concat", ["ra", "rb"], ["cat"], axis=1),
+        helper.make_node("Resize", ["cat", "", "scales"], ["up"], mode="nearest"),
+        helper.make_node("MaxPool", ["up"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p1", "wc", "bc"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny-pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 24, 24])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
 def run_ort(path, name, x):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -111,5 +151,9 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     make("tiny-cnn", cnn_without_softmax(), "image", (1, 3, 32, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], True)
+    if len(sys.argv) > 1 and sys.argv[1] == "--only-pool":
+        make("tiny-pool", tiny_pool(), "x", (1, 3, 24, 24), [("qdq", QuantFormat.QDQ, QuantType.QUInt8)], False)
+        sys.exit(0)
+    make("tiny-pool", tiny_pool(), "x", (1, 3, 24, 24), [("qdq", QuantFormat.QDQ, QuantType.QUInt8)], False)
     make("tiny-mlp", tiny_mlp(), "x", (1, 8, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)

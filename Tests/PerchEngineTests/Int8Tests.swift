@@ -84,18 +84,19 @@ final class Int8Tests: XCTestCase {
         let cases: [(c: Int, m: Int, k: Int, group: Int, stride: Int, pad: Int, xType: DType)] = [
             (3, 8, 3, 1, 2, 1, .u8), (16, 24, 1, 1, 1, 0, .i8), (8, 8, 3, 8, 1, 1, .i8), (8, 8, 3, 8, 2, 1, .u8), (4, 6, 3, 2, 1, 1, .u8),
         ]
-        for t in cases {
-            let h = 7, w = 6
+        // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
+        for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true)] { for t in cases {
             let x = Tensor(dtype: t.xType, shape: [1, t.c, h, w], bytes: (0..<(t.c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let cg = t.c / t.group
-            let wt = Tensor(dtype: .i8, shape: [t.m, cg, t.k, t.k], bytes: (0..<(t.m * cg * t.k * t.k)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 255) })
+            let wt = Tensor(dtype: wU8 ? .u8 : .i8, shape: [t.m, cg, t.k, t.k], bytes: (0..<(t.m * cg * t.k * t.k)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 255) })
             let xs: Float = 0.02, xz: Int32 = t.xType == .u8 ? 120 : -5, ys: Float = 0.05, yz: Int32 = t.xType == .u8 ? 100 : 3
             let wsc = (0..<t.m).map { Float($0 + 1) * 0.003 }
             let bias = (0..<t.m).map { Int32($0 * 37) - 100 }
             let zpT = t.xType == .u8 ? Tensor(shape: [], values: [UInt8(xz)]) : Tensor(shape: [], values: [Int8(xz)])
             let yzT = t.xType == .u8 ? Tensor(shape: [], values: [UInt8(yz)]) : Tensor(shape: [], values: [Int8(yz)])
             let values: [Tensor?] = [nil, Tensor(shape: [], values: [xs]), zpT, wt, Tensor(shape: [t.m], values: wsc),
-                                     Tensor(shape: [t.m], values: [Int8](repeating: 0, count: t.m)), Tensor(shape: [], values: [ys]), yzT,
+                                     wU8 ? Tensor(shape: [t.m], values: (0..<t.m).map { UInt8(($0 * 37 + 90) % 256) }) : Tensor(shape: [t.m], values: [Int8](repeating: 0, count: t.m)),
+                                     Tensor(shape: [], values: [ys]), yzT,
                                      Tensor(shape: [t.m], values: bias)]
             var attrs = Attributes()
             attrs["group"] = .int(t.group)
@@ -117,13 +118,13 @@ final class Int8Tests: XCTestCase {
                     for ci in 0..<cg { for ky in 0..<t.k { for kx in 0..<t.k {
                         let iy = y * t.stride - t.pad + ky, ix = xx * t.stride - t.pad + kx
                         guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                        acc += (Int32(xv[((gi * cg + ci) * h + iy) * w + ix]) - xz) * Int32(wv[((oc * cg + ci) * t.k + ky) * t.k + kx])
+                        acc += (Int32(xv[((gi * cg + ci) * h + iy) * w + ix]) - xz) * (Int32(wv[((oc * cg + ci) * t.k + ky) * t.k + kx]) - (wU8 ? Int32((oc * 37 + 90) % 256) : 0))
                     } } }
                     let want = requantize(acc, q, zeroPoint: yz, lo: lo, hi: hi)
                     XCTAssertEqual(Int32(gv[(oc * oh + y) * ow + xx]), want, "case \(t) oc=\(oc) y=\(y) x=\(xx)")
                 } }
             }
-        }
+        } }
     }
 
     func testLookupTableMatchesDequantizeFunctionQuantize() {

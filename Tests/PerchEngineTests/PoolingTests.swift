@@ -60,6 +60,31 @@ final class PoolingTests: XCTestCase {
         assertClose(g3[0], floats([1, 1, 1, 1, 1], [3]))
     }
 
+    /// 8-bit MaxPool (the path QDQ-fused models take): int8 and uint8, the no-padding plane kernel
+    /// (2×2/2, 3×3/2) and the general one (padding), against a direct reference.
+    func testEightBitMaxPoolMatchesDirectReference() throws {
+        var rng = SplitMix(seed: 41)
+        for dtype in [DType.u8, .i8] {
+            for (k, s, p) in [(2, 2, 0), (3, 2, 0), (3, 2, 1), (2, 1, 0)] {
+                let c = 3, h = 9, w = 13
+                let x = Tensor(dtype: dtype, shape: [1, c, h, w], bytes: (0..<(c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let y = try runSingleNode(.maxPool, inputs: [("x", x)], attributes: [
+                    "kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p])])[0]
+                let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+                XCTAssertEqual(y.shape, [1, c, oh, ow])
+                let xv = x.int64s, yv = y.int64s
+                for ch in 0..<c { for i in 0..<oh { for j in 0..<ow {
+                    var m = Int64.min
+                    for a in 0..<k { for b in 0..<k {
+                        let r = i * s - p + a, q = j * s - p + b
+                        if r >= 0 && r < h && q >= 0 && q < w { m = max(m, xv[(ch * h + r) * w + q]) }
+                    } }
+                    XCTAssertEqual(yv[(ch * oh + i) * ow + j], m, "\(dtype) k=\(k) s=\(s) p=\(p)")
+                } } }
+            }
+        }
+    }
+
     func testRejectsMissingKernelShape() {
         XCTAssertThrowsError(try runSingleNode(.maxPool, inputs: [("x", x1d)]))
         XCTAssertThrowsError(try runSingleNode(.averagePool, inputs: [("x", Tensor(shape: [1, 1, 2], values: [1, 2] as [UInt8]))], attributes: ["kernel_shape": .ints([2])]))

@@ -59,6 +59,41 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertGreaterThan(count(g, .qLinearLookup), 0)
     }
 
+    /// MaxPool, Concat, nearest Resize between Q/DQ pairs of one scale run on the quantized bytes:
+    /// after fusion only the input's QuantizeLinear and the output's DequantizeLinear are left.
+    func testPoolConcatResizeQDQRunOnQuantizedBytes() throws {
+        let (s, g) = try steps(model: "tiny-pool-qdq.onnx", input: "tiny-pool-input.npy",
+                               expected: "tiny-pool-qdq-expected-ort.npy", inputName: "x")
+        XCTAssertLessThanOrEqual(s, 1.0001, "max difference in output quantization steps")
+        XCTAssertEqual(count(g, .quantizeLinear), 1)
+        XCTAssertEqual(count(g, .dequantizeLinear), 1)
+        XCTAssertEqual(count(g, .maxPool), 2)
+        XCTAssertEqual(count(g, .concat), 1)
+        XCTAssertEqual(count(g, .resize), 1)
+        XCTAssertEqual(count(g, .qLinearConv), 4)
+        // And the fused graph agrees with the same model run as fake-quant in float.
+        let (f, _) = try steps(model: "tiny-pool-qdq.onnx", input: "tiny-pool-input.npy",
+                               expected: "tiny-pool-qdq-expected-ort.npy", inputName: "x", options: SessionOptions(fuseQuantized: false))
+        XCTAssertLessThanOrEqual(f, 1.0001)
+    }
+
+    /// The int8 conv and MatMul kernels split pixel blocks / channels / row blocks over the pool's
+    /// threads with one scratch slot each: 2 and 3 threads must give the bytes 1 thread gives.
+    func testQuantizedConvsGiveTheSameOutputOnMoreThreads() throws {
+        for model in ["tiny-pool-qdq.onnx", "tiny-cnn-qdq.onnx", "tiny-mlp-qdq.onnx"] {
+            let graph = try ONNXImporter.importModel(atPath: Self.root + "/" + model)
+            let input = model.hasPrefix("tiny-pool") ? ("x", "tiny-pool-input.npy")
+                : model.hasPrefix("tiny-mlp") ? ("x", "tiny-mlp-input.npy") : ("image", "tiny-cnn-input.npy")
+            let x = try load(input.1)
+            let out = graph.outputs[0].name
+            let one = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(threads: 1)).run([input.0: x])[out])
+            for t in [2, 3] {
+                let many = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(threads: t)).run([input.0: x])[out])
+                XCTAssertEqual(many.bytes, one.bytes, model + " threads " + String(t))
+            }
+        }
+    }
+
     func testCNNQDQFakeQuantAlsoAgrees() throws {
         let (s, g) = try steps(model: "tiny-cnn-qdq.onnx", input: "tiny-cnn-input.npy",
                                expected: "tiny-cnn-qdq-expected-ort.npy", inputName: "image",

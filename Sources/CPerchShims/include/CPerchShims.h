@@ -10,6 +10,7 @@
 #include <string.h>
 #include <math.h>
 #include "CPerchInt8.h"
+#include "CPerchQConv.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
 

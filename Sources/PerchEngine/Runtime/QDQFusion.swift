@@ -11,9 +11,11 @@ import PerchGraph
 /// - DQ(x) → MatMul(DQ(w)) / Gemm(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearMatMul
 /// - DQ(a), DQ(b) → Add | Mul → Q  ⇒ QLinearAdd | QLinearMul
 /// - DQ(x) → GlobalAveragePool → Q  ⇒ QLinearGlobalAveragePool
-/// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu → Q  ⇒ QLinearLookup
-/// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze → Q with the same scale and zero
-///   point ⇒ the op on the quantized tensor
+/// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu | Relu → Q  ⇒ QLinearLookup
+/// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze | MaxPool | Slice | Resize (nearest)
+///   → Q with the same scale and zero point ⇒ the op on the quantized tensor
+/// - DQ(x₁…xₙ) → Concat → Q ⇒ Concat of the quantized inputs (inputs with another scale first go
+///   through an identity QLinearLookup, i.e. are requantized)
 ///
 /// Requirements checked: weights and all scales/zero points are constants, activations are
 /// per-tensor, weights per-tensor or per output channel, the float intermediate has no other
@@ -28,10 +30,16 @@ public enum QDQFusion {
         }
         for output in graph.outputs { readers[output.name, default: 0] += 100 }
         var fusedOutputs: [String: Int] = [:]
+        // Nodes a rewrite needs before the fused node (requantizing Concat inputs).
+        var before: [Int: [Node]] = [:]
         for i in 0..<graph.nodes.count {
-            if let fused = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers) {
+            var extra = [Node]()
+            var result = fuse(graph.nodes[i], graph: &graph, producer: producer, readers: readers, extra: &extra)
+            if result == nil { result = fuseElementwiseChain(graph.nodes[i], &graph, producer, readers) }
+            if let fused = result {
                 graph.nodes[i] = fused
                 fusedOutputs[fused.outputs[0]] = i
+                if !extra.isEmpty { before[i] = extra }
             }
         }
         if fusedOutputs.isEmpty { return }
@@ -40,6 +48,7 @@ public enum QDQFusion {
         var kept = [Node]()
         for (i, node) in graph.nodes.enumerated() {
             if let out = node.outputs.first, let owner = fusedOutputs[out], owner != i { continue }
+            if let extra = before[i] { kept += extra }
             kept.append(node)
         }
         graph.nodes = kept
@@ -87,6 +96,14 @@ public enum QDQFusion {
         g.initializers[dq.scale]!.count == 1 && g.initializers[dq.zero]!.dtype != .i32
     }
 
+    /// The DequantizeLinear and the QuantizeLinear use one scale and zero point (same type): an
+    /// op that only moves or selects values (Reshape, MaxPool, Concat, nearest Resize, …) then
+    /// commutes with them and can run on the quantized bytes.
+    static func sameQuantization(_ x: DQ, _ q: Q, _ g: Graph) -> Bool {
+        g.initializers[x.scale] == g.initializers[q.scale] && g.initializers[x.zero]?.bytes == g.initializers[q.zero]?.bytes
+            && g.initializers[x.zero]?.dtype == g.initializers[q.zero]?.dtype
+    }
+
     static func scalar(_ name: String, _ g: Graph) -> Double { g.initializers[name]!.doubles[0] }
 
     /// Follows `name` through an optional Relu/Clip to its QuantizeLinear; returns the Q and the
@@ -127,7 +144,8 @@ public enum QDQFusion {
 
     // MARK: Rewrites
 
-    static func fuse(_ node: Node, graph g: inout Graph, producer: [String: Int], readers: [String: Int]) -> Node? {
+    static func fuse(_ node: Node, graph g: inout Graph, producer: [String: Int], readers: [String: Int],
+                     extra: inout [Node]) -> Node? {
         guard let out = node.outputs.first, !out.isEmpty else { return nil }
         var attrs = Attributes()
         if let o = node.attributes["_opset"] { attrs["_opset"] = o }
@@ -144,25 +162,135 @@ public enum QDQFusion {
                   let q = quantizedBy(r, g) else { return nil }
             return Node(name: node.name, op: .qLinearGlobalAveragePool, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
                         outputs: [q.output], attributes: attrs)
-        case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu:
+        case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu, .relu:
             guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
                   let q = quantizedBy(r, g) else { return nil }
             attrs["function"] = .string(node.op.rawValue)
             for key in ["alpha", "beta", "approximate"] { if let v = node.attributes[key] { attrs[key] = v } }
             return Node(name: node.name, op: .qLinearLookup, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
                         outputs: [q.output], attributes: attrs)
-        case .reshape, .flatten, .transpose, .squeeze, .unsqueeze:
+        case .reshape, .flatten, .transpose, .squeeze, .unsqueeze, .maxPool, .resize, .slice:
+            if node.op == .maxPool && node.outputs.count > 1 && !node.outputs[1].isEmpty { return nil }
+            if node.op == .resize && node.attributes.string("mode", default: "nearest") != "nearest" { return nil }
             guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
-                  let q = quantizedBy(r, g), g.initializers[x.scale] == g.initializers[q.scale],
-                  g.initializers[x.zero]?.bytes == g.initializers[q.zero]?.bytes,
-                  g.initializers[x.zero]?.dtype == g.initializers[q.zero]?.dtype else { return nil }
+                  let q = quantizedBy(r, g), sameQuantization(x, q, g) else { return nil }
             var n = node
             n.inputs[0] = x.input
+            n.outputs = [q.output]
+            return n
+        case .concat:
+            // Inputs quantized with another scale are first requantized to the output's by a
+            // 256-entry table (QLinearLookup of the identity: exactly DQ → Q).
+            guard !node.inputs.isEmpty, let r = soleReader(out, g, readers), let q = quantizedBy(r, g) else { return nil }
+            var n = node
+            var requantized = [Node]()
+            for (i, name) in node.inputs.enumerated() {
+                guard let x = dequantized(name, g, producer), isPerTensor(x, g) else { return nil }
+                if sameQuantization(x, q, g) {
+                    n.inputs[i] = x.input
+                } else {
+                    var la = Attributes()
+                    if let o = node.attributes["_opset"] { la["_opset"] = o }
+                    la["function"] = .string("Identity")
+                    var rq = q.output + "_requantized_" + String(i)
+                    while producer[rq] != nil || g.initializers[rq] != nil { rq += "_" }
+                    requantized.append(Node(name: node.name + "_requantize_" + String(i), op: .qLinearLookup,
+                                            inputs: [x.input, x.scale, x.zero, q.scale, q.zero], outputs: [rq], attributes: la))
+                    n.inputs[i] = rq
+                }
+            }
+            extra += requantized
             n.outputs = [q.output]
             return n
         default:
             return nil
         }
+    }
+
+    /// One step of an elementwise chain: a unary op, or a binary op with a scalar float constant.
+    enum ChainStep {
+        case unary(OpType)
+        case binary(OpType, Float, constantFirst: Bool)
+    }
+
+    static let chainUnary: Set<OpType> = [.erf, .tanh, .sigmoid, .relu, .exp, .neg, .abs]
+    static let chainBinary: Set<OpType> = [.add, .sub, .mul, .div]
+
+    static func chainStep(_ n: Node, from input: String, _ g: Graph) -> ChainStep? {
+        if chainUnary.contains(n.op) { return n.inputs.count == 1 && n.inputs[0] == input ? .unary(n.op) : nil }
+        guard chainBinary.contains(n.op), n.inputs.count == 2 else { return nil }
+        let constantFirst = n.inputs[1] == input
+        let other = constantFirst ? n.inputs[0] : n.inputs[1]
+        guard other != input, let c = g.initializers[other], c.dtype == .f32, c.count == 1 else { return nil }
+        return .binary(n.op, c.floats[0], constantFirst: constantFirst)
+    }
+
+    /// DQ(x) → (unary op | op with a scalar constant)+ → Q, e.g. GELU's x/√2 → Erf: every input code
+    /// goes through the float ops once at load time into a 256-entry table (QLinearLookup with the
+    /// table as input 5), computed in float32 as the float kernels and fake-quant would.
+    static func fuseElementwiseChain(_ node: Node, _ g: inout Graph, _ producer: [String: Int], _ readers: [String: Int]) -> Node? {
+        guard !node.inputs.isEmpty, node.outputs.count == 1 else { return nil }
+        var x: DQ? = nil
+        for name in node.inputs where x == nil {
+            if let d = dequantized(name, g, producer), isPerTensor(d, g), g.initializers[d.input] == nil { x = d }
+        }
+        guard let dq = x, let first = node.inputs.firstIndex(where: { dequantized($0, g, producer)?.input == dq.input }),
+              let step0 = chainStep(node, from: node.inputs[first], g) else { return nil }
+        var steps = [step0]
+        var current = node
+        var q: Q? = nil
+        while steps.count <= 8 {
+            guard let r = soleReader(current.outputs[0], g, readers) else { return nil }
+            if let qq = quantizedBy(r, g) {
+                q = qq
+                break
+            }
+            guard r.outputs.count == 1, let st = chainStep(r, from: current.outputs[0], g) else { return nil }
+            steps.append(st)
+            current = r
+        }
+        guard let quant = q else { return nil }
+        let xs = Float(scalar(dq.scale, g)), xz = Float(scalar(dq.zero, g))
+        let ys = Float(scalar(quant.scale, g)), yz = Float(scalar(quant.zero, g))
+        let inSigned = g.initializers[dq.zero]!.dtype == .i8
+        let outSigned = g.initializers[quant.zero]!.dtype == .i8
+        let lo: Float = outSigned ? -128 : 0, hi: Float = outSigned ? 127 : 255
+        var table = [UInt8](repeating: 0, count: 256)
+        for byte in 0..<256 {
+            let code = inSigned ? Float(Int8(truncatingIfNeeded: byte)) : Float(byte)
+            var v = (code - xz) * xs
+            for st in steps {
+                switch st {
+                case .unary(let op):
+                    switch op {
+                    case .erf: v = perch_erff(v)
+                    case .tanh: v = perch_tanhf(v)
+                    case .sigmoid: v = v >= 0 ? 1 / (1 + perch_expf(-v)) : perch_expf(v) / (1 + perch_expf(v))
+                    case .relu: v = v > 0 ? v : 0
+                    case .exp: v = perch_expf(v)
+                    case .neg: v = -v
+                    default: v = v < 0 ? -v : v
+                    }
+                case .binary(let op, let c, let constantFirst):
+                    switch op {
+                    case .add: v = v + c
+                    case .sub: v = constantFirst ? c - v : v - c
+                    case .mul: v = v * c
+                    default: v = constantFirst ? c / v : v / c
+                    }
+                }
+            }
+            var r = perch_roundf_even(v / ys) + yz
+            r = r != r ? yz : (r < lo ? lo : (r > hi ? hi : r))
+            table[byte] = UInt8(truncatingIfNeeded: Int32(r))
+        }
+        let tname = fresh(quant.output + "_table", g)
+        g.initializers[tname] = Tensor(dtype: .u8, shape: [256], bytes: table)
+        var attrs = Attributes()
+        if let o = node.attributes["_opset"] { attrs["_opset"] = o }
+        attrs["function"] = .string("Table")
+        return Node(name: node.name, op: .qLinearLookup, inputs: [dq.input, dq.scale, dq.zero, quant.scale, quant.zero, tname],
+                    outputs: [quant.output], attributes: attrs)
     }
 
     /// Conv / MatMul / Gemm with a per-channel int8 weight constant behind a DequantizeLinear.

@@ -61,6 +61,7 @@ public final class Session {
         }
         g.removeDeadNodes()
         if options.fuseQuantized {
+            Self.foldQuantizedConstants(&g)
             QDQFusion.apply(&g)
         }
         ActivationFusion.apply(&g)
@@ -74,6 +75,36 @@ public final class Session {
 
     deinit {
         release()
+    }
+
+    /// Turns ConstantOfShape and QuantizeLinear nodes whose inputs are all initializers into
+    /// initializers before `QDQFusion` looks for constant int8 weights (models that store weights
+    /// as QuantizeLinear(constant), or as ConstantOfShape like the ONNX "light" models). A node
+    /// that cannot be evaluated here is left for `prepare`.
+    static func foldQuantizedConstants(_ g: inout Graph) {
+        var changed = false
+        for node in g.nodes where node.op == .constantOfShape || node.op == .quantizeLinear {
+            guard node.outputs.count == 1, !node.inputs.isEmpty else { continue }
+            var values = [Tensor?]()
+            var descs = [TensorDesc?]()
+            var ok = true
+            for name in node.inputs {
+                if name.isEmpty { values.append(nil); descs.append(nil); continue }
+                guard let t = g.initializers[name] else { ok = false; break }
+                values.append(t)
+                descs.append(TensorDesc(dtype: t.dtype, shape: t.shape))
+            }
+            guard ok, g.initializers[node.outputs[0]] == nil else { continue }
+            let ctx = OpContext(node: node, inputs: descs, knownValues: values)
+            guard let prepared = try? OperatorRegistry.prepare(ctx), prepared.outputs.count >= 1,
+                  let results = try? fold(node: node, prepared: prepared, inputDescs: descs, values: values) else { continue }
+            g.initializers[node.outputs[0]] = results[0]
+            changed = true
+        }
+        if !changed { return }
+        let inits = g.initializers
+        g.nodes.removeAll { $0.outputs.count == 1 && inits[$0.outputs[0]] != nil }
+        g.removeDeadNodes()
     }
 
     func release() {
@@ -153,7 +184,7 @@ public final class Session {
             }
             let ctx = OpContext(node: node, inputs: ins, knownValues: values)
             guard let prepared = try? OperatorRegistry.prepare(ctx),
-                  let results = try? fold(node: node, prepared: prepared, inputDescs: ins, values: values)
+                  let results = try? Self.fold(node: node, prepared: prepared, inputDescs: ins, values: values)
             else { return nil }
             for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < results.count { onDemand[out] = results[i] }
             return onDemand[name]
@@ -185,7 +216,7 @@ public final class Session {
             }
             let foldable = allConstant || node.op == .shape || node.op == .size
             if foldable {
-                let results = try fold(node: node, prepared: prepared, inputDescs: inputDescs, values: node.inputs.map { $0.isEmpty ? nil : constants[$0] })
+                let results = try Self.fold(node: node, prepared: prepared, inputDescs: inputDescs, values: node.inputs.map { $0.isEmpty ? nil : constants[$0] })
                 for (i, out) in node.outputs.enumerated() where !out.isEmpty && i < results.count {
                     constants[out] = results[i]
                 }
@@ -300,7 +331,7 @@ public final class Session {
     }
 
     /// Evaluates a node whose inputs are all known, at prepare time.
-    func fold(node: Node, prepared: PreparedOp, inputDescs: [TensorDesc?], values: [Tensor?]) throws(EngineError) -> [Tensor] {
+    static func fold(node: Node, prepared: PreparedOp, inputDescs: [TensorDesc?], values: [Tensor?]) throws(EngineError) -> [Tensor] {
         var buffers = [UnsafeMutableRawPointer]()
         defer { for b in buffers { perch_aligned_free(b) } }
         func allocate(_ bytes: Int) throws(EngineError) -> UnsafeMutableRawPointer {

@@ -249,19 +249,8 @@ public enum CastOperator {
 @inline(__always)
 func quantizePerTensorF32(_ src: UnsafePointer<Float>, _ n: Int, scale: Float, zeroPoint z: Float, lo: Float, hi: Float,
                           to dst: UnsafeMutableRawPointer, signed: Bool) {
-    if signed {
-        let out = dst.assumingMemoryBound(to: Int8.self)
-        for i in 0..<n {
-            var q = perch_roundf_even(src[i] / scale) + z
-            q = q != q ? z : (q < lo ? lo : (q > hi ? hi : q))
-            out[i] = Int8(q)
-        }
-    } else {
-        let out = dst.assumingMemoryBound(to: UInt8.self)
-        for i in 0..<n {
-            var q = perch_roundf_even(src[i] / scale) + z
-            q = q != q ? z : (q < lo ? lo : (q > hi ? hi : q))
-            out[i] = UInt8(q)
-        }
-    }
+    // One C loop for both types (the int8 code's two's-complement byte is its uint8 bit pattern);
+    // bit-exact with the element-wise reference (CastTests).
+    _ = signed
+    perch_quantize_f32_8bit(src, n, scale, z, lo, hi, dst.assumingMemoryBound(to: UInt8.self))
 }

@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchGraph
 
 /// Prepares MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool over 1-D, 2-D and 3-D
@@ -41,6 +42,9 @@ public enum PoolingOperator {
         let wantIndices = ctx.node.op == .maxPool && ctx.node.outputs.count > 1 && !ctx.node.outputs[1].isEmpty
         if wantIndices { outputs.append(TensorDesc(dtype: .i64, shape: y.shape)) }
         let params = p
+        if isMax && !wantIndices && (x.dtype == .u8 || x.dtype == .i8) && p.g.inD == 1 && p.g.kD == 1 && p.g.outD == 1 {
+            return maxPool8(params, signed: x.dtype == .i8, outputs: outputs)
+        }
         switch x.dtype {
         case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
             return PreparedOp(outputs: outputs) { args in
@@ -67,6 +71,51 @@ public enum PoolingOperator {
                 poolKernel(params, x: UnsafePointer(xs), y: ys, indices: wantIndices ? args.output(1).pointer(as: Int64.self) : nil)
                 let yv = args.output(0)
                 for i in 0..<outCount { yv.setDouble(i, ys[i]) }
+            }
+        }
+    }
+}
+
+/// MaxPool on 8-bit tensors (1-D/2-D, no indices) directly on the bytes: max commutes with
+/// (de)quantization, so a DequantizeLinear → MaxPool → QuantizeLinear with one scale runs here.
+func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc]) -> PreparedOp {
+    let g = p.g
+    let flip: UInt8 = signed ? 0x80 : 0
+    // Common case (no padding, no dilation, windows inside the input): a vectorized C plane kernel.
+    if g.pH == 0 && g.pW == 0 && g.dH == 1 && g.dW == 1 && (g.outH - 1) * g.sH + g.kH <= g.inH && (g.outW - 1) * g.sW + g.kW <= g.inW {
+        return PreparedOp(outputs: outputs, scratchBytes: MemoryPlannerAlign.up(g.inW)) { args in
+            let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+            let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let tmp = args.scratch!.assumingMemoryBound(to: UInt8.self)
+            for c in 0..<(g.batch * g.inChannels) {
+                perch_maxpool8_plane(src + c * g.inSize, g.inW, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
+            }
+        }
+    }
+    return PreparedOp(outputs: outputs) { args in
+        let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+        let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+        for c in 0..<(g.batch * g.inChannels) {
+            let x = src + c * g.inSize
+            let y = dst + c * g.outSize
+            for oh in 0..<g.outH {
+                let (h0, h1) = tapRange(start: oh * g.sH - g.pH, d: g.dH, kLen: g.kH, limit: g.inH)
+                for ow in 0..<g.outW {
+                    let (w0, w1) = tapRange(start: ow * g.sW - g.pW, d: g.dW, kLen: g.kW, limit: g.inW)
+                    var m: UInt8 = 0
+                    var kh = h0
+                    while kh < h1 {
+                        let row = x + (oh * g.sH - g.pH + kh * g.dH) * g.inW + ow * g.sW - g.pW
+                        var kw = w0
+                        while kw < w1 {
+                            let v = row[kw * g.dW] ^ flip
+                            if v > m { m = v }
+                            kw += 1
+                        }
+                        kh += 1
+                    }
+                    y[oh * g.outW + ow] = m ^ flip
+                }
             }
         }
     }

@@ -89,6 +89,14 @@ public enum QConvOperator {
         func mult(_ c: Int) -> Double { sx * Double(wScales.count == 1 ? wScales[0] : wScales[c]) / sy }
 
         // Depthwise: one input channel per group → direct kernel.
+        let flat = g.inD == 1 && g.kD == 1 && g.outD == 1
+        let fastISA = QConvISA.from(Int8GEMM.bestISA())
+        if group == channels && w.shape[1] == 1 && outChannels == group && outType != .i32 && flat {
+            return QConvFast.depthwise(g, aIsI8: aIsI8, za: za, weights: (0..<(outChannels * g.kernelSize)).map { wAt($0) },
+                                       wZeros: (0..<outChannels).map { wZero($0) }, bias: bias,
+                                       multipliers: (0..<outChannels).map { QuantizedMultiplier(mult($0)) }, zy: zy, lo: lo, hi: hi,
+                                       outDesc: outDesc, threads: ctx.threads, isa: fastISA)
+        }
         if group == channels && w.shape[1] == 1 && outChannels == group && outType != .i32 {
             return depthwise(g, outDesc: outDesc, aIsI8: aIsI8, za: za, weights: (0..<(outChannels * g.kernelSize)).map { wAt($0) },
                              wZeros: (0..<outChannels).map { wZero($0) }, bias: bias,
@@ -106,6 +114,11 @@ public enum QConvOperator {
                 weightZero: { j in wZero(gi * ocg + j) }, weightsAreU8: wIsU8, activationZero: za,
                 bias: { j in bias?[gi * ocg + j] ?? 0 }, multiplier: { j in mult(gi * ocg + j) },
                 outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: isa))
+        }
+        // The NCHW K4 GEMM has a VNNI kernel only; other ISAs keep the im2col + Int8GEMM path
+        // (AVX2 / NEON / dotprod kernels) until they get K4 kernels.
+        if flat && outType != .i32 && fastISA == .avx512 {
+            return QConvFast.gemm(g, layers: layers, aIsI8: aIsI8, za: za, outDesc: outDesc, threads: ctx.threads, isa: fastISA)
         }
         let kp = layers[0].kp
         let block = pixelBlock

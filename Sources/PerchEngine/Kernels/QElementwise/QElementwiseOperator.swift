@@ -52,30 +52,67 @@ public enum QElementwiseOperator {
         let qb = QuantizedMultiplier(sb / twiceMax)
         let qAddOut = QuantizedMultiplier(twiceMax / (Double(1 << leftShift) * sy))
         let qMulOut = QuantizedMultiplier(sa * sb / sy)
-        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+        // Per-operand terms in 256-entry tables (Add: TFLite's rescaled inputs; Mul: the centred
+        // codes), combined per element and requantized by one multiplier with the shared
+        // requantization rows: the same integers as the element-wise TFLite formulas, vectorized.
+        var ta = [Int32](repeating: 0, count: 256), tb = [Int32](repeating: 0, count: 256)
+        for v in 0..<256 {
+            let xa = (aI8 ? Int32(Int8(truncatingIfNeeded: v)) : Int32(v)) - za
+            let yb = (bI8 ? Int32(Int8(truncatingIfNeeded: v)) : Int32(v)) - zb
+            ta[v] = isAdd ? multiplyByQuantizedMultiplier(xa << leftShift, qa) : xa
+            tb[v] = isAdd ? multiplyByQuantizedMultiplier(yb << leftShift, qb) : yb
+        }
+        let qOut = isAdd ? qAddOut : qMulOut
+        if shape.reduce(1, *) >= 4096 {
+            // Large tensors: every (a, b) byte pair once, into a 64 KiB table (one load per
+            // element beats the term tables + requantization at run time).
+            var table = [UInt8](repeating: 0, count: 65536)
+            for x in 0..<256 {
+                for y in 0..<256 {
+                    let t = isAdd ? ta[x] &+ tb[y] : ta[x] &* tb[y]
+                    table[x << 8 | y] = UInt8(truncatingIfNeeded: perch_requant1(t, qOut.multiplier, qOut.shift, zy, lo, hi))
+                }
+            }
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+                let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
+                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
+                table.withUnsafeBufferPointer { tb in
+                    let t = tb.baseAddress!
+                    for o in 0..<plan.outer {
+                        let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
+                        let dst = out + o * plan.inner
+                        if sA == 1 && sB == 1 {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
+                        } else {
+                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
+                        }
+                    }
+                }
+            }
+        }
+        let isa = QConvISA.from(Int8GEMM.bestISA())
+        let chunk = 2048
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)], scratchBytes: chunk * 4) { args in
             let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
             let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let tmp = args.scratch!.assumingMemoryBound(to: Int32.self)
             let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
-            for o in 0..<plan.outer {
-                let oA = plan.rowOffsets[0][o], oB = plan.rowOffsets[1][o]
-                let dst = out + o * plan.inner
-                for i in 0..<plan.inner {
-                    let x = pA[oA + i * sA], y = pB[oB + i * sB]
-                    let xa = (aI8 ? Int32(Int8(bitPattern: x)) : Int32(x)) - za
-                    let yb = (bI8 ? Int32(Int8(bitPattern: y)) : Int32(y)) - zb
-                    var v: Int32
-                    if isAdd {
-                        let s1 = multiplyByQuantizedMultiplier(xa << leftShift, qa)
-                        let s2 = multiplyByQuantizedMultiplier(yb << leftShift, qb)
-                        v = multiplyByQuantizedMultiplier(s1 &+ s2, qAddOut) &+ zy
-                    } else {
-                        v = multiplyByQuantizedMultiplier(xa &* yb, qMulOut) &+ zy
+            ta.withUnsafeBufferPointer { pta in tb.withUnsafeBufferPointer { ptb in
+                for o in 0..<plan.outer {
+                    let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
+                    let dst = out + o * plan.inner
+                    var i0 = 0
+                    while i0 < plan.inner {
+                        let n = Swift.min(chunk, plan.inner - i0)
+                        perch_qbinary_terms(rA + i0 * sA, sA, rB + i0 * sB, sB, n, pta.baseAddress!, ptb.baseAddress!, isAdd ? 0 : 1, tmp)
+                        isa.requantRow(tmp, n, add: 0, qOut, zp: zy, lo: lo, hi: hi, dst + i0)
+                        i0 += n
                     }
-                    v = v < lo ? lo : (v > hi ? hi : v)
-                    dst[i] = UInt8(truncatingIfNeeded: v)
                 }
-            }
+            } }
         }
     }
 
@@ -147,6 +184,7 @@ public enum QElementwiseOperator {
             }
             return { x in 0.5 * x * (1 + perch_erf(x * 0.7071067811865476)) }
         case "Erf": return { x in perch_erf(x) }
+        case "Identity": return { x in x }  // requantization to another scale (Concat inputs)
         default: throw ctx.unsupported("lookup function '" + name + "'")
         }
     }
@@ -156,6 +194,21 @@ public enum QElementwiseOperator {
     static func prepareLookup(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         let xType = try quantType(ctx, 0)
+        if ctx.attributes.string("function", default: "") == "Table" {
+            // A table computed by the QDQ pass (an elementwise chain): input 5, 256 bytes.
+            let t = try ctx.requiredValue(5)
+            guard t.bytes.count == 256 else { throw ctx.invalid("lookup table must have 256 entries") }
+            let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)
+            let table = t.bytes
+            let n = x.count
+            return PreparedOp(outputs: [TensorDesc(dtype: py.dtype, shape: x.shape)]) { args in
+                let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                table.withUnsafeBufferPointer { tb in
+                    for i in 0..<n { dst[i] = tb[Int(src[i])] }
+                }
+            }
+        }
         let f = try function(ctx)
         let px = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: xType)
         let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)

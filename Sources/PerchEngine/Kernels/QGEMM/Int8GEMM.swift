@@ -96,6 +96,53 @@ struct QLinearLayer {
     var int32Output: Bool
     var isa: Int8ISA
 
+    /// Row-major form (MatMul): weights as [K4][ldb][4] (ldb = N rounded up to 32, zero padded)
+    /// and the multipliers as separate arrays; empty until `packRowMajor`.
+    var packedB: [Int8] = []
+    var ldb = 0
+    var mults: [Int32] = []
+    var shifts: [Int32] = []
+    var rightShifts: [Int32] = []
+    var allRightShifts = true
+
+    mutating func packRowMajor() {
+        let k4 = (k + 3) / 4
+        ldb = (n + 31) / 32 * 32
+        packedB = [Int8](repeating: 0, count: k4 * ldb * 4)
+        for j in 0..<n { for i in 0..<k { packedB[((i / 4) * ldb + j) * 4 + i % 4] = weights[j * kp + i] } }
+        mults = multipliers.map { $0.multiplier }
+        shifts = multipliers.map { $0.shift }
+        rightShifts = shifts.map { -$0 }
+        allRightShifts = shifts.allSatisfy { $0 <= 0 }
+    }
+
+    /// Rows 0..<m of A (uint8, stride lda ≥ 4·⌈K/4⌉, zero padded) through the row-major kernel
+    /// into `acc` (m×n), then requantized row by row into `out` (m×n bytes, row-major).
+    @inline(__always)
+    func runRowMajor(m: Int, a: UnsafePointer<UInt8>, lda: Int, rowSums: UnsafePointer<Int32>, acc: UnsafeMutablePointer<Int32>,
+                     out: UnsafeMutablePointer<UInt8>, isa: QConvISA) {
+        packedB.withUnsafeBufferPointer { b in
+            isa.gemmRowMajor(m: m, n: n, k4: (k + 3) / 4, a: a, lda: lda, b: b.baseAddress!, ldb: ldb, c: acc, ldc: n)
+        }
+        if needsRowSums {
+            weightZero.withUnsafeBufferPointer { wz in
+                for i in 0..<m {
+                    let rs = rowSums[i]
+                    let row = acc + i * n
+                    for j in 0..<n { row[j] = row[j] &- wz[j] &* rs }
+                }
+            }
+        }
+        columnTerm.withUnsafeBufferPointer { ct in mults.withUnsafeBufferPointer { mu in shifts.withUnsafeBufferPointer { sh in
+            rightShifts.withUnsafeBufferPointer { rs in
+                for i in 0..<m {
+                    isa.requantColumns(acc + i * n, n, add: ct.baseAddress!, mult: mu.baseAddress!, shift: sh.baseAddress!,
+                                       rightShift: rs.baseAddress!, allRight: allRightShifts, zp: outZero, lo: lo, hi: hi, out + i * n)
+                }
+            }
+        } } }
+    }
+
     /// `weight(n, k)` returns the weight as stored (int8 or uint8 value), `weightZero(n)` its zero
     /// point; int8 activations are shifted to uint8 by the caller (za passed here already shifted).
     init(n: Int, k: Int, weight: (Int, Int) -> Int32, weightZero wz: (Int) -> Int32, weightsAreU8: Bool,

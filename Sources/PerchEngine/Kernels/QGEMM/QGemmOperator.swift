@@ -94,7 +94,7 @@ public enum QGemmOperator {
         let (lo, hi) = outType == .i32 ? (Int32.min, Int32.max) : outputRange(ctx, outType)
         let raw = bValue.bytes
         let bIsU8 = b.dtype == .u8
-        let layer = QLinearLayer(
+        var layer = QLinearLayer(
             n: n, k: k,
             weight: { j, i in
                 let idx = transB ? j * k + i : i * n + j
@@ -104,29 +104,45 @@ public enum QGemmOperator {
             activationZero: za, bias: { j in biasValues?[j] ?? 0 },
             multiplier: { j in sa * Double(wScales.count == 1 ? wScales[0] : wScales[j]) / sy },
             outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: Int8GEMM.bestISA())
+        // Row-major VNNI kernel where available; other ISAs keep Int8GEMM's AVX2 / NEON kernels.
+        let qisa = QConvISA.from(layer.isa)
+        let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa == .avx512
+        if rowMajor { layer.packRowMajor() }
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
-        let block = rowBlock
+        // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
+        // kernel's 4-row tile).
+        let block = ctx.threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + ctx.threads - 1) / ctx.threads + 3) / 4 * 4)) : rowBlock
         let kp = layer.kp
         let packBytes = block * kp
         let accOffset = MemoryPlannerAlign.up(packBytes)
         let sumOffset = accOffset + block * n * 4
-        let scratch = sumOffset + block * 4
+        let slot = MemoryPlannerAlign.up(sumOffset + block * 4)
         let outBytes = outType.byteSize
-        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: outShape)], scratchBytes: scratch) { args in
+        let blocks = (rows + block - 1) / block
+        let threads = ctx.threads
+        // Row blocks are split over the pool's threads, one scratch slot each.
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: outShape)], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(ai).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data
-            let s = args.scratch!
+            let parts = Swift.max(1, Swift.min(args.threads, threads, blocks))
+            args.parallelFor(parts) { t in
+            let s = args.scratch! + t * slot
             let pack = s.assumingMemoryBound(to: UInt8.self)
             let acc = (s + accOffset).assumingMemoryBound(to: Int32.self)
             let sums = (s + sumOffset).assumingMemoryBound(to: Int32.self)
-            var r0 = 0
-            while r0 < rows {
+            for bi in splitRange(blocks, parts: parts, part: t) {
+                let r0 = bi * block
                 let m = Swift.min(block, rows - r0)
                 packRows(src + r0 * k, rows: m, k: k, kp: kp, flip: aIsI8, rowSums: layer.needsRowSums ? sums : nil, into: pack)
-                layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
-                r0 += m
+                if rowMajor {
+                    layer.runRowMajor(m: m, a: pack, lda: kp, rowSums: sums, acc: acc,
+                                      out: (dst + r0 * n).assumingMemoryBound(to: UInt8.self), isa: qisa)
+                } else {
+                    layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
+                }
+            }
             }
         }
     }

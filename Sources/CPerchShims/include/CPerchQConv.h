@@ -1,0 +1,580 @@
+#ifndef CPERCH_QCONV_H
+#define CPERCH_QCONV_H
+// int8 convolution pieces for NCHW tensors (PerchEngine's QConvOperator):
+//
+// - perch_qrequant_row_*: gemmlowp/TFLite fixed-point requantization of a row of int32
+//   accumulators that share one multiplier (one output channel), clamped and narrowed to 8 bits.
+//   The SIMD paths compute exactly the scalar arithmetic (64-bit products, the same roundings),
+//   so every ISA writes the same bytes.
+// - perch_interleave4: packs K rows of P activation bytes into the "K4" layout [K/4][P][4] (four
+//   consecutive k of one pixel in one 32-bit word), zero-padding rows and pixels.
+// - perch_qconv_k4_*: C[n][p] = sum_k W[n][k] * X[k][p] with X in the K4 layout (uint8) and W
+//   rows (int8, K padded to 4 with zeros): output channels × pixels, so the result is NCHW.
+// - perch_qdw_row_*: one output row of a depthwise convolution: acc[x] += sum_t w[t] * row_t[x].
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
+/// gemmlowp SaturatingRoundingDoublingHighMul.
+static inline int32_t perch_srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/// gemmlowp RoundingDivideByPOT.
+static inline int32_t perch_rdpot(int32_t x, int e) {
+    if (e <= 0) return x;
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t rem = x & mask;
+    int32_t thr = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (rem > thr ? 1 : 0);
+}
+
+/// TFLite MultiplyByQuantizedMultiplier + zero point + clamp.
+static inline int32_t perch_requant1(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int64_t s = (int64_t)acc << left;
+    int32_t x = s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+    int32_t v = perch_rdpot(perch_srdhm(x, mult), right) + zp;
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/// out[i] = requant(acc[i] + add) for i < n (scalar reference).
+static inline void perch_qrequant_row_scalar(const int32_t *acc, size_t n, int32_t add, int32_t mult, int32_t shift,
+                                             int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
+}
+
+/// Scalar reference of the K4 conv GEMM. X: [K4][ldx][4] bytes; W: N rows of 4*K4 int8 (stride ldw);
+/// C: N rows of P int32 (stride ldc).
+static inline void perch_qconv_k4_scalar(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx, const int8_t *W,
+                                         size_t ldw, int32_t *C, size_t ldc) {
+    for (size_t n = 0; n < N; n++) {
+        const int8_t *w = W + n * ldw;
+        int32_t *c = C + n * ldc;
+        for (size_t p = 0; p < P; p++) c[p] = 0;
+        for (size_t k4 = 0; k4 < K4; k4++) {
+            const uint8_t *x = X + k4 * ldx * 4;
+            int32_t w0 = w[4 * k4], w1 = w[4 * k4 + 1], w2 = w[4 * k4 + 2], w3 = w[4 * k4 + 3];
+            for (size_t p = 0; p < P; p++)
+                c[p] += x[4 * p] * w0 + x[4 * p + 1] * w1 + x[4 * p + 2] * w2 + x[4 * p + 3] * w3;
+        }
+    }
+}
+
+/// Scalar reference of a depthwise row: acc[x] = init + sum_t w[t] * rows[t][x], x < n.
+static inline void perch_qdw_row_scalar(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                        int32_t init, int32_t *acc) {
+    for (size_t x = 0; x < n; x++) acc[x] = init;
+    for (size_t t = 0; t < taps; t++) {
+        const uint8_t *r = rows[t];
+        int32_t wt = w[t];
+        for (size_t x = 0; x < n; x++) acc[x] += (int32_t)r[x] * wt;
+    }
+}
+
+/// dst[k4][p][j] = src[(4*k4+j)*srcStride + p] ^ flip for k < K, p < P; zeros for k in K..<4*K4
+/// and p in P..<Pp.
+static inline void perch_interleave4_scalar(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp,
+                                            uint8_t flip, uint8_t *dst) {
+    size_t K4 = (K + 3) / 4;
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * Pp * 4;
+        for (size_t j = 0; j < 4; j++) {
+            size_t k = 4 * k4 + j;
+            if (k < K) {
+                const uint8_t *s = src + k * srcStride;
+                for (size_t p = 0; p < P; p++) d[4 * p + j] = s[p] ^ flip;
+            } else {
+                for (size_t p = 0; p < P; p++) d[4 * p + j] = 0;
+            }
+        }
+        memset(d + 4 * P, 0, 4 * (Pp - P));
+    }
+}
+
+/// Row-major int8 GEMM (MatMul layout), scalar reference: C[m][n] = sum_k A[m][k] * B[k][n] with A
+/// uint8 rows (stride lda, 4*K4 bytes each, zero padded) and B packed as [K4][ldb][4] int8 (ldb >= N).
+static inline void perch_qgemm_rm_scalar(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda, const int8_t *B,
+                                         size_t ldb, int32_t *C, size_t ldc) {
+    for (size_t m = 0; m < M; m++) {
+        const uint8_t *a = A + m * lda;
+        int32_t *c = C + m * ldc;
+        for (size_t n = 0; n < N; n++) c[n] = 0;
+        for (size_t k4 = 0; k4 < K4; k4++) {
+            const int8_t *b = B + k4 * ldb * 4;
+            int32_t a0 = a[4 * k4], a1 = a[4 * k4 + 1], a2 = a[4 * k4 + 2], a3 = a[4 * k4 + 3];
+            for (size_t n = 0; n < N; n++) c[n] += a0 * b[4 * n] + a1 * b[4 * n + 1] + a2 * b[4 * n + 2] + a3 * b[4 * n + 3];
+        }
+    }
+}
+
+/// out[j] = requant(acc[j] + add[j]) with one multiplier/shift per column (scalar reference).
+static inline void perch_qrequant_cols_scalar(const int32_t *acc, size_t n, const int32_t *add, const int32_t *mult,
+                                              const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    for (size_t j = 0; j < n; j++)
+        out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
+}
+
+/// QuantizeLinear fast path (per-tensor, float32 → 8 bit): q = clamp(round_half_even(x / scale) + z).
+/// Rounds with the 1.5·2^23 trick (exact ties-to-even for |v| < 2^22; v is clamped to ±4e6 first,
+/// far outside any 8-bit range), so the loop vectorizes instead of calling nearbyintf per element.
+/// NaN maps to z, as the Swift reference does.
+static inline void perch_quantize_f32_8bit(const float *src, size_t n, float scale, float z, float lo, float hi,
+                                           uint8_t *dst) {
+    const float magic = 12582912.0f;
+    for (size_t i = 0; i < n; i++) {
+        float v = src[i] / scale;
+        int nan = v != v;
+        v = v < -4e6f ? -4e6f : (v > 4e6f ? 4e6f : v);
+        float q = ((v + magic) - magic) + z;  /* not folded: no fast-math */
+        q = q < lo ? lo : (q > hi ? hi : q);
+        q = nan ? z : q;
+        int32_t iq = (int32_t)q;
+        dst[i] = (uint8_t)iq;
+    }
+}
+
+/// MaxPool of one 8-bit channel without padding or dilation: the kH rows of a window are first
+/// max-ed vertically into `tmp` (inW bytes; a loop compilers vectorize), then kW columns at stride
+/// sW horizontally. `flip` = 0x80 compares int8 codes as uint8 (order-preserving).
+static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y, size_t outH, size_t outW, size_t kH,
+                                        size_t kW, size_t sH, size_t sW, uint8_t flip, uint8_t *tmp) {
+    size_t used = (outW - 1) * sW + kW;
+    for (size_t oh = 0; oh < outH; oh++) {
+        const uint8_t *r0 = x + oh * sH * inW;
+        for (size_t i = 0; i < used; i++) tmp[i] = r0[i] ^ flip;
+        for (size_t kh = 1; kh < kH; kh++) {
+            const uint8_t *r = r0 + kh * inW;
+            for (size_t i = 0; i < used; i++) {
+                uint8_t v = r[i] ^ flip;
+                tmp[i] = v > tmp[i] ? v : tmp[i];
+            }
+        }
+        uint8_t *o = y + oh * outW;
+        if (kW == 2 && sW == 2) {
+            for (size_t ow = 0; ow < outW; ow++) {
+                uint8_t a = tmp[2 * ow], b = tmp[2 * ow + 1];
+                o[ow] = (a > b ? a : b) ^ flip;
+            }
+        } else {
+            for (size_t ow = 0; ow < outW; ow++) {
+                const uint8_t *t = tmp + ow * sW;
+                uint8_t m = t[0];
+                for (size_t kw = 1; kw < kW; kw++) m = t[kw] > m ? t[kw] : m;
+                o[ow] = m ^ flip;
+            }
+        }
+    }
+}
+
+/// Depthwise input planes: plane r (r < sW, `planeStride` bytes apart), padded row y (< hp),
+/// column j (< planeW) holds input (y − pH, r + j·sW − pW) ^ flip, or `pad` outside the input.
+static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_t flip, uint8_t pad, long pH, long pW,
+                                    long hp, long sW, long planeW, long planeStride, uint8_t *dst) {
+    for (long r = 0; r < sW; r++) {
+        // Valid j: 0 <= r + j*sW - pW < inW.
+        long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
+        long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
+        if (jHi > planeW) jHi = planeW;
+        if (jLo > jHi) jLo = jHi;
+        // One fill of the whole plane with the zero point, then only the input's rows and columns.
+        memset(dst + r * planeStride, pad, (size_t)(hp * planeW));
+        for (long y = 0; y < hp; y++) {
+            uint8_t *d = dst + r * planeStride + y * planeW;
+            long iy = y - pH;
+            if (iy < 0 || iy >= inH) continue;
+            const uint8_t *xr = x + iy * inW + r - pW;
+            if (sW == 1) {
+                if (flip) {
+                    for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
+                } else {
+                    memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
+                }
+            } else if (sW == 2) {
+                long j = jLo;
+#if defined(__x86_64__)
+                // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
+                // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
+                const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+                for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
+                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
+                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
+                    _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+                }
+#endif
+                for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
+            } else {
+                for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+            }
+        }
+    }
+}
+
+/// im2col of one group of a 2-D conv: row (c, kh, kw) of `dst` (stride ld) holds the input bytes
+/// under output pixels p0..<p0+m (raw bytes; padded positions get `pad`).
+static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long inH, long inW, long outW, long kH, long kW,
+                                      long sH, long sW, long dH, long dW, long pH, long pW, long p0, long m, long ld,
+                                      uint8_t pad, uint8_t *dst) {
+    long row = 0;
+    long inSize = inH * inW;
+    for (long c = 0; c < inPerGroup; c++) {
+        const uint8_t *xc = x + c * inSize;
+        for (long kh = 0; kh < kH; kh++) {
+            for (long kw = 0; kw < kW; kw++) {
+                uint8_t *d = dst + row * ld;
+                row++;
+                long p = p0, end = p0 + m;
+                long off = kw * dW - pW;
+                while (p < end) {
+                    long oh = p / outW, ow0 = p - oh * outW;
+                    long n = outW - ow0 < end - p ? outW - ow0 : end - p;
+                    uint8_t *dd = d + (p - p0);
+                    long ih = oh * sH - pH + kh * dH;
+                    if (ih < 0 || ih >= inH) {
+                        memset(dd, pad, (size_t)n);
+                    } else {
+                        const uint8_t *xr = xc + ih * inW;
+                        if (sW == 1) {
+                            long lo = -off - ow0;
+                            lo = lo < 0 ? 0 : (lo > n ? n : lo);
+                            long hi = inW - off - ow0;
+                            hi = hi > n ? n : hi;
+                            hi = hi < lo ? lo : hi;
+                            if (lo > 0) memset(dd, pad, (size_t)lo);
+                            if (hi > lo) memcpy(dd + lo, xr + ow0 + lo + off, (size_t)(hi - lo));
+                            if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
+                        } else {
+                            for (long i = 0; i < n; i++) {
+                                long iw = (ow0 + i) * sW + off;
+                                dd[i] = iw >= 0 && iw < inW ? xr[iw] : pad;
+                            }
+                        }
+                    }
+                    p += n;
+                }
+            }
+        }
+    }
+}
+
+/// QLinearAdd/Mul before requantization: tmp[i] = ta[a[i·sA]] + tb[b[i·sB]] (mul = 0) or
+/// ta[a[i·sA]] · tb[b[i·sB]] (mul = 1), with 256-entry int32 tables of the per-operand terms.
+static inline void perch_qbinary_terms(const uint8_t *a, long sA, const uint8_t *b, long sB, size_t n, const int32_t *ta,
+                                       const int32_t *tb, int mul, int32_t *tmp) {
+    if (mul) {
+        for (size_t i = 0; i < n; i++) tmp[i] = ta[a[i * sA]] * tb[b[i * sB]];
+    } else if (sA == 1 && sB == 1) {
+        for (size_t i = 0; i < n; i++) tmp[i] = (int32_t)((uint32_t)ta[a[i]] + (uint32_t)tb[b[i]]);
+    } else {
+        for (size_t i = 0; i < n; i++) tmp[i] = (int32_t)((uint32_t)ta[a[i * sA]] + (uint32_t)tb[b[i * sB]]);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// SSE2 interleave (x86-64 baseline): 16 pixels of 4 rows per step.
+static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp,
+                                     uint8_t flip, uint8_t *dst) {
+    size_t K4 = (K + 3) / 4;
+    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * Pp * 4;
+        const uint8_t *r[4];
+        int live[4];
+        for (int j = 0; j < 4; j++) {
+            size_t k = 4 * k4 + j;
+            live[j] = k < K;
+            r[j] = live[j] ? src + k * srcStride : NULL;
+        }
+        size_t p = 0;
+        for (; p + 16 <= P; p += 16) {
+            __m128i a = live[0] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[0] + p)), f) : z;
+            __m128i b = live[1] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[1] + p)), f) : z;
+            __m128i c = live[2] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[2] + p)), f) : z;
+            __m128i e = live[3] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[3] + p)), f) : z;
+            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+            _mm_storeu_si128((__m128i *)(d + 4 * p), _mm_unpacklo_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 16), _mm_unpackhi_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 32), _mm_unpacklo_epi16(ab1, ce1));
+            _mm_storeu_si128((__m128i *)(d + 4 * p + 48), _mm_unpackhi_epi16(ab1, ce1));
+        }
+        for (; p < P; p++)
+            for (int j = 0; j < 4; j++) d[4 * p + j] = live[j] ? (uint8_t)(r[j][p] ^ flip) : 0;
+        memset(d + 4 * P, 0, 4 * (Pp - P));
+    }
+}
+
+#define PERCH_AVX512_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f,avx512vl,avx512dq")))
+
+/// 16 lanes of perch_requant1 with one multiplier.
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int left, int right, __m512i vmult,
+                                                                 __m512i vzp, __m512i vlo, __m512i vhi) {
+    if (left > 0) {
+        __m512i hiT = _mm512_set1_epi32(INT32_MAX >> left), loT = _mm512_set1_epi32(INT32_MIN >> left);
+        __mmask16 over = _mm512_cmpgt_epi32_mask(x, hiT), under = _mm512_cmplt_epi32_mask(x, loT);
+        x = _mm512_sllv_epi32(x, _mm512_set1_epi32(left));
+        x = _mm512_mask_mov_epi32(x, over, _mm512_set1_epi32(INT32_MAX));
+        x = _mm512_mask_mov_epi32(x, under, _mm512_set1_epi32(INT32_MIN));
+    }
+    // srdhm: the multiplier is >= 0, so INT32_MIN * INT32_MIN cannot happen, and gemmlowp's
+    // trunc((ab + nudge) / 2^31) equals floor((ab + 2^30) / 2^31) for both signs of ab (for ab < 0:
+    // trunc(t / 2^31) = floor((t + 2^31 − 1) / 2^31) with t = ab + 1 − 2^30). Bits 31..62 of
+    // ab + 2^30 are that quotient: shift them into the low dword (even lanes) or the high dword (odd).
+    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
+    __m512i po = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), half), 1);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+    if (right > 0) {
+        __m512i mask = _mm512_set1_epi32((int32_t)(((int64_t)1 << right) - 1));
+        __m512i rem = _mm512_and_si512(y, mask);
+        __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
+        y = _mm512_srai_epi32(y, (unsigned)right);
+        y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
+    }
+    y = _mm512_add_epi32(y, vzp);
+    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+}
+
+PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *acc, size_t n, int32_t add, int32_t mult,
+                                                                 int32_t shift, int32_t zp, int32_t lo, int32_t hi,
+                                                                 uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const __m512i vmult = _mm512_set1_epi64(mult), vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo),
+                  vhi = _mm512_set1_epi32(hi), vadd = _mm512_set1_epi32(add);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vadd);
+        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(perch_requant16_avx512(x, left, right, vmult, vzp, vlo, vhi)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vadd);
+        _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(perch_requant16_avx512(x, left, right, vmult, vzp, vlo, vhi)));
+    }
+}
+
+/// `rows` rows of `n` accumulators (stride lda) with one multiplier, into rows of stride ldo.
+PERCH_AVX512_TARGET static inline void perch_qrequant_rows_avx512(const int32_t *acc, size_t lda, size_t n, size_t rows,
+                                                                  int32_t add, int32_t mult, int32_t shift, int32_t zp,
+                                                                  int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) perch_qrequant_row_avx512(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
+}
+
+/// VNNI K4 conv GEMM: tiles of 8 output channels × 32 pixels (16 accumulators). P tails are
+/// masked; X must be readable for P pixels per k4 row.
+PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                           const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    size_t p = 0;
+    for (; p < P; p += 32) {
+        size_t left = P - p;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        const uint8_t *xp = X + p * 4;
+        size_t n = 0;
+        for (; n + 8 <= N; n += 8) {
+            const int8_t *w = W + n * ldw;
+            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+                    a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const uint8_t *x = xp + k4 * ldx * 4;
+                __m512i x0 = _mm512_maskz_loadu_epi32(m0, x), x1 = _mm512_maskz_loadu_epi32(m1, x + 64);
+                const int8_t *wk = w + 4 * k4;
+                __m512i b;
+#define PERCH_VNNI_ROW(r, c0, c1)                                             \
+    b = _mm512_set1_epi32(*(const int32_t *)(const void *)(wk + (r) * ldw)); \
+    c0 = _mm512_dpbusd_epi32(c0, x0, b);                                      \
+    c1 = _mm512_dpbusd_epi32(c1, x1, b);
+                PERCH_VNNI_ROW(0, a00, a01) PERCH_VNNI_ROW(1, a10, a11) PERCH_VNNI_ROW(2, a20, a21)
+                PERCH_VNNI_ROW(3, a30, a31) PERCH_VNNI_ROW(4, a40, a41) PERCH_VNNI_ROW(5, a50, a51)
+                PERCH_VNNI_ROW(6, a60, a61) PERCH_VNNI_ROW(7, a70, a71)
+            }
+            int32_t *c = C + n * ldc + p;
+#define PERCH_VNNI_STORE(r, c0, c1)                                  \
+    _mm512_mask_storeu_epi32(c + (r) * ldc, m0, c0);                 \
+    if (m1) _mm512_mask_storeu_epi32(c + (r) * ldc + 16, m1, c1);
+            PERCH_VNNI_STORE(0, a00, a01) PERCH_VNNI_STORE(1, a10, a11) PERCH_VNNI_STORE(2, a20, a21)
+            PERCH_VNNI_STORE(3, a30, a31) PERCH_VNNI_STORE(4, a40, a41) PERCH_VNNI_STORE(5, a50, a51)
+            PERCH_VNNI_STORE(6, a60, a61) PERCH_VNNI_STORE(7, a70, a71)
+        }
+        for (; n < N; n++) {
+            const int8_t *w = W + n * ldw;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const uint8_t *x = xp + k4 * ldx * 4;
+                __m512i b = _mm512_set1_epi32(*(const int32_t *)(const void *)(w + 4 * k4));
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_maskz_loadu_epi32(m0, x), b);
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_maskz_loadu_epi32(m1, x + 64), b);
+            }
+            int32_t *c = C + n * ldc + p;
+            _mm512_mask_storeu_epi32(c, m0, c0);
+            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
+        }
+    }
+#undef PERCH_VNNI_ROW
+#undef PERCH_VNNI_STORE
+}
+
+/// VNNI row-major GEMM: tiles of 4 rows × 32 columns; B must be readable (zero padded) up to a
+/// multiple of 32 columns per k4 row.
+PERCH_AVX512_TARGET static inline void perch_qgemm_rm_vnni(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,
+                                                           const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+    for (size_t n = 0; n < N; n += 32) {
+        size_t left = N - n;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        const int8_t *bp = B + n * 4;
+        size_t m = 0;
+        for (; m + 4 <= M; m += 4) {
+            const uint8_t *a = A + m * lda;
+            __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const int8_t *b = bp + k4 * ldb * 4;
+                __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+                __m512i x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 4 * k4));
+                c00 = _mm512_dpbusd_epi32(c00, x, b0); c01 = _mm512_dpbusd_epi32(c01, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + lda + 4 * k4));
+                c10 = _mm512_dpbusd_epi32(c10, x, b0); c11 = _mm512_dpbusd_epi32(c11, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 2 * lda + 4 * k4));
+                c20 = _mm512_dpbusd_epi32(c20, x, b0); c21 = _mm512_dpbusd_epi32(c21, x, b1);
+                x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 3 * lda + 4 * k4));
+                c30 = _mm512_dpbusd_epi32(c30, x, b0); c31 = _mm512_dpbusd_epi32(c31, x, b1);
+            }
+            int32_t *c = C + m * ldc + n;
+            _mm512_mask_storeu_epi32(c, m0, c00); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c01);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c10); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c11);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c20); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c21);
+            c += ldc;
+            _mm512_mask_storeu_epi32(c, m0, c30); if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c31);
+        }
+        for (; m < M; m++) {
+            const uint8_t *a = A + m * lda;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const int8_t *b = bp + k4 * ldb * 4;
+                __m512i x = _mm512_set1_epi32(*(const int32_t *)(const void *)(a + 4 * k4));
+                c0 = _mm512_dpbusd_epi32(c0, x, _mm512_loadu_si512(b));
+                c1 = _mm512_dpbusd_epi32(c1, x, _mm512_loadu_si512(b + 64));
+            }
+            int32_t *c = C + m * ldc + n;
+            _mm512_mask_storeu_epi32(c, m0, c0);
+            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
+        }
+    }
+}
+
+/// Per-column requantization, 16 columns at a time; every shift must be <= 0 (a right shift),
+/// which the caller checks (else it uses the scalar path).
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_cols_avx512(__m512i x, __m512i vmult, __m512i vright, __m512i vzp,
+                                                                      __m512i vlo, __m512i vhi) {
+    // srdhm as in perch_requant16_avx512.
+    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
+    __m512i po = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32)), half), 1);
+    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), vright), _mm512_set1_epi32(1));
+    __m512i rem = _mm512_and_si512(y, mask);
+    __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
+    y = _mm512_srav_epi32(y, vright);
+    y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
+    y = _mm512_add_epi32(y, vzp);
+    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+}
+
+/// `rshift` holds -shift (>= 0) per column.
+PERCH_AVX512_TARGET static inline void perch_qrequant_cols_avx512(const int32_t *acc, size_t n, const int32_t *add,
+                                                                  const int32_t *mult, const int32_t *rshift, int32_t zp,
+                                                                  int32_t lo, int32_t hi, uint8_t *out) {
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + j), _mm512_maskz_loadu_epi32(m, add + j));
+        __m512i y = perch_requant16_cols_avx512(x, _mm512_maskz_loadu_epi32(m, mult + j), _mm512_maskz_loadu_epi32(m, rshift + j),
+                                                vzp, vlo, vhi);
+        _mm_mask_storeu_epi8(out + j, m, _mm512_cvtepi32_epi8(y));
+    }
+}
+
+/// AVX-512 depthwise row: 16 outputs at a time, exact int32 products.
+PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const *rows, const int32_t *w, size_t taps,
+                                                            size_t n, int32_t init, int32_t *acc) {
+    size_t x = 0;
+    const __m512i vinit = _mm512_set1_epi32(init);
+    for (; x + 16 <= n; x += 16) {
+        __m512i a = vinit;
+        for (size_t t = 0; t < taps; t++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(rows[t] + x)));
+            a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
+        }
+        _mm512_storeu_si512(acc + x, a);
+    }
+    if (x < n) {
+        __mmask16 m = (__mmask16)((1u << (n - x)) - 1);
+        __m512i a = vinit;
+        for (size_t t = 0; t < taps; t++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, rows[t] + x));
+            a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
+        }
+        _mm512_mask_storeu_epi32(acc + x, m, a);
+    }
+}
+
+/// AVX2 depthwise row: 8 outputs at a time.
+__attribute__((target("avx2"))) static inline void perch_qdw_row_avx2(const uint8_t *const *rows, const int32_t *w,
+                                                                       size_t taps, size_t n, int32_t init, int32_t *acc) {
+    size_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256i a = _mm256_set1_epi32(init);
+        for (size_t t = 0; t < taps; t++) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(rows[t] + x)));
+            a = _mm256_add_epi32(a, _mm256_mullo_epi32(v, _mm256_set1_epi32(w[t])));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + x), a);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
+}
+#else
+static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp, uint8_t flip,
+                                     uint8_t *dst) {
+    perch_interleave4_scalar(src, srcStride, K, P, Pp, flip, dst);
+}
+#endif  // __x86_64__
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+/// NEON depthwise row: 8 outputs at a time (u8 → s16 → s32 multiply-accumulate, exact).
+static inline void perch_qdw_row_neon(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                      int32_t init, int32_t *acc) {
+    size_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        int32x4_t a0 = vdupq_n_s32(init), a1 = vdupq_n_s32(init);
+        for (size_t t = 0; t < taps; t++) {
+            int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[t] + x)));
+            int32x4_t wt = vdupq_n_s32(w[t]);
+            a0 = vmlaq_s32(a0, vmovl_s16(vget_low_s16(v)), wt);
+            a1 = vmlaq_s32(a1, vmovl_s16(vget_high_s16(v)), wt);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
+}
+#endif
+
+#endif

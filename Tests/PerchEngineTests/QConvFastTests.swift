@@ -1,0 +1,258 @@
+import CPerchShims
+import PerchGraph
+@testable import PerchEngine
+import XCTest
+
+/// The NCHW int8 conv kernels of CPerchQConv.h: every SIMD path this machine has against the
+/// scalar reference, bit for bit (K4 GEMM, depthwise rows, fixed-point requantization).
+final class QConvFastTests: XCTestCase {
+    var paths: [QConvISA] {
+        var out: [QConvISA] = []
+        let isas = Int8GEMM.availableISAs()
+        if isas.contains(.avx2) { out.append(.avx2) }
+        if isas.contains(.avx512vnni) { out.append(.avx512) }
+        if isas.contains(.neon) { out.append(.neon) }
+        return out
+    }
+
+    func testK4GemmPathsAreBitExactWithScalar() {
+        #if arch(x86_64)
+        XCTAssertTrue(paths.contains(.avx2), "this x86-64 machine is expected to have AVX2")
+        #endif
+        var rng = SplitMix(seed: 21)
+        for (n, p, k4) in [(1, 1, 1), (7, 17, 3), (8, 32, 2), (13, 45, 9), (16, 100, 5), (9, 64, 1)] {
+            let ldx = p + 3
+            var x = [UInt8](repeating: 0, count: k4 * ldx * 4)
+            for i in 0..<x.count { x[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            var w = [Int8](repeating: 0, count: n * k4 * 4)
+            for i in 0..<w.count { w[i] = Int8(truncatingIfNeeded: rng.next()) }
+            // Extremes: 255 × -128 in the first output channel.
+            for i in 0..<(k4 * 4) { w[i] = -128 }
+            for i in 0..<(4 * p) { x[i] = 255 }
+            var ref = [Int32](repeating: 0, count: n * p)
+            for j in 0..<n { for q in 0..<p {
+                var s: Int32 = 0
+                for k in 0..<(4 * k4) { s += Int32(x[(k / 4) * ldx * 4 + q * 4 + k % 4]) * Int32(w[j * k4 * 4 + k]) }
+                ref[j * p + q] = s
+            } }
+            for isa in [QConvISA.scalar] + paths {
+                var c = [Int32](repeating: 7, count: n * p)
+                x.withUnsafeBufferPointer { px in w.withUnsafeBufferPointer { pw in c.withUnsafeMutableBufferPointer { pc in
+                    isa.convK4(n: n, p: p, k4: k4, x: px.baseAddress!, ldx: ldx, w: pw.baseAddress!, ldw: k4 * 4, c: pc.baseAddress!, ldc: p)
+                } } }
+                XCTAssertEqual(c, ref, "\(isa) n=\(n) p=\(p) k4=\(k4)")
+            }
+        }
+    }
+
+    func testDepthwiseRowPathsAreBitExactWithScalar() {
+        var rng = SplitMix(seed: 22)
+        for (taps, n) in [(9, 1), (9, 15), (9, 16), (25, 33), (4, 80), (9, 161)] {
+            let rowsData = (0..<taps).map { _ in (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+            let w = (0..<taps).map { _ in Int32(Int64(rng.next() % 511) - 255) }
+            let initial = Int32(Int64(rng.next() % 100000) - 50000)
+            let start = [Int32](repeating: initial, count: n)
+            var results: [[Int32]] = []
+            let buffers = rowsData.map { r -> UnsafeMutablePointer<UInt8> in
+                let p = UnsafeMutablePointer<UInt8>.allocate(capacity: n + 16)
+                p.initialize(repeating: 0, count: n + 16)
+                for i in 0..<n { p[i] = r[i] }
+                return p
+            }
+            defer { for b in buffers { b.deallocate() } }
+            var ptrs = buffers.map { Optional(UnsafePointer($0)) }
+            for isa in [QConvISA.scalar] + paths {
+                var acc = [Int32](repeating: 12345, count: n)  // overwritten, not accumulated into
+                ptrs.withUnsafeMutableBufferPointer { pp in w.withUnsafeBufferPointer { pw in acc.withUnsafeMutableBufferPointer { pa in
+                    isa.dwRow(UnsafePointer(pp.baseAddress!), pw.baseAddress!, taps: taps, n: n, initial: initial, pa.baseAddress!)
+                } } }
+                results.append(acc)
+            }
+            var want = start
+            for t in 0..<taps { for i in 0..<n { want[i] += Int32(rowsData[t][i]) * w[t] } }
+            for (i, r) in results.enumerated() { XCTAssertEqual(r, want, "path \(i) taps=\(taps) n=\(n)") }
+        }
+    }
+
+    func testRequantizationPathsAreBitExactWithSwiftReference() {
+        var rng = SplitMix(seed: 23)
+        let n = 77
+        for trial in 0..<60 {
+            // Multipliers from 1e-6 to ~40 (shift > 0 exercises the saturating left shift).
+            let real = trial % 3 == 0 ? Double(rng.next() % 40000 + 1) / 1000 : Double(rng.next() % 1_000_000 + 1) / 1e7
+            let q = QuantizedMultiplier(real)
+            var acc = (0..<n).map { _ in Int32(truncatingIfNeeded: Int64(rng.next() % 4_000_000) - 2_000_000) }
+            acc[0] = Int32.max; acc[1] = Int32.min; acc[2] = 0; acc[3] = -1
+            if trial % 5 == 0 { for i in 4..<n { acc[i] = Int32(truncatingIfNeeded: rng.next()) } }
+            let add = Int32(Int64(rng.next() % 2000) - 1000)
+            let (zp, lo, hi): (Int32, Int32, Int32) = trial % 2 == 0 ? (Int32(rng.next() % 256), 0, 255) : (Int32(Int64(rng.next() % 256) - 128), -128, 127)
+            let want = acc.map { UInt8(truncatingIfNeeded: requantize($0 &+ add, q, zeroPoint: zp, lo: lo, hi: hi)) }
+            for isa in [QConvISA.scalar] + paths {
+                var out = [UInt8](repeating: 0, count: n)
+                acc.withUnsafeBufferPointer { pa in out.withUnsafeMutableBufferPointer { po in
+                    isa.requantRow(pa.baseAddress!, n, add: add, q, zp: zp, lo: lo, hi: hi, po.baseAddress!)
+                } }
+                XCTAssertEqual(out, want, "\(isa) trial \(trial) real \(real)")
+            }
+        }
+    }
+}
+
+/// The row-major (MatMul) int8 kernel and per-column requantization, and the constant folding
+/// that lets QDQ fusion see weights stored as QuantizeLinear(ConstantOfShape).
+final class QGemmFastTests: XCTestCase {
+    func testRowMajorGemmAndColumnRequantAreBitExactWithScalar() {
+        var rng = SplitMix(seed: 31)
+        let isas = Int8GEMM.availableISAs()
+        let paths: [QConvISA] = isas.contains(.avx512vnni) ? [.avx512] : []
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (4, 32, 64), (9, 45, 130), (17, 100, 33)] {
+            let k4 = (k + 3) / 4, lda = k4 * 4
+            var a = [UInt8](repeating: 0, count: m * lda)
+            for r in 0..<m { for i in 0..<k { a[r * lda + i] = UInt8(truncatingIfNeeded: rng.next()) } }
+            for i in 0..<k { a[i] = 255 }
+            let qs = (0..<n).map { j in QuantizedMultiplier(j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4) }
+            var layer = QLinearLayer(n: n, k: k, weight: { _, _ in Int32(Int8(truncatingIfNeeded: rng.next())) }, weightZero: { _ in 0 },
+                                     weightsAreU8: false, activationZero: 3, bias: { j in Int32(j * 11) - 50 },
+                                     multiplier: { j in j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4 },
+                                     outZero: 7, lo: 0, hi: 255, int32Output: false, isa: .scalar)
+            layer.packRowMajor()
+            var want = [UInt8](repeating: 0, count: m * n)
+            for r in 0..<m { for j in 0..<n {
+                var acc: Int32 = 0
+                for i in 0..<k { acc &+= Int32(a[r * lda + i]) * Int32(layer.weights[j * layer.kp + i]) }
+                want[r * n + j] = UInt8(requantize(acc &+ layer.columnTerm[j], qs[j], zeroPoint: 7, lo: 0, hi: 255))
+            } }
+            for isa in [QConvISA.scalar] + paths {
+                var acc = [Int32](repeating: 0, count: m * n)
+                var out = [UInt8](repeating: 0, count: m * n)
+                let sums = [Int32](repeating: 0, count: m)
+                a.withUnsafeBufferPointer { pa in acc.withUnsafeMutableBufferPointer { pc in out.withUnsafeMutableBufferPointer { po in
+                    sums.withUnsafeBufferPointer { ps in
+                        layer.runRowMajor(m: m, a: pa.baseAddress!, lda: lda, rowSums: ps.baseAddress!, acc: pc.baseAddress!,
+                                          out: po.baseAddress!, isa: isa)
+                    }
+                } } }
+                XCTAssertEqual(out, want, "\(isa) m=\(m) n=\(n) k=\(k)")
+            }
+        }
+    }
+
+    /// x → Q → DQ → Conv(DQ(Q(ConstantOfShape))) → Q → DQ: the weight chain is folded before fusion
+    /// (uint8 weights, so the pixel-sum correction runs), and the result matches fake-quant.
+    func testConstantOfShapeWeightsAreFoldedAndFused() throws {
+        let wShape = Tensor(shape: [4], values: [Int64(6), 3, 3, 3])
+        var fill = Attributes()
+        fill["value"] = .tensor(Tensor(shape: [1], values: [Float(0.02)]))
+        var conv = Attributes()
+        conv["pads"] = .ints([1, 1, 1, 1])
+        let graph = Graph(
+            name: "cos",
+            nodes: [
+                Node(name: "qx", op: .quantizeLinear, inputs: ["x", "xs", "xz"], outputs: ["xq"]),
+                Node(name: "dqx", op: .dequantizeLinear, inputs: ["xq", "xs", "xz"], outputs: ["xd"]),
+                Node(name: "cos", op: .constantOfShape, inputs: ["wshape"], outputs: ["wf"], attributes: fill),
+                Node(name: "qw", op: .quantizeLinear, inputs: ["wf", "ws", "wz"], outputs: ["wq"]),
+                Node(name: "dqw", op: .dequantizeLinear, inputs: ["wq", "ws", "wz"], outputs: ["wd"]),
+                Node(name: "conv", op: .conv, inputs: ["xd", "wd"], outputs: ["c"], attributes: conv),
+                Node(name: "qy", op: .quantizeLinear, inputs: ["c", "ys", "yz"], outputs: ["yq"]),
+                Node(name: "dqy", op: .dequantizeLinear, inputs: ["yq", "ys", "yz"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 3, 9, 21]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, 6, 9, 21]))],
+            initializers: [
+                "wshape": wShape, "xs": Tensor(shape: [], values: [Float(0.01)]), "xz": Tensor(shape: [], values: [UInt8(20)]),
+                "ws": Tensor(shape: [], values: [Float(0.0002)]), "wz": Tensor(shape: [], values: [UInt8(3)]),
+                "ys": Tensor(shape: [], values: [Float(0.004)]), "yz": Tensor(shape: [], values: [UInt8(10)]),
+            ])
+        var rng = SplitMix(seed: 9)
+        let x = Tensor(shape: [1, 3, 9, 21], values: (0..<(3 * 9 * 21)).map { _ in Float(rng.next() % 200) / 100 - 0.2 })
+        let fused = try Session(graph: graph)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .qLinearConv }.count, 1)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .constantOfShape || $0.op == .conv }.count, 0)
+        let got = try XCTUnwrap(try fused.run(["x": x])["y"]).floats
+        let want = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(fuseQuantized: false)).run(["x": x])["y"]).floats
+        XCTAssertEqual(got.count, want.count)
+        var worst: Float = 0
+        for i in 0..<got.count { worst = max(worst, abs(got[i] - want[i])) }
+        XCTAssertLessThanOrEqual(worst, 0.004 * 1.0001)
+        XCTAssertGreaterThan(want.max()!, 0.1)  // not all clamped
+    }
+}
+
+/// DQ → Div(scalar) → Erf → Q (GELU's inner part, as ORT's QDQ transformer leaves it) becomes
+/// one QLinearLookup table; it must give what fake-quant gives (same float ops per code).
+final class QDQChainFusionTests: XCTestCase {
+    func testDivErfChainBecomesOneTable() throws {
+        let graph = Graph(
+            name: "chain",
+            nodes: [
+                Node(name: "qx", op: .quantizeLinear, inputs: ["x", "xs", "xz"], outputs: ["xq"]),
+                Node(name: "dqx", op: .dequantizeLinear, inputs: ["xq", "xs", "xz"], outputs: ["xd"]),
+                Node(name: "div", op: .div, inputs: ["xd", "sqrt2"], outputs: ["d"]),
+                Node(name: "erf", op: .erf, inputs: ["d"], outputs: ["e"]),
+                Node(name: "qy", op: .quantizeLinear, inputs: ["e", "ys", "yz"], outputs: ["yq"]),
+                Node(name: "dqy", op: .dequantizeLinear, inputs: ["yq", "ys", "yz"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [256]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [256]))],
+            initializers: [
+                "xs": Tensor(shape: [], values: [Float(0.03)]), "xz": Tensor(shape: [], values: [UInt8(128)]),
+                "sqrt2": Tensor(shape: [], values: [Float(1.4142135)]),
+                "ys": Tensor(shape: [], values: [Float(2.0 / 255)]), "yz": Tensor(shape: [], values: [UInt8(127)]),
+            ])
+        // Every input code once: x = (code − 128) · 0.03.
+        let x = Tensor(shape: [256], values: (0..<256).map { Float($0 - 128) * 0.03 })
+        let fused = try Session(graph: graph)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .qLinearLookup }.count, 1)
+        XCTAssertEqual(fused.graph.nodes.filter { $0.op == .erf || $0.op == .div }.count, 0)
+        let got = try XCTUnwrap(try fused.run(["x": x])["y"]).floats
+        let want = try XCTUnwrap(try Session(graph: graph, options: SessionOptions(fuseQuantized: false)).run(["x": x])["y"]).floats
+        XCTAssertEqual(got, want)
+        // erf(3.84/√2) ≈ 0.9934 → code 254 → 0.9922; erf(−3.84/√2) → code 0 → −0.9961.
+        XCTAssertEqual(got[255], Float(254 - 127) * Float(2.0 / 255), accuracy: 1e-6)
+        XCTAssertEqual(got[0], Float(0 - 127) * Float(2.0 / 255), accuracy: 1e-6)
+    }
+}
+
+/// QLinearAdd / QLinearMul (per-operand tables + vectorized requantization) against the
+/// element-wise TFLite formulas, with broadcasting and both 8-bit types.
+final class QBinaryTests: XCTestCase {
+    // 600 elements: the term-table path; 3×5×400 = 6000 (below): the 64 KiB pair-table path.
+    func testQLinearAddMulMatchTheElementwiseFormulas() throws {
+        var rng = SplitMix(seed: 51)
+        for op in [OpType.qLinearAdd, .qLinearMul] {
+            for (dtype, w) in [(DType.u8, 40), (.i8, 40), (.u8, 400), (.i8, 400)] {
+                let a = Tensor(dtype: dtype, shape: [3, 5, w], bytes: (0..<(15 * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let b = Tensor(dtype: dtype, shape: [w], bytes: (0..<w).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
+                let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
+                let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
+                let consts: [String: Tensor] = ["as": Tensor(shape: [], values: [sa]), "az": zero(za + (dtype == .u8 ? 0 : 128)),
+                                                "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb + (dtype == .u8 ? 0 : 128)),
+                                                "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy + (dtype == .u8 ? 0 : 128))]
+                let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
+                var g = Graph(name: "t", nodes: [node],
+                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a.shape)),
+                                       ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b.shape))],
+                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: a.shape))])
+                g.initializers = consts
+                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"]).int64s
+                let av = a.int64s, bv = b.int64s
+                let (lo, hi) = quantizedRange(dtype)
+                let twiceMax = 2 * Double(max(sa, sb))
+                for i in 0..<(15 * w) {
+                    let xa = Int32(av[i]) - Int32(za), yb = Int32(bv[i % w]) - Int32(zb)
+                    var v: Int32
+                    if op == .qLinearAdd {
+                        let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))
+                        let s2 = multiplyByQuantizedMultiplier(yb << 20, QuantizedMultiplier(Double(sb) / twiceMax))
+                        v = multiplyByQuantizedMultiplier(s1 &+ s2, QuantizedMultiplier(twiceMax / (Double(1 << 20) * Double(sy)))) + Int32(zy)
+                    } else {
+                        v = multiplyByQuantizedMultiplier(xa * yb, QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))) + Int32(zy)
+                    }
+                    XCTAssertEqual(y[i], Int64(min(max(v, lo), hi)), "\(op) \(dtype) i=\(i)")
+                }
+            }
+        }
+    }
+}

@@ -48,7 +48,7 @@ public final class Session {
     var isPrepared = false
 
     /// Validates and topologically sorts `graph`, applies `QDQFusion` when
-    /// `options.fuseQuantized` is on and `ActivationFusion` always, and starts `options.threads - 1` worker threads. Nothing
+    /// `options.fuseQuantized` is on, and starts `options.threads - 1` worker threads. Nothing
     /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
         self.options = options
@@ -63,12 +63,11 @@ public final class Session {
         if options.fuseQuantized {
             Self.foldQuantizedConstants(&g)
             QDQFusion.apply(&g)
-        }
-        ActivationFusion.apply(&g)
-        do {
-            try g.validate()
-        } catch {
-            throw .graph(error)
+            do {
+                try g.validate()
+            } catch {
+                throw .graph(error)
+            }
         }
         self.graph = g
     }

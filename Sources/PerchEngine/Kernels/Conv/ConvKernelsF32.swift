@@ -66,7 +66,7 @@ func convIm2colGemmF32(
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
     col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
     args: KernelArgs, slots: Int,
-    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0, clamp: (Float, Float)? = nil
+    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup
@@ -98,7 +98,6 @@ func convIm2colGemmF32(
             sgemmParallel(args, slots: slots, m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
                           b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace,
                           packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg))
-            if let (lo, hi) = clamp { clampInPlace(yg, mg * p, lo, hi) }
         }
     }
 }
@@ -108,7 +107,7 @@ func convIm2colGemmF32(
 /// split across the session's threads; 3×3 stride-1 2-D kernels take a specialized row kernel.
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
-    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs, clamp: (Float, Float)? = nil
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs
 ) {
     let total = g.batch * g.outChannels
     let parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
@@ -116,7 +115,6 @@ func convDepthwiseF32(
         let r = splitRange(total, parts: parts, part: i)
         for nm in r {
             convDepthwiseChannelF32(g, n: nm / g.outChannels, m: nm % g.outChannels, x: x, w: w, bias: bias, y: y)
-            if let (lo, hi) = clamp { clampInPlace(y + nm * g.outSize, g.outSize, lo, hi) }
         }
     }
 }
@@ -334,7 +332,8 @@ func convTransposeGemmF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
     col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
-    args: KernelArgs, slots: Int
+    args: KernelArgs, slots: Int,
+    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup

@@ -71,9 +71,6 @@ public enum ConvOperator {
         let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
         let hasBias = ctx.has(2)
         let geo = g
-        // A Relu/Clip folded in by ActivationFusion.
-        let clamp: (Float, Float)? = ctx.attributes["_clamp_min"] == nil ? nil
-            : (ctx.attributes.float("_clamp_min", default: -Float.infinity), ctx.attributes.float("_clamp_max", default: Float.infinity))
         // fp16 weight storage, fp32 compute: W is widened into the first `wFloats` of scratch on
         // each run (cheap next to the conv; the arena reuses that space between steps).
         let wHalf = w.dtype == .f16
@@ -83,15 +80,13 @@ public enum ConvOperator {
                 let wp = convWeightsF32(args, half: wHalf)
                 convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
-                if let (lo, hi) = clamp { clampInPlace(args.output(0).pointer(as: Float.self), out.count, lo, hi) }
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
             return PreparedOp(outputs: [out], scratchBytes: wFloats * 4) { args in
                 let wp = convWeightsF32(args, half: wHalf)
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
-                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args,
-                                 clamp: clamp)
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
@@ -118,7 +113,7 @@ public enum ConvOperator {
                     convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                                       bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
                                       col: scratch, workspace: scratch + colFloats, args: args, slots: slots,
-                                      packedW: pw.baseAddress, packedGroupStride: perGroup, clamp: clamp)
+                                      packedW: pw.baseAddress, packedGroupStride: perGroup)
                 }
             }
         }
@@ -127,7 +122,7 @@ public enum ConvOperator {
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self) + wFloats
             convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: wp,
                               bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots, clamp: clamp)
+                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
     }
 

@@ -262,16 +262,8 @@ struct InventoryParser {
         return (base as NSString).appendingPathComponent(p)
     }
 
-    /// The document as a located tree; YAML syntax errors become inventory diagnostics.
-    mutating func parseYAML(_ text: String) -> LocatedYAML? {
-        var found: [ProfileDiagnostic] = []
-        let root = LocatedYAML.parse(text, file: file, diagnostics: &found)
-        diagnostics += found.map { InventoryDiagnostic(file: $0.file, line: $0.line, column: $0.column, message: $0.message) }
-        return root
-    }
-
     mutating func parse(_ text: String) -> Inventory? {
-        guard let root = parseYAML(text) else {
+        guard let root = LocatedYAML.parse(text, file: file, diagnostics: &diagnostics) else {
             if diagnostics.isEmpty {
                 diagnostics.append(InventoryDiagnostic(file: file, line: 1, column: 1, message: "the inventory is empty; it needs a 'devices:' list"))
             }

@@ -60,24 +60,8 @@ public enum GemmOperator {
         if ad.dtype == .f32 {
             let slots = ctx.threads
             let ws = sgemmParallelWorkspaceCount(m: m, n: n, k: k, slots: slots)
-            if let weights = packedWeightsB(ctx.value(1), k: k, n: n, rowStride: bRow, colStride: bCol) {
-                return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
-                    let a = UnsafePointer(args.input(0).pointer(as: Float.self))
-                    let y = args.output(0).pointer(as: Float.self)
-                    if useC {
-                        let c = args.input(2).pointer(as: Float.self)
-                        for i in 0..<m {
-                            for j in 0..<n { y[i * n + j] = beta * c[i * cRowStride + j * cColStride] }
-                        }
-                    }
-                    let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
-                    weights.withUnsafeBufferPointer { pb in
-                        sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
-                                      b: pb.baseAddress!, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp,
-                                      packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
-                    }
-                }
-            }
+            // A constant B (the usual weight) is packed once here instead of on every run.
+            let weights = packedWeightsB(ctx.value(1), k: k, n: n, rowStride: bRow, colStride: bCol)
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
@@ -89,8 +73,16 @@ public enum GemmOperator {
                     }
                 }
                 let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
-                sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
-                      b: b, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp)
+                guard let weights else {
+                    sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
+                                  b: b, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp)
+                    return
+                }
+                weights.withUnsafeBufferPointer { pb in
+                    sgemmParallel(args, slots: slots, m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRow, aColStride: aCol,
+                                  b: b, bRowStride: bRow, bColStride: bCol, c: y, ldc: n, accumulate: useC, workspace: wsp,
+                                  packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
+                }
             }
         }
         let integer = ad.dtype.isInteger
@@ -185,23 +177,20 @@ public enum GemmOperator {
             let mm = foldBatch ? batchCount * m : m
             let slots = ctx.threads
             let ws = sgemmParallelWorkspaceCount(m: mm, n: n, k: k, slots: slots)
-            if foldBatch, bd.rank == 2, let weights = packedWeightsB(ctx.value(1), k: k, n: n, rowStride: n, colStride: 1) {
-                return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
-                    let a = UnsafePointer(args.input(0).pointer(as: Float.self))
-                    let y = args.output(0).pointer(as: Float.self)
-                    let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
-                    weights.withUnsafeBufferPointer { pb in
-                        sgemmParallel(args, slots: slots, m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: pb.baseAddress!,
-                                      bRowStride: n, bColStride: 1, c: y, ldc: n, accumulate: false, workspace: wsp,
-                                      packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
-                    }
-                }
-            }
+            // B shared by the whole batch and constant: packed once here.
+            let weights = foldBatch && bd.rank == 2 ? packedWeightsB(ctx.value(1), k: k, n: n, rowStride: n, colStride: 1) : nil
             return PreparedOp(outputs: [out], scratchBytes: ws * 4) { args in
                 let a = UnsafePointer(args.input(0).pointer(as: Float.self))
                 let b = UnsafePointer(args.input(1).pointer(as: Float.self))
                 let y = args.output(0).pointer(as: Float.self)
                 let wsp = args.scratch?.assumingMemoryBound(to: Float.self) ?? y
+                if let weights {
+                    weights.withUnsafeBufferPointer { pb in
+                        sgemmParallel(args, slots: slots, m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: b, bRowStride: n, bColStride: 1,
+                                      c: y, ldc: n, accumulate: false, workspace: wsp, packed: SGEMMPrepacked(b: pb.baseAddress, n: n))
+                    }
+                    return
+                }
                 if foldBatch {
                     sgemmParallel(args, slots: slots, m: mm, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: b, bRowStride: n, bColStride: 1,
                           c: y, ldc: n, accumulate: false, workspace: wsp)

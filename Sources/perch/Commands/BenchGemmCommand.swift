@@ -4,11 +4,12 @@ import Foundation
 import PerchEngine
 
 /// `perch bench-gemm [--m M --n N --k K] [--threads T] [--runs R] [--json]` (hidden): times the
-/// fp32 GEMM that Gemm/MatMul/Conv run on, for bench/run.py's fraction-of-peak report.
+/// fp32 GEMM that Gemm/MatMul/Conv run on and the int8 GEMM kernel of the quantized ops, for
+/// bench/run.py's fraction-of-peak report.
 struct BenchGemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-gemm",
-        abstract: "Time the engine's fp32 GEMM (C = A·B) on M×K·K×N matrices.",
+        abstract: "Time the engine's fp32 GEMM (C = A·B) and int8 GEMM kernel on M×K·K×N matrices.",
         shouldDisplay: false
     )
 
@@ -52,15 +53,45 @@ struct BenchGemmCommand: ParsableCommand {
         samples.sort()
         let median = samples[samples.count / 2]
         let gflops = 2.0 * Double(m) * Double(n) * Double(k) / (median * 1e6)
+        let (int8Median, isa) = timeInt8()
+        let gops = 2.0 * Double(m) * Double(n) * Double(k) / (int8Median * 1e6)
         if json {
             print(JSONValue.object([
                 ("m", .int(m)), ("n", .int(n)), ("k", .int(k)), ("threads", .int(threads)), ("runs", .int(runs)),
                 ("fp32", .object([("median_ms", .double(median)), ("gflops", .double(gflops)), ("kernel", .string(sgemmVariantName()))])),
-                ("int8", .null),
+                ("int8", .object([("median_ms", .double(int8Median)), ("gops", .double(gops)), ("kernel", .string(isa.name)), ("threads", .int(1))])),
             ]).text)
         } else {
             print("sgemm " + String(m) + "x" + String(n) + "x" + String(k) + ", " + String(threads) + " thread(s), " + sgemmVariantName()
                   + String(format: ": median %.3f ms, %.1f GFLOP/s", median, gflops))
+            print("int8 gemm (u8·s8 → s32) " + String(m) + "x" + String(n) + "x" + String(k) + ", 1 thread, " + isa.name
+                  + String(format: ": median %.3f ms, %.1f GOP/s", int8Median, gops))
         }
+    }
+
+    /// The engine's int8 GEMM kernel (uint8 activations · int8 weights → int32, the inner loop of
+    /// QLinearConv/QLinearMatMul before requantization) on the same sizes, one thread.
+    func timeInt8() -> (Double, Int8ISA) {
+        let isa = Int8GEMM.bestISA()
+        let kp = Int8GEMM.paddedK(k)
+        var a = [UInt8](repeating: 0, count: m * kp)
+        var b = [Int8](repeating: 0, count: n * kp)
+        for i in 0..<m { for p in 0..<k { a[i * kp + p] = UInt8((i * 7 + p) % 251) } }
+        for j in 0..<n { for p in 0..<k { b[j * kp + p] = Int8(truncatingIfNeeded: (j * 5 + p * 3) % 255 - 127) } }
+        var c = [Int32](repeating: 0, count: m * n)
+        var samples = [Double]()
+        for r in 0..<(runs + 3) {
+            let t0 = perch_monotonic_ns()
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        Int8GEMM.gemm(isa, m: m, n: n, k: kp, a: ap.baseAddress!, lda: kp, b: bp.baseAddress!, ldb: kp, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            if r >= 3 { samples.append(Double(perch_monotonic_ns() - t0) / 1e6) }
+        }
+        samples.sort()
+        return (samples[samples.count / 2], isa)
     }
 }

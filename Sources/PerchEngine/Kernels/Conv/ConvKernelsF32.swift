@@ -169,124 +169,119 @@ func convDepthwiseChannelF32(
     }
 }
 
-/// 3×3, stride 1, dilation 1, 2-D depthwise for one channel: each output row sums three input
-/// rows with the three taps held in registers; the interior runs 8 columns at a time with SIMD.
-@inline(__always)
+/// What one output row of a 3×3 depthwise conv reads, shared by the stride-1 and stride-2 kernels:
+/// the three input rows (nil in the padding), stand-in rows so the vector bodies read without
+/// branching (a padded row is replaced by a real one whose weights are zeroed), the nine weights as
+/// vectors, and the bounds-checked sum for border columns.
+struct Depthwise3x3Row {
+    let r0, r1, r2: UnsafePointer<Float>?
+    let a0, a1, a2: UnsafePointer<Float>
+    let k00, k01, k02, k10, k11, k12, k20, k21, k22: SIMD8<Float>
+    let inW: Int
+
+    /// nil when all three rows lie in the padding (the output row is the bias).
+    @inline(__always)
+    init?(_ xc: UnsafePointer<Float>, top ih0: Int, inH: Int, inW: Int, weights wm: UnsafePointer<Float>) {
+        r0 = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
+        r1 = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
+        r2 = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
+        guard let any = r0 ?? r1 ?? r2 else { return nil }
+        a0 = r0 ?? any
+        a1 = r1 ?? any
+        a2 = r2 ?? any
+        let z = SIMD8<Float>(repeating: 0)
+        k00 = r0 == nil ? z : SIMD8(repeating: wm[0]); k01 = r0 == nil ? z : SIMD8(repeating: wm[1]); k02 = r0 == nil ? z : SIMD8(repeating: wm[2])
+        k10 = r1 == nil ? z : SIMD8(repeating: wm[3]); k11 = r1 == nil ? z : SIMD8(repeating: wm[4]); k12 = r1 == nil ? z : SIMD8(repeating: wm[5])
+        k20 = r2 == nil ? z : SIMD8(repeating: wm[6]); k21 = r2 == nil ? z : SIMD8(repeating: wm[7]); k22 = r2 == nil ? z : SIMD8(repeating: wm[8])
+        self.inW = inW
+    }
+
+    @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
+        guard let row, iw >= 0, iw < inW else { return 0 }
+        return row[iw]
+    }
+
+    /// Bias plus the nine taps at input columns `iw…iw+2`, padding read as zero (border columns).
+    @inline(__always) func edge(_ iw: Int, bias: Float) -> Float {
+        var s = bias
+        s += k00[0] * tap(r0, iw) + k01[0] * tap(r0, iw + 1) + k02[0] * tap(r0, iw + 2)
+        s += k10[0] * tap(r1, iw) + k11[0] * tap(r1, iw + 1) + k12[0] * tap(r1, iw + 2)
+        s += k20[0] * tap(r2, iw) + k21[0] * tap(r2, iw + 1) + k22[0] * tap(r2, iw + 2)
+        return s
+    }
+
+    /// The vector bodies' arithmetic for one column whose taps `iw…iw+2` are all inside the row.
+    @inline(__always) func interior(_ iw: Int, bias: Float) -> Float {
+        var v = bias
+        v += k00[0] * a0[iw]
+        v += k01[0] * a0[iw + 1]
+        v += k02[0] * a0[iw + 2]
+        v += k10[0] * a1[iw]
+        v += k11[0] * a1[iw + 1]
+        v += k12[0] * a1[iw + 2]
+        v += k20[0] * a2[iw]
+        v += k21[0] * a2[iw + 1]
+        v += k22[0] * a2[iw + 2]
+        return v
+    }
+}
+
+/// 3×3, stride 1, dilation 1, 2-D depthwise for one channel: eight outputs at a time from
+/// unaligned loads of the three input rows; border columns and rows take the bounds-checked sum.
 func convDepthwise3x3S1F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
-    let w00 = wm[0], w01 = wm[1], w02 = wm[2], w10 = wm[3], w11 = wm[4], w12 = wm[5], w20 = wm[6], w21 = wm[7], w22 = wm[8]
-    let inW = g.inW, inH = g.inH, outW = g.outW, pW = g.pW, pH = g.pH
+    let inW = g.inW, outW = g.outW, pW = g.pW
     // Output columns whose three taps are all inside the row: ow - pW >= 0 and ow - pW + 2 < inW.
     let lo = Swift.min(outW, pW)
     let hi = Swift.max(lo, Swift.min(outW, inW - 2 + pW))
     for oh in 0..<g.outH {
         let yrow = ym + oh * outW
-        let ih0 = oh - pH
-        // Three input rows (nil outside the image).
-        let r0: UnsafePointer<Float>? = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
-        let r1: UnsafePointer<Float>? = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
-        let r2: UnsafePointer<Float>? = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
-        @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
-            guard let row, iw >= 0, iw < inW else { return 0 }
-            return row[iw]
-        }
-        @inline(__always) func edge(_ ow: Int) -> Float {
-            let iw = ow - pW
-            var s = bias
-            s += w00 * tap(r0, iw) + w01 * tap(r0, iw + 1) + w02 * tap(r0, iw + 2)
-            s += w10 * tap(r1, iw) + w11 * tap(r1, iw + 1) + w12 * tap(r1, iw + 2)
-            s += w20 * tap(r2, iw) + w21 * tap(r2, iw + 1) + w22 * tap(r2, iw + 2)
-            return s
-        }
-        if r0 == nil && r1 == nil && r2 == nil {
+        guard let row = Depthwise3x3Row(xc, top: oh - g.pH, inH: g.inH, inW: inW, weights: wm) else {
             yrow.update(repeating: bias, count: outW)
             continue
         }
-        for ow in 0..<lo { yrow[ow] = edge(ow) }
-        // Interior: rows absent above/below contribute zero via a zero weight and row r1 stand-in.
-        let z = SIMD8<Float>(repeating: 0)
-        let a0 = r0 ?? r1 ?? r2!, a1 = r1 ?? r0 ?? r2!, a2 = r2 ?? r1 ?? r0!
-        let k00 = r0 == nil ? z : SIMD8(repeating: w00), k01 = r0 == nil ? z : SIMD8(repeating: w01), k02 = r0 == nil ? z : SIMD8(repeating: w02)
-        let k10 = r1 == nil ? z : SIMD8(repeating: w10), k11 = r1 == nil ? z : SIMD8(repeating: w11), k12 = r1 == nil ? z : SIMD8(repeating: w12)
-        let k20 = r2 == nil ? z : SIMD8(repeating: w20), k21 = r2 == nil ? z : SIMD8(repeating: w21), k22 = r2 == nil ? z : SIMD8(repeating: w22)
+        var ow = 0
+        while ow < lo { yrow[ow] = row.edge(ow - pW, bias: bias); ow += 1 }
         let bv = SIMD8<Float>(repeating: bias)
-        let p0 = UnsafeRawPointer(a0), p1 = UnsafeRawPointer(a1), p2 = UnsafeRawPointer(a2)
-        var ow = lo
+        let p0 = UnsafeRawPointer(row.a0), p1 = UnsafeRawPointer(row.a1), p2 = UnsafeRawPointer(row.a2)
         while ow + 8 <= hi {
             let o = (ow - pW) * 4
             var s = bv
-            s += k00 * p0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += k01 * p0.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += k02 * p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
-            s += k10 * p1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += k11 * p1.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += k12 * p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
-            s += k20 * p2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += k21 * p2.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += k22 * p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            s += row.k00 * p0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += row.k01 * p0.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += row.k02 * p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            s += row.k10 * p1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += row.k11 * p1.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += row.k12 * p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
+            s += row.k20 * p2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s += row.k21 * p2.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
+            s += row.k22 * p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
             UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
             ow += 8
         }
-        // Interior columns left over: the vector body's arithmetic, one lane at a time.
-        let q0 = a0 - pW, q1 = a1 - pW, q2 = a2 - pW
-        while ow < hi {
-            var v = bias
-            v += k00[0] * q0[ow]
-            v += k01[0] * q0[ow + 1]
-            v += k02[0] * q0[ow + 2]
-            v += k10[0] * q1[ow]
-            v += k11[0] * q1[ow + 1]
-            v += k12[0] * q1[ow + 2]
-            v += k20[0] * q2[ow]
-            v += k21[0] * q2[ow + 1]
-            v += k22[0] * q2[ow + 2]
-            yrow[ow] = v
-            ow += 1
-        }
-        while ow < outW { yrow[ow] = edge(ow); ow += 1 }
+        while ow < hi { yrow[ow] = row.interior(ow - pW, bias: bias); ow += 1 }
+        while ow < outW { yrow[ow] = row.edge(ow - pW, bias: bias); ow += 1 }
     }
 }
 
 /// 3×3, stride 2, dilation 1, 2-D depthwise for one channel (MobileNet's downsampling blocks):
 /// eight outputs at a time read 16 + 16 input floats per row and split them into even and odd
-/// lanes (taps 0 and 1 from the first load, tap 2 from the one two floats on); edges and rows
-/// outside the image take the scalar path.
+/// lanes (taps 0 and 1 from the first load, tap 2 from the one two floats on); border columns and
+/// rows take the bounds-checked sum.
 func convDepthwise3x3S2F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
-    let w00 = wm[0], w01 = wm[1], w02 = wm[2], w10 = wm[3], w11 = wm[4], w12 = wm[5], w20 = wm[6], w21 = wm[7], w22 = wm[8]
-    let inW = g.inW, inH = g.inH, outW = g.outW, pW = g.pW, pH = g.pH
+    let inW = g.inW, outW = g.outW, pW = g.pW
     // Output columns whose taps 2·ow − pW … 2·ow − pW + 2 are inside the row.
     let lo = Swift.min(outW, (pW + 1) / 2)
     let hi = Swift.max(lo, Swift.min(outW, (inW - 3 + pW) / 2 + 1))
     for oh in 0..<g.outH {
         let yrow = ym + oh * outW
-        let ih0 = 2 * oh - pH
-        let r0: UnsafePointer<Float>? = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
-        let r1: UnsafePointer<Float>? = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
-        let r2: UnsafePointer<Float>? = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
-        @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
-            guard let row, iw >= 0, iw < inW else { return 0 }
-            return row[iw]
-        }
-        @inline(__always) func edge(_ ow: Int) -> Float {
-            let iw = 2 * ow - pW
-            var s = bias
-            s += w00 * tap(r0, iw) + w01 * tap(r0, iw + 1) + w02 * tap(r0, iw + 2)
-            s += w10 * tap(r1, iw) + w11 * tap(r1, iw + 1) + w12 * tap(r1, iw + 2)
-            s += w20 * tap(r2, iw) + w21 * tap(r2, iw + 1) + w22 * tap(r2, iw + 2)
-            return s
-        }
-        if r0 == nil && r1 == nil && r2 == nil {
+        guard let row = Depthwise3x3Row(xc, top: 2 * oh - g.pH, inH: g.inH, inW: inW, weights: wm) else {
             yrow.update(repeating: bias, count: outW)
             continue
         }
         var ow = 0
-        while ow < lo { yrow[ow] = edge(ow); ow += 1 }
-        let z = SIMD8<Float>(repeating: 0)
-        let a0 = r0 ?? r1 ?? r2!, a1 = r1 ?? r0 ?? r2!, a2 = r2 ?? r1 ?? r0!
-        let k00 = r0 == nil ? z : SIMD8(repeating: w00), k01 = r0 == nil ? z : SIMD8(repeating: w01), k02 = r0 == nil ? z : SIMD8(repeating: w02)
-        let k10 = r1 == nil ? z : SIMD8(repeating: w10), k11 = r1 == nil ? z : SIMD8(repeating: w11), k12 = r1 == nil ? z : SIMD8(repeating: w12)
-        let k20 = r2 == nil ? z : SIMD8(repeating: w20), k21 = r2 == nil ? z : SIMD8(repeating: w21), k22 = r2 == nil ? z : SIMD8(repeating: w22)
+        while ow < lo { yrow[ow] = row.edge(2 * ow - pW, bias: bias); ow += 1 }
         let bv = SIMD8<Float>(repeating: bias)
-        let p0 = UnsafeRawPointer(a0), p1 = UnsafeRawPointer(a1), p2 = UnsafeRawPointer(a2)
+        let p0 = UnsafeRawPointer(row.a0), p1 = UnsafeRawPointer(row.a1), p2 = UnsafeRawPointer(row.a2)
         // Both 16-float loads stay inside the row: 2·ow − pW + 18 ≤ inW.
         while ow + 8 <= hi && 2 * ow - pW + 18 <= inW {
             let o = (2 * ow - pW) * 4
@@ -294,35 +289,20 @@ func convDepthwise3x3S2F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: Unsa
             let x1 = p1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y1 = p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
             let x2 = p2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y2 = p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
             var s = bv
-            s += k00 * x0.evenHalf
-            s += k01 * x0.oddHalf
-            s += k02 * y0.evenHalf
-            s += k10 * x1.evenHalf
-            s += k11 * x1.oddHalf
-            s += k12 * y1.evenHalf
-            s += k20 * x2.evenHalf
-            s += k21 * x2.oddHalf
-            s += k22 * y2.evenHalf
+            s += row.k00 * x0.evenHalf
+            s += row.k01 * x0.oddHalf
+            s += row.k02 * y0.evenHalf
+            s += row.k10 * x1.evenHalf
+            s += row.k11 * x1.oddHalf
+            s += row.k12 * y1.evenHalf
+            s += row.k20 * x2.evenHalf
+            s += row.k21 * x2.oddHalf
+            s += row.k22 * y2.evenHalf
             UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
             ow += 8
         }
-        // Interior columns left over: the vector body's arithmetic, one lane at a time.
-        while ow < hi {
-            let i = 2 * ow - pW
-            var v = bias
-            v += k00[0] * a0[i]
-            v += k01[0] * a0[i + 1]
-            v += k02[0] * a0[i + 2]
-            v += k10[0] * a1[i]
-            v += k11[0] * a1[i + 1]
-            v += k12[0] * a1[i + 2]
-            v += k20[0] * a2[i]
-            v += k21[0] * a2[i + 1]
-            v += k22[0] * a2[i + 2]
-            yrow[ow] = v
-            ow += 1
-        }
-        while ow < outW { yrow[ow] = edge(ow); ow += 1 }
+        while ow < hi { yrow[ow] = row.interior(2 * ow - pW, bias: bias); ow += 1 }
+        while ow < outW { yrow[ow] = row.edge(2 * ow - pW, bias: bias); ow += 1 }
     }
 }
 

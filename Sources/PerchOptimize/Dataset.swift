@@ -25,8 +25,8 @@ public struct Dataset: Sendable {
         var stacked: [String: Tensor] = [:]
         if isDir.boolValue {
             for input in inputs {
-                let file = (path as NSString).appendingPathComponent(fileName(forTensor: input.name) + ".npy")
-                stacked[input.name] = try readNPY(file, missingHint: "add " + fileName(forTensor: input.name) + ".npy holding all samples of input '" + input.name + "' stacked on a new first axis")
+                let file = (path as NSString).appendingPathComponent(NPY.fileName(forTensor: input.name) + ".npy")
+                stacked[input.name] = try readNPY(file, missingHint: "add " + NPY.fileName(forTensor: input.name) + ".npy holding all samples of input '" + input.name + "' stacked on a new first axis")
             }
         } else {
             guard inputs.count == 1 else {
@@ -122,16 +122,6 @@ public struct Dataset: Sendable {
         }
     }
 
-    /// CONTRACTS.md's tensor-name-to-file-name rule.
-    public static func fileName(forTensor name: String) -> String {
-        var out = ""
-        for scalar in name.unicodeScalars {
-            let v = scalar.value
-            let ok = (v >= 48 && v <= 57) || (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 46 || v == 95 || v == 45
-            out.unicodeScalars.append(ok ? scalar : "_")
-        }
-        return out
-    }
 }
 
 func shapeString(_ shape: [Int]) -> String {

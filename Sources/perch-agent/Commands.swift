@@ -215,11 +215,7 @@ func loadSession(_ bytes: [UInt8]) -> Session? {
 }
 
 /// CONTRACTS.md's tensor-name-to-file-name rule.
-func tensorFileName(_ name: String) -> String {
-    var out: [UInt8] = []
-    for b in name.utf8 { out.append(isSafeByte(b) ? b : 0x5F) }
-    return String(decoding: out, as: UTF8.self)
-}
+func tensorFileName(_ name: String) -> String { NPY.fileName(forTensor: name) }
 
 func readNPY(_ path: String) throws(AgentError) -> Tensor {
     guard let bytes = FS.read(path) else { throw AgentError.bad("input file '" + path + "' does not exist or is not readable", "check the path") }

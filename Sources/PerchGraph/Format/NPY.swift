@@ -168,3 +168,21 @@ public enum NPY {
         return nil
     }
 }
+
+extension NPY {
+    /// CONTRACTS.md's name for the `.npy` file holding a tensor: every character outside
+    /// `[A-Za-z0-9._-]` becomes `_` (`gpu_0/data_0` → `gpu_0_data_0`, one `_` per non-ASCII
+    /// character). One rule for the CLI, the optimizer's datasets and the agent, so a file one of
+    /// them writes is the file the others look for.
+    public static func fileName(forTensor name: String) -> String {
+        var out: [UInt8] = []
+        for b in name.utf8 {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2E, 0x5F, 0x2D: out.append(b)
+            case 0x80...0xBF: continue  // a continuation byte of a character already replaced
+            default: out.append(0x5F)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

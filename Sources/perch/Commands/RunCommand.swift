@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
         var written = [JSONValue]()
         for info in session.outputs {
             guard let tensor = outputs[info.name] else { continue }
-            let path = outputDir + "/" + TensorFiles.fileName(forTensor: info.name) + ".npy"
+            let path = outputDir + "/" + NPY.fileName(forTensor: info.name) + ".npy"
             try TensorFiles.write(tensor, to: path)
             written.append(.object([("name", .string(info.name)), ("file", .string(path)), ("dtype", .string(tensor.dtype.name)),
                                     ("shape", .array(tensor.shape.map { .int($0) }))]))

@@ -20,15 +20,4 @@ enum TensorFiles {
             throw CLIError(.badInput, "cannot write '" + path + "'", hint: "check that the directory exists and is writable")
         }
     }
-
-    /// `gpu_0/data_0` → `gpu_0_data_0`: every character outside `[A-Za-z0-9._-]` becomes `_`.
-    static func fileName(forTensor name: String) -> String {
-        var out = ""
-        for scalar in name.unicodeScalars {
-            let v = scalar.value
-            let ok = (v >= 48 && v <= 57) || (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 46 || v == 95 || v == 45
-            out.unicodeScalars.append(ok ? scalar : "_")
-        }
-        return out
-    }
 }

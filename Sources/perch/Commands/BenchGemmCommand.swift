@@ -34,9 +34,7 @@ struct BenchGemmCommand: ParsableCommand {
         var ws = [Float](repeating: 0, count: sgemmParallelWorkspaceCount(m: m, n: n, k: k, slots: threads))
         let pool: ThreadPool? = threads > 1 ? ThreadPool(threads: threads) : nil
         let args = KernelArgs(inputs: [], outputs: [], scratch: nil, pool: pool)
-        var samples = [Double]()
-        for r in 0..<(runs + 3) {
-            let t0 = perch_monotonic_ns()
+        let median = medianMilliseconds {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
@@ -48,10 +46,7 @@ struct BenchGemmCommand: ParsableCommand {
                     }
                 }
             }
-            if r >= 3 { samples.append(Double(perch_monotonic_ns() - t0) / 1e6) }
         }
-        samples.sort()
-        let median = samples[samples.count / 2]
         let gflops = 2.0 * Double(m) * Double(n) * Double(k) / (median * 1e6)
         let (int8Median, isa) = timeInt8()
         let gops = 2.0 * Double(m) * Double(n) * Double(k) / (int8Median * 1e6)
@@ -79,9 +74,7 @@ struct BenchGemmCommand: ParsableCommand {
         for i in 0..<m { for p in 0..<k { a[i * kp + p] = UInt8((i * 7 + p) % 251) } }
         for j in 0..<n { for p in 0..<k { b[j * kp + p] = Int8(truncatingIfNeeded: (j * 5 + p * 3) % 255 - 127) } }
         var c = [Int32](repeating: 0, count: m * n)
-        var samples = [Double]()
-        for r in 0..<(runs + 3) {
-            let t0 = perch_monotonic_ns()
+        let median = medianMilliseconds {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
@@ -89,9 +82,19 @@ struct BenchGemmCommand: ParsableCommand {
                     }
                 }
             }
+        }
+        return (median, isa)
+    }
+
+    /// Median wall time of `runs` calls of `body`, after 3 untimed warm-up calls.
+    func medianMilliseconds(_ body: () -> Void) -> Double {
+        var samples = [Double]()
+        for r in 0..<(runs + 3) {
+            let t0 = perch_monotonic_ns()
+            body()
             if r >= 3 { samples.append(Double(perch_monotonic_ns() - t0) / 1e6) }
         }
         samples.sort()
-        return (samples[samples.count / 2], isa)
+        return samples[samples.count / 2]
     }
 }

@@ -70,6 +70,25 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(json["arena_bytes"] as? Int ?? 0, 0)
     }
 
+    func testBenchProfileCoversEveryLayer() throws {
+        let r = try perch("bench", example("tiny-cnn.onnx"), "--runs", "4", "--warmup", "1", "--profile", "--json")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        let profile = try XCTUnwrap(json["profile"] as? [String: Any], r.stdout)
+        let layers = try XCTUnwrap(profile["layers"] as? [[String: Any]])
+        let byOp = try XCTUnwrap(profile["by_op"] as? [[String: Any]])
+        XCTAssertFalse(layers.isEmpty)
+        // The per-op sums partition the layers: counts add up, and times add up to the total.
+        XCTAssertEqual(byOp.reduce(0) { $0 + ($1["layers"] as? Int ?? 0) }, layers.count)
+        let total = try XCTUnwrap(profile["total_ms"] as? Double)
+        XCTAssertEqual(byOp.reduce(0) { $0 + ($1["ms"] as? Double ?? 0) }, total, accuracy: 1e-6 + total * 1e-4)  // JSON keeps ~6 digits
+        XCTAssertEqual(Set(layers.compactMap { $0["op"] as? String }), Set(byOp.compactMap { $0["op"] as? String }))
+        XCTAssertTrue(layers.contains { ($0["op"] as? String) == "Conv" }, r.stdout)
+        let text = try perch("bench", example("tiny-cnn.onnx"), "--runs", "2", "--warmup", "0", "--profile")
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("slowest layers:"), text.stdout)
+    }
+
     func testTruncatedModel() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: example("tiny-cnn.onnx")))
         let path = work.appendingPathComponent("truncated.onnx").path

@@ -434,6 +434,21 @@ public final class Session {
         for step in steps { step.kernel(step.args) }
     }
 
+    /// Runs every step like `execute`, adding each step's wall time (nanoseconds) to
+    /// `nanoseconds[i]` for step `i` — to find which layers dominate a model's latency.
+    /// `nanoseconds` is resized to `stepCount` if needed.
+    public func executeProfiled(into nanoseconds: inout [UInt64]) {
+        if nanoseconds.count != steps.count { nanoseconds = [UInt64](repeating: 0, count: steps.count) }
+        for (i, step) in steps.enumerated() {
+            let t0 = perch_monotonic_ns()
+            step.kernel(step.args)
+            nanoseconds[i] &+= perch_monotonic_ns() &- t0
+        }
+    }
+
+    /// The graph node step `i` runs (after QDQ fusion and constant folding).
+    public func stepNode(_ i: Int) -> Node { graph.nodes[steps[i].nodeIndex] }
+
     /// The current value of a graph output (a copy).
     public func output(_ name: String) -> Tensor? {
         if let c = constantOutputs[name] { return c }

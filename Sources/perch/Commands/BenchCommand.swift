@@ -33,6 +33,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the bench JSON of CONTRACTS.md on stdout.")
     var json = false
 
+    @Flag(help: ArgumentHelp(
+        "After the timed runs, time every layer over --runs more runs and print the share of each op type and the slowest layers.",
+        discussion: "With --json the breakdown is added as `profile` (per op type and per layer, mean ms per run)."))
+    var profile = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -58,6 +63,11 @@ struct BenchCommand: ParsableCommand {
             samples.append(Double(perch_monotonic_ns() - t0) / 1e6)
         }
         let stats = LatencyStats(samples)
+        var layerNs = [UInt64]()
+        if profile {
+            for _ in 0..<runs { session.executeProfiled(into: &layerNs) }
+        }
+        let layers = LayerProfile(session: session, nanoseconds: layerNs, runs: runs)
         let memory = session.memory
         let name = ModelLoading.displayName(graph, path: model)
         let isa = HostISA.describe()
@@ -73,13 +83,14 @@ struct BenchCommand: ParsableCommand {
                 ("arena_lower_bound_bytes", .int(memory.arenaLowerBound)),
                 ("process_peak_rss_bytes", .int(HostISA.peakRSSBytes())),
                 ("isa", .string(isa)), ("engine_version", .string(Perch.version)),
-            ]).text)
+            ] + (profile ? [("profile", layers.json)] : [])).text)
         } else {
             print(name + " on " + isa + ", " + String(threads) + " thread(s), " + String(runs) + " runs after " + String(warmup) + " warm-up")
             print(String(format: "latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  std %.3f",
                          stats.min, stats.p50, stats.p90, stats.p99, stats.mean, stats.std))
             print(String(format: "init %.1f ms; memory: weights %d B + arena %d B = %d B (arena lower bound %d B)",
                          initMs, memory.weightsBytes, memory.arenaBytes, memory.peakBytes, memory.arenaLowerBound))
+            if profile { print(layers.table(top: 10)) }
         }
     }
 }

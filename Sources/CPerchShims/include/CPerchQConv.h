@@ -173,44 +173,52 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
     }
 }
 
-/// Depthwise input planes: plane r (r < sW, `planeStride` bytes apart), padded row y (< hp),
-/// column j (< planeW) holds input (y − pH, r + j·sW − pW) ^ flip, or `pad` outside the input.
+/// Depthwise input planes, one per phase (rh, rw) of the strides: plane rh·sW + rw
+/// (`planeStride` bytes apart), row i (< planeH), column j (< planeW) holds the padded input at
+/// (rh + i·sH, rw + j·sW), i.e. input (rh + i·sH − pH, rw + j·sW − pW) ^ flip, or `pad` outside the
+/// input. Every tap of a strided depthwise convolution then reads one plane contiguously, for all
+/// output rows at once. `hp` is the padded height the convolution reads.
 static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_t flip, uint8_t pad, long pH, long pW,
-                                    long hp, long sW, long planeW, long planeStride, uint8_t *dst) {
-    for (long r = 0; r < sW; r++) {
-        // Valid j: 0 <= r + j*sW - pW < inW.
-        long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
-        long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
-        if (jHi > planeW) jHi = planeW;
-        if (jLo > jHi) jLo = jHi;
-        // One fill of the whole plane with the zero point, then only the input's rows and columns.
-        memset(dst + r * planeStride, pad, (size_t)(hp * planeW));
-        for (long y = 0; y < hp; y++) {
-            uint8_t *d = dst + r * planeStride + y * planeW;
-            long iy = y - pH;
-            if (iy < 0 || iy >= inH) continue;
-            const uint8_t *xr = x + iy * inW + r - pW;
-            if (sW == 1) {
-                if (flip) {
-                    for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
-                } else {
-                    memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
-                }
-            } else if (sW == 2) {
-                long j = jLo;
+                                    long hp, long sH, long sW, long planeH, long planeW, long planeStride, uint8_t *dst) {
+    for (long rh = 0; rh < sH; rh++) {
+        for (long r = 0; r < sW; r++) {
+            uint8_t *plane = dst + (rh * sW + r) * planeStride;
+            // Valid j: 0 <= r + j*sW - pW < inW.
+            long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
+            long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
+            if (jHi > planeW) jHi = planeW;
+            if (jLo > jHi) jLo = jHi;
+            // One fill of the whole plane with the zero point, then only the input's rows and columns.
+            memset(plane, pad, (size_t)(planeH * planeW));
+            for (long i = 0; i < planeH; i++) {
+                long y = rh + i * sH;
+                if (y >= hp) break;
+                uint8_t *d = plane + i * planeW;
+                long iy = y - pH;
+                if (iy < 0 || iy >= inH) continue;
+                const uint8_t *xr = x + iy * inW + r - pW;
+                if (sW == 1) {
+                    if (flip) {
+                        for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
+                    } else {
+                        memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
+                    }
+                } else if (sW == 2) {
+                    long j = jLo;
 #if defined(__x86_64__)
-                // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
-                // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
-                const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
-                for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
-                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
-                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
-                    _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
-                }
+                    // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
+                    // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
+                    const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+                    for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
+                        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
+                        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
+                        _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+                    }
 #endif
-                for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
-            } else {
-                for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+                    for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
+                } else {
+                    for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+                }
             }
         }
     }

@@ -134,7 +134,13 @@ enum QConvFast {
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
         let blocks = (outSize + pb - 1) / pb
-        let work = g.batch * g.group * blocks
+        let items = g.batch * g.group * blocks
+        // Threads share pixel blocks when there are enough to balance; on the small maps of late
+        // layers (one or two blocks) they split the output channels instead, each packing the same
+        // block (packing is O(K·P), the GEMM O(N·K·P)). Item `i` of `work`: channel part
+        // i / items, pixel block i % items — so a thread's contiguous range covers whole blocks.
+        let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads ? threads : 1
+        let work = items * channelParts
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
@@ -145,7 +151,9 @@ enum QConvFast {
                 let col = s.assumingMemoryBound(to: UInt8.self)
                 let pack = (s + colBytes).assumingMemoryBound(to: UInt8.self)
                 let acc = (s + colBytes + packBytes).assumingMemoryBound(to: Int32.self)
-                for item in splitRange(work, parts: parts, part: t) {
+                for workItem in splitRange(work, parts: parts, part: t) {
+                    let item = workItem % items
+                    let channels = splitRange(ocg, parts: channelParts, part: workItem / items, align: 8)
                     let blk = item % blocks
                     let gi = (item / blocks) % g.group
                     let b = item / (blocks * g.group)
@@ -161,11 +169,15 @@ enum QConvFast {
                     }
                     let layer = layers[gi]
                     weights[gi].withUnsafeBufferPointer { w in
-                        isa.convK4(n: rowsN, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress!, ldw: ldw, c: acc, ldc: pb)
+                        let w0 = w.baseAddress! + channels.lowerBound * ldw
+                        isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
+                        if sums {  // the row of ones: Σa per pixel
+                            isa.convK4(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb, ldc: pb)
+                        }
                     }
                     if sums {
                         let pixelSums = acc + ocg * pb
-                        for j in 0..<ocg {
+                        for j in channels {
                             let z = layer.weightZero[j]
                             if z == 0 { continue }
                             let a = acc + j * pb
@@ -175,7 +187,7 @@ enum QConvFast {
                     let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
                     layer.columnTerm.withUnsafeBufferPointer { ct in
                         layer.multipliers.withUnsafeBufferPointer { mu in
-                            for j in 0..<ocg {
+                            for j in channels {
                                 isa.requantRow(acc + j * pb, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi,
                                                o + j * outSize)
                             }
@@ -187,8 +199,10 @@ enum QConvFast {
     }
 
     /// Depthwise 2-D convolution (one input channel per group, channel multiplier 1): the channel
-    /// is copied once into zero-point-padded "phase planes" (plane r holds padded columns
-    /// r, r+sW, …), so every tap of an output row reads contiguous bytes.
+    /// is copied once into zero-point-padded "phase planes" (plane (rh, rw) holds padded rows
+    /// rh, rh+sH, … and columns rw, rw+sW, …), so each tap reads one plane contiguously and the
+    /// whole channel runs as one long row of outH·planeW outputs (the columns past outW of each
+    /// row are computed and dropped) — no per-row overhead on the small maps of late layers.
     static func depthwise(_ g: ConvGeometry, aIsI8: Bool, za: Int32, weights: [Int32], wZeros: [Int32], bias: [Int32]?,
                           multipliers: [QuantizedMultiplier], zy: Int32, lo: Int32, hi: Int32, outDesc: TensorDesc, threads: Int,
                           isa: QConvISA) -> PreparedOp {
@@ -208,14 +222,12 @@ enum QConvFast {
         let hp = (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1
         let wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
         let planeW = (wp + g.sW - 1) / g.sW
-        // + slack: with stride 1 in H the whole channel runs as one long row of outH·planeW outputs
-        // (the columns past outW of each row are computed and dropped), whose last taps read up to
-        // (kW−1)·dW/sW bytes past the plane.
-        let planeStride = hp * planeW + 64 + (g.kW - 1) * g.dW
-        let planeBytes = MemoryPlannerAlign.up(g.sW * planeStride)
+        let planeH = (hp + g.sH - 1) / g.sH
+        // + slack: the last taps of the long row read up to (kW−1)·dW/sW bytes past the plane.
+        let planeStride = planeH * planeW + 64 + (g.kW - 1) * g.dW
+        let planeBytes = MemoryPlannerAlign.up(g.sH * g.sW * planeStride)
         let rowsBytes = MemoryPlannerAlign.up(taps * 8)
-        let wholePlane = g.sH == 1
-        let accBytes = MemoryPlannerAlign.up((wholePlane ? g.outH * planeW : g.outW) * 4)
+        let accBytes = MemoryPlannerAlign.up(g.outH * planeW * 4)
         let slot = planeBytes + rowsBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padU8 = UInt8(truncatingIfNeeded: za)
@@ -230,41 +242,26 @@ enum QConvFast {
                 let planes = s.assumingMemoryBound(to: UInt8.self)
                 let rows = (s + planeBytes).assumingMemoryBound(to: UnsafePointer<UInt8>?.self)
                 let acc = (s + planeBytes + rowsBytes).assumingMemoryBound(to: Int32.self)
+                // Where each tap reads: the same for every channel (the planes are rebuilt in place).
+                var tap = 0
+                for kh in 0..<g.kH {
+                    let row = kh * g.dH
+                    for kw in 0..<g.kW {
+                        let col = kw * g.dW
+                        let plane = planes + ((row % g.sH) * g.sW + col % g.sW) * planeStride
+                        rows[tap] = UnsafePointer(plane + (row / g.sH) * planeW + col / g.sW)
+                        tap += 1
+                    }
+                }
                 wc.withUnsafeBufferPointer { wAll in
                     for item in splitRange(work, parts: parts, part: t) {
                         let c = item % channels
                         let x = src + item * g.inSize
-                        // Phase planes: plane r, padded row y, column j ↔ input (y − pH, r + j·sW − pW).
-                        perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sW, planeW, planeStride, planes)
+                        perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sH, g.sW, planeH, planeW, planeStride, planes)
                         let w = wAll.baseAddress! + c * taps
                         let o = dst + item * g.outSize
-                        if wholePlane {
-                            var tap = 0
-                            for kh in 0..<g.kH {
-                                for kw in 0..<g.kW {
-                                    let col = kw * g.dW
-                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + kh * g.dH * planeW + col / g.sW)
-                                    tap += 1
-                                }
-                            }
-                            let total = g.outH * planeW
-                            isa.dwRow(rows, w, taps: taps, n: total, initial: accInit[c], acc)
-                            isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
-                            continue
-                        }
-                        for oh in 0..<g.outH {
-                            var tap = 0
-                            for kh in 0..<g.kH {
-                                let y = oh * g.sH + kh * g.dH
-                                for kw in 0..<g.kW {
-                                    let col = kw * g.dW
-                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + y * planeW + col / g.sW)
-                                    tap += 1
-                                }
-                            }
-                            isa.dwRow(rows, w, taps: taps, n: g.outW, initial: accInit[c], acc)
-                            isa.requantRow(acc, g.outW, add: 0, multipliers[c], zp: zy, lo: lo, hi: hi, o + oh * g.outW)
-                        }
+                        isa.dwRow(rows, w, taps: taps, n: g.outH * planeW, initial: accInit[c], acc)
+                        isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
                     }
                 }
             }

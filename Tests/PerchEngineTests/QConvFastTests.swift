@@ -74,6 +74,37 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The four-taps-per-instruction depthwise row (VNNI where present, else its scalar fallback)
+    /// against the plain sum, on lengths around its 64-output step and tap counts not divisible by 4.
+    func testInt8DepthwiseRowMatchesPlainSums() {
+        var rng = SplitMix(seed: 23)
+        for isa in [QConvISA.scalar] + paths {
+            for (taps, n) in [(9, 1), (9, 15), (9, 64), (9, 65), (25, 127), (4, 200), (3, 130), (9, 6560)] {
+                let groups = (taps + 3) / 4
+                let rowsData = (0..<taps).map { _ in (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+                var w8 = [Int8](repeating: 0, count: groups * 4)
+                for t in 0..<taps { w8[t] = Int8(truncatingIfNeeded: rng.next()) }
+                w8[0] = -128
+                let initial = Int32(Int64(rng.next() % 100000) - 50000)
+                let buffers = rowsData.map { r -> UnsafeMutablePointer<UInt8> in
+                    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+                    for i in 0..<n { p[i] = r[i] }
+                    return p
+                }
+                defer { for b in buffers { b.deallocate() } }
+                var ptrs = buffers.map { Optional(UnsafePointer($0)) }
+                while ptrs.count < groups * 4 { ptrs.append(ptrs[0]) }
+                var acc = [Int32](repeating: 12345, count: n + 1)  // acc[n] must stay untouched
+                ptrs.withUnsafeMutableBufferPointer { pp in w8.withUnsafeBufferPointer { pw in acc.withUnsafeMutableBufferPointer { pa in
+                    isa.dwRowInt8(UnsafePointer(pp.baseAddress!), pw.baseAddress!, groups: groups, n: n, initial: initial, pa.baseAddress!)
+                } } }
+                var want = [Int32](repeating: initial, count: n) + [12345]
+                for t in 0..<taps { for i in 0..<n { want[i] += Int32(rowsData[t][i]) * Int32(w8[t]) } }
+                XCTAssertEqual(acc, want, "\(isa) taps=\(taps) n=\(n)")
+            }
+        }
+    }
+
     func testRequantizationPathsAreBitExactWithSwiftReference() {
         var rng = SplitMix(seed: 23)
         let n = 77

@@ -537,6 +537,46 @@ PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const
     }
 }
 
+/// VNNI depthwise row, four taps per instruction: for each group of 4 taps the rows' bytes are
+/// interleaved into one dword per output (two byte and two word unpacks) and vpdpbusd adds
+/// Σ row·w8 to it; 64 outputs per step. `rows` and `w8` hold `groups`·4 taps (padding taps: any
+/// readable row, weight 0); weights must fit int8. Equals perch_qdw_row_scalar with the same taps.
+PERCH_AVX512_TARGET static inline void perch_qdw_row_vnni(const uint8_t *const *rows, const int8_t *w8, size_t groups,
+                                                          size_t n, int32_t init, int32_t *acc) {
+    const __m512i vinit = _mm512_set1_epi32(init);
+    for (size_t x = 0; x < n; x += 64) {
+        size_t left = n - x;
+        __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i a0 = vinit, a1 = vinit, a2 = vinit, a3 = vinit;
+        for (size_t g = 0; g < groups; g++) {
+            const uint8_t *const *r = rows + 4 * g;
+            __m512i r0 = _mm512_maskz_loadu_epi8(m, r[0] + x), r1 = _mm512_maskz_loadu_epi8(m, r[1] + x);
+            __m512i r2 = _mm512_maskz_loadu_epi8(m, r[2] + x), r3 = _mm512_maskz_loadu_epi8(m, r[3] + x);
+            __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+            __m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
+            __m512i wv = _mm512_set1_epi32(*(const int32_t *)(const void *)(w8 + 4 * g));
+            // In 128-bit lane L: a0 holds outputs 16L+0..3, a1 16L+4..7, a2 16L+8..11, a3 16L+12..15.
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_unpacklo_epi16(lo01, lo23), wv);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_unpackhi_epi16(lo01, lo23), wv);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(hi01, hi23), wv);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(hi01, hi23), wv);
+        }
+        // 4×4 transpose of 128-bit lanes: out_L = [a0.L, a1.L, a2.L, a3.L] = outputs 16L..16L+15.
+        __m512i t0 = _mm512_shuffle_i32x4(a0, a1, 0x44), t1 = _mm512_shuffle_i32x4(a2, a3, 0x44);
+        __m512i t2 = _mm512_shuffle_i32x4(a0, a1, 0xEE), t3 = _mm512_shuffle_i32x4(a2, a3, 0xEE);
+        __m512i o[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
+                        _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
+        for (size_t k = 0; k < 4; k++) {
+            if (left >= 16 * (k + 1)) {
+                _mm512_storeu_si512(acc + x + 16 * k, o[k]);
+            } else {
+                if (left > 16 * k) _mm512_mask_storeu_epi32(acc + x + 16 * k, (__mmask16)((1u << (left - 16 * k)) - 1), o[k]);
+                break;
+            }
+        }
+    }
+}
+
 /// AVX2 depthwise row: 8 outputs at a time.
 __attribute__((target("avx2"))) static inline void perch_qdw_row_avx2(const uint8_t *const *rows, const int32_t *w,
                                                                        size_t taps, size_t n, int32_t init, int32_t *acc) {

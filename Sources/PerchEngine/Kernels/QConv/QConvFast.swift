@@ -99,6 +99,29 @@ enum QConvISA: Sendable {
     }
 }
 
+extension QConvISA {
+    /// Whether `dwRowInt8` runs four taps per instruction here (VNNI) rather than falling back.
+    var hasInt8DepthwiseRow: Bool { self == .avx512 }
+
+    /// acc[x] = initial + Σ_t w8[t]·rows[t][x] for x < n, over `groups`·4 taps (padding taps have
+    /// weight 0 and any readable row). The VNNI path; others run the scalar reference.
+    @inline(__always)
+    func dwRowInt8(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w8: UnsafePointer<Int8>, groups: Int, n: Int, initial: Int32,
+                   _ acc: UnsafeMutablePointer<Int32>) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qdw_row_vnni(rows, w8, groups, n, initial, acc)
+            return
+        }
+        #endif
+        for x in 0..<n { acc[x] = initial }
+        for t in 0..<groups * 4 {
+            let r = rows[t]!, wt = Int32(w8[t])
+            for x in 0..<n { acc[x] &+= Int32(r[x]) &* wt }
+        }
+    }
+}
+
 enum QConvFast {
     /// General / 1×1 2-D convolution (int8 weights without a zero point, 8-bit output) as
     /// C[oc][pixels] = W · im2col(X), pixels in blocks, written straight into the NCHW output.
@@ -226,7 +249,14 @@ enum QConvFast {
         // + slack: the last taps of the long row read up to (kW−1)·dW/sW bytes past the plane.
         let planeStride = planeH * planeW + 64 + (g.kW - 1) * g.dW
         let planeBytes = MemoryPlannerAlign.up(g.sH * g.sW * planeStride)
-        let rowsBytes = MemoryPlannerAlign.up(taps * 8)
+        // VNNI: taps in groups of 4 with int8 weights (symmetric int8 weights always fit).
+        let groups = (taps + 3) / 4
+        let int8Taps = isa.hasInt8DepthwiseRow && wc.allSatisfy { $0 >= -128 && $0 <= 127 }
+        var w8 = [Int8](repeating: 0, count: int8Taps ? channels * groups * 4 : 0)
+        if int8Taps {
+            for c in 0..<channels { for t in 0..<taps { w8[c * groups * 4 + t] = Int8(wc[c * taps + t]) } }
+        }
+        let rowsBytes = MemoryPlannerAlign.up(groups * 4 * 8)
         let accBytes = MemoryPlannerAlign.up(g.outH * planeW * 4)
         let slot = planeBytes + rowsBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
@@ -253,6 +283,10 @@ enum QConvFast {
                         tap += 1
                     }
                 }
+                while tap < groups * 4 {  // padding taps (weight 0) read the first tap's row
+                    rows[tap] = rows[0]
+                    tap += 1
+                }
                 wc.withUnsafeBufferPointer { wAll in
                     for item in splitRange(work, parts: parts, part: t) {
                         let c = item % channels
@@ -260,7 +294,13 @@ enum QConvFast {
                         perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sH, g.sW, planeH, planeW, planeStride, planes)
                         let w = wAll.baseAddress! + c * taps
                         let o = dst + item * g.outSize
-                        isa.dwRow(rows, w, taps: taps, n: g.outH * planeW, initial: accInit[c], acc)
+                        if int8Taps {
+                            w8.withUnsafeBufferPointer { w8All in
+                                isa.dwRowInt8(rows, w8All.baseAddress! + c * groups * 4, groups: groups, n: g.outH * planeW, initial: accInit[c], acc)
+                            }
+                        } else {
+                            isa.dwRow(rows, w, taps: taps, n: g.outH * planeW, initial: accInit[c], acc)
+                        }
                         isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
                     }
                 }

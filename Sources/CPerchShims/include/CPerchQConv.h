@@ -258,10 +258,26 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
                             if (hi > lo) memcpy(dd + lo, xr + ow0 + lo + off, (size_t)(hi - lo));
                             if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
                         } else {
-                            for (long i = 0; i < n; i++) {
-                                long iw = (ow0 + i) * sW + off;
-                                dd[i] = iw >= 0 && iw < inW ? xr[iw] : pad;
+                            // Columns i in [lo, hi) read the input; the rest are padding.
+                            long lo = 0, hi = n;
+                            while (lo < n && (ow0 + lo) * sW + off < 0) lo++;
+                            while (hi > lo && (ow0 + hi - 1) * sW + off >= inW) hi--;
+                            if (lo > 0) memset(dd, pad, (size_t)lo);
+                            if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
+                            const uint8_t *src = xr + ow0 * sW + off;  // column i at src[i·sW]
+                            long i = lo;
+#if defined(__x86_64__)
+                            if (sW == 2) {
+                                // Even bytes of 32 input bytes → 16 outputs; reads src[2i + 31] ≤ src[2(hi − 1)].
+                                const __m128i lowBytes = _mm_set1_epi16(0x00FF);
+                                for (; i + 17 <= hi; i += 16) {
+                                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i)), lowBytes);
+                                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i + 16)), lowBytes);
+                                    _mm_storeu_si128((__m128i *)(void *)(dd + i), _mm_packus_epi16(a, b));
+                                }
                             }
+#endif
+                            for (; i < hi; i++) dd[i] = src[i * sW];
                         }
                     }
                     p += n;

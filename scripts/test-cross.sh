@@ -116,5 +116,52 @@ import numpy as np, sys
 a = np.load(sys.argv[1]); b = np.load(sys.argv[2]).reshape(a.shape)
 assert np.allclose(a, b, rtol=1e-4, atol=1e-6), np.abs(a - b).max()' "$T/fp32-host/probabilities.npy" examples/tiny-cnn-expected-ort.npy
 
+# fp16 arithmetic (ARMv8.2-A FP16; qemu's `-cpu max` has it): a model whose Conv weights are fp16
+# initializers widened by Cast (what `perch optimize` writes for fp16 layers) runs its Convs through
+# the fp16 GEMM on the device. Its outputs must be close to the host's fp32 compute (fp16 rounding:
+# 2e-2 of the output's range) and measurably different from it (the fp16 path really ran); with
+# PERCH_FP16_ARITH=0 the device computes in fp32 and matches the host to 1e-5.
+mkdir -p "$T/fp16/inputs"
+"$PY" - "$T/fp16.onnx" "$T/fp16/inputs/image.npy" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(7)
+w1 = (rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float16)   # K = 72: a k-block tail
+w2 = (rng.standard_normal((10, 16, 1, 1)) * 0.2).astype(np.float16)  # M = 10: a row tail
+b1 = (rng.standard_normal(16) * 0.1).astype(np.float32)
+nodes = [helper.make_node("Cast", ["w1_fp16"], ["w1"], to=1), helper.make_node("Cast", ["w2_fp16"], ["w2"], to=1),
+         helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2"], ["logits"])]
+g = helper.make_graph(nodes, "fp16-convs", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 20, 21])],
+                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10, 20, 21])],  # 420 columns: a tail
+                      [numpy_helper.from_array(w1, "w1_fp16"), numpy_helper.from_array(w2, "w2_fp16"), numpy_helper.from_array(b1, "b1")])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+np.save(sys.argv[2], rng.standard_normal((1, 8, 20, 21)).astype(np.float32))
+PY
+"$PERCH" import "$T/fp16.onnx" -o "$T/fp16.perchm" 2>/dev/null
+"$PERCH" pack "$T/fp16.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "fp16-convs" \
+  --eval-dir "$T/fp16" -o "$T/fp16.perch" 2>/dev/null
+check "fp16: agent installs the signed bundle" agent install "$T/fp16.perch"
+rm -rf "$T/fp16-dev" "$T/fp16-dev32" "$T/fp16-host"
+agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev" >/dev/null 2>"$T/fp16-run.err" || cat "$T/fp16-run.err"
+PERCH_FP16_ARITH=0 agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev32" >/dev/null 2>&1 || true
+"$PERCH" run "$T/fp16.perchm" --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-host" >/dev/null
+check "fp16: device fp16 arithmetic is close to the host's fp32 (2e-2 of range) and not identical" "$PY" - "$T/fp16-dev" "$T/fp16-host" <<'PY'
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
+scale = np.abs(b).max()
+err = np.abs(a - b).max() / scale
+assert err <= 2e-2, f"max error {err:.3g} of the output range"
+assert err > 1e-6, f"max error {err:.3g}: identical to fp32, the fp16 path did not run"
+print(f"max error {err:.3g} of the output range")
+PY
+check "fp16: PERCH_FP16_ARITH=0 on the device matches the host's fp32 (1e-5)" "$PY" - "$T/fp16-dev32" "$T/fp16-host" <<'PY'
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
+err = np.abs(a - b).max() / np.abs(b).max()
+assert err <= 1e-5, f"max error {err:.3g}"
+print(f"max error {err:.3g} of the output range")
+PY
+
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

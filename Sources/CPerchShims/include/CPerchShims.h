@@ -14,6 +14,7 @@
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
 #include "CPerchDepthwiseF32.h"
+#include "CPerchHalf.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

@@ -5,7 +5,11 @@
 #     (examples/tiny-cnn.onnx imported to .perchm, with eval inputs), and `bench` prints the
 #     CONTRACTS.md JSON with an aarch64 ISA;
 #  3. its `run` on the bundle's eval input matches the host engine (`perch run`): fp32 within 1e-5
-#     relative; the int8 QDQ model (examples/int8/tiny-cnn-qdq.onnx) bit-identical.
+#     relative; the int8 QDQ model (examples/int8/tiny-cnn-qdq.onnx) bit-identical;
+#  4. with each aarch64 int8 kernel path forced (PERCH_INT8_ISA=scalar|neon|neondot|i8mm; `agent info`
+#     must report it as `int8_isa`, so a path is not silently replaced), the int8 outputs of tiny-cnn-qdq
+#     (depthwise + pointwise QLinearConv, QGemm) and tiny-mlp-qop (QLinearMatMul) are bit-identical to
+#     the host's.
 # The agent is built once per run (and cached across runs by source hash).
 # Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
 set -euo pipefail
@@ -109,6 +113,41 @@ for n in names:
         assert err.max() <= 1e-5, f"{n}: max relative error {err.max():.3g}"
         print(f"{n}: max relative error {err.max():.3g}")
 PY
+done
+# Every aarch64 int8 path, forced, against the host (x86) engine, bit for bit. qemu -cpu max has
+# NEON, dotprod and i8mm, so each path is run (timings under qemu mean nothing; only bits count).
+mkdir -p "$T/mlp/inputs"
+cp examples/int8/tiny-mlp-input.npy "$T/mlp/inputs/x.npy"
+"$PERCH" import examples/int8/tiny-mlp-qop.onnx -o "$T/mlp.perchm" 2>/dev/null
+"$PERCH" pack "$T/mlp.perchm" --profile rpi4 --sign-key "$T/keys/perch-signing.key" --name "tiny-mlp-qop" \
+  --eval-dir "$T/mlp" -o "$T/mlp.perch" 2>/dev/null
+"$PERCH" run "$T/mlp.perchm" --input "x=$T/mlp/inputs/x.npy" --output-dir "$T/mlp-host" >/dev/null
+for m in int8 mlp; do
+  if [[ $m == mlp ]]; then
+    check "mlp: agent installs the signed bundle" agent install "$T/mlp.perch"
+    feed="x=$T/mlp/inputs/x.npy"
+  else
+    check "int8: agent installs the signed bundle again" agent install "$T/int8.perch"
+    EVAL=$(find "$STATE" -path "*tiny-cnn-int8*/eval/inputs/image.npy" | head -1)
+    feed="image=${EVAL:-$T/int8/inputs/image.npy}"
+  fi
+  for isa in scalar neon neondot i8mm; do
+    got=$(PERCH_INT8_ISA=$isa agent info | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("int8_isa"))')
+    if [[ $got != "$isa" ]]; then bad "$m/$isa: agent runs the forced int8 path" "int8_isa is $got"; continue; fi
+    rm -rf "$T/$m-$isa"
+    PERCH_INT8_ISA=$isa agent run --input "$feed" --output-dir "$T/$m-$isa" >/dev/null 2>"$T/$m-$isa.err" || cat "$T/$m-$isa.err"
+    check "$m: PERCH_INT8_ISA=$isa outputs bit-identical to the host" "$PY" - "$T/$m-$isa" "$T/$m-host" <<'PY'
+import numpy as np, os, sys
+dev, host = sys.argv[1:3]
+names = sorted(os.listdir(host))
+assert names and names == sorted(os.listdir(dev)), (names, os.listdir(dev))
+for n in names:
+    a, b = np.load(os.path.join(dev, n)), np.load(os.path.join(host, n))
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    assert a.tobytes() == b.tobytes(), f"{n}: not bit-identical, max diff {np.abs(a.astype(np.float64) - b).max()}"
+print(", ".join(f"{n} bit-identical" for n in names))
+PY
+  done
 done
 # The host engine itself against ONNX Runtime, so the comparison above compares correct outputs.
 check "fp32: host engine matches ONNX Runtime (1e-4)" "$PY" -c '

@@ -13,6 +13,7 @@ final class QConvFastTests: XCTestCase {
         if isas.contains(.avx512vnni) { out.append(.avx512) }
         if isas.contains(.neon) { out.append(.neon) }
         if isas.contains(.neondot) { out.append(.neondot) }
+        if isas.contains(.i8mm) { out.append(.i8mm) }
         return out
     }
 

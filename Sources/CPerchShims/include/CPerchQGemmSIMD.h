@@ -16,13 +16,18 @@
 // - NEON: vld4 deinterleaves 8 columns × 4 k, widened to int16, smlal by a lane of the row;
 // - dotprod: V is flipped with XOR 0x80 so both operands have one signedness: conv uses SDOT
 //   (x − 128)·w and adds 128·Σw per row; row-major uses UDOT a·(b + 128) and subtracts 128·Σa per
-//   row (the uint32 sums wrap exactly like the int32 ones).
+//   row (the uint32 sums wrap exactly like the int32 ones);
+// - i8mm: USDOT (uint8 × int8 dot products of 4) straight on the operands.
 //
 // V is read only for the columns asked for (tails use masked / lane loads), C only written there.
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
 #include "CPerchQConv.h"
+
+// The tile loops over rows and column groups have constant trip counts after inlining; unrolled
+// (even at -Os, which Swift uses for imported C) so the accumulators live in registers.
+#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -35,24 +40,30 @@
 PERCH_AVX2_INLINE void perch_k4_tile_avx2(int R, int G, int masked, int vecSigned, size_t K4, const uint8_t *V, size_t ldv,
                                           const uint8_t *S, size_t lds, int32_t *C, size_t ldc, size_t left) {
     __m256i acc[4][3];
+    PERCH_UNROLL
     for (int r = 0; r < R; r++)
+        PERCH_UNROLL
         for (int g = 0; g < G; g++) acc[r][g] = _mm256_setzero_si256();
     const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
     __m128i lm[3];
+    PERCH_UNROLL
     for (int g = 0; g < G; g++) lm[g] = _mm_cmpgt_epi32(_mm_set1_epi32((int)left - 4 * g), lane);
     for (size_t k4 = 0; k4 < K4; k4++) {
         const uint8_t *v = V + k4 * ldv * 4;
         __m256i x[3];
+        PERCH_UNROLL
         for (int g = 0; g < G; g++) {
             __m128i raw = masked ? _mm_maskload_epi32((const int *)(const void *)(v + 16 * g), lm[g])
                                  : _mm_loadu_si128((const __m128i *)(const void *)(v + 16 * g));
             x[g] = vecSigned ? _mm256_cvtepi8_epi16(raw) : _mm256_cvtepu8_epi16(raw);
         }
+        PERCH_UNROLL
         for (int r = 0; r < R; r++) {
             int32_t s4;
             memcpy(&s4, S + r * lds + 4 * k4, 4);
             __m128i b = _mm_set1_epi32(s4);
             __m256i w = vecSigned ? _mm256_cvtepu8_epi16(b) : _mm256_cvtepi8_epi16(b);
+            PERCH_UNROLL
             for (int g = 0; g < G; g++) acc[r][g] = _mm256_add_epi32(acc[r][g], _mm256_madd_epi16(x[g], w));
         }
     }
@@ -60,6 +71,7 @@ PERCH_AVX2_INLINE void perch_k4_tile_avx2(int R, int G, int masked, int vecSigne
     const __m256i lane8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i sm0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane8);
     const __m128i sm1 = _mm_cmpgt_epi32(_mm_set1_epi32((int)left - 8), lane);
+    PERCH_UNROLL
     for (int r = 0; r < R; r++) {
         int32_t *c = C + r * ldc;
         __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], G > 1 ? acc[r][1] : acc[r][0]), 0xD8);
@@ -232,12 +244,15 @@ PERCH_NEON_INLINE void perch_store8_s32_neon(int32_t *c, int32x4_t a, int32x4_t 
 PERCH_NEON_INLINE void perch_k4_tile_neon(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
                                           size_t lds, int32_t *C, size_t ldc, size_t left) {
     int32x4_t acc[8][2];
+    PERCH_UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
     for (size_t k4 = 0; k4 < K4; k4++) {
         uint8x8x4_t raw = perch_k4_ld4_neon(V + k4 * ldv * 4, left);
         int16x8_t x[4];
+        PERCH_UNROLL
         for (int j = 0; j < 4; j++)
             x[j] = vecSigned ? vmovl_s8(vreinterpret_s8_u8(raw.val[j])) : vreinterpretq_s16_u16(vmovl_u8(raw.val[j]));
+        PERCH_UNROLL
         for (int r = 0; r < R; r++) {
             uint32_t s4;
             memcpy(&s4, S + r * lds + 4 * k4, 4);
@@ -253,6 +268,7 @@ PERCH_NEON_INLINE void perch_k4_tile_neon(int R, int vecSigned, size_t K4, const
             acc[r][1] = vmlal_high_lane_s16(acc[r][1], x[3], w, 3);
         }
     }
+    PERCH_UNROLL
     for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
 }
 
@@ -289,7 +305,7 @@ static inline void perch_qgemm_rm_neon(size_t M, size_t N, size_t K4, const uint
 #define PERCH_DOT_INLINE __attribute__((target("dotprod"), always_inline)) static inline
 
 /// Loads 4 columns (16 bytes) of V, or the first `left` (< 4) of them, the others zero.
-PERCH_DOT_INLINE uint8x16_t perch_k4_ld4col_dot(const uint8_t *v, size_t left) {
+PERCH_NEON_INLINE uint8x16_t perch_k4_ld4col_dot(const uint8_t *v, size_t left) {
     if (left >= 4) return vld1q_u8(v);
     uint32x4_t x = vdupq_n_u32(0);
     x = vld1q_lane_u32((const uint32_t *)(const void *)v, x, 0);
@@ -304,6 +320,7 @@ PERCH_DOT_INLINE uint8x16_t perch_k4_ld4col_dot(const uint8_t *v, size_t left) {
 PERCH_DOT_INLINE void perch_k4_tile_dot(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
                                         size_t lds, int32_t *C, size_t ldc, size_t left) {
     int32x4_t acc[8][2];
+    PERCH_UNROLL
     for (int r = 0; r < R; r++) {
         const uint8_t *s = S + r * lds;
         int32_t sum = 0;
@@ -322,6 +339,7 @@ PERCH_DOT_INLINE void perch_k4_tile_dot(int R, int vecSigned, size_t K4, const u
         const uint8_t *v = V + k4 * ldv * 4;
         uint8x16_t x0 = veorq_u8(perch_k4_ld4col_dot(v, left), flip);
         uint8x16_t x1 = left1 ? veorq_u8(perch_k4_ld4col_dot(v + 16, left1), flip) : flip;
+        PERCH_UNROLL
         for (int r = 0; r < R; r++) {
             uint32_t s4;
             memcpy(&s4, S + r * lds + 4 * k4, 4);
@@ -335,6 +353,7 @@ PERCH_DOT_INLINE void perch_k4_tile_dot(int R, int vecSigned, size_t K4, const u
             }
         }
     }
+    PERCH_UNROLL
     for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
 }
 
@@ -367,6 +386,66 @@ __attribute__((target("dotprod"))) static inline void perch_qgemm_rm_neondot(siz
                                                                              size_t lda, const int8_t *B, size_t ldb, int32_t *C,
                                                                              size_t ldc) {
     perch_k4_dot(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+#define PERCH_I8MM_INLINE __attribute__((target("i8mm"), always_inline)) static inline
+
+/// i8mm tile: USDOT multiplies uint8 by int8 directly (no flip, no correction). R rows (<= 8) ×
+/// 8 columns; conv: V uint8 × S int8, row-major: S uint8 (broadcast) × V int8.
+PERCH_I8MM_INLINE void perch_k4_tile_usdot(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
+                                           size_t lds, int32_t *C, size_t ldc, size_t left) {
+    int32x4_t acc[8][2];
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
+    size_t left1 = left > 4 ? left - 4 : 0;
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        const uint8_t *v = V + k4 * ldv * 4;
+        uint8x16_t x0 = perch_k4_ld4col_dot(v, left);
+        uint8x16_t x1 = left1 ? perch_k4_ld4col_dot(v + 16, left1) : vdupq_n_u8(0);
+        PERCH_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint32_t s4;
+            memcpy(&s4, S + r * lds + 4 * k4, 4);
+            uint8x16_t w = vreinterpretq_u8_u32(vdupq_n_u32(s4));
+            if (vecSigned) {
+                acc[r][0] = vusdotq_s32(acc[r][0], w, vreinterpretq_s8_u8(x0));
+                acc[r][1] = vusdotq_s32(acc[r][1], w, vreinterpretq_s8_u8(x1));
+            } else {
+                acc[r][0] = vusdotq_s32(acc[r][0], x0, vreinterpretq_s8_u8(w));
+                acc[r][1] = vusdotq_s32(acc[r][1], x1, vreinterpretq_s8_u8(w));
+            }
+        }
+    }
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
+}
+
+PERCH_I8MM_INLINE void perch_k4_usdot(int vecSigned, size_t rows, size_t cols, size_t K4, const uint8_t *V, size_t ldv,
+                                      const uint8_t *S, size_t lds, int32_t *C, size_t ldc) {
+    for (size_t p = 0; p < cols; p += 8) {
+        size_t left = cols - p;
+        const uint8_t *v = V + 4 * p;
+        int32_t *c = C + p;
+        size_t r = 0;
+        for (; r + 8 <= rows; r += 8) perch_k4_tile_usdot(8, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left);
+        switch (rows - r) {
+#define PERCH_USDOT_TAIL(n) \
+    case n: perch_k4_tile_usdot(n, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left); break;
+        PERCH_USDOT_TAIL(7) PERCH_USDOT_TAIL(6) PERCH_USDOT_TAIL(5) PERCH_USDOT_TAIL(4)
+        PERCH_USDOT_TAIL(3) PERCH_USDOT_TAIL(2) PERCH_USDOT_TAIL(1)
+#undef PERCH_USDOT_TAIL
+        default: break;
+        }
+    }
+}
+
+__attribute__((target("i8mm"))) static inline void perch_qconv_k4_i8mm(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                                       const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    perch_k4_usdot(0, N, P, K4, X, ldx, (const uint8_t *)W, ldw, C, ldc);
+}
+
+__attribute__((target("i8mm"))) static inline void perch_qgemm_rm_i8mm(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,
+                                                                       const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+    perch_k4_usdot(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
 }
 #endif  // __aarch64__
 

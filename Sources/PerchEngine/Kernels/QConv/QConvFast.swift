@@ -4,11 +4,11 @@ import PerchGraph
 /// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h and CPerchQGemmSIMD.h.
 /// `scalar` is the reference; `avx512` uses VNNI for the GEMMs and AVX-512 for depthwise rows and
 /// requantization; `avx2` has AVX2 GEMMs (int16 vpmaddwd), depthwise rows and requantization;
-/// `neon` NEON GEMMs (smlal) and depthwise rows, `neondot` dotprod GEMMs (SDOT/UDOT), both with
-/// scalar requantization. All compute exact int32 sums and the same fixed-point requantization,
+/// `neon` NEON GEMMs (smlal) and depthwise rows, `neondot` dotprod GEMMs (SDOT/UDOT) and `i8mm`
+/// USDOT GEMMs, all three with NEON depthwise rows and scalar requantization. All compute exact int32 sums and the same fixed-point requantization,
 /// so they agree bit for bit.
 enum QConvISA: Sendable {
-    case scalar, avx2, avx512, neon, neondot
+    case scalar, avx2, avx512, neon, neondot, i8mm
 
     static func from(_ isa: Int8ISA) -> QConvISA {
         switch isa {
@@ -16,6 +16,7 @@ enum QConvISA: Sendable {
         case .avx2: return .avx2
         case .neon: return .neon
         case .neondot: return .neondot
+        case .i8mm: return .i8mm
         default: return .scalar
         }
     }
@@ -65,6 +66,7 @@ enum QConvISA: Sendable {
         #elseif arch(arm64)
         case .neon: perch_qconv_k4_neon(n, p, k4, x, ldx, w, ldw, c, ldc)
         case .neondot: perch_qconv_k4_neondot(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .i8mm: perch_qconv_k4_i8mm(n, p, k4, x, ldx, w, ldw, c, ldc)
         #endif
         default: perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
         }
@@ -81,6 +83,7 @@ enum QConvISA: Sendable {
         #elseif arch(arm64)
         case .neon: perch_qgemm_rm_neon(m, n, k4, a, lda, b, ldb, c, ldc)
         case .neondot: perch_qgemm_rm_neondot(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .i8mm: perch_qgemm_rm_i8mm(m, n, k4, a, lda, b, ldb, c, ldc)
         #endif
         default: perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
         }
@@ -113,7 +116,7 @@ enum QConvISA: Sendable {
         case .avx512: perch_qdw_row_avx512(rows, w, taps, n, initial, acc)
         case .avx2: perch_qdw_row_avx2(rows, w, taps, n, initial, acc)
         #elseif arch(arm64)
-        case .neon, .neondot: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
+        case .neon, .neondot, .i8mm: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
         #endif
         default: perch_qdw_row_scalar(rows, w, taps, n, initial, acc)
         }

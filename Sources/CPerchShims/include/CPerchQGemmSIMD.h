@@ -302,6 +302,73 @@ static inline void perch_qgemm_rm_neon(size_t M, size_t N, size_t K4, const uint
     perch_k4_neon(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
 }
 
+/// 4 lanes of perch_requant1 with per-lane shifts (left = max(shift, 0) saturating, right =
+/// max(−shift, 0)) and multipliers (>= 0): sqshl, then srdhm as floor((x·m + 2^30) / 2^31) (equal
+/// to gemmlowp's rounding for both signs, as in perch_requant16_avx512), then gemmlowp's rounding
+/// divide, zero point and clamp. Exact: every lane gives the scalar bits.
+PERCH_NEON_INLINE int32x4_t perch_requant4_neon(int32x4_t x, int32x4_t vleft, int32x4_t vnegright, int32x4_t vmask, int32x4_t vmult,
+                                                int32x4_t vzp, int32x4_t vlo, int32x4_t vhi) {
+    x = vqshlq_s32(x, vleft);
+    const int64x2_t half = vdupq_n_s64((int64_t)1 << 30);
+    int64x2_t pl = vaddq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(vmult)), half);
+    int64x2_t ph = vaddq_s64(vmull_high_s32(x, vmult), half);
+    int32x4_t y = vcombine_s32(vshrn_n_s64(pl, 31), vshrn_n_s64(ph, 31));
+    int32x4_t rem = vandq_s32(y, vmask);
+    int32x4_t thr = vsubq_s32(vshrq_n_s32(vmask, 1), vshrq_n_s32(y, 31));
+    y = vshlq_s32(y, vnegright);  // arithmetic shift right by `right`
+    y = vsubq_s32(y, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
+    y = vaddq_s32(y, vzp);
+    return vminq_s32(vmaxq_s32(y, vlo), vhi);
+}
+
+/// Low bytes of 8 int32 lanes → 8 bytes.
+PERCH_NEON_INLINE void perch_store8_lowbytes_neon(int32x4_t a, int32x4_t b, uint8_t *out) {
+    vst1_u8(out, vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(a)), vmovn_u32(vreinterpretq_u32_s32(b)))));
+}
+
+/// NEON perch_qrequant_row (one multiplier): 8 at a time, scalar tail.
+static inline void perch_qrequant_row_neon(const int32_t *acc, size_t n, int32_t add, int32_t mult, int32_t shift, int32_t zp,
+                                           int32_t lo, int32_t hi, uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32x4_t vleft = vdupq_n_s32(left), vnr = vdupq_n_s32(-right), vmask = vdupq_n_s32((int32_t)(((int64_t)1 << right) - 1)),
+                    vmult = vdupq_n_s32(mult), vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi),
+                    vadd = vdupq_n_s32(add);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int32x4_t a = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
+        int32x4_t b = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i + 4), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
+        perch_store8_lowbytes_neon(a, b, out + i);
+    }
+    for (; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
+}
+
+static inline void perch_qrequant_rows_neon(const int32_t *acc, size_t lda, size_t n, size_t rows, int32_t add, int32_t mult,
+                                            int32_t shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) perch_qrequant_row_neon(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
+}
+
+/// NEON perch_qrequant_cols (a multiplier and shift per column, any shift sign), scalar tail.
+static inline void perch_qrequant_cols_neon(const int32_t *acc, size_t n, const int32_t *add, const int32_t *mult,
+                                            const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    const int32x4_t vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi), z = vdupq_n_s32(0), one = vdupq_n_s32(1);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        int32x4_t r[2];
+        PERCH_UNROLL
+        for (int h = 0; h < 2; h++) {
+            size_t o = j + 4 * (size_t)h;
+            int32x4_t vs = vld1q_s32(shift + o);
+            int32x4_t vleft = vmaxq_s32(vs, z), vright = vmaxq_s32(vnegq_s32(vs), z);
+            int32x4_t vmask = vsubq_s32(vshlq_s32(one, vright), one);
+            r[h] = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + o), vld1q_s32(add + o)), vleft, vnegq_s32(vright), vmask,
+                                       vld1q_s32(mult + o), vzp, vlo, vhi);
+        }
+        perch_store8_lowbytes_neon(r[0], r[1], out + j);
+    }
+    for (; j < n; j++)
+        out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
+}
+
 #define PERCH_DOT_INLINE __attribute__((target("dotprod"), always_inline)) static inline
 
 /// Loads 4 columns (16 bytes) of V, or the first `left` (< 4) of them, the others zero.

@@ -4,8 +4,8 @@ import PerchGraph
 /// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h and CPerchQGemmSIMD.h.
 /// `scalar` is the reference; `avx512` uses VNNI for the GEMMs and AVX-512 for depthwise rows and
 /// requantization; `avx2` has AVX2 GEMMs (int16 vpmaddwd), depthwise rows and requantization;
-/// `neon` NEON GEMMs (smlal) and depthwise rows, `neondot` dotprod GEMMs (SDOT/UDOT) and `i8mm`
-/// USDOT GEMMs, all three with NEON depthwise rows and scalar requantization. All compute exact int32 sums and the same fixed-point requantization,
+/// `neon` NEON GEMMs (smlal), `neondot` dotprod GEMMs (SDOT/UDOT) and `i8mm` USDOT GEMMs, all three
+/// with NEON depthwise rows and requantization. All compute exact int32 sums and the same fixed-point requantization,
 /// so they agree bit for bit.
 enum QConvISA: Sendable {
     case scalar, avx2, avx512, neon, neondot, i8mm
@@ -34,6 +34,11 @@ enum QConvISA: Sendable {
             perch_qrequant_row_avx2(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
             return
         }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_row_neon(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
         #endif
         perch_qrequant_row_scalar(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
     }
@@ -49,6 +54,11 @@ enum QConvISA: Sendable {
         }
         if self == .avx2 {
             perch_qrequant_rows_avx2(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_rows_neon(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
         #endif
@@ -101,6 +111,11 @@ enum QConvISA: Sendable {
         }
         if self == .avx2 {
             perch_qrequant_cols_avx2(acc, n, add, mult, shift, zp, lo, hi, out)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_cols_neon(acc, n, add, mult, shift, zp, lo, hi, out)
             return
         }
         #endif

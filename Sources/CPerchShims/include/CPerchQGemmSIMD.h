@@ -126,6 +126,54 @@ PERCH_AVX2_TARGET static inline void perch_qgemm_rm_avx2(size_t M, size_t N, siz
     perch_k4_avx2(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
 }
 
+/// AVX2 depthwise row with taps in pairs: the bytes of two tap rows interleaved and widened to
+/// int16, one vpmaddwd by the (w[t], w[t+1]) int16 pair gives r_t·w_t + r_t+1·w_t+1 exactly
+/// (|w| <= 255: 8-bit weights minus their zero point; other weights take perch_qdw_row_avx2).
+/// 16 outputs per step, then 8, then a scalar tail; same sums as perch_qdw_row_scalar.
+PERCH_AVX2_TARGET static inline void perch_qdw_row_avx2_pairs(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                                              int32_t init, int32_t *acc) {
+    int32_t wp[64];
+    size_t pairs = (taps + 1) / 2;
+    int fits = pairs <= 64;
+    for (size_t t = 0; t < taps && fits; t++) fits = w[t] >= -32768 && w[t] <= 32767;
+    if (!fits) {
+        perch_qdw_row_avx2(rows, w, taps, n, init, acc);
+        return;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        uint32_t w1 = 2 * i + 1 < taps ? (uint32_t)w[2 * i + 1] : 0;
+        wp[i] = (int32_t)(((uint32_t)w[2 * i] & 0xFFFFu) | (w1 << 16));
+    }
+    const __m256i vinit = _mm256_set1_epi32(init);
+    const __m128i zero = _mm_setzero_si128();
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m256i a0 = vinit, a1 = vinit;
+        for (size_t i = 0; i < pairs; i++) {
+            __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(rows[2 * i] + x));
+            __m128i r1 = 2 * i + 1 < taps ? _mm_loadu_si128((const __m128i *)(const void *)(rows[2 * i + 1] + x)) : zero;
+            __m256i vw = _mm256_set1_epi32(wp[i]);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), vw));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1)), vw));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x), a0);
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x + 8), a1);
+    }
+    for (; x + 8 <= n; x += 8) {
+        __m256i a0 = vinit;
+        for (size_t i = 0; i < pairs; i++) {
+            __m128i r0 = _mm_loadl_epi64((const __m128i *)(const void *)(rows[2 * i] + x));
+            __m128i r1 = 2 * i + 1 < taps ? _mm_loadl_epi64((const __m128i *)(const void *)(rows[2 * i + 1] + x)) : zero;
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), _mm256_set1_epi32(wp[i])));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x), a0);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
+}
+
 /// 8 lanes of perch_requant1; vmult holds the multiplier in the low dword of each 64-bit lane
 /// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane.
 PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i vright, int anyLeft, __m256i vmult,
@@ -300,6 +348,50 @@ static inline void perch_qconv_k4_neon(size_t N, size_t P, size_t K4, const uint
 static inline void perch_qgemm_rm_neon(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
                                        int32_t *C, size_t ldc) {
     perch_k4_neon(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+
+/// NEON depthwise row with int16 weights (|w| <= 32767; 8-bit weights minus their zero point):
+/// uint8 widened to int16, smlal by the tap's weight straight into int32 (exact), 16 outputs
+/// per step; other weights take perch_qdw_row_neon.
+static inline void perch_qdw_row_neon16(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n, int32_t init,
+                                        int32_t *acc) {
+    for (size_t t = 0; t < taps; t++) {
+        if (w[t] < -32768 || w[t] > 32767) {
+            perch_qdw_row_neon(rows, w, taps, n, init, acc);
+            return;
+        }
+    }
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        int32x4_t a0 = vdupq_n_s32(init), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            uint8x16_t v = vld1q_u8(rows[t] + x);
+            int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(v))), hi = vreinterpretq_s16_u16(vmovl_high_u8(v));
+            int16_t wt = (int16_t)w[t];
+            a0 = vmlal_n_s16(a0, vget_low_s16(lo), wt);
+            a1 = vmlal_high_n_s16(a1, lo, wt);
+            a2 = vmlal_n_s16(a2, vget_low_s16(hi), wt);
+            a3 = vmlal_high_n_s16(a3, hi, wt);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+        vst1q_s32(acc + x + 8, a2);
+        vst1q_s32(acc + x + 12, a3);
+    }
+    for (; x + 8 <= n; x += 8) {
+        int32x4_t a0 = vdupq_n_s32(init), a1 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[t] + x)));
+            a0 = vmlal_n_s16(a0, vget_low_s16(v), (int16_t)w[t]);
+            a1 = vmlal_high_n_s16(a1, v, (int16_t)w[t]);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
 }
 
 /// 4 lanes of perch_requant1 with per-lane shifts (left = max(shift, 0) saturating, right =

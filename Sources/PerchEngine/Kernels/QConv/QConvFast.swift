@@ -129,9 +129,9 @@ enum QConvISA: Sendable {
         switch self {
         #if arch(x86_64)
         case .avx512: perch_qdw_row_avx512(rows, w, taps, n, initial, acc)
-        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, initial, acc)
+        case .avx2: perch_qdw_row_avx2_pairs(rows, w, taps, n, initial, acc)
         #elseif arch(arm64)
-        case .neon, .neondot, .i8mm: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
+        case .neon, .neondot, .i8mm: perch_qdw_row_neon16(rows, w, taps, n, initial, acc)
         #endif
         default: perch_qdw_row_scalar(rows, w, taps, n, initial, acc)
         }

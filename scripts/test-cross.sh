@@ -9,7 +9,7 @@
 #  4. with each aarch64 int8 kernel path forced (PERCH_INT8_ISA=scalar|neon|neondot|i8mm; `agent info`
 #     must report it as `int8_isa`, so a path is not silently replaced), the int8 outputs of tiny-cnn-qdq
 #     (depthwise + pointwise QLinearConv, QGemm) and tiny-mlp-qop (QLinearMatMul) are bit-identical to
-#     the host's.
+#     the host's; cortex-a72 / cortex-a76 / max cores detect neon / neondot / i8mm by themselves.
 # The agent is built once per run (and cached across runs by source hash).
 # Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
 set -euo pipefail
@@ -149,6 +149,21 @@ print(", ".join(f"{n} bit-identical" for n in names))
 PY
   done
 done
+# Run-time detection (HWCAP/HWCAP2): each emulated core picks its best path by itself and runs the
+# active bundle (tiny-mlp-qop) bit-identically (a path the core lacks would die with SIGILL).
+for pair in cortex-a72:neon cortex-a76:neondot max:i8mm; do
+  cpu=${pair%%:*} want=${pair#*:}
+  got=$(qemu-aarch64-static -cpu "$cpu" "$AGENT" --state "$STATE" info | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("int8_isa"))')
+  if [[ $got != "$want" ]]; then bad "-cpu $cpu: detected int8 path" "int8_isa is $got, expected $want"; continue; fi
+  rm -rf "$T/mlp-$cpu"
+  qemu-aarch64-static -cpu "$cpu" "$AGENT" --state "$STATE" run --input "x=$T/mlp/inputs/x.npy" --output-dir "$T/mlp-$cpu" \
+    >/dev/null 2>"$T/mlp-$cpu.err" || cat "$T/mlp-$cpu.err"
+  check "-cpu $cpu picks $want and matches the host bit for bit" "$PY" -c '
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "y.npy")) for d in sys.argv[1:3])
+assert a.tobytes() == b.tobytes(), np.abs(a.astype(np.float64) - b).max()' "$T/mlp-$cpu" "$T/mlp-host"
+done
+
 # The host engine itself against ONNX Runtime, so the comparison above compares correct outputs.
 check "fp32: host engine matches ONNX Runtime (1e-4)" "$PY" -c '
 import numpy as np, sys

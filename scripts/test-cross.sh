@@ -9,7 +9,9 @@
 #  4. with each aarch64 int8 kernel path forced (PERCH_INT8_ISA=scalar|neon|neondot|i8mm; `agent info`
 #     must report it as `int8_isa`, so a path is not silently replaced), the int8 outputs of tiny-cnn-qdq
 #     (depthwise + pointwise QLinearConv, QGemm) and tiny-mlp-qop (QLinearMatMul) are bit-identical to
-#     the host's; cortex-a72 / cortex-a76 / max cores detect neon / neondot / i8mm by themselves.
+#     the host's; cortex-a72 / cortex-a76 / max cores detect neon / neondot / i8mm by themselves;
+#  5. Tests/CKernels/qkernels_test.c: each int8 SIMD kernel against its scalar reference on ragged
+#     shapes, cross-compiled and run under qemu (and natively for the host's AVX2 kernels).
 # The agent is built once per run (and cached across runs by source hash).
 # Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
 set -euo pipefail
@@ -163,6 +165,22 @@ import numpy as np, os, sys
 a, b = (np.load(os.path.join(d, "y.npy")) for d in sys.argv[1:3])
 assert a.tobytes() == b.tobytes(), np.abs(a.astype(np.float64) - b).max()' "$T/mlp-$cpu" "$T/mlp-host"
 done
+
+# The int8 kernels one by one (Tests/CKernels/qkernels_test.c: every SIMD kernel against its scalar
+# reference on random ragged shapes): aarch64 NEON / dotprod / i8mm under qemu, AVX2 on the host.
+CLANG=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
+KT=Tests/CKernels/qkernels_test.c
+if "$CLANG" --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu -O2 -I Sources/CPerchShims/include -c "$KT" -o "$T/qk.o" &&
+   aarch64-linux-gnu-gcc -static "$T/qk.o" -o "$T/qk-aarch64" -lm; then
+  check "aarch64 int8 kernels (neon, neondot, i8mm) bit-exact with scalar under qemu" "${QEMU[@]}" "$T/qk-aarch64"
+else
+  bad "aarch64 int8 kernel test builds"
+fi
+if "$CLANG" -O2 -I Sources/CPerchShims/include "$KT" -o "$T/qk-host" -lm; then
+  check "host int8 kernels bit-exact with scalar" "$T/qk-host"
+else
+  bad "host int8 kernel test builds"
+fi
 
 # The host engine itself against ONNX Runtime, so the comparison above compares correct outputs.
 check "fp32: host engine matches ONNX Runtime (1e-4)" "$PY" -c '

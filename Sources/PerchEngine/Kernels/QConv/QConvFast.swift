@@ -1,18 +1,22 @@
 import CPerchShims
 import PerchGraph
 
-/// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h. `scalar` is the reference;
-/// `avx512` uses VNNI for the GEMM and AVX-512 for depthwise rows and requantization; `avx2` and
-/// `neon` have SIMD depthwise rows and scalar GEMM/requantization. All compute exact int32 sums and
-/// the same fixed-point requantization, so they agree bit for bit.
+/// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h and CPerchQGemmSIMD.h.
+/// `scalar` is the reference; `avx512` uses VNNI for the GEMMs and AVX-512 for depthwise rows and
+/// requantization; `avx2` has AVX2 GEMMs (int16 vpmaddwd), depthwise rows and requantization;
+/// `neon` NEON GEMMs (smlal), `neondot` dotprod GEMMs (SDOT/UDOT) and `i8mm` USDOT GEMMs, all three
+/// with NEON depthwise rows and requantization. All compute exact int32 sums and the same fixed-point requantization,
+/// so they agree bit for bit.
 enum QConvISA: Sendable {
-    case scalar, avx2, avx512, neon
+    case scalar, avx2, avx512, neon, neondot, i8mm
 
     static func from(_ isa: Int8ISA) -> QConvISA {
         switch isa {
         case .avx512vnni: return .avx512
         case .avx2: return .avx2
-        case .neon, .neondot: return .neon
+        case .neon: return .neon
+        case .neondot: return .neondot
+        case .i8mm: return .i8mm
         default: return .scalar
         }
     }
@@ -24,6 +28,15 @@ enum QConvISA: Sendable {
         #if arch(x86_64)
         if self == .avx512 {
             perch_qrequant_row_avx512(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
+        if self == .avx2 {
+            perch_qrequant_row_avx2(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_row_neon(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
             return
         }
         #endif
@@ -39,6 +52,15 @@ enum QConvISA: Sendable {
             perch_qrequant_rows_avx512(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
+        if self == .avx2 {
+            perch_qrequant_rows_avx2(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_rows_neon(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
         #endif
         for r in 0..<rows { perch_qrequant_row_scalar(acc + r * lda, n, 0, q.multiplier, q.shift, zp, lo, hi, out + r * ldo) }
     }
@@ -47,26 +69,34 @@ enum QConvISA: Sendable {
     @inline(__always)
     func convK4(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
                 c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        switch self {
         #if arch(x86_64)
-        if self == .avx512 {
-            perch_qconv_k4_vnni(n, p, k4, x, ldx, w, ldw, c, ldc)
-            return
-        }
+        case .avx512: perch_qconv_k4_vnni(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .avx2: perch_qconv_k4_avx2(n, p, k4, x, ldx, w, ldw, c, ldc)
+        #elseif arch(arm64)
+        case .neon: perch_qconv_k4_neon(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .neondot: perch_qconv_k4_neondot(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .i8mm: perch_qconv_k4_i8mm(n, p, k4, x, ldx, w, ldw, c, ldc)
         #endif
-        perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
+        default: perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
+        }
     }
 
     /// Row-major C[m][n] = Σ_k A[m][k]·B[k][n], B in the K4 layout (`QLinearLayer.packRowMajor`).
     @inline(__always)
     func gemmRowMajor(m: Int, n: Int, k4: Int, a: UnsafePointer<UInt8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
                       c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        switch self {
         #if arch(x86_64)
-        if self == .avx512 {
-            perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
-            return
-        }
+        case .avx512: perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .avx2: perch_qgemm_rm_avx2(m, n, k4, a, lda, b, ldb, c, ldc)
+        #elseif arch(arm64)
+        case .neon: perch_qgemm_rm_neon(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .neondot: perch_qgemm_rm_neondot(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .i8mm: perch_qgemm_rm_i8mm(m, n, k4, a, lda, b, ldb, c, ldc)
         #endif
-        perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
+        default: perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
+        }
     }
 
     /// Requantizes one output row whose columns have their own multipliers.
@@ -77,6 +107,15 @@ enum QConvISA: Sendable {
         #if arch(x86_64)
         if self == .avx512 && allRight {
             perch_qrequant_cols_avx512(acc, n, add, mult, rightShift, zp, lo, hi, out)
+            return
+        }
+        if self == .avx2 {
+            perch_qrequant_cols_avx2(acc, n, add, mult, shift, zp, lo, hi, out)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_cols_neon(acc, n, add, mult, shift, zp, lo, hi, out)
             return
         }
         #endif
@@ -90,9 +129,9 @@ enum QConvISA: Sendable {
         switch self {
         #if arch(x86_64)
         case .avx512: perch_qdw_row_avx512(rows, w, taps, n, initial, acc)
-        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, initial, acc)
+        case .avx2: perch_qdw_row_avx2_pairs(rows, w, taps, n, initial, acc)
         #elseif arch(arm64)
-        case .neon: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
+        case .neon, .neondot, .i8mm: perch_qdw_row_neon16(rows, w, taps, n, initial, acc)
         #endif
         default: perch_qdw_row_scalar(rows, w, taps, n, initial, acc)
         }

@@ -29,6 +29,22 @@ DEFAULT_LIGHT = ["squeezenet", "shufflenet", "inception_v1", "resnet50"]
 CALIBRATION_SAMPLES = 8
 
 
+
+def output_scales(path):
+    """{graph output: scale} for outputs written by a per-tensor DequantizeLinear (a QDQ model's
+    outputs), so differences can be counted in quantization steps of the output."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    scales = {}
+    for out in m.graph.output:
+        n = producer.get(out.name)
+        if n is not None and n.op_type == "DequantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1:
+            scales[out.name] = float(inits[n.input[1]].reshape(()))
+    return scales
+
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -174,10 +190,15 @@ def main():
             # Agreement: Perch vs ORT on the same input (1 thread).
             ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
             outs = perch_outputs(perch, path, input_args, os.path.join(tmp, name + "_" + prec))
-            diff = None
+            diff = steps = None
             if outs:
                 onames = [o.name for o in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_outputs()]
                 diff = max(float(np.abs(outs[safe(o)].astype(np.float64) - r).max()) for o, r in zip(onames, ref))
+                if prec == "int8":
+                    scales = output_scales(path)
+                    if all(scales.get(o) for o in onames):
+                        steps = max(float(np.abs(outs[safe(o)].astype(np.float64) - r).max()) / scales[o]
+                                    for o, r in zip(onames, ref))
             for t in threads:
                 log(f"bench: {name} {prec} {t} thread(s)")
                 probe, _ = ort_latency(path, feeds, t, 3, 1)
@@ -186,7 +207,8 @@ def main():
                 ort_ms, _ = ort_latency(path, feeds, t, runs, warmup)
                 pj, err = perch_bench(perch, path, input_args, t, runs, warmup)
                 row = {"model": name, "precision": prec, "threads": t, "runs": runs, "ort_ms": ort_ms,
-                       "perch_ms": pj["latency_ms"]["p50"] if pj else None, "error": err, "max_abs_diff": diff}
+                       "perch_ms": pj["latency_ms"]["p50"] if pj else None, "error": err, "max_abs_diff": diff,
+                       "max_diff_steps": steps}
                 rows.append(row)
                 if pj and t == threads[0]:
                     lb = pj["weights_bytes"] + pj.get("arena_lower_bound_bytes", pj["arena_bytes"])
@@ -205,12 +227,14 @@ def main():
             gemm.append(json.loads(r.stdout))
 
     print()
-    print(f"{'model':<14} {'prec':<5} {'thr':>3} {'perch ms':>10} {'ORT ms':>10} {'perch/ORT':>9}  {'max|Δ| vs ORT':>13}")
+    print(f"{'model':<14} {'prec':<5} {'thr':>3} {'perch ms':>10} {'ORT ms':>10} {'perch/ORT':>9}  {'max|Δ| vs ORT':>13}"
+          f"  {'in steps':>8}")
     for r in rows:
         pm = f"{r['perch_ms']:.3f}" if r["perch_ms"] is not None else "fail"
         ratio = f"{r['perch_ms'] / r['ort_ms']:.2f}" if r["perch_ms"] is not None else "-"
         diff = f"{r['max_abs_diff']:.2e}" if r["max_abs_diff"] is not None else "-"
-        print(f"{r['model']:<14} {r['precision']:<5} {r['threads']:>3} {pm:>10} {r['ort_ms']:>10.3f} {ratio:>9}  {diff:>13}"
+        st = f"{r['max_diff_steps']:.2f}" if r.get("max_diff_steps") is not None else "-"
+        print(f"{r['model']:<14} {r['precision']:<5} {r['threads']:>3} {pm:>10} {r['ort_ms']:>10.3f} {ratio:>9}  {diff:>13}  {st:>8}"
               + (f"  ({r['error']})" if r["error"] else ""))
     print()
     print(f"fp32 FMA peak per core: {peak:.1f} GFLOP/s = {how}")

@@ -134,6 +134,24 @@ final class Int8Tests: XCTestCase {
         } }
     }
 
+    /// MaxPool on 8-bit codes (2×2 stride 2 has a 16-outputs-at-a-time path) against the direct max,
+    /// for uint8 and int8 (whose codes compare after the sign flip), widths with and without tails.
+    func testMaxPool8BitMatchesDirectMax() throws {
+        var rng = SplitMix(seed: 51)
+        for dtype in [DType.u8, .i8] { for (h, w) in [(4, 70), (6, 33), (2, 2), (5, 7)] {
+            let x = Tensor(dtype: dtype, shape: [1, 3, h, w], bytes: (0..<(3 * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let y = try runSingleNode(.maxPool, inputs: [("x", x)], attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])])[0]
+            let oh = h / 2, ow = w / 2
+            XCTAssertEqual(y.shape, [1, 3, oh, ow])
+            let xv = x.int64s, yv = y.int64s
+            for c in 0..<3 { for i in 0..<oh { for j in 0..<ow {
+                var m = Int64.min
+                for a in 0..<2 { for b in 0..<2 { m = max(m, xv[(c * h + 2 * i + a) * w + 2 * j + b]) } }
+                XCTAssertEqual(yv[(c * oh + i) * ow + j], m, "\(dtype) \(h)×\(w) c\(c) (\(i), \(j))")
+            } } }
+        } }
+    }
+
     func testLookupTableMatchesDequantizeFunctionQuantize() {
         let t = QElementwiseOperator.lookupTable({ 1 / (1 + Foundation_exp(-$0)) }, inType: .i8, inScale: 0.1, inZero: 0,
                                                  outType: .u8, outScale: 1.0 / 256, outZero: 0)

@@ -13,6 +13,7 @@
 #include "CPerchQConv.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
+#include "CPerchElementwise.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

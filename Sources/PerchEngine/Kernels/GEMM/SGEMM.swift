@@ -263,7 +263,8 @@ public func sgemmParallel(
     packed: SGEMMPrepacked = SGEMMPrepacked()
 ) {
     var parts = Swift.min(args.threads, slots)
-    if m * n * k < 65536 { parts = 1 }
+    // Below ~10 µs of work, waking a worker costs more than it saves.
+    if m * n * k < 1 << 19 { parts = 1 }
     let byColumns = n >= m
     let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
     parts = Swift.min(parts, units)

@@ -150,7 +150,7 @@ public enum NormalizationOperator {
                 let bias: UnsafePointer<Float>? = hasBias ? UnsafePointer(args.input(2).pointer(as: Float.self)) : nil
                 let pMean: UnsafeMutablePointer<Float>? = args.outputs.count > 1 ? args.output(1).pointer(as: Float.self) : nil
                 let pInv: UnsafeMutablePointer<Float>? = args.outputs.count > 2 ? args.output(2).pointer(as: Float.self) : nil
-                let parts = outer * n >= 16384 ? Swift.min(args.threads, outer) : 1
+                let parts = outer * n >= 65536 ? Swift.min(args.threads, outer) : 1
                 args.parallelFor(parts) { p in
                     for o in splitRange(outer, parts: parts, part: p) {
                         let (mean, inv) = vector.layerNormRow(px + o * n, n, scale: scale, bias: bias, epsilon: epsilon, py + o * n)

@@ -111,9 +111,12 @@ public enum QGemmOperator {
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
+        // Row blocks are split over the pool's threads, one scratch slot each, when there is
+        // enough work to pay for waking them (a 64×128×128 projection, ~8 µs, is not).
+        let threads = rows * n * layer.kp >= 1 << 21 ? ctx.threads : 1
         // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
         // kernel's 4-row tile).
-        let block = ctx.threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + ctx.threads - 1) / ctx.threads + 3) / 4 * 4)) : rowBlock
+        let block = threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + threads - 1) / threads + 3) / 4 * 4)) : rowBlock
         let kp = layer.kp
         let packBytes = block * kp
         let accOffset = MemoryPlannerAlign.up(packBytes)
@@ -121,8 +124,6 @@ public enum QGemmOperator {
         let slot = MemoryPlannerAlign.up(sumOffset + block * 4)
         let outBytes = outType.byteSize
         let blocks = (rows + block - 1) / block
-        let threads = ctx.threads
-        // Row blocks are split over the pool's threads, one scratch slot each.
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: outShape)], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(ai).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data

@@ -35,7 +35,7 @@ public enum SoftmaxOperator {
             let vector = VectorISA.best()
             return PreparedOp(outputs: [x]) { args in
                 let px = args.input(0).pointer(as: Float.self), py = args.output(0).pointer(as: Float.self)
-                let parts = outer * n >= 16384 ? Swift.min(args.threads, outer) : 1
+                let parts = outer * n >= 65536 ? Swift.min(args.threads, outer) : 1
                 args.parallelFor(parts) { p in
                     for o in splitRange(outer, parts: parts, part: p) { vector.softmaxRow(px + o * n, py + o * n, n) }
                 }

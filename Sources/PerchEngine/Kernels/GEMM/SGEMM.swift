@@ -263,8 +263,9 @@ public func sgemmParallel(
     packed: SGEMMPrepacked = SGEMMPrepacked()
 ) {
     var parts = Swift.min(args.threads, slots)
-    // Below ~10 µs of work, waking a worker costs more than it saves.
-    if m * n * k < 1 << 19 { parts = 1 }
+    // Below ~50 µs of work (2M MACs), waking a worker (5–10 µs on idle cores, far more on shared
+    // ones) costs more than it saves.
+    if m * n * k < 1 << 21 { parts = 1 }
     let byColumns = n >= m
     let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
     parts = Swift.min(parts, units)

@@ -177,3 +177,80 @@ final class QElementwiseOperatorTests: XCTestCase {
         }
     }
 }
+
+/// QLinearMatMul with B computed at run time (QLinearMatMulDynamic) against the integer
+/// definition, and the QDQ fusion of an activation × activation MatMul against the fake-quant graph.
+final class QLinearMatMulDynamicTests: XCTestCase {
+    func testRunTimeBMatchesTheIntegerDefinition() throws {
+        var rng = SplitMix(seed: 61)
+        let cases: [([Int], [Int])] = [([4, 64, 32], [4, 32, 64]), ([2, 5, 70], [2, 70, 33]), ([3, 7, 9], [9, 40]), ([6, 10], [2, 10, 12])]
+        for (aType, bType) in [(DType.u8, DType.u8), (.i8, .i8), (.u8, .i8), (.i8, .u8)] {
+            for (aShape, bShape) in cases {
+                let a = Tensor(dtype: aType, shape: aShape, bytes: (0..<aShape.reduce(1, *)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let b = Tensor(dtype: bType, shape: bShape, bytes: (0..<bShape.reduce(1, *)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let zero: (DType, Int) -> Tensor = { t, v in t == .u8 ? Tensor(shape: [], values: [UInt8(v + 128)]) : Tensor(shape: [], values: [Int8(v)]) }
+                let (sa, sb, sy): (Float, Float, Float) = (0.011, 0.02, 0.7)
+                let (za, zb, zy) = (-9, 14, 3)
+                let node = Node(name: "mm", op: .qLinearMatMul, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
+                let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1], n = bShape[bShape.count - 1]
+                let batch = max(aShape.dropLast(2).reduce(1, *), bShape.dropLast(2).reduce(1, *))
+                let outShape = (aShape.count >= bShape.count ? Array(aShape.dropLast(2)) : Array(bShape.dropLast(2))) + [m, n]
+                var g = Graph(name: "t", nodes: [node],
+                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: aType, shape: aShape)),
+                                       ValueInfo(name: "b", type: TensorType(dtype: bType, shape: bShape))],
+                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: outShape))])
+                g.initializers = ["as": Tensor(shape: [], values: [sa]), "az": zero(aType, za), "bs": Tensor(shape: [], values: [sb]),
+                                  "bz": zero(bType, zb), "ys": Tensor(shape: [], values: [sy]), "yz": zero(.u8, zy)]
+                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"])
+                XCTAssertEqual(y.shape, outShape)
+                let yv = y.int64s, av = a.int64s, bv = b.int64s
+                let aZ = Int64(za) + (aType == .u8 ? 128 : 0), bZ = Int64(zb) + (bType == .u8 ? 128 : 0)
+                let q = QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))
+                let aBatch = aShape.dropLast(2).reduce(1, *), bBatch = bShape.dropLast(2).reduce(1, *)
+                var bad = 0
+                for bi in 0..<batch {
+                    for r in 0..<m {
+                        for c in 0..<n {
+                            var acc: Int64 = 0
+                            for i in 0..<k {
+                                acc += (av[(aBatch == 1 ? 0 : bi) * m * k + r * k + i] - aZ) * (bv[(bBatch == 1 ? 0 : bi) * k * n + i * n + c] - bZ)
+                            }
+                            let v = min(max(multiplyByQuantizedMultiplier(Int32(acc), q) + Int32(zy + 128), 0), 255)
+                            if yv[bi * m * n + r * n + c] != Int64(v) { bad += 1 }
+                        }
+                    }
+                }
+                XCTAssertEqual(bad, 0, "\(aType)×\(bType) \(aShape)×\(bShape)")
+            }
+        }
+    }
+
+    /// DQ(a), DQ(b) → MatMul → Q with both operands graph inputs: fused to one QLinearMatMul, within
+    /// one quantization step of the float MatMul the unfused graph runs.
+    func testActivationMatMulIsFusedAndAgreesWithFakeQuant() throws {
+        var rng = SplitMix(seed: 62)
+        let aShape = [2, 16, 24], bShape = [2, 24, 20]
+        let a = Tensor(dtype: .u8, shape: aShape, bytes: (0..<aShape.reduce(1, *)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        let b = Tensor(dtype: .i8, shape: bShape, bytes: (0..<bShape.reduce(1, *)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        let nodes = [
+            Node(name: "dqa", op: .dequantizeLinear, inputs: ["a", "as", "az"], outputs: ["af"]),
+            Node(name: "dqb", op: .dequantizeLinear, inputs: ["b", "bs", "bz"], outputs: ["bf"]),
+            Node(name: "mm", op: .matMul, inputs: ["af", "bf"], outputs: ["yf"]),
+            Node(name: "q", op: .quantizeLinear, inputs: ["yf", "ys", "yz"], outputs: ["y"]),
+        ]
+        var g = Graph(name: "t", nodes: nodes,
+                      inputs: [ValueInfo(name: "a", type: TensorType(dtype: .u8, shape: aShape)),
+                               ValueInfo(name: "b", type: TensorType(dtype: .i8, shape: bShape))],
+                      outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: [2, 16, 20]))])
+        g.initializers = ["as": Tensor(shape: [], values: [Float(0.01)]), "az": Tensor(shape: [], values: [UInt8(120)]),
+                          "bs": Tensor(shape: [], values: [Float(0.02)]), "bz": Tensor(shape: [], values: [Int8(-3)]),
+                          "ys": Tensor(shape: [], values: [Float(0.25)]), "yz": Tensor(shape: [], values: [UInt8(128)])]
+        var fused = g
+        QDQFusion.apply(&fused)
+        XCTAssertEqual(fused.nodes.map(\.op), [.qLinearMatMul])
+        let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"]).int64s
+        let ref = try XCTUnwrap(try Session(graph: g, options: SessionOptions(fuseQuantized: false)).run(["a": a, "b": b])["y"]).int64s
+        XCTAssertEqual(y.count, ref.count)
+        XCTAssertLessThanOrEqual(zip(y, ref).map { abs($0 - $1) }.max() ?? 99, 1)
+    }
+}

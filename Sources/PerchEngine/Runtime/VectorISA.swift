@@ -71,6 +71,16 @@ public struct VectorISA: Sendable, Equatable {
         perch_qmul_scalar(a, aSigned ? 1 : 0, za, b, bSigned ? 1 : 0, zb, n, q.multiplier, q.shift, zy, lo, hi, out)
     }
 
+    /// out[i] = requant(acc[i] + add) with one fixed-point multiplier (perch_qrequant_row_*).
+    @inline(__always)
+    public func requantRow(_ acc: UnsafePointer<Int32>, _ n: Int, add: Int32, _ q: QuantizedMultiplier, zp: Int32, lo: Int32, hi: Int32,
+                           _ out: UnsafeMutablePointer<UInt8>) {
+        #if arch(x86_64)
+        if avx512 { perch_qrequant_row_avx512(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out); return }
+        #endif
+        perch_qrequant_row_scalar(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+    }
+
     /// Softmax of one contiguous row of n ≥ 1 floats.
     @inline(__always)
     public func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {

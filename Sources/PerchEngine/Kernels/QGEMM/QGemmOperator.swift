@@ -1,7 +1,8 @@
 import PerchGraph
 
 /// Prepares the quantized dense ops: QLinearMatMul, MatMulInteger and com.microsoft's QGemm.
-/// The weight operand (B) must be a constant; it is packed once. A is processed in blocks of
+/// The weight operand (B) is a constant, packed once (QLinearMatMul with a run-time B:
+/// QLinearMatMulDynamic). A is processed in blocks of
 /// `QGemmOperator.rowBlock` rows (pack → int8 GEMM → requantize), so the row range is the unit
 /// a thread pool can split.
 ///
@@ -23,6 +24,8 @@ public enum QGemmOperator {
             return try prepareLinear(ctx, a: 0, aScale: 1, aZero: 2, b: 3, bScale: 4, bZero: 5, bias: 6,
                                      yScale: 7, yZero: 8, transB: ctx.attributes.int("transB", default: 0) != 0)
         default:  // QLinearMatMul
+            let bRank = try ctx.input(3).rank
+            if ctx.value(3) == nil || bRank != 2 { return try QLinearMatMulDynamic.prepare(ctx) }
             return try prepareLinear(ctx, a: 0, aScale: 1, aZero: 2, b: 3, bScale: 4, bZero: 5, bias: 8,
                                      yScale: 6, yZero: 7, transB: false)
         }

@@ -9,6 +9,14 @@ import XCTest
 /// tables, SIMD Mul, pair table, threads) against the element-wise TFLite formulas.
 final class QElementwiseKernelTests: XCTestCase {
     let simd = VectorISA.best()
+    /// The AVX2 kernels alone (on an AVX-512 machine `best()` never picks them).
+    var avx2: VectorISA? {
+        #if arch(x86_64)
+        if Int8GEMM.availableISAs().contains(.avx2) { return VectorISA(avx512: false, avx512vbmi: false, avx2: true, neon: false) }
+        #endif
+        return nil
+    }
+    var isas: [VectorISA] { [simd] + (avx2.map { [$0] } ?? []) }
 
     func bytes(_ n: Int, _ rng: inout SplitMix) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
 
@@ -43,19 +51,23 @@ final class QElementwiseKernelTests: XCTestCase {
         let n = 301
         var f = (0..<n).map { _ in Float(Int(rng.next() % 4000) - 2000) * 0.0123 }
         f[3] = .nan; f[4] = .infinity; f[5] = -.infinity; f[6] = 0.025; f[7] = -0.075  // ties at scale 0.05
+        for isa in isas {
         for (lo, hi, z) in [(Float(0), Float(255), Float(128)), (-128, 127, -3)] {
             var a = [UInt8](repeating: 0, count: n), b = a
-            simd.quantize(f, n, scale: 0.05, zero: z, lo: lo, hi: hi, &a)
+            isa.quantize(f, n, scale: 0.05, zero: z, lo: lo, hi: hi, &a)
             VectorISA.scalar.quantize(f, n, scale: 0.05, zero: z, lo: lo, hi: hi, &b)
             XCTAssertEqual(a, b)
         }
+        }
         let codes = bytes(n, &rng)
+        for isa in isas {
         for signed in [false, true] {
             var a = [Float](repeating: 0, count: n), b = a
-            simd.dequantize(codes, signed: signed, n, zero: 7, scale: 0.031, &a)
+            isa.dequantize(codes, signed: signed, n, zero: 7, scale: 0.031, &a)
             VectorISA.scalar.dequantize(codes, signed: signed, n, zero: 7, scale: 0.031, &b)
             XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern))
             XCTAssertEqual(b[1], Float((signed ? Int32(Int8(bitPattern: codes[1])) : Int32(codes[1])) - 7) * 0.031)
+        }
         }
     }
 
@@ -64,6 +76,11 @@ final class QElementwiseKernelTests: XCTestCase {
         var simdOut = [Float](repeating: 0, count: xs.count)
         #if arch(x86_64)
         if simd.avx512 { perch_expf_avx512(xs, xs.count, &simdOut) } else { simdOut = xs.map { perch_expf_poly($0) } }
+        if avx2 != nil {
+            var out2 = [Float](repeating: 0, count: xs.count)
+            perch_expf_avx2(xs, xs.count, &out2)
+            XCTAssertEqual(out2.map(\.bitPattern), xs.map { perch_expf_poly($0).bitPattern })
+        }
         #else
         simdOut = xs.map { perch_expf_poly($0) }
         #endif
@@ -84,7 +101,7 @@ final class QElementwiseKernelTests: XCTestCase {
         var rng = SplitMix(seed: 10)
         for n in [1, 16, 37, 64, 128, 1000] {
             let x = (0..<n).map { _ in Float(Int(rng.next() % 2000) - 1000) * 0.01 }
-            for isa in [simd, VectorISA.scalar] {
+            for isa in isas + [VectorISA.scalar] {
                 var y = [Float](repeating: 0, count: n)
                 isa.softmaxRow(x, &y, n)
                 let m = Double(x.max()!)

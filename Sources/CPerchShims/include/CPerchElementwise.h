@@ -15,6 +15,8 @@
 //   different rounding order than the scalar reference, within float tolerance).
 // - perch_layernorm_row_f32_*: one LayerNormalization row with per-element scale and bias; sums in
 //   partial sums as above.
+// x86-64 has AVX-512 (F/BW/VL/DQ, VBMI for the lookup) and AVX2+FMA versions (no AVX2 lookup or
+// Mul: those stay scalar there); aarch64 has a NEON lookup.
 #include <stdint.h>
 #include <stddef.h>
 #include <math.h>
@@ -268,6 +270,136 @@ PERCH_AVX512F_TARGET static inline void perch_layernorm_row_f32_avx512(const flo
                                  _mm512_maskz_loadu_ps(k, scale + i));
         if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + i));
         _mm512_mask_storeu_ps(y + i, k, v);
+    }
+    *meanOut = mean;
+    *invOut = inv;
+}
+// AVX2 + FMA versions (x86-64 without AVX-512): 8 lanes, tails through the scalar references.
+#define PERCH_AVX2_TARGET __attribute__((target("avx2,fma")))
+
+PERCH_AVX2_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *src, size_t n, float scale, float z, float lo,
+                                                                  float hi, uint8_t *dst) {
+    const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(z), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(src + i), vs);
+        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        v = _mm256_add_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+        v = _mm256_blendv_ps(v, vz, nan);
+        __m256i q = _mm256_cvttps_epi32(v);
+        __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        // Codes are in [lo, hi] ⊂ [−128, 255]: signed packing is exact for int8, unsigned for uint8.
+        __m128i q8 = lo < 0 ? _mm_packs_epi16(q16, q16) : _mm_packus_epi16(q16, q16);
+        _mm_storel_epi64((__m128i *)(dst + i), q8);
+    }
+    if (i < n) perch_quantize_f32_8bit(src + i, n - i, scale, z, lo, hi, dst + i);
+}
+
+PERCH_AVX2_TARGET static inline void perch_dequantize_8bit_f32_avx2(const uint8_t *src, int isSigned, size_t n, int32_t z,
+                                                                    float scale, float *dst) {
+    const __m256i vz = _mm256_set1_epi32(z);
+    const __m256 vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(src + i));
+        __m256i x = _mm256_sub_epi32(isSigned ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b), vz);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(x), vs));
+    }
+    if (i < n) perch_dequantize_8bit_f32_scalar(src + i, isSigned, n - i, z, scale, dst + i);
+}
+
+/// perch_expf_poly on 8 lanes (bit-identical).
+PERCH_AVX2_TARGET static inline __m256 perch_expf8_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_set1_ps(PERCH_EXPF_HI), x);
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(PERCH_EXPF_LO), _CMP_LT_OQ);
+    x = _mm256_max_ps(_mm256_set1_ps(PERCH_EXPF_LO), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+}
+
+PERCH_AVX2_TARGET static inline void perch_expf_avx2(const float *x, size_t n, float *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, perch_expf8_avx2(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = perch_expf_poly(x[i]);
+}
+
+PERCH_AVX2_TARGET static inline float perch_hsum256_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+PERCH_AVX2_TARGET static inline void perch_softmax_row_f32_avx2(const float *x, float *y, size_t n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mv);
+    float m = lanes[0];
+    for (int l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 sums = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = perch_expf8_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(y + i, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    float sum = perch_hsum256_ps(sums);
+    for (; i < n; i++) {
+        y[i] = perch_expf_poly(x[i] - m);
+        sum += y[i];
+    }
+    const float r = 1.0f / sum;
+    const __m256 vr = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vr));
+    for (; i < n; i++) y[i] *= r;
+}
+
+PERCH_AVX2_TARGET static inline void perch_layernorm_row_f32_avx2(const float *x, size_t n, const float *scale,
+                                                                  const float *bias, float eps, float *y, float *meanOut,
+                                                                  float *invOut) {
+    __m256 s = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float sum = perch_hsum256_ps(s);
+    for (; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    const __m256 vm = _mm256_set1_ps(mean);
+    __m256 sq = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        sq = _mm256_add_ps(sq, _mm256_mul_ps(d, d));
+    }
+    float sqs = perch_hsum256_ps(sq);
+    for (; i < n; i++) {
+        float d = x[i] - mean;
+        sqs += d * d;
+    }
+    float inv = 1.0f / sqrtf(sqs / (float)n + eps);
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi), _mm256_loadu_ps(scale + i));
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) {
+        float v = (x[i] - mean) * inv * scale[i];
+        y[i] = bias ? v + bias[i] : v;
     }
     *meanOut = mean;
     *invOut = inv;

@@ -2,27 +2,32 @@ import CPerchShims
 
 /// Which SIMD paths the elementwise kernels of CPerchElementwise.h take on this CPU. Follows the
 /// int8 GEMM's choice (`Int8GEMM.bestISA()`, so `PERCH_INT8_ISA=scalar` forces the scalar
-/// references everywhere); the byte lookup additionally needs AVX-512 VBMI.
+/// references everywhere and `avx2` the AVX2 kernels); the byte lookup additionally needs
+/// AVX-512 VBMI. AVX2 has no lookup or Mul kernel (scalar there).
 public struct VectorISA: Sendable, Equatable {
     /// AVX-512 F/BW/VL/DQ (with VNNI, as the int8 GEMM detects it).
     public var avx512: Bool
     /// vpermt2b for 256-byte tables.
     public var avx512vbmi: Bool
+    /// AVX2 + FMA (used where `avx512` is off).
+    public var avx2: Bool
     public var neon: Bool
 
-    public static let scalar = VectorISA(avx512: false, avx512vbmi: false, neon: false)
+    public static let scalar = VectorISA(avx512: false, avx512vbmi: false, avx2: false, neon: false)
 
-    public init(avx512: Bool, avx512vbmi: Bool, neon: Bool) {
+    public init(avx512: Bool, avx512vbmi: Bool, avx2: Bool, neon: Bool) {
         self.avx512 = avx512
         self.avx512vbmi = avx512vbmi
+        self.avx2 = avx2
         self.neon = neon
     }
 
     /// The best paths for this CPU (detected once per call; call at prepare time).
     public static func best() -> VectorISA {
         switch Int8GEMM.bestISA() {
-        case .avx512vnni: return VectorISA(avx512: true, avx512vbmi: perch_cpu_avx512vbmi() != 0, neon: false)
-        case .neon, .neondot: return VectorISA(avx512: false, avx512vbmi: false, neon: true)
+        case .avx512vnni: return VectorISA(avx512: true, avx512vbmi: perch_cpu_avx512vbmi() != 0, avx2: true, neon: false)
+        case .avx2: return VectorISA(avx512: false, avx512vbmi: false, avx2: true, neon: false)
+        case .neon, .neondot: return VectorISA(avx512: false, avx512vbmi: false, avx2: false, neon: true)
         default: return .scalar
         }
     }
@@ -44,6 +49,7 @@ public struct VectorISA: Sendable, Equatable {
                          _ dst: UnsafeMutablePointer<UInt8>) {
         #if arch(x86_64)
         if avx512 { perch_quantize_f32_8bit_avx512(src, n, scale, zero, lo, hi, dst); return }
+        if avx2 { perch_quantize_f32_8bit_avx2(src, n, scale, zero, lo, hi, dst); return }
         #endif
         perch_quantize_f32_8bit(src, n, scale, zero, lo, hi, dst)
     }
@@ -54,6 +60,7 @@ public struct VectorISA: Sendable, Equatable {
                            _ dst: UnsafeMutablePointer<Float>) {
         #if arch(x86_64)
         if avx512 { perch_dequantize_8bit_f32_avx512(src, signed ? 1 : 0, n, zero, scale, dst); return }
+        if avx2 { perch_dequantize_8bit_f32_avx2(src, signed ? 1 : 0, n, zero, scale, dst); return }
         #endif
         perch_dequantize_8bit_f32_scalar(src, signed ? 1 : 0, n, zero, scale, dst)
     }
@@ -86,6 +93,7 @@ public struct VectorISA: Sendable, Equatable {
     public func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         #if arch(x86_64)
         if avx512 { perch_softmax_row_f32_avx512(x, y, n); return }
+        if avx2 { perch_softmax_row_f32_avx2(x, y, n); return }
         #endif
         perch_softmax_row_f32_scalar(x, y, n)
     }
@@ -98,6 +106,10 @@ public struct VectorISA: Sendable, Equatable {
         #if arch(x86_64)
         if avx512 {
             perch_layernorm_row_f32_avx512(x, n, scale, bias, epsilon, y, &mean, &inv)
+            return (mean, inv)
+        }
+        if avx2 {
+            perch_layernorm_row_f32_avx2(x, n, scale, bias, epsilon, y, &mean, &inv)
             return (mean, inv)
         }
         #endif

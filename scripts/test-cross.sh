@@ -5,7 +5,13 @@
 #     (examples/tiny-cnn.onnx imported to .perchm, with eval inputs), and `bench` prints the
 #     CONTRACTS.md JSON with an aarch64 ISA;
 #  3. its `run` on the bundle's eval input matches the host engine (`perch run`): fp32 within 1e-5
-#     relative; the int8 QDQ model (examples/int8/tiny-cnn-qdq.onnx) bit-identical.
+#     relative; the int8 QDQ model (examples/int8/tiny-cnn-qdq.onnx) bit-identical;
+#  4. with each aarch64 int8 kernel path forced (PERCH_INT8_ISA=scalar|neon|neondot|i8mm; `agent info`
+#     must report it as `int8_isa`, so a path is not silently replaced), the int8 outputs of tiny-cnn-qdq
+#     (depthwise + pointwise QLinearConv, QGemm) and tiny-mlp-qop (QLinearMatMul) are bit-identical to
+#     the host's; cortex-a72 / cortex-a76 / max cores detect neon / neondot / i8mm by themselves;
+#  5. Tests/CKernels/qkernels_test.c: each int8 SIMD kernel against its scalar reference on ragged
+#     shapes, cross-compiled and run under qemu (and natively for the host's AVX2 kernels).
 # The agent is built once per run (and cached across runs by source hash).
 # Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
 set -euo pipefail
@@ -110,11 +116,124 @@ for n in names:
         print(f"{n}: max relative error {err.max():.3g}")
 PY
 done
+# Every aarch64 int8 path, forced, against the host (x86) engine, bit for bit. qemu -cpu max has
+# NEON, dotprod and i8mm, so each path is run (timings under qemu mean nothing; only bits count).
+mkdir -p "$T/mlp/inputs"
+cp examples/int8/tiny-mlp-input.npy "$T/mlp/inputs/x.npy"
+"$PERCH" import examples/int8/tiny-mlp-qop.onnx -o "$T/mlp.perchm" 2>/dev/null
+"$PERCH" pack "$T/mlp.perchm" --profile rpi4 --sign-key "$T/keys/perch-signing.key" --name "tiny-mlp-qop" \
+  --eval-dir "$T/mlp" -o "$T/mlp.perch" 2>/dev/null
+"$PERCH" run "$T/mlp.perchm" --input "x=$T/mlp/inputs/x.npy" --output-dir "$T/mlp-host" >/dev/null
+for m in int8 mlp; do
+  if [[ $m == mlp ]]; then
+    check "mlp: agent installs the signed bundle" agent install "$T/mlp.perch"
+    feed="x=$T/mlp/inputs/x.npy"
+  else
+    check "int8: agent installs the signed bundle again" agent install "$T/int8.perch"
+    EVAL=$(find "$STATE" -path "*tiny-cnn-int8*/eval/inputs/image.npy" | head -1)
+    feed="image=${EVAL:-$T/int8/inputs/image.npy}"
+  fi
+  for isa in scalar neon neondot i8mm; do
+    got=$(PERCH_INT8_ISA=$isa agent info | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("int8_isa"))')
+    if [[ $got != "$isa" ]]; then bad "$m/$isa: agent runs the forced int8 path" "int8_isa is $got"; continue; fi
+    rm -rf "$T/$m-$isa"
+    PERCH_INT8_ISA=$isa agent run --input "$feed" --output-dir "$T/$m-$isa" >/dev/null 2>"$T/$m-$isa.err" || cat "$T/$m-$isa.err"
+    check "$m: PERCH_INT8_ISA=$isa outputs bit-identical to the host" "$PY" - "$T/$m-$isa" "$T/$m-host" <<'PY'
+import numpy as np, os, sys
+dev, host = sys.argv[1:3]
+names = sorted(os.listdir(host))
+assert names and names == sorted(os.listdir(dev)), (names, os.listdir(dev))
+for n in names:
+    a, b = np.load(os.path.join(dev, n)), np.load(os.path.join(host, n))
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    assert a.tobytes() == b.tobytes(), f"{n}: not bit-identical, max diff {np.abs(a.astype(np.float64) - b).max()}"
+print(", ".join(f"{n} bit-identical" for n in names))
+PY
+  done
+done
+# Run-time detection (HWCAP/HWCAP2): each emulated core picks its best path by itself and runs the
+# active bundle (tiny-mlp-qop) bit-identically (a path the core lacks would die with SIGILL).
+for pair in cortex-a72:neon cortex-a76:neondot max:i8mm; do
+  cpu=${pair%%:*} want=${pair#*:}
+  got=$(qemu-aarch64-static -cpu "$cpu" "$AGENT" --state "$STATE" info | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("int8_isa"))')
+  if [[ $got != "$want" ]]; then bad "-cpu $cpu: detected int8 path" "int8_isa is $got, expected $want"; continue; fi
+  rm -rf "$T/mlp-$cpu"
+  qemu-aarch64-static -cpu "$cpu" "$AGENT" --state "$STATE" run --input "x=$T/mlp/inputs/x.npy" --output-dir "$T/mlp-$cpu" \
+    >/dev/null 2>"$T/mlp-$cpu.err" || cat "$T/mlp-$cpu.err"
+  check "-cpu $cpu picks $want and matches the host bit for bit" "$PY" -c '
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "y.npy")) for d in sys.argv[1:3])
+assert a.tobytes() == b.tobytes(), np.abs(a.astype(np.float64) - b).max()' "$T/mlp-$cpu" "$T/mlp-host"
+done
+
+# The int8 kernels one by one (Tests/CKernels/qkernels_test.c: every SIMD kernel against its scalar
+# reference on random ragged shapes): aarch64 NEON / dotprod / i8mm under qemu, AVX2 on the host.
+CLANG=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
+KT=Tests/CKernels/qkernels_test.c
+if "$CLANG" --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu -O2 -I Sources/CPerchShims/include -c "$KT" -o "$T/qk.o" &&
+   aarch64-linux-gnu-gcc -static "$T/qk.o" -o "$T/qk-aarch64" -lm; then
+  check "aarch64 int8 kernels (neon, neondot, i8mm) bit-exact with scalar under qemu" "${QEMU[@]}" "$T/qk-aarch64"
+else
+  bad "aarch64 int8 kernel test builds"
+fi
+if "$CLANG" -O2 -I Sources/CPerchShims/include "$KT" -o "$T/qk-host" -lm; then
+  check "host int8 kernels bit-exact with scalar" "$T/qk-host"
+else
+  bad "host int8 kernel test builds"
+fi
+
 # The host engine itself against ONNX Runtime, so the comparison above compares correct outputs.
 check "fp32: host engine matches ONNX Runtime (1e-4)" "$PY" -c '
 import numpy as np, sys
 a = np.load(sys.argv[1]); b = np.load(sys.argv[2]).reshape(a.shape)
 assert np.allclose(a, b, rtol=1e-4, atol=1e-6), np.abs(a - b).max()' "$T/fp32-host/probabilities.npy" examples/tiny-cnn-expected-ort.npy
+
+# fp16 arithmetic (ARMv8.2-A FP16; qemu's `-cpu max` has it): a model whose Conv weights are fp16
+# initializers widened by Cast (what `perch optimize` writes for fp16 layers) runs its Convs through
+# the fp16 GEMM on the device. Its outputs must be close to the host's fp32 compute (fp16 rounding:
+# 2e-2 of the output's range) and measurably different from it (the fp16 path really ran); with
+# PERCH_FP16_ARITH=0 the device computes in fp32 and matches the host to 1e-5.
+mkdir -p "$T/fp16/inputs"
+"$PY" - "$T/fp16.onnx" "$T/fp16/inputs/image.npy" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(7)
+w1 = (rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float16)   # K = 72: a k-block tail
+w2 = (rng.standard_normal((10, 16, 1, 1)) * 0.2).astype(np.float16)  # M = 10: a row tail
+b1 = (rng.standard_normal(16) * 0.1).astype(np.float32)
+nodes = [helper.make_node("Cast", ["w1_fp16"], ["w1"], to=1), helper.make_node("Cast", ["w2_fp16"], ["w2"], to=1),
+         helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2"], ["logits"])]
+g = helper.make_graph(nodes, "fp16-convs", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 20, 21])],
+                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10, 20, 21])],  # 420 columns: a tail
+                      [numpy_helper.from_array(w1, "w1_fp16"), numpy_helper.from_array(w2, "w2_fp16"), numpy_helper.from_array(b1, "b1")])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+np.save(sys.argv[2], rng.standard_normal((1, 8, 20, 21)).astype(np.float32))
+PY
+"$PERCH" import "$T/fp16.onnx" -o "$T/fp16.perchm" 2>/dev/null
+"$PERCH" pack "$T/fp16.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "fp16-convs" \
+  --eval-dir "$T/fp16" -o "$T/fp16.perch" 2>/dev/null
+check "fp16: agent installs the signed bundle" agent install "$T/fp16.perch"
+rm -rf "$T/fp16-dev" "$T/fp16-dev32" "$T/fp16-host"
+agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev" >/dev/null 2>"$T/fp16-run.err" || cat "$T/fp16-run.err"
+PERCH_FP16_ARITH=0 agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev32" >/dev/null 2>&1 || true
+"$PERCH" run "$T/fp16.perchm" --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-host" >/dev/null
+check "fp16: device fp16 arithmetic is close to the host's fp32 (2e-2 of range) and not identical" "$PY" - "$T/fp16-dev" "$T/fp16-host" <<'PY'
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
+scale = np.abs(b).max()
+err = np.abs(a - b).max() / scale
+assert err <= 2e-2, f"max error {err:.3g} of the output range"
+assert err > 1e-6, f"max error {err:.3g}: identical to fp32, the fp16 path did not run"
+print(f"max error {err:.3g} of the output range")
+PY
+check "fp16: PERCH_FP16_ARITH=0 on the device matches the host's fp32 (1e-5)" "$PY" - "$T/fp16-dev32" "$T/fp16-host" <<'PY'
+import numpy as np, os, sys
+a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
+err = np.abs(a - b).max() / np.abs(b).max()
+assert err <= 1e-5, f"max error {err:.3g}"
+print(f"max error {err:.3g} of the output range")
+PY
 
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -73,6 +73,8 @@ func info(_ state: AgentState) -> String {
     for f in isa.features { j.string(nil, f) }
     j.endArray()
     j.string("isa", isaString())
+    // The int8 kernel path the engine runs here (PERCH_INT8_ISA can force another available one).
+    j.string("int8_isa", Int8GEMM.bestISA().name)
     j.int("cores", Int(pa_online_cores()))
     j.int("ram_bytes", Int(pa_total_ram_bytes()))
     let probe = FS.exists(state.root) ? state.root : FS.parent(state.root)

@@ -83,6 +83,10 @@ final class Int8Tests: XCTestCase {
         var rng = SplitMix(seed: 5)
         let cases: [(c: Int, m: Int, k: Int, group: Int, stride: Int, pad: Int, xType: DType)] = [
             (3, 8, 3, 1, 2, 1, .u8), (16, 24, 1, 1, 1, 0, .i8), (8, 8, 3, 8, 1, 1, .i8), (8, 8, 3, 8, 2, 1, .u8), (4, 6, 3, 2, 1, 1, .u8),
+            // Depthwise 5×5 stride 2 (MobileNetV3/EfficientNet) and stride 3: every phase plane used.
+            (8, 8, 5, 8, 2, 2, .u8), (6, 6, 3, 6, 3, 0, .i8),
+            // Enough output channels that threads split them on maps of one pixel block.
+            (16, 48, 3, 1, 1, 1, .u8), (64, 64, 1, 1, 1, 0, .i8),
         ]
         // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
         for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true)] { for t in cases {
@@ -106,6 +110,9 @@ final class Int8Tests: XCTestCase {
             var descs: [TensorDesc?] = [TensorDesc(dtype: x.dtype, shape: x.shape)]
             for v in values.dropFirst() { descs.append(TensorDesc(dtype: v!.dtype, shape: v!.shape)) }
             let got = try runOp(node, descs, values, x)
+            for threads in [2, 3] {  // pixel blocks or channel ranges per thread: the same bytes
+                XCTAssertEqual(try runOp(node, descs, values, x, threads: threads).bytes, got.bytes, "case \(t) with \(threads) threads")
+            }
             let oh = (h + 2 * t.pad - t.k) / t.stride + 1, ow = (w + 2 * t.pad - t.k) / t.stride + 1
             XCTAssertEqual(got.shape, [1, t.m, oh, ow])
             let (lo, hi) = quantizedRange(t.xType)
@@ -135,11 +142,11 @@ final class Int8Tests: XCTestCase {
         XCTAssertEqual(t[Int(UInt8(bitPattern: -10))], 69)  // sigmoid(-1) = 0.2689 → 68.85 → 69
     }
 
-    func runOp(_ node: Node, _ descs: [TensorDesc?], _ values: [Tensor?], _ x: Tensor) throws -> Tensor {
+    func runOp(_ node: Node, _ descs: [TensorDesc?], _ values: [Tensor?], _ x: Tensor, threads: Int = 1) throws -> Tensor {
         var g = Graph(name: "t", nodes: [node], inputs: [ValueInfo(name: "x", type: TensorType(dtype: x.dtype, dims: x.shape.map { .fixed($0) }))],
                       outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, dims: []))])
         for (i, name) in node.inputs.enumerated() where i > 0 { g.initializers[name] = values[i]! }
-        let s = try Session(graph: g)
+        let s = try Session(graph: g, options: SessionOptions(threads: threads))
         return try XCTUnwrap(try s.run(["x": x])["y"])
     }
 }

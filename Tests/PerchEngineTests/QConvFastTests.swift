@@ -12,6 +12,8 @@ final class QConvFastTests: XCTestCase {
         if isas.contains(.avx2) { out.append(.avx2) }
         if isas.contains(.avx512vnni) { out.append(.avx512) }
         if isas.contains(.neon) { out.append(.neon) }
+        if isas.contains(.neondot) { out.append(.neondot) }
+        if isas.contains(.i8mm) { out.append(.i8mm) }
         return out
     }
 
@@ -45,6 +47,53 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// Random shapes with every kind of ragged tail (columns not a multiple of the 4/8/12-column
+    /// blocks, rows not a multiple of the row tiles), strides wider than the data, extreme values:
+    /// both K4 GEMMs (conv: X uint8 × W int8; row-major: A uint8 × B int8) against the scalar kernels.
+    func testK4GemmsAgreeWithScalarOnRaggedShapes() {
+        var rng = SplitMix(seed: 24)
+        for trial in 0..<120 {
+            var (rows, cols, k4) = (1 + Int(rng.next() % 21), 1 + Int(rng.next() % 40), 1 + Int(rng.next() % 19))
+            if trial % 40 == 0 { (rows, cols, k4) = (33, 101, 150) }
+            let extreme = trial % 7 == 0
+            let ldv = cols + Int(rng.next() % 3), lds = 4 * k4 + Int(rng.next() % 5), ldc = cols + Int(rng.next() % 3)
+            let v = (0..<(k4 * ldv * 4)).map { _ in extreme ? UInt8(255) : UInt8(truncatingIfNeeded: rng.next()) }
+            let s = (0..<(rows * lds)).map { _ in extreme ? Int8(-128) : Int8(truncatingIfNeeded: rng.next()) }
+            let sU8 = s.map { UInt8(bitPattern: $0) }, vI8 = v.map { Int8(bitPattern: $0) }
+            func run(_ isa: QConvISA, rowMajor: Bool) -> [Int32] {
+                var c = [Int32](repeating: 99, count: rows * ldc)
+                c.withUnsafeMutableBufferPointer { pc in
+                    if rowMajor {
+                        sU8.withUnsafeBufferPointer { pa in vI8.withUnsafeBufferPointer { pb in
+                            isa.gemmRowMajor(m: rows, n: cols, k4: k4, a: pa.baseAddress!, lda: lds, b: pb.baseAddress!, ldb: ldv,
+                                             c: pc.baseAddress!, ldc: ldc)
+                        } }
+                    } else {
+                        v.withUnsafeBufferPointer { px in s.withUnsafeBufferPointer { pw in
+                            isa.convK4(n: rows, p: cols, k4: k4, x: px.baseAddress!, ldx: ldv, w: pw.baseAddress!, ldw: lds,
+                                       c: pc.baseAddress!, ldc: ldc)
+                        } }
+                    }
+                }
+                return c
+            }
+            for rowMajor in [false, true] {
+                let want = run(.scalar, rowMajor: rowMajor)
+                // Spot check of the reference itself (one element, from the definition).
+                let (r0, c0) = (rows - 1, cols / 2)
+                var e: Int32 = 0
+                for k in 0..<(4 * k4) {
+                    let vv = v[(k / 4) * ldv * 4 + c0 * 4 + k % 4], ss = s[r0 * lds + k]
+                    e &+= rowMajor ? Int32(sU8[r0 * lds + k]) * Int32(Int8(bitPattern: vv)) : Int32(vv) * Int32(ss)
+                }
+                XCTAssertEqual(want[r0 * ldc + c0], e)
+                for isa in paths {
+                    XCTAssertEqual(run(isa, rowMajor: rowMajor), want, "\(isa) rowMajor=\(rowMajor) rows=\(rows) cols=\(cols) k4=\(k4)")
+                }
+            }
+        }
+    }
+
     func testDepthwiseRowPathsAreBitExactWithScalar() {
         var rng = SplitMix(seed: 22)
         for (taps, n) in [(9, 1), (9, 15), (9, 16), (25, 33), (4, 80), (9, 161)] {
@@ -71,6 +120,37 @@ final class QConvFastTests: XCTestCase {
             var want = start
             for t in 0..<taps { for i in 0..<n { want[i] += Int32(rowsData[t][i]) * w[t] } }
             for (i, r) in results.enumerated() { XCTAssertEqual(r, want, "path \(i) taps=\(taps) n=\(n)") }
+        }
+    }
+
+    /// The four-taps-per-instruction depthwise row (VNNI where present, else its scalar fallback)
+    /// against the plain sum, on lengths around its 64-output step and tap counts not divisible by 4.
+    func testInt8DepthwiseRowMatchesPlainSums() {
+        var rng = SplitMix(seed: 23)
+        for isa in [QConvISA.scalar] + paths {
+            for (taps, n) in [(9, 1), (9, 15), (9, 64), (9, 65), (25, 127), (4, 200), (3, 130), (9, 6560)] {
+                let groups = (taps + 3) / 4
+                let rowsData = (0..<taps).map { _ in (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+                var w8 = [Int8](repeating: 0, count: groups * 4)
+                for t in 0..<taps { w8[t] = Int8(truncatingIfNeeded: rng.next()) }
+                w8[0] = -128
+                let initial = Int32(Int64(rng.next() % 100000) - 50000)
+                let buffers = rowsData.map { r -> UnsafeMutablePointer<UInt8> in
+                    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+                    for i in 0..<n { p[i] = r[i] }
+                    return p
+                }
+                defer { for b in buffers { b.deallocate() } }
+                var ptrs = buffers.map { Optional(UnsafePointer($0)) }
+                while ptrs.count < groups * 4 { ptrs.append(ptrs[0]) }
+                var acc = [Int32](repeating: 12345, count: n + 1)  // acc[n] must stay untouched
+                ptrs.withUnsafeMutableBufferPointer { pp in w8.withUnsafeBufferPointer { pw in acc.withUnsafeMutableBufferPointer { pa in
+                    isa.dwRowInt8(UnsafePointer(pp.baseAddress!), pw.baseAddress!, groups: groups, n: n, initial: initial, pa.baseAddress!)
+                } } }
+                var want = [Int32](repeating: initial, count: n) + [12345]
+                for t in 0..<taps { for i in 0..<n { want[i] += Int32(rowsData[t][i]) * Int32(w8[t]) } }
+                XCTAssertEqual(acc, want, "\(isa) taps=\(taps) n=\(n)")
+            }
         }
     }
 
@@ -104,16 +184,16 @@ final class QGemmFastTests: XCTestCase {
     func testRowMajorGemmAndColumnRequantAreBitExactWithScalar() {
         var rng = SplitMix(seed: 31)
         let isas = Int8GEMM.availableISAs()
-        let paths: [QConvISA] = isas.contains(.avx512vnni) ? [.avx512] : []
-        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (4, 32, 64), (9, 45, 130), (17, 100, 33)] {
+        let paths = isas.filter { $0 != .scalar }.map { QConvISA.from($0) }
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (4, 32, 64), (9, 45, 130), (17, 100, 33), (3, 13, 9)] {
             let k4 = (k + 3) / 4, lda = k4 * 4
             var a = [UInt8](repeating: 0, count: m * lda)
             for r in 0..<m { for i in 0..<k { a[r * lda + i] = UInt8(truncatingIfNeeded: rng.next()) } }
             for i in 0..<k { a[i] = 255 }
-            let qs = (0..<n).map { j in QuantizedMultiplier(j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4) }
+            let qs = (0..<n).map { j in QuantizedMultiplier(j % 7 == 3 && n % 2 == 1 ? 1.7 : Double(j + 1) * 1.3e-4) }
             var layer = QLinearLayer(n: n, k: k, weight: { _, _ in Int32(Int8(truncatingIfNeeded: rng.next())) }, weightZero: { _ in 0 },
                                      weightsAreU8: false, activationZero: 3, bias: { j in Int32(j * 11) - 50 },
-                                     multiplier: { j in j % 7 == 3 && n == 7 ? 1.7 : Double(j + 1) * 1.3e-4 },
+                                     multiplier: { j in j % 7 == 3 && n % 2 == 1 ? 1.7 : Double(j + 1) * 1.3e-4 },
                                      outZero: 7, lo: 0, hi: 255, int32Output: false, isa: .scalar)
             layer.packRowMajor()
             var want = [UInt8](repeating: 0, count: m * n)

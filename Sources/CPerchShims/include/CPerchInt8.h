@@ -20,6 +20,7 @@ enum {
     PERCH_CPU_AVX512VNNI = 2,
     PERCH_CPU_NEON = 4,
     PERCH_CPU_DOTPROD = 8,
+    PERCH_CPU_I8MM = 16,
 };
 
 /// Scalar reference: the definition every SIMD path must match.
@@ -166,11 +167,18 @@ PERCH_VNNI_TARGET static inline void perch_qgemm_u8i8_avx512vnni(
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 
 static inline int perch_cpu_features(void) {
     int f = PERCH_CPU_NEON;
 #if defined(__linux__)
     if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) f |= PERCH_CPU_DOTPROD;
+    if (getauxval(AT_HWCAP2) & HWCAP2_I8MM) f |= PERCH_CPU_I8MM;
 #endif
     return f;
 }

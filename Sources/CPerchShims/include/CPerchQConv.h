@@ -173,44 +173,52 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
     }
 }
 
-/// Depthwise input planes: plane r (r < sW, `planeStride` bytes apart), padded row y (< hp),
-/// column j (< planeW) holds input (y − pH, r + j·sW − pW) ^ flip, or `pad` outside the input.
+/// Depthwise input planes, one per phase (rh, rw) of the strides: plane rh·sW + rw
+/// (`planeStride` bytes apart), row i (< planeH), column j (< planeW) holds the padded input at
+/// (rh + i·sH, rw + j·sW), i.e. input (rh + i·sH − pH, rw + j·sW − pW) ^ flip, or `pad` outside the
+/// input. Every tap of a strided depthwise convolution then reads one plane contiguously, for all
+/// output rows at once. `hp` is the padded height the convolution reads.
 static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_t flip, uint8_t pad, long pH, long pW,
-                                    long hp, long sW, long planeW, long planeStride, uint8_t *dst) {
-    for (long r = 0; r < sW; r++) {
-        // Valid j: 0 <= r + j*sW - pW < inW.
-        long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
-        long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
-        if (jHi > planeW) jHi = planeW;
-        if (jLo > jHi) jLo = jHi;
-        // One fill of the whole plane with the zero point, then only the input's rows and columns.
-        memset(dst + r * planeStride, pad, (size_t)(hp * planeW));
-        for (long y = 0; y < hp; y++) {
-            uint8_t *d = dst + r * planeStride + y * planeW;
-            long iy = y - pH;
-            if (iy < 0 || iy >= inH) continue;
-            const uint8_t *xr = x + iy * inW + r - pW;
-            if (sW == 1) {
-                if (flip) {
-                    for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
-                } else {
-                    memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
-                }
-            } else if (sW == 2) {
-                long j = jLo;
+                                    long hp, long sH, long sW, long planeH, long planeW, long planeStride, uint8_t *dst) {
+    for (long rh = 0; rh < sH; rh++) {
+        for (long r = 0; r < sW; r++) {
+            uint8_t *plane = dst + (rh * sW + r) * planeStride;
+            // Valid j: 0 <= r + j*sW - pW < inW.
+            long jLo = pW - r > 0 ? (pW - r + sW - 1) / sW : 0;
+            long jHi = inW + pW - r > 0 ? (inW + pW - r + sW - 1) / sW : 0;
+            if (jHi > planeW) jHi = planeW;
+            if (jLo > jHi) jLo = jHi;
+            // One fill of the whole plane with the zero point, then only the input's rows and columns.
+            memset(plane, pad, (size_t)(planeH * planeW));
+            for (long i = 0; i < planeH; i++) {
+                long y = rh + i * sH;
+                if (y >= hp) break;
+                uint8_t *d = plane + i * planeW;
+                long iy = y - pH;
+                if (iy < 0 || iy >= inH) continue;
+                const uint8_t *xr = x + iy * inW + r - pW;
+                if (sW == 1) {
+                    if (flip) {
+                        for (long j = jLo; j < jHi; j++) d[j] = xr[j] ^ flip;
+                    } else {
+                        memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
+                    }
+                } else if (sW == 2) {
+                    long j = jLo;
 #if defined(__x86_64__)
-                // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
-                // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
-                const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
-                for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
-                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
-                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
-                    _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
-                }
+                    // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
+                    // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
+                    const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+                    for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
+                        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
+                        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
+                        _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+                    }
 #endif
-                for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
-            } else {
-                for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+                    for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
+                } else {
+                    for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
+                }
             }
         }
     }
@@ -250,10 +258,26 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
                             if (hi > lo) memcpy(dd + lo, xr + ow0 + lo + off, (size_t)(hi - lo));
                             if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
                         } else {
-                            for (long i = 0; i < n; i++) {
-                                long iw = (ow0 + i) * sW + off;
-                                dd[i] = iw >= 0 && iw < inW ? xr[iw] : pad;
+                            // Columns i in [lo, hi) read the input; the rest are padding.
+                            long lo = 0, hi = n;
+                            while (lo < n && (ow0 + lo) * sW + off < 0) lo++;
+                            while (hi > lo && (ow0 + hi - 1) * sW + off >= inW) hi--;
+                            if (lo > 0) memset(dd, pad, (size_t)lo);
+                            if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
+                            const uint8_t *src = xr + ow0 * sW + off;  // column i at src[i·sW]
+                            long i = lo;
+#if defined(__x86_64__)
+                            if (sW == 2) {
+                                // Even bytes of 32 input bytes → 16 outputs; reads src[2i + 31] ≤ src[2(hi − 1)].
+                                const __m128i lowBytes = _mm_set1_epi16(0x00FF);
+                                for (; i + 17 <= hi; i += 16) {
+                                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i)), lowBytes);
+                                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i + 16)), lowBytes);
+                                    _mm_storeu_si128((__m128i *)(void *)(dd + i), _mm_packus_epi16(a, b));
+                                }
                             }
+#endif
+                            for (; i < hi; i++) dd[i] = src[i * sW];
                         }
                     }
                     p += n;
@@ -526,6 +550,46 @@ PERCH_AVX512_TARGET static inline void perch_qdw_row_avx512(const uint8_t *const
             a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(w[t])));
         }
         _mm512_mask_storeu_epi32(acc + x, m, a);
+    }
+}
+
+/// VNNI depthwise row, four taps per instruction: for each group of 4 taps the rows' bytes are
+/// interleaved into one dword per output (two byte and two word unpacks) and vpdpbusd adds
+/// Σ row·w8 to it; 64 outputs per step. `rows` and `w8` hold `groups`·4 taps (padding taps: any
+/// readable row, weight 0); weights must fit int8. Equals perch_qdw_row_scalar with the same taps.
+PERCH_AVX512_TARGET static inline void perch_qdw_row_vnni(const uint8_t *const *rows, const int8_t *w8, size_t groups,
+                                                          size_t n, int32_t init, int32_t *acc) {
+    const __m512i vinit = _mm512_set1_epi32(init);
+    for (size_t x = 0; x < n; x += 64) {
+        size_t left = n - x;
+        __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i a0 = vinit, a1 = vinit, a2 = vinit, a3 = vinit;
+        for (size_t g = 0; g < groups; g++) {
+            const uint8_t *const *r = rows + 4 * g;
+            __m512i r0 = _mm512_maskz_loadu_epi8(m, r[0] + x), r1 = _mm512_maskz_loadu_epi8(m, r[1] + x);
+            __m512i r2 = _mm512_maskz_loadu_epi8(m, r[2] + x), r3 = _mm512_maskz_loadu_epi8(m, r[3] + x);
+            __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+            __m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
+            __m512i wv = _mm512_set1_epi32(*(const int32_t *)(const void *)(w8 + 4 * g));
+            // In 128-bit lane L: a0 holds outputs 16L+0..3, a1 16L+4..7, a2 16L+8..11, a3 16L+12..15.
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_unpacklo_epi16(lo01, lo23), wv);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_unpackhi_epi16(lo01, lo23), wv);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(hi01, hi23), wv);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(hi01, hi23), wv);
+        }
+        // 4×4 transpose of 128-bit lanes: out_L = [a0.L, a1.L, a2.L, a3.L] = outputs 16L..16L+15.
+        __m512i t0 = _mm512_shuffle_i32x4(a0, a1, 0x44), t1 = _mm512_shuffle_i32x4(a2, a3, 0x44);
+        __m512i t2 = _mm512_shuffle_i32x4(a0, a1, 0xEE), t3 = _mm512_shuffle_i32x4(a2, a3, 0xEE);
+        __m512i o[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
+                        _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
+        for (size_t k = 0; k < 4; k++) {
+            if (left >= 16 * (k + 1)) {
+                _mm512_storeu_si512(acc + x + 16 * k, o[k]);
+            } else {
+                if (left > 16 * k) _mm512_mask_storeu_epi32(acc + x + 16 * k, (__mmask16)((1u << (left - 16 * k)) - 1), o[k]);
+                break;
+            }
+        }
     }
 }
 

@@ -11,8 +11,11 @@
 #include <math.h>
 #include "CPerchInt8.h"
 #include "CPerchQConv.h"
+#include "CPerchQGemmSIMD.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
+#include "CPerchDepthwiseF32.h"
+#include "CPerchHalf.h"
 #include "CPerchElementwise.h"
 
 /// Monotonic clock in nanoseconds.

@@ -60,6 +60,7 @@ public final class Session {
             throw .graph(error)
         }
         g.removeDeadNodes()
+        if HalfGEMM.available { HalfWeights.apply(&g) }
         if options.fuseQuantized {
             Self.foldQuantizedConstants(&g)
             QDQFusion.apply(&g)

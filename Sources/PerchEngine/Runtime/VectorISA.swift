@@ -27,7 +27,7 @@ public struct VectorISA: Sendable, Equatable {
         switch Int8GEMM.bestISA() {
         case .avx512vnni: return VectorISA(avx512: true, avx512vbmi: perch_cpu_avx512vbmi() != 0, avx2: true, neon: false)
         case .avx2: return VectorISA(avx512: false, avx512vbmi: false, avx2: true, neon: false)
-        case .neon, .neondot: return VectorISA(avx512: false, avx512vbmi: false, avx2: false, neon: true)
+        case .neon, .neondot, .i8mm: return VectorISA(avx512: false, avx512vbmi: false, avx2: false, neon: true)
         default: return .scalar
         }
     }

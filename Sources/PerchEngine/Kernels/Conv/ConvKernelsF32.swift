@@ -1,3 +1,5 @@
+import CPerchShims
+
 /// Fast fp32 Conv/ConvTranspose kernels. All take normalized 3-D geometry; none allocates.
 
 /// The range of output positions `o` in `0..<outLen` for which `o * stride + offset` lies in
@@ -104,17 +106,20 @@ func convIm2colGemmF32(
 
 /// Depthwise conv (one input channel per group): each output channel m reads input channel
 /// m / (M / group) directly, with the valid kernel taps precomputed per output row. Channels are
-/// split across the session's threads; 3×3 stride-1 2-D kernels take a specialized row kernel.
+/// split across the session's threads; 3×3 2-D kernels with stride 1 or 2 run over a padded copy
+/// of the channel (`Depthwise3x3Plane`) in `planes` (`planeFloats` per thread part).
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
-    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs,
+    planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0
 ) {
     let total = g.batch * g.outChannels
     let parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
     args.parallelFor(parts) { i in
         let r = splitRange(total, parts: parts, part: i)
+        let plane = planes.map { $0 + i * planeFloats }
         for nm in r {
-            convDepthwiseChannelF32(g, n: nm / g.outChannels, m: nm % g.outChannels, x: x, w: w, bias: bias, y: y)
+            convDepthwiseChannelF32(g, n: nm / g.outChannels, m: nm % g.outChannels, x: x, w: w, bias: bias, y: y, plane: plane)
         }
     }
 }
@@ -122,7 +127,7 @@ func convDepthwiseF32(
 @inline(__always)
 func convDepthwiseChannelF32(
     _ g: ConvGeometry, n: Int, m: Int, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
-    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>
+    bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>?
 ) {
     let mg = g.outPerGroup
     let inHW = g.inH * g.inW
@@ -132,12 +137,9 @@ func convDepthwiseChannelF32(
     let wm = UnsafePointer(w + m * ks)
     let ym = y + (n * g.outChannels + m) * g.outSize
     let b: Float = bias?[m] ?? 0
-    if g.kD == 1 && g.kH == 3 && g.kW == 3 && g.sH == 1 && g.sW == 1 && g.dH == 1 && g.dW == 1 && g.outD == 1 && g.inD == 1 {
-        convDepthwise3x3S1F32(g, xc: xc, wm: wm, bias: b, ym: ym)
-        return
-    }
-    if g.kD == 1 && g.kH == 3 && g.kW == 3 && g.sH == 2 && g.sW == 2 && g.dH == 1 && g.dW == 1 && g.outD == 1 && g.inD == 1 {
-        convDepthwise3x3S2F32(g, xc: xc, wm: wm, bias: b, ym: ym)
+    if let plane, let p3 = Depthwise3x3Plane(g) {
+        p3.fill(g, xc: xc, plane: plane)
+        p3.run(g, plane: plane, wm: wm, bias: b, ym: ym)
         return
     }
     ym.update(repeating: b, count: g.outSize)
@@ -169,141 +171,40 @@ func convDepthwiseChannelF32(
     }
 }
 
-/// What one output row of a 3×3 depthwise conv reads, shared by the stride-1 and stride-2 kernels:
-/// the three input rows (nil in the padding), stand-in rows so the vector bodies read without
-/// branching (a padded row is replaced by a real one whose weights are zeroed), the nine weights as
-/// vectors, and the bounds-checked sum for border columns.
-struct Depthwise3x3Row {
-    let r0, r1, r2: UnsafePointer<Float>?
-    let a0, a1, a2: UnsafePointer<Float>
-    let k00, k01, k02, k10, k11, k12, k20, k21, k22: SIMD8<Float>
-    let inW: Int
+/// The zero-padded copy of one input channel that the 3×3 depthwise kernel reads: every output
+/// column is then interior, so rows run as whole vectors with no border cases.
+struct Depthwise3x3Plane {
+    let stride: Int
+    let width: Int
+    let height: Int
 
-    /// nil when all three rows lie in the padding (the output row is the bias).
+    /// nil unless `g` is a 2-D 3×3 depthwise conv with equal strides 1 or 2 and dilation 1.
+    init?(_ g: ConvGeometry) {
+        guard g.kD == 1, g.outD == 1, g.inD == 1, g.kH == 3, g.kW == 3, g.dH == 1, g.dW == 1, g.sH == g.sW,
+              g.sW == 1 || g.sW == 2 else { return nil }
+        stride = g.sW
+        // Columns read: up to (outW − 1)·s + 2, and stride 2's second 16-float load one more.
+        width = (g.outW - 1) * stride + 3 + (stride == 2 ? 1 : 0)
+        height = (g.outH - 1) * stride + 3
+    }
+
+    var floats: Int { MemoryPlanner.roundUp(width * height, 16) }
+
+    /// Copies channel `xc` (inH×inW) into `plane` with pH rows and pW columns of zeros before it.
     @inline(__always)
-    init?(_ xc: UnsafePointer<Float>, top ih0: Int, inH: Int, inW: Int, weights wm: UnsafePointer<Float>) {
-        r0 = ih0 >= 0 && ih0 < inH ? xc + ih0 * inW : nil
-        r1 = ih0 + 1 >= 0 && ih0 + 1 < inH ? xc + (ih0 + 1) * inW : nil
-        r2 = ih0 + 2 >= 0 && ih0 + 2 < inH ? xc + (ih0 + 2) * inW : nil
-        guard let any = r0 ?? r1 ?? r2 else { return nil }
-        a0 = r0 ?? any
-        a1 = r1 ?? any
-        a2 = r2 ?? any
-        let z = SIMD8<Float>(repeating: 0)
-        k00 = r0 == nil ? z : SIMD8(repeating: wm[0]); k01 = r0 == nil ? z : SIMD8(repeating: wm[1]); k02 = r0 == nil ? z : SIMD8(repeating: wm[2])
-        k10 = r1 == nil ? z : SIMD8(repeating: wm[3]); k11 = r1 == nil ? z : SIMD8(repeating: wm[4]); k12 = r1 == nil ? z : SIMD8(repeating: wm[5])
-        k20 = r2 == nil ? z : SIMD8(repeating: wm[6]); k21 = r2 == nil ? z : SIMD8(repeating: wm[7]); k22 = r2 == nil ? z : SIMD8(repeating: wm[8])
-        self.inW = inW
+    func fill(_ g: ConvGeometry, xc: UnsafePointer<Float>, plane: UnsafeMutablePointer<Float>) {
+        perch_dw_pad_plane_f32(xc, g.inH, g.inW, g.pH, g.pW, width, height, plane)
     }
 
-    @inline(__always) func tap(_ row: UnsafePointer<Float>?, _ iw: Int) -> Float {
-        guard let row, iw >= 0, iw < inW else { return 0 }
-        return row[iw]
+    /// One channel: `ym` (outH×outW) = bias + the nine taps over the padded `plane`, as fused
+    /// multiply-adds in C (`perch_dw3x3_f32`: AVX-512, AVX2+FMA, or the scalar reference).
+    @inline(__always)
+    func run(_ g: ConvGeometry, plane: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
+        perch_dw3x3_f32(Depthwise3x3Plane.variant, plane, width, stride, g.outH, g.outW, wm, bias, ym)
     }
 
-    /// Bias plus the nine taps at input columns `iw…iw+2`, padding read as zero (border columns).
-    @inline(__always) func edge(_ iw: Int, bias: Float) -> Float {
-        var s = bias
-        s += k00[0] * tap(r0, iw) + k01[0] * tap(r0, iw + 1) + k02[0] * tap(r0, iw + 2)
-        s += k10[0] * tap(r1, iw) + k11[0] * tap(r1, iw + 1) + k12[0] * tap(r1, iw + 2)
-        s += k20[0] * tap(r2, iw) + k21[0] * tap(r2, iw + 1) + k22[0] * tap(r2, iw + 2)
-        return s
-    }
-
-    /// The vector bodies' arithmetic for one column whose taps `iw…iw+2` are all inside the row.
-    @inline(__always) func interior(_ iw: Int, bias: Float) -> Float {
-        var v = bias
-        v += k00[0] * a0[iw]
-        v += k01[0] * a0[iw + 1]
-        v += k02[0] * a0[iw + 2]
-        v += k10[0] * a1[iw]
-        v += k11[0] * a1[iw + 1]
-        v += k12[0] * a1[iw + 2]
-        v += k20[0] * a2[iw]
-        v += k21[0] * a2[iw + 1]
-        v += k22[0] * a2[iw + 2]
-        return v
-    }
-}
-
-/// 3×3, stride 1, dilation 1, 2-D depthwise for one channel: eight outputs at a time from
-/// unaligned loads of the three input rows; border columns and rows take the bounds-checked sum.
-func convDepthwise3x3S1F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
-    let inW = g.inW, outW = g.outW, pW = g.pW
-    // Output columns whose three taps are all inside the row: ow - pW >= 0 and ow - pW + 2 < inW.
-    let lo = Swift.min(outW, pW)
-    let hi = Swift.max(lo, Swift.min(outW, inW - 2 + pW))
-    for oh in 0..<g.outH {
-        let yrow = ym + oh * outW
-        guard let row = Depthwise3x3Row(xc, top: oh - g.pH, inH: g.inH, inW: inW, weights: wm) else {
-            yrow.update(repeating: bias, count: outW)
-            continue
-        }
-        var ow = 0
-        while ow < lo { yrow[ow] = row.edge(ow - pW, bias: bias); ow += 1 }
-        let bv = SIMD8<Float>(repeating: bias)
-        let p0 = UnsafeRawPointer(row.a0), p1 = UnsafeRawPointer(row.a1), p2 = UnsafeRawPointer(row.a2)
-        while ow + 8 <= hi {
-            let o = (ow - pW) * 4
-            var s = bv
-            s += row.k00 * p0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += row.k01 * p0.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += row.k02 * p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
-            s += row.k10 * p1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += row.k11 * p1.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += row.k12 * p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
-            s += row.k20 * p2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s += row.k21 * p2.loadUnaligned(fromByteOffset: o + 4, as: SIMD8<Float>.self)
-            s += row.k22 * p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
-            ow += 8
-        }
-        while ow < hi { yrow[ow] = row.interior(ow - pW, bias: bias); ow += 1 }
-        while ow < outW { yrow[ow] = row.edge(ow - pW, bias: bias); ow += 1 }
-    }
-}
-
-/// 3×3, stride 2, dilation 1, 2-D depthwise for one channel (MobileNet's downsampling blocks):
-/// eight outputs at a time read 16 + 16 input floats per row and split them into even and odd
-/// lanes (taps 0 and 1 from the first load, tap 2 from the one two floats on); border columns and
-/// rows take the bounds-checked sum.
-func convDepthwise3x3S2F32(_ g: ConvGeometry, xc: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
-    let inW = g.inW, outW = g.outW, pW = g.pW
-    // Output columns whose taps 2·ow − pW … 2·ow − pW + 2 are inside the row.
-    let lo = Swift.min(outW, (pW + 1) / 2)
-    let hi = Swift.max(lo, Swift.min(outW, (inW - 3 + pW) / 2 + 1))
-    for oh in 0..<g.outH {
-        let yrow = ym + oh * outW
-        guard let row = Depthwise3x3Row(xc, top: 2 * oh - g.pH, inH: g.inH, inW: inW, weights: wm) else {
-            yrow.update(repeating: bias, count: outW)
-            continue
-        }
-        var ow = 0
-        while ow < lo { yrow[ow] = row.edge(2 * ow - pW, bias: bias); ow += 1 }
-        let bv = SIMD8<Float>(repeating: bias)
-        let p0 = UnsafeRawPointer(row.a0), p1 = UnsafeRawPointer(row.a1), p2 = UnsafeRawPointer(row.a2)
-        // Both 16-float loads stay inside the row: 2·ow − pW + 18 ≤ inW.
-        while ow + 8 <= hi && 2 * ow - pW + 18 <= inW {
-            let o = (2 * ow - pW) * 4
-            let x0 = p0.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y0 = p0.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
-            let x1 = p1.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y1 = p1.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
-            let x2 = p2.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self), y2 = p2.loadUnaligned(fromByteOffset: o + 8, as: SIMD16<Float>.self)
-            var s = bv
-            s += row.k00 * x0.evenHalf
-            s += row.k01 * x0.oddHalf
-            s += row.k02 * y0.evenHalf
-            s += row.k10 * x1.evenHalf
-            s += row.k11 * x1.oddHalf
-            s += row.k12 * y1.evenHalf
-            s += row.k20 * x2.evenHalf
-            s += row.k21 * x2.oddHalf
-            s += row.k22 * y2.evenHalf
-            UnsafeMutableRawPointer(yrow + ow).storeBytes(of: s, as: SIMD8<Float>.self)
-            ow += 8
-        }
-        while ow < hi { yrow[ow] = row.interior(2 * ow - pW, bias: bias); ow += 1 }
-        while ow < outW { yrow[ow] = row.edge(2 * ow - pW, bias: bias); ow += 1 }
-    }
+    /// The kernel variant this CPU runs (CPerchSGEMM.h's numbering).
+    static let variant = perch_sgemm_best()
 }
 
 /// ConvTranspose as col = W_gᵀ · X_g (sgemm) followed by col2im scatter-add into Y.

@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchGraph
 
 /// Prepares Conv and ConvTranspose (fp32, 1-D/2-D/3-D spatial).
@@ -83,14 +84,22 @@ public enum ConvOperator {
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
-            return PreparedOp(outputs: [out], scratchBytes: wFloats * 4) { args in
+            let planeFloats = Depthwise3x3Plane(g)?.floats ?? 0
+            return PreparedOp(outputs: [out], scratchBytes: (wFloats + planeFloats * ctx.threads) * 4) { args in
                 let wp = convWeightsF32(args, half: wHalf)
+                let planes = planeFloats > 0 ? args.scratch!.assumingMemoryBound(to: Float.self) + wFloats : nil
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
-                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args)
+                                 bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args,
+                                 planes: planes, planeFloats: planeFloats)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
             && window.pads.allSatisfy { $0 == 0 }
+        #if arch(arm64)
+        if wHalf && HalfGEMM.available {
+            return prepareHalfConv(g, pointwise: pointwise, out: out, hasBias: hasBias, threads: ctx.threads)
+        }
+        #endif
         let rows = g.inPerGroup * g.kernelSize
         let colFloats = pointwise ? 0 : rows * g.outSize
         let slots = ctx.threads
@@ -125,6 +134,47 @@ public enum ConvOperator {
                               col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
         }
     }
+
+    #if arch(arm64)
+    /// fp16 weights on a CPU with fp16 arithmetic: the column matrix (im2col, or X itself for a
+    /// pointwise conv) is narrowed to fp16 and multiplied by W in fp16 (`perch_hgemm_neon`), output
+    /// columns split across threads.
+    static func prepareHalfConv(_ g: ConvGeometry, pointwise: Bool, out: TensorDesc, hasBias: Bool, threads: Int) -> PreparedOp {
+        let cg = g.inPerGroup, mg = g.outPerGroup
+        let rows = cg * g.kernelSize, p = g.outSize
+        let colFloats = pointwise ? 0 : MemoryPlanner.roundUp(rows * p, 16)
+        let halves = MemoryPlanner.roundUp(rows * p, 32)
+        return PreparedOp(outputs: [out], scratchBytes: colFloats * 4 + halves * 2) { args in
+            let x = args.input(0).pointer(as: Float.self), y = args.output(0).pointer(as: Float.self)
+            let w = UnsafePointer(args.input(1).pointer(as: UInt16.self))
+            let col = args.scratch!.assumingMemoryBound(to: Float.self)
+            let half = (args.scratch! + colFloats * 4).assumingMemoryBound(to: UInt16.self)
+            let bias = hasBias ? args.input(2).pointer(as: Float.self) : nil
+            let parts = Swift.max(1, Swift.min(args.threads, threads, (p + 15) / 16))
+            for n in 0..<g.batch {
+                for grp in 0..<g.group {
+                    let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize)
+                    let yg = y + (n * g.outChannels + grp * mg) * p
+                    if pointwise {
+                        perch_f32_to_f16_neon(xg, rows * p, half)
+                    } else {
+                        im2colF32(g, x: xg, channels: cg, col: col)
+                        perch_f32_to_f16_neon(col, rows * p, half)
+                    }
+                    if let bias {
+                        for m in 0..<mg { (yg + m * p).update(repeating: bias[grp * mg + m], count: p) }
+                    }
+                    args.parallelFor(parts) { t in
+                        let cols = splitRange(p, parts: parts, part: t, align: 16)
+                        if cols.isEmpty { return }
+                        perch_hgemm_neon(mg, cols.count, rows, w + grp * mg * rows, rows, half + cols.lowerBound, p,
+                                         yg + cols.lowerBound, p, bias != nil ? 1 : 0)
+                    }
+                }
+            }
+        }
+    }
+    #endif
 
     /// W as fp32: the input itself, or (fp16 storage) its widened copy at the start of scratch.
     @inline(__always)

@@ -1,18 +1,22 @@
 import CPerchShims
 import PerchGraph
 
-/// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h. `scalar` is the reference;
-/// `avx512` uses VNNI for the GEMM and AVX-512 for depthwise rows and requantization; `avx2` and
-/// `neon` have SIMD depthwise rows and scalar GEMM/requantization. All compute exact int32 sums and
-/// the same fixed-point requantization, so they agree bit for bit.
+/// Code paths of the NCHW int8 convolution kernels in CPerchQConv.h and CPerchQGemmSIMD.h.
+/// `scalar` is the reference; `avx512` uses VNNI for the GEMMs and AVX-512 for depthwise rows and
+/// requantization; `avx2` has AVX2 GEMMs (int16 vpmaddwd), depthwise rows and requantization;
+/// `neon` NEON GEMMs (smlal), `neondot` dotprod GEMMs (SDOT/UDOT) and `i8mm` USDOT GEMMs, all three
+/// with NEON depthwise rows and requantization. All compute exact int32 sums and the same fixed-point requantization,
+/// so they agree bit for bit.
 enum QConvISA: Sendable {
-    case scalar, avx2, avx512, neon
+    case scalar, avx2, avx512, neon, neondot, i8mm
 
     static func from(_ isa: Int8ISA) -> QConvISA {
         switch isa {
         case .avx512vnni: return .avx512
         case .avx2: return .avx2
-        case .neon, .neondot: return .neon
+        case .neon: return .neon
+        case .neondot: return .neondot
+        case .i8mm: return .i8mm
         default: return .scalar
         }
     }
@@ -24,6 +28,15 @@ enum QConvISA: Sendable {
         #if arch(x86_64)
         if self == .avx512 {
             perch_qrequant_row_avx512(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
+        if self == .avx2 {
+            perch_qrequant_row_avx2(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_row_neon(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
             return
         }
         #endif
@@ -39,6 +52,15 @@ enum QConvISA: Sendable {
             perch_qrequant_rows_avx512(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
+        if self == .avx2 {
+            perch_qrequant_rows_avx2(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_rows_neon(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            return
+        }
         #endif
         for r in 0..<rows { perch_qrequant_row_scalar(acc + r * lda, n, 0, q.multiplier, q.shift, zp, lo, hi, out + r * ldo) }
     }
@@ -47,26 +69,34 @@ enum QConvISA: Sendable {
     @inline(__always)
     func convK4(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
                 c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        switch self {
         #if arch(x86_64)
-        if self == .avx512 {
-            perch_qconv_k4_vnni(n, p, k4, x, ldx, w, ldw, c, ldc)
-            return
-        }
+        case .avx512: perch_qconv_k4_vnni(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .avx2: perch_qconv_k4_avx2(n, p, k4, x, ldx, w, ldw, c, ldc)
+        #elseif arch(arm64)
+        case .neon: perch_qconv_k4_neon(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .neondot: perch_qconv_k4_neondot(n, p, k4, x, ldx, w, ldw, c, ldc)
+        case .i8mm: perch_qconv_k4_i8mm(n, p, k4, x, ldx, w, ldw, c, ldc)
         #endif
-        perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
+        default: perch_qconv_k4_scalar(n, p, k4, x, ldx, w, ldw, c, ldc)
+        }
     }
 
     /// Row-major C[m][n] = Σ_k A[m][k]·B[k][n], B in the K4 layout (`QLinearLayer.packRowMajor`).
     @inline(__always)
     func gemmRowMajor(m: Int, n: Int, k4: Int, a: UnsafePointer<UInt8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
                       c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        switch self {
         #if arch(x86_64)
-        if self == .avx512 {
-            perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
-            return
-        }
+        case .avx512: perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .avx2: perch_qgemm_rm_avx2(m, n, k4, a, lda, b, ldb, c, ldc)
+        #elseif arch(arm64)
+        case .neon: perch_qgemm_rm_neon(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .neondot: perch_qgemm_rm_neondot(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .i8mm: perch_qgemm_rm_i8mm(m, n, k4, a, lda, b, ldb, c, ldc)
         #endif
-        perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
+        default: perch_qgemm_rm_scalar(m, n, k4, a, lda, b, ldb, c, ldc)
+        }
     }
 
     /// Requantizes one output row whose columns have their own multipliers.
@@ -77,6 +107,15 @@ enum QConvISA: Sendable {
         #if arch(x86_64)
         if self == .avx512 && allRight {
             perch_qrequant_cols_avx512(acc, n, add, mult, rightShift, zp, lo, hi, out)
+            return
+        }
+        if self == .avx2 {
+            perch_qrequant_cols_avx2(acc, n, add, mult, shift, zp, lo, hi, out)
+            return
+        }
+        #elseif arch(arm64)
+        if self != .scalar {
+            perch_qrequant_cols_neon(acc, n, add, mult, shift, zp, lo, hi, out)
             return
         }
         #endif
@@ -90,11 +129,34 @@ enum QConvISA: Sendable {
         switch self {
         #if arch(x86_64)
         case .avx512: perch_qdw_row_avx512(rows, w, taps, n, initial, acc)
-        case .avx2: perch_qdw_row_avx2(rows, w, taps, n, initial, acc)
+        case .avx2: perch_qdw_row_avx2_pairs(rows, w, taps, n, initial, acc)
         #elseif arch(arm64)
-        case .neon: perch_qdw_row_neon(rows, w, taps, n, initial, acc)
+        case .neon, .neondot, .i8mm: perch_qdw_row_neon16(rows, w, taps, n, initial, acc)
         #endif
         default: perch_qdw_row_scalar(rows, w, taps, n, initial, acc)
+        }
+    }
+}
+
+extension QConvISA {
+    /// Whether `dwRowInt8` runs four taps per instruction here (VNNI) rather than falling back.
+    var hasInt8DepthwiseRow: Bool { self == .avx512 }
+
+    /// acc[x] = initial + Σ_t w8[t]·rows[t][x] for x < n, over `groups`·4 taps (padding taps have
+    /// weight 0 and any readable row). The VNNI path; others run the scalar reference.
+    @inline(__always)
+    func dwRowInt8(_ rows: UnsafePointer<UnsafePointer<UInt8>?>, _ w8: UnsafePointer<Int8>, groups: Int, n: Int, initial: Int32,
+                   _ acc: UnsafeMutablePointer<Int32>) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qdw_row_vnni(rows, w8, groups, n, initial, acc)
+            return
+        }
+        #endif
+        for x in 0..<n { acc[x] = initial }
+        for t in 0..<groups * 4 {
+            let r = rows[t]!, wt = Int32(w8[t])
+            for x in 0..<n { acc[x] &+= Int32(r[x]) &* wt }
         }
     }
 }
@@ -134,7 +196,13 @@ enum QConvFast {
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
         let blocks = (outSize + pb - 1) / pb
-        let work = g.batch * g.group * blocks
+        let items = g.batch * g.group * blocks
+        // Threads share pixel blocks when there are enough to balance; on the small maps of late
+        // layers (one or two blocks) they split the output channels instead, each packing the same
+        // block (packing is O(K·P), the GEMM O(N·K·P)). Item `i` of `work`: channel part
+        // i / items, pixel block i % items — so a thread's contiguous range covers whole blocks.
+        let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads ? threads : 1
+        let work = items * channelParts
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
@@ -145,7 +213,9 @@ enum QConvFast {
                 let col = s.assumingMemoryBound(to: UInt8.self)
                 let pack = (s + colBytes).assumingMemoryBound(to: UInt8.self)
                 let acc = (s + colBytes + packBytes).assumingMemoryBound(to: Int32.self)
-                for item in splitRange(work, parts: parts, part: t) {
+                for workItem in splitRange(work, parts: parts, part: t) {
+                    let item = workItem % items
+                    let channels = splitRange(ocg, parts: channelParts, part: workItem / items, align: 8)
                     let blk = item % blocks
                     let gi = (item / blocks) % g.group
                     let b = item / (blocks * g.group)
@@ -161,11 +231,15 @@ enum QConvFast {
                     }
                     let layer = layers[gi]
                     weights[gi].withUnsafeBufferPointer { w in
-                        isa.convK4(n: rowsN, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress!, ldw: ldw, c: acc, ldc: pb)
+                        let w0 = w.baseAddress! + channels.lowerBound * ldw
+                        isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
+                        if sums {  // the row of ones: Σa per pixel
+                            isa.convK4(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb, ldc: pb)
+                        }
                     }
                     if sums {
                         let pixelSums = acc + ocg * pb
-                        for j in 0..<ocg {
+                        for j in channels {
                             let z = layer.weightZero[j]
                             if z == 0 { continue }
                             let a = acc + j * pb
@@ -175,7 +249,7 @@ enum QConvFast {
                     let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
                     layer.columnTerm.withUnsafeBufferPointer { ct in
                         layer.multipliers.withUnsafeBufferPointer { mu in
-                            for j in 0..<ocg {
+                            for j in channels {
                                 isa.requantRow(acc + j * pb, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi,
                                                o + j * outSize)
                             }
@@ -187,8 +261,10 @@ enum QConvFast {
     }
 
     /// Depthwise 2-D convolution (one input channel per group, channel multiplier 1): the channel
-    /// is copied once into zero-point-padded "phase planes" (plane r holds padded columns
-    /// r, r+sW, …), so every tap of an output row reads contiguous bytes.
+    /// is copied once into zero-point-padded "phase planes" (plane (rh, rw) holds padded rows
+    /// rh, rh+sH, … and columns rw, rw+sW, …), so each tap reads one plane contiguously and the
+    /// whole channel runs as one long row of outH·planeW outputs (the columns past outW of each
+    /// row are computed and dropped) — no per-row overhead on the small maps of late layers.
     static func depthwise(_ g: ConvGeometry, aIsI8: Bool, za: Int32, weights: [Int32], wZeros: [Int32], bias: [Int32]?,
                           multipliers: [QuantizedMultiplier], zy: Int32, lo: Int32, hi: Int32, outDesc: TensorDesc, threads: Int,
                           isa: QConvISA) -> PreparedOp {
@@ -208,14 +284,19 @@ enum QConvFast {
         let hp = (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1
         let wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
         let planeW = (wp + g.sW - 1) / g.sW
-        // + slack: with stride 1 in H the whole channel runs as one long row of outH·planeW outputs
-        // (the columns past outW of each row are computed and dropped), whose last taps read up to
-        // (kW−1)·dW/sW bytes past the plane.
-        let planeStride = hp * planeW + 64 + (g.kW - 1) * g.dW
-        let planeBytes = MemoryPlannerAlign.up(g.sW * planeStride)
-        let rowsBytes = MemoryPlannerAlign.up(taps * 8)
-        let wholePlane = g.sH == 1
-        let accBytes = MemoryPlannerAlign.up((wholePlane ? g.outH * planeW : g.outW) * 4)
+        let planeH = (hp + g.sH - 1) / g.sH
+        // + slack: the last taps of the long row read up to (kW−1)·dW/sW bytes past the plane.
+        let planeStride = planeH * planeW + 64 + (g.kW - 1) * g.dW
+        let planeBytes = MemoryPlannerAlign.up(g.sH * g.sW * planeStride)
+        // VNNI: taps in groups of 4 with int8 weights (symmetric int8 weights always fit).
+        let groups = (taps + 3) / 4
+        let int8Taps = isa.hasInt8DepthwiseRow && wc.allSatisfy { $0 >= -128 && $0 <= 127 }
+        var w8 = [Int8](repeating: 0, count: int8Taps ? channels * groups * 4 : 0)
+        if int8Taps {
+            for c in 0..<channels { for t in 0..<taps { w8[c * groups * 4 + t] = Int8(wc[c * taps + t]) } }
+        }
+        let rowsBytes = MemoryPlannerAlign.up(groups * 4 * 8)
+        let accBytes = MemoryPlannerAlign.up(g.outH * planeW * 4)
         let slot = planeBytes + rowsBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padU8 = UInt8(truncatingIfNeeded: za)
@@ -230,41 +311,36 @@ enum QConvFast {
                 let planes = s.assumingMemoryBound(to: UInt8.self)
                 let rows = (s + planeBytes).assumingMemoryBound(to: UnsafePointer<UInt8>?.self)
                 let acc = (s + planeBytes + rowsBytes).assumingMemoryBound(to: Int32.self)
+                // Where each tap reads: the same for every channel (the planes are rebuilt in place).
+                var tap = 0
+                for kh in 0..<g.kH {
+                    let row = kh * g.dH
+                    for kw in 0..<g.kW {
+                        let col = kw * g.dW
+                        let plane = planes + ((row % g.sH) * g.sW + col % g.sW) * planeStride
+                        rows[tap] = UnsafePointer(plane + (row / g.sH) * planeW + col / g.sW)
+                        tap += 1
+                    }
+                }
+                while tap < groups * 4 {  // padding taps (weight 0) read the first tap's row
+                    rows[tap] = rows[0]
+                    tap += 1
+                }
                 wc.withUnsafeBufferPointer { wAll in
                     for item in splitRange(work, parts: parts, part: t) {
                         let c = item % channels
                         let x = src + item * g.inSize
-                        // Phase planes: plane r, padded row y, column j ↔ input (y − pH, r + j·sW − pW).
-                        perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sW, planeW, planeStride, planes)
+                        perch_qdw_planes(x, g.inH, g.inW, flip, padU8, g.pH, g.pW, hp, g.sH, g.sW, planeH, planeW, planeStride, planes)
                         let w = wAll.baseAddress! + c * taps
                         let o = dst + item * g.outSize
-                        if wholePlane {
-                            var tap = 0
-                            for kh in 0..<g.kH {
-                                for kw in 0..<g.kW {
-                                    let col = kw * g.dW
-                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + kh * g.dH * planeW + col / g.sW)
-                                    tap += 1
-                                }
+                        if int8Taps {
+                            w8.withUnsafeBufferPointer { w8All in
+                                isa.dwRowInt8(rows, w8All.baseAddress! + c * groups * 4, groups: groups, n: g.outH * planeW, initial: accInit[c], acc)
                             }
-                            let total = g.outH * planeW
-                            isa.dwRow(rows, w, taps: taps, n: total, initial: accInit[c], acc)
-                            isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
-                            continue
+                        } else {
+                            isa.dwRow(rows, w, taps: taps, n: g.outH * planeW, initial: accInit[c], acc)
                         }
-                        for oh in 0..<g.outH {
-                            var tap = 0
-                            for kh in 0..<g.kH {
-                                let y = oh * g.sH + kh * g.dH
-                                for kw in 0..<g.kW {
-                                    let col = kw * g.dW
-                                    rows[tap] = UnsafePointer(planes + (col % g.sW) * planeStride + y * planeW + col / g.sW)
-                                    tap += 1
-                                }
-                            }
-                            isa.dwRow(rows, w, taps: taps, n: g.outW, initial: accInit[c], acc)
-                            isa.requantRow(acc, g.outW, add: 0, multipliers[c], zp: zy, lo: lo, hi: hi, o + oh * g.outW)
-                        }
+                        isa.requantRows(acc, lda: planeW, n: g.outW, rows: g.outH, multipliers[c], zp: zy, lo: lo, hi: hi, o, ldo: g.outW)
                     }
                 }
             }

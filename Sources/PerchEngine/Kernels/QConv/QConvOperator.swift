@@ -115,9 +115,8 @@ public enum QConvOperator {
                 bias: { j in bias?[gi * ocg + j] ?? 0 }, multiplier: { j in mult(gi * ocg + j) },
                 outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: isa))
         }
-        // The NCHW K4 GEMM has a VNNI kernel only; other ISAs keep the im2col + Int8GEMM path
-        // (AVX2 / NEON / dotprod kernels) until they get K4 kernels.
-        if flat && outType != .i32 && fastISA == .avx512 {
+        // The NCHW K4 GEMM (VNNI, AVX2, NEON, dotprod kernels); scalar keeps the im2col + Int8GEMM path.
+        if flat && outType != .i32 && fastISA != .scalar {
             return QConvFast.gemm(g, layers: layers, aIsI8: aIsI8, za: za, outDesc: outDesc, threads: ctx.threads, isa: fastISA)
         }
         let kp = layers[0].kp

@@ -9,6 +9,8 @@ public enum Int8ISA: Int, Sendable, CaseIterable {
     case avx512vnni
     case neon
     case neondot
+    /// aarch64 with i8mm (USDOT: uint8 × int8 directly); implies dotprod.
+    case i8mm
 
     public var name: String {
         switch self {
@@ -17,6 +19,7 @@ public enum Int8ISA: Int, Sendable, CaseIterable {
         case .avx512vnni: return "avx512vnni"
         case .neon: return "neon"
         case .neondot: return "neondot"
+        case .i8mm: return "i8mm"
         }
     }
 }
@@ -35,12 +38,13 @@ public enum Int8GEMM {
         #elseif arch(arm64)
         if f & Int(PERCH_CPU_NEON) != 0 { out.append(.neon) }
         if f & Int(PERCH_CPU_DOTPROD) != 0 { out.append(.neondot) }
+        if f & Int(PERCH_CPU_DOTPROD) != 0 && f & Int(PERCH_CPU_I8MM) != 0 { out.append(.i8mm) }
         #endif
         return out
     }
 
     /// The fastest path this CPU can run.
-    /// `PERCH_INT8_ISA=scalar|avx2|…` picks another available path (diagnostics, comparisons).
+    /// `PERCH_INT8_ISA=scalar|avx2|avx512vnni|neon|neondot|i8mm` picks another available path (diagnostics, comparisons).
     public static func bestISA() -> Int8ISA {
         let available = availableISAs()
         if let e = getenv("PERCH_INT8_ISA") {
@@ -65,7 +69,7 @@ public enum Int8GEMM {
         case .avx512vnni: perch_qgemm_u8i8_avx512vnni(m, n, k, a, lda, b, ldb, c, ldc)
         #elseif arch(arm64)
         case .neon: perch_qgemm_u8i8_neon(m, n, k, a, lda, b, ldb, c, ldc)
-        case .neondot: perch_qgemm_u8i8_neondot(m, n, k, a, lda, b, ldb, c, ldc)
+        case .neondot, .i8mm: perch_qgemm_u8i8_neondot(m, n, k, a, lda, b, ldb, c, ldc)
         #endif
         default: perch_qgemm_u8i8_scalar(m, n, k, a, lda, b, ldb, c, ldc)
         }

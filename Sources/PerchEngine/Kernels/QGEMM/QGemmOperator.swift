@@ -107,9 +107,9 @@ public enum QGemmOperator {
             activationZero: za, bias: { j in biasValues?[j] ?? 0 },
             multiplier: { j in sa * Double(wScales.count == 1 ? wScales[0] : wScales[j]) / sy },
             outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: Int8GEMM.bestISA())
-        // Row-major VNNI kernel where available; other ISAs keep Int8GEMM's AVX2 / NEON kernels.
+        // Row-major K4 kernels (VNNI, AVX2, NEON, dotprod); scalar keeps Int8GEMM's dot-product path.
         let qisa = QConvISA.from(layer.isa)
-        let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa == .avx512
+        let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa != .scalar
         if rowMajor { layer.packRowMajor() }
         var outShape = a.shape
         outShape[outShape.count - 1] = n

@@ -4,7 +4,7 @@ import PerchGraph
 /// QLinearMatMul whose B is computed at run time (attention's Q·Kᵀ and P·V after the QDQ fusion):
 /// A [..., M, K] × B [..., K, N] with per-tensor scales and zero points, batch dims equal or one
 /// side's batch a single matrix. Per matrix: A rows are packed as uint8 (int8 flipped by +128), B
-/// as int8 (uint8 shifted by −128) in the layout of the GEMM kernel at hand, both zero padded, and
+/// as int8 (uint8 shifted by −128) in the row-major kernels' K4 layout, both zero padded, and
 /// with a′, b′ and their shifted zero points
 ///   Σ(a−za)(b−zb) = Σ a′b′ − zb′·Σa′ − za′·Σb′ + K·za′·zb′
 /// exactly in int32, requantized with TFLite's fixed-point multiplier sa·sb/sy like the
@@ -43,16 +43,16 @@ enum QLinearMatMulDynamic {
         let zy = py.zero(0)
         let q = QuantizedMultiplier(Double(pa.scale(0)) * Double(pb.scale(0)) / Double(py.scale(0)))
         let isa = Int8GEMM.bestISA()
-        // AVX-512: B in the row-major kernel's K4 layout (perch_interleave4, no transpose);
-        // elsewhere Bᵀ rows for Int8GEMM's dot-product kernels.
-        let rowMajor = QConvISA.from(isa) == .avx512
+        // B in the row-major kernels' K4 layout (perch_interleave4: no transpose), columns padded
+        // to 32.
+        let qisa = QConvISA.from(isa)
         let k4 = (k + 3) / 4
         let ldb = (n + 31) / 32 * 32
-        let kp = rowMajor ? 4 * k4 : (isa == .scalar ? k : Int8GEMM.paddedK(k))
+        let kp = 4 * k4
         let vector = VectorISA.best()
         let constant = Int32(truncatingIfNeeded: k) &* za &* zb
         // Scratch: packed A (m×kp), packed B, accumulators (m×n), row and column sums.
-        let aBytes = MemoryPlannerAlign.up(m * kp), bBytes = MemoryPlannerAlign.up(rowMajor ? k4 * ldb * 4 : n * kp)
+        let aBytes = MemoryPlannerAlign.up(m * kp), bBytes = MemoryPlannerAlign.up(k4 * ldb * 4)
         let accBytes = MemoryPlannerAlign.up(m * n * 4), sumBytes = MemoryPlannerAlign.up(m * 4)
         let scratch = aBytes + bBytes + accBytes + sumBytes + MemoryPlannerAlign.up(n * 4)
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: batchShape + [m, n])], scratchBytes: scratch) { args in
@@ -85,21 +85,9 @@ enum QLinearMatMulDynamic {
                         let row = srcB + i * n
                         for j in 0..<n { colSums[j] &+= Int32(Int8(bitPattern: row[j] ^ flip)) }
                     }
-                    if rowMajor {
-                        perch_interleave4(srcB, n, k, n, ldb, flip, UnsafeMutableRawPointer(packB).assumingMemoryBound(to: UInt8.self))
-                    } else {
-                        for j in 0..<n {
-                            let d = packB + j * kp
-                            for i in 0..<k { d[i] = Int8(bitPattern: srcB[i * n + j] ^ flip) }
-                            if kp > k { (d + k).initialize(repeating: 0, count: kp - k) }
-                        }
-                    }
+                    perch_interleave4(srcB, n, k, n, ldb, flip, UnsafeMutableRawPointer(packB).assumingMemoryBound(to: UInt8.self))
                 }
-                if rowMajor {
-                    QConvISA.avx512.gemmRowMajor(m: m, n: n, k4: k4, a: packA, lda: kp, b: packB, ldb: ldb, c: acc, ldc: n)
-                } else {
-                    Int8GEMM.gemm(isa, m: m, n: n, k: kp, a: packA, lda: kp, b: packB, ldb: kp, c: acc, ldc: n)
-                }
+                qisa.gemmRowMajor(m: m, n: n, k4: k4, a: packA, lda: kp, b: packB, ldb: ldb, c: acc, ldc: n)
                 let dst = out + bi * m * n
                 for r in 0..<m {
                     let row = acc + r * n

@@ -1,0 +1,611 @@
+#ifndef CPERCH_QGEMM_SIMD_H
+#define CPERCH_QGEMM_SIMD_H
+// AVX2 and aarch64 (NEON, dotprod) forms of the two K4-layout int8 GEMMs of CPerchQConv.h:
+//
+// - conv:      C[n][p] = sum_k W[n][k] * X[k][p], X uint8 as [K4][ldx][4], W int8 rows;
+// - row-major: C[m][n] = sum_k A[m][k] * B[k][n], B int8 as [K4][ldb][4], A uint8 rows.
+//
+// Both are "R broadcast rows × a vector of columns" over the same layout: the vector operand V
+// (X or B: 4 consecutive k of one column in one 32-bit word) and the broadcast operand S (W or A
+// rows, 4*K4 bytes, zero padded). They differ only in which operand is signed, so each ISA has
+// one tile body with a `vecSigned` switch (0: V uint8 / S int8 = conv; 1: V int8 / S uint8 =
+// row-major). Every path computes the exact int32 sum, bit for bit the scalar reference:
+//
+// - AVX2: both operands widened to int16, vpmaddwd (exact pair sums of products |p| <= 32640),
+//   per-column pairs added at the end;
+// - NEON: vld4 deinterleaves 8 columns × 4 k, widened to int16, smlal by a lane of the row;
+// - dotprod: V is flipped with XOR 0x80 so both operands have one signedness: conv uses SDOT
+//   (x − 128)·w and adds 128·Σw per row; row-major uses UDOT a·(b + 128) and subtracts 128·Σa per
+//   row (the uint32 sums wrap exactly like the int32 ones);
+// - i8mm: USDOT (uint8 × int8 dot products of 4) straight on the operands.
+//
+// V is read only for the columns asked for (tails use masked / lane loads), C only written there.
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include "CPerchQConv.h"
+
+// The tile loops over rows and column groups have constant trip counts after inlining; unrolled
+// (even at -Os, which Swift uses for imported C) so the accumulators live in registers.
+#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define PERCH_AVX2_TARGET __attribute__((target("avx2")))
+#define PERCH_AVX2_INLINE __attribute__((target("avx2"), always_inline)) static inline
+
+/// R rows × G groups of 4 columns (G <= 3). `left` columns are valid (masked loads/stores when
+/// left < 4*G). V points at the tile's first column (k4 row stride 4*ldv bytes); S at its first row.
+PERCH_AVX2_INLINE void perch_k4_tile_avx2(int R, int G, int masked, int vecSigned, size_t K4, const uint8_t *V, size_t ldv,
+                                          const uint8_t *S, size_t lds, int32_t *C, size_t ldc, size_t left) {
+    __m256i acc[4][3];
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++)
+        PERCH_UNROLL
+        for (int g = 0; g < G; g++) acc[r][g] = _mm256_setzero_si256();
+    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+    __m128i lm[3];
+    PERCH_UNROLL
+    for (int g = 0; g < G; g++) lm[g] = _mm_cmpgt_epi32(_mm_set1_epi32((int)left - 4 * g), lane);
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        const uint8_t *v = V + k4 * ldv * 4;
+        __m256i x[3];
+        PERCH_UNROLL
+        for (int g = 0; g < G; g++) {
+            __m128i raw = masked ? _mm_maskload_epi32((const int *)(const void *)(v + 16 * g), lm[g])
+                                 : _mm_loadu_si128((const __m128i *)(const void *)(v + 16 * g));
+            x[g] = vecSigned ? _mm256_cvtepi8_epi16(raw) : _mm256_cvtepu8_epi16(raw);
+        }
+        PERCH_UNROLL
+        for (int r = 0; r < R; r++) {
+            int32_t s4;
+            memcpy(&s4, S + r * lds + 4 * k4, 4);
+            __m128i b = _mm_set1_epi32(s4);
+            __m256i w = vecSigned ? _mm256_cvtepu8_epi16(b) : _mm256_cvtepi8_epi16(b);
+            PERCH_UNROLL
+            for (int g = 0; g < G; g++) acc[r][g] = _mm256_add_epi32(acc[r][g], _mm256_madd_epi16(x[g], w));
+        }
+    }
+    // Lane pairs (k0+k1, k2+k3) of each column → one sum: hadd, then undo its lane interleave.
+    const __m256i lane8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i sm0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane8);
+    const __m128i sm1 = _mm_cmpgt_epi32(_mm_set1_epi32((int)left - 8), lane);
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) {
+        int32_t *c = C + r * ldc;
+        __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], G > 1 ? acc[r][1] : acc[r][0]), 0xD8);
+        if (G == 1) {
+            if (masked) _mm_maskstore_epi32(c, _mm256_castsi256_si128(sm0), _mm256_castsi256_si128(lo));
+            else _mm_storeu_si128((__m128i *)(void *)c, _mm256_castsi256_si128(lo));
+            continue;
+        }
+        if (masked) _mm256_maskstore_epi32(c, sm0, lo);
+        else _mm256_storeu_si256((__m256i *)(void *)c, lo);
+        if (G == 3) {
+            __m128i hi = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2], acc[r][2]), 0xD8));
+            if (masked) _mm_maskstore_epi32(c + 8, sm1, hi);
+            else _mm_storeu_si128((__m128i *)(void *)(c + 8), hi);
+        }
+    }
+}
+
+/// Rows in tiles of 4 for one block of columns (G groups, constant after inlining).
+PERCH_AVX2_INLINE void perch_k4_rows_avx2(int G, int masked, int vecSigned, size_t rows, size_t K4, const uint8_t *V, size_t ldv,
+                                          const uint8_t *S, size_t lds, int32_t *C, size_t ldc, size_t left) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) perch_k4_tile_avx2(4, G, masked, vecSigned, K4, V, ldv, S + r * lds, lds, C + r * ldc, ldc, left);
+    switch (rows - r) {
+    case 3: perch_k4_tile_avx2(3, G, masked, vecSigned, K4, V, ldv, S + r * lds, lds, C + r * ldc, ldc, left); break;
+    case 2: perch_k4_tile_avx2(2, G, masked, vecSigned, K4, V, ldv, S + r * lds, lds, C + r * ldc, ldc, left); break;
+    case 1: perch_k4_tile_avx2(1, G, masked, vecSigned, K4, V, ldv, S + r * lds, lds, C + r * ldc, ldc, left); break;
+    default: break;
+    }
+}
+
+/// C[r][col] = sum_k S[r][k] * V[k][col] for r < rows, col < cols: blocks of 12 columns.
+PERCH_AVX2_INLINE void perch_k4_avx2(int vecSigned, size_t rows, size_t cols, size_t K4, const uint8_t *V, size_t ldv,
+                                     const uint8_t *S, size_t lds, int32_t *C, size_t ldc) {
+    size_t p = 0;
+    for (; p + 12 <= cols; p += 12) perch_k4_rows_avx2(3, 0, vecSigned, rows, K4, V + 4 * p, ldv, S, lds, C + p, ldc, 12);
+    size_t left = cols - p;
+    if (left > 8) perch_k4_rows_avx2(3, 1, vecSigned, rows, K4, V + 4 * p, ldv, S, lds, C + p, ldc, left);
+    else if (left > 4) perch_k4_rows_avx2(2, 1, vecSigned, rows, K4, V + 4 * p, ldv, S, lds, C + p, ldc, left);
+    else if (left > 0) perch_k4_rows_avx2(1, 1, vecSigned, rows, K4, V + 4 * p, ldv, S, lds, C + p, ldc, left);
+}
+
+/// AVX2 K4 conv GEMM (same contract as perch_qconv_k4_scalar).
+PERCH_AVX2_TARGET static inline void perch_qconv_k4_avx2(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                         const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    perch_k4_avx2(0, N, P, K4, X, ldx, (const uint8_t *)W, ldw, C, ldc);
+}
+
+/// AVX2 row-major GEMM (same contract as perch_qgemm_rm_scalar).
+PERCH_AVX2_TARGET static inline void perch_qgemm_rm_avx2(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,
+                                                         const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+    perch_k4_avx2(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+
+/// AVX2 depthwise row with taps in pairs: the bytes of two tap rows interleaved and widened to
+/// int16, one vpmaddwd by the (w[t], w[t+1]) int16 pair gives r_t·w_t + r_t+1·w_t+1 exactly
+/// (|w| <= 255: 8-bit weights minus their zero point; other weights take perch_qdw_row_avx2).
+/// 16 outputs per step, then 8, then a scalar tail; same sums as perch_qdw_row_scalar.
+PERCH_AVX2_TARGET static inline void perch_qdw_row_avx2_pairs(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n,
+                                                              int32_t init, int32_t *acc) {
+    int32_t wp[64];
+    size_t pairs = (taps + 1) / 2;
+    int fits = pairs <= 64;
+    for (size_t t = 0; t < taps && fits; t++) fits = w[t] >= -32768 && w[t] <= 32767;
+    if (!fits) {
+        perch_qdw_row_avx2(rows, w, taps, n, init, acc);
+        return;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        uint32_t w1 = 2 * i + 1 < taps ? (uint32_t)w[2 * i + 1] : 0;
+        wp[i] = (int32_t)(((uint32_t)w[2 * i] & 0xFFFFu) | (w1 << 16));
+    }
+    const __m256i vinit = _mm256_set1_epi32(init);
+    const __m128i zero = _mm_setzero_si128();
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m256i a0 = vinit, a1 = vinit;
+        for (size_t i = 0; i < pairs; i++) {
+            __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(rows[2 * i] + x));
+            __m128i r1 = 2 * i + 1 < taps ? _mm_loadu_si128((const __m128i *)(const void *)(rows[2 * i + 1] + x)) : zero;
+            __m256i vw = _mm256_set1_epi32(wp[i]);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), vw));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(r0, r1)), vw));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x), a0);
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x + 8), a1);
+    }
+    for (; x + 8 <= n; x += 8) {
+        __m256i a0 = vinit;
+        for (size_t i = 0; i < pairs; i++) {
+            __m128i r0 = _mm_loadl_epi64((const __m128i *)(const void *)(rows[2 * i] + x));
+            __m128i r1 = 2 * i + 1 < taps ? _mm_loadl_epi64((const __m128i *)(const void *)(rows[2 * i + 1] + x)) : zero;
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1)), _mm256_set1_epi32(wp[i])));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(acc + x), a0);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
+}
+
+/// 8 lanes of perch_requant1; vmult holds the multiplier in the low dword of each 64-bit lane
+/// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane.
+PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i vright, int anyLeft, __m256i vmult,
+                                              __m256i vmultOdd, __m256i vzp, __m256i vlo, __m256i vhi) {
+    if (anyLeft) {
+        // Saturating left shift: x << left clamps to INT32_MAX / INT32_MIN when it overflows.
+        __m256i hiT = _mm256_srav_epi32(_mm256_set1_epi32(INT32_MAX), vleft);
+        __m256i loT = _mm256_srav_epi32(_mm256_set1_epi32(INT32_MIN), vleft);
+        __m256i over = _mm256_cmpgt_epi32(x, hiT), under = _mm256_cmpgt_epi32(loT, x);
+        x = _mm256_sllv_epi32(x, vleft);
+        x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), over);
+        x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MIN), under);
+    }
+    // srdhm, as in perch_requant16_avx512: bits 31..62 of x·mult + 2^30 (multiplier >= 0).
+    const __m256i half = _mm256_set1_epi64x((int64_t)1 << 30);
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), half), 31);
+    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmultOdd), half), 1);
+    __m256i y = _mm256_blend_epi32(pe, po, 0xAA);
+    // Rounding divide by 2^right (right = 0 gives mask 0: rem 0 > thr −1/0 only if y < 0 … thr =
+    // 0 − (−1) = 1 > 0, so nothing is added).
+    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), vright), _mm256_set1_epi32(1));
+    __m256i rem = _mm256_and_si256(y, mask);
+    __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(y, 31));
+    y = _mm256_srav_epi32(y, vright);
+    y = _mm256_sub_epi32(y, _mm256_cmpgt_epi32(rem, thr));
+    y = _mm256_add_epi32(y, vzp);
+    return _mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi);
+}
+
+/// Low bytes of 8 int32 lanes → 8 bytes at out.
+PERCH_AVX2_INLINE void perch_store8_lowbytes_avx2(__m256i y, uint8_t *out) {
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256i b = _mm256_shuffle_epi8(y, pick);
+    __m128i v = _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storel_epi64((__m128i *)(void *)out, v);
+}
+
+/// AVX2 perch_qrequant_row (one multiplier): 8 at a time, scalar tail.
+PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc, size_t n, int32_t add, int32_t mult,
+                                                             int32_t shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const __m256i vleft = _mm256_set1_epi32(left), vright = _mm256_set1_epi32(right), vmult = _mm256_set1_epi64x(mult),
+                  vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi),
+                  vadd = _mm256_set1_epi32(add);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + i)), vadd);
+        perch_store8_lowbytes_avx2(perch_requant8_avx2(x, vleft, vright, left > 0, vmult, vmult, vzp, vlo, vhi), out + i);
+    }
+    for (; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
+}
+
+PERCH_AVX2_TARGET static inline void perch_qrequant_rows_avx2(const int32_t *acc, size_t lda, size_t n, size_t rows, int32_t add,
+                                                              int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi,
+                                                              uint8_t *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) perch_qrequant_row_avx2(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
+}
+
+/// AVX2 perch_qrequant_cols (a multiplier and shift per column; any shift sign), scalar tail.
+PERCH_AVX2_TARGET static inline void perch_qrequant_cols_avx2(const int32_t *acc, size_t n, const int32_t *add,
+                                                              const int32_t *mult, const int32_t *shift, int32_t zp, int32_t lo,
+                                                              int32_t hi, uint8_t *out) {
+    const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi), z = _mm256_setzero_si256();
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + j)),
+                                     _mm256_loadu_si256((const __m256i *)(const void *)(add + j)));
+        __m256i vm = _mm256_loadu_si256((const __m256i *)(const void *)(mult + j));
+        __m256i vs = _mm256_loadu_si256((const __m256i *)(const void *)(shift + j));
+        __m256i vleft = _mm256_max_epi32(vs, z), vright = _mm256_max_epi32(_mm256_sub_epi32(z, vs), z);
+        int anyLeft = !_mm256_testz_si256(vleft, vleft);
+        perch_store8_lowbytes_avx2(perch_requant8_avx2(x, vleft, vright, anyLeft, vm, _mm256_srli_epi64(vm, 32), vzp, vlo, vhi),
+                                   out + j);
+    }
+    for (; j < n; j++)
+        out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
+}
+#endif  // __x86_64__
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#define PERCH_NEON_INLINE __attribute__((always_inline)) static inline
+
+/// Loads 8 columns × 4 k of V deinterleaved (one int16x8 per k); only `left` (< 8) columns in a
+/// tail, the others zero.
+PERCH_NEON_INLINE uint8x8x4_t perch_k4_ld4_neon(const uint8_t *v, size_t left) {
+    if (left >= 8) return vld4_u8(v);
+    uint8x8x4_t x;
+    x.val[0] = x.val[1] = x.val[2] = x.val[3] = vdup_n_u8(0);
+    x = vld4_lane_u8(v, x, 0);
+    if (left > 1) x = vld4_lane_u8(v + 4, x, 1);
+    if (left > 2) x = vld4_lane_u8(v + 8, x, 2);
+    if (left > 3) x = vld4_lane_u8(v + 12, x, 3);
+    if (left > 4) x = vld4_lane_u8(v + 16, x, 4);
+    if (left > 5) x = vld4_lane_u8(v + 20, x, 5);
+    if (left > 6) x = vld4_lane_u8(v + 24, x, 6);
+    return x;
+}
+
+/// Stores 8 int32 (two vectors) or the first `left` of them.
+PERCH_NEON_INLINE void perch_store8_s32_neon(int32_t *c, int32x4_t a, int32x4_t b, size_t left) {
+    if (left >= 8) {
+        vst1q_s32(c, a);
+        vst1q_s32(c + 4, b);
+        return;
+    }
+    int32_t t[8];
+    vst1q_s32(t, a);
+    vst1q_s32(t + 4, b);
+    for (size_t i = 0; i < left; i++) c[i] = t[i];
+}
+
+/// NEON tile: R rows (<= 8) × 8 columns; 2R accumulators, smlal by a lane of the row's 4 k.
+PERCH_NEON_INLINE void perch_k4_tile_neon(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
+                                          size_t lds, int32_t *C, size_t ldc, size_t left) {
+    int32x4_t acc[8][2];
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8x8x4_t raw = perch_k4_ld4_neon(V + k4 * ldv * 4, left);
+        int16x8_t x[4];
+        PERCH_UNROLL
+        for (int j = 0; j < 4; j++)
+            x[j] = vecSigned ? vmovl_s8(vreinterpret_s8_u8(raw.val[j])) : vreinterpretq_s16_u16(vmovl_u8(raw.val[j]));
+        PERCH_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint32_t s4;
+            memcpy(&s4, S + r * lds + 4 * k4, 4);
+            uint8x8_t b = vreinterpret_u8_u32(vdup_n_u32(s4));
+            int16x4_t w = vget_low_s16(vecSigned ? vreinterpretq_s16_u16(vmovl_u8(b)) : vmovl_s8(vreinterpret_s8_u8(b)));
+            acc[r][0] = vmlal_lane_s16(acc[r][0], vget_low_s16(x[0]), w, 0);
+            acc[r][1] = vmlal_high_lane_s16(acc[r][1], x[0], w, 0);
+            acc[r][0] = vmlal_lane_s16(acc[r][0], vget_low_s16(x[1]), w, 1);
+            acc[r][1] = vmlal_high_lane_s16(acc[r][1], x[1], w, 1);
+            acc[r][0] = vmlal_lane_s16(acc[r][0], vget_low_s16(x[2]), w, 2);
+            acc[r][1] = vmlal_high_lane_s16(acc[r][1], x[2], w, 2);
+            acc[r][0] = vmlal_lane_s16(acc[r][0], vget_low_s16(x[3]), w, 3);
+            acc[r][1] = vmlal_high_lane_s16(acc[r][1], x[3], w, 3);
+        }
+    }
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
+}
+
+/// C[r][col] = sum_k S[r][k] * V[k][col]: blocks of 8 columns × 8 rows.
+PERCH_NEON_INLINE void perch_k4_neon(int vecSigned, size_t rows, size_t cols, size_t K4, const uint8_t *V, size_t ldv,
+                                     const uint8_t *S, size_t lds, int32_t *C, size_t ldc) {
+    for (size_t p = 0; p < cols; p += 8) {
+        size_t left = cols - p;
+        const uint8_t *v = V + 4 * p;
+        int32_t *c = C + p;
+        size_t r = 0;
+        for (; r + 8 <= rows; r += 8) perch_k4_tile_neon(8, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left);
+        switch (rows - r) {
+#define PERCH_NEON_TAIL(n) \
+    case n: perch_k4_tile_neon(n, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left); break;
+        PERCH_NEON_TAIL(7) PERCH_NEON_TAIL(6) PERCH_NEON_TAIL(5) PERCH_NEON_TAIL(4)
+        PERCH_NEON_TAIL(3) PERCH_NEON_TAIL(2) PERCH_NEON_TAIL(1)
+#undef PERCH_NEON_TAIL
+        default: break;
+        }
+    }
+}
+
+static inline void perch_qconv_k4_neon(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
+                                       int32_t *C, size_t ldc) {
+    perch_k4_neon(0, N, P, K4, X, ldx, (const uint8_t *)W, ldw, C, ldc);
+}
+
+static inline void perch_qgemm_rm_neon(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda, const int8_t *B, size_t ldb,
+                                       int32_t *C, size_t ldc) {
+    perch_k4_neon(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+
+/// NEON depthwise row with int16 weights (|w| <= 32767; 8-bit weights minus their zero point):
+/// uint8 widened to int16, smlal by the tap's weight straight into int32 (exact), 16 outputs
+/// per step; other weights take perch_qdw_row_neon.
+static inline void perch_qdw_row_neon16(const uint8_t *const *rows, const int32_t *w, size_t taps, size_t n, int32_t init,
+                                        int32_t *acc) {
+    for (size_t t = 0; t < taps; t++) {
+        if (w[t] < -32768 || w[t] > 32767) {
+            perch_qdw_row_neon(rows, w, taps, n, init, acc);
+            return;
+        }
+    }
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        int32x4_t a0 = vdupq_n_s32(init), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            uint8x16_t v = vld1q_u8(rows[t] + x);
+            int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(v))), hi = vreinterpretq_s16_u16(vmovl_high_u8(v));
+            int16_t wt = (int16_t)w[t];
+            a0 = vmlal_n_s16(a0, vget_low_s16(lo), wt);
+            a1 = vmlal_high_n_s16(a1, lo, wt);
+            a2 = vmlal_n_s16(a2, vget_low_s16(hi), wt);
+            a3 = vmlal_high_n_s16(a3, hi, wt);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+        vst1q_s32(acc + x + 8, a2);
+        vst1q_s32(acc + x + 12, a3);
+    }
+    for (; x + 8 <= n; x += 8) {
+        int32x4_t a0 = vdupq_n_s32(init), a1 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[t] + x)));
+            a0 = vmlal_n_s16(a0, vget_low_s16(v), (int16_t)w[t]);
+            a1 = vmlal_high_n_s16(a1, v, (int16_t)w[t]);
+        }
+        vst1q_s32(acc + x, a0);
+        vst1q_s32(acc + x + 4, a1);
+    }
+    for (; x < n; x++) {
+        acc[x] = init;
+        for (size_t t = 0; t < taps; t++) acc[x] += (int32_t)rows[t][x] * w[t];
+    }
+}
+
+/// 4 lanes of perch_requant1 with per-lane shifts (left = max(shift, 0) saturating, right =
+/// max(−shift, 0)) and multipliers (>= 0): sqshl, then srdhm as floor((x·m + 2^30) / 2^31) (equal
+/// to gemmlowp's rounding for both signs, as in perch_requant16_avx512), then gemmlowp's rounding
+/// divide, zero point and clamp. Exact: every lane gives the scalar bits.
+PERCH_NEON_INLINE int32x4_t perch_requant4_neon(int32x4_t x, int32x4_t vleft, int32x4_t vnegright, int32x4_t vmask, int32x4_t vmult,
+                                                int32x4_t vzp, int32x4_t vlo, int32x4_t vhi) {
+    x = vqshlq_s32(x, vleft);
+    const int64x2_t half = vdupq_n_s64((int64_t)1 << 30);
+    int64x2_t pl = vaddq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(vmult)), half);
+    int64x2_t ph = vaddq_s64(vmull_high_s32(x, vmult), half);
+    int32x4_t y = vcombine_s32(vshrn_n_s64(pl, 31), vshrn_n_s64(ph, 31));
+    int32x4_t rem = vandq_s32(y, vmask);
+    int32x4_t thr = vsubq_s32(vshrq_n_s32(vmask, 1), vshrq_n_s32(y, 31));
+    y = vshlq_s32(y, vnegright);  // arithmetic shift right by `right`
+    y = vsubq_s32(y, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
+    y = vaddq_s32(y, vzp);
+    return vminq_s32(vmaxq_s32(y, vlo), vhi);
+}
+
+/// Low bytes of 8 int32 lanes → 8 bytes.
+PERCH_NEON_INLINE void perch_store8_lowbytes_neon(int32x4_t a, int32x4_t b, uint8_t *out) {
+    vst1_u8(out, vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(a)), vmovn_u32(vreinterpretq_u32_s32(b)))));
+}
+
+/// NEON perch_qrequant_row (one multiplier): 8 at a time, scalar tail.
+static inline void perch_qrequant_row_neon(const int32_t *acc, size_t n, int32_t add, int32_t mult, int32_t shift, int32_t zp,
+                                           int32_t lo, int32_t hi, uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32x4_t vleft = vdupq_n_s32(left), vnr = vdupq_n_s32(-right), vmask = vdupq_n_s32((int32_t)(((int64_t)1 << right) - 1)),
+                    vmult = vdupq_n_s32(mult), vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi),
+                    vadd = vdupq_n_s32(add);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int32x4_t a = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
+        int32x4_t b = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i + 4), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
+        perch_store8_lowbytes_neon(a, b, out + i);
+    }
+    for (; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
+}
+
+static inline void perch_qrequant_rows_neon(const int32_t *acc, size_t lda, size_t n, size_t rows, int32_t add, int32_t mult,
+                                            int32_t shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) perch_qrequant_row_neon(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
+}
+
+/// NEON perch_qrequant_cols (a multiplier and shift per column, any shift sign), scalar tail.
+static inline void perch_qrequant_cols_neon(const int32_t *acc, size_t n, const int32_t *add, const int32_t *mult,
+                                            const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    const int32x4_t vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi), z = vdupq_n_s32(0), one = vdupq_n_s32(1);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        int32x4_t r[2];
+        PERCH_UNROLL
+        for (int h = 0; h < 2; h++) {
+            size_t o = j + 4 * (size_t)h;
+            int32x4_t vs = vld1q_s32(shift + o);
+            int32x4_t vleft = vmaxq_s32(vs, z), vright = vmaxq_s32(vnegq_s32(vs), z);
+            int32x4_t vmask = vsubq_s32(vshlq_s32(one, vright), one);
+            r[h] = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + o), vld1q_s32(add + o)), vleft, vnegq_s32(vright), vmask,
+                                       vld1q_s32(mult + o), vzp, vlo, vhi);
+        }
+        perch_store8_lowbytes_neon(r[0], r[1], out + j);
+    }
+    for (; j < n; j++)
+        out[j] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[j] + (uint32_t)add[j]), mult[j], shift[j], zp, lo, hi);
+}
+
+#define PERCH_DOT_INLINE __attribute__((target("dotprod"), always_inline)) static inline
+
+/// Loads 4 columns (16 bytes) of V, or the first `left` (< 4) of them, the others zero.
+PERCH_NEON_INLINE uint8x16_t perch_k4_ld4col_dot(const uint8_t *v, size_t left) {
+    if (left >= 4) return vld1q_u8(v);
+    uint32x4_t x = vdupq_n_u32(0);
+    x = vld1q_lane_u32((const uint32_t *)(const void *)v, x, 0);
+    if (left > 1) x = vld1q_lane_u32((const uint32_t *)(const void *)(v + 4), x, 1);
+    if (left > 2) x = vld1q_lane_u32((const uint32_t *)(const void *)(v + 8), x, 2);
+    return vreinterpretq_u8_u32(x);
+}
+
+/// dotprod tile: R rows (<= 8) × 8 columns. V ^ 0x80 with SDOT (conv: V uint8 → x − 128, S int8;
+/// + 128·Σs) or UDOT (row-major: V int8 → b + 128, S uint8; − 128·Σs). acc starts at the
+/// correction, so the stored sums are exact.
+PERCH_DOT_INLINE void perch_k4_tile_dot(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
+                                        size_t lds, int32_t *C, size_t ldc, size_t left) {
+    int32x4_t acc[8][2];
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) {
+        const uint8_t *s = S + r * lds;
+        int32_t sum = 0;
+        if (vecSigned) {
+            for (size_t k = 0; k < 4 * K4; k++) sum += s[k];
+        } else {
+            for (size_t k = 0; k < 4 * K4; k++) sum += (int8_t)s[k];
+        }
+        // uint32 arithmetic: the wrapped int32 sum, as the scalar kernel's.
+        int32_t corr = (int32_t)((uint32_t)sum * 128u);
+        acc[r][0] = acc[r][1] = vdupq_n_s32(vecSigned ? (int32_t)(0u - (uint32_t)corr) : corr);
+    }
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    size_t left1 = left > 4 ? left - 4 : 0;
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        const uint8_t *v = V + k4 * ldv * 4;
+        uint8x16_t x0 = veorq_u8(perch_k4_ld4col_dot(v, left), flip);
+        uint8x16_t x1 = left1 ? veorq_u8(perch_k4_ld4col_dot(v + 16, left1), flip) : flip;
+        PERCH_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint32_t s4;
+            memcpy(&s4, S + r * lds + 4 * k4, 4);
+            uint8x16_t w = vreinterpretq_u8_u32(vdupq_n_u32(s4));
+            if (vecSigned) {
+                acc[r][0] = vreinterpretq_s32_u32(vdotq_u32(vreinterpretq_u32_s32(acc[r][0]), x0, w));
+                acc[r][1] = vreinterpretq_s32_u32(vdotq_u32(vreinterpretq_u32_s32(acc[r][1]), x1, w));
+            } else {
+                acc[r][0] = vdotq_s32(acc[r][0], vreinterpretq_s8_u8(x0), vreinterpretq_s8_u8(w));
+                acc[r][1] = vdotq_s32(acc[r][1], vreinterpretq_s8_u8(x1), vreinterpretq_s8_u8(w));
+            }
+        }
+    }
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
+}
+
+PERCH_DOT_INLINE void perch_k4_dot(int vecSigned, size_t rows, size_t cols, size_t K4, const uint8_t *V, size_t ldv,
+                                   const uint8_t *S, size_t lds, int32_t *C, size_t ldc) {
+    for (size_t p = 0; p < cols; p += 8) {
+        size_t left = cols - p;
+        const uint8_t *v = V + 4 * p;
+        int32_t *c = C + p;
+        size_t r = 0;
+        for (; r + 8 <= rows; r += 8) perch_k4_tile_dot(8, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left);
+        switch (rows - r) {
+#define PERCH_DOT_TAIL(n) \
+    case n: perch_k4_tile_dot(n, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left); break;
+        PERCH_DOT_TAIL(7) PERCH_DOT_TAIL(6) PERCH_DOT_TAIL(5) PERCH_DOT_TAIL(4)
+        PERCH_DOT_TAIL(3) PERCH_DOT_TAIL(2) PERCH_DOT_TAIL(1)
+#undef PERCH_DOT_TAIL
+        default: break;
+        }
+    }
+}
+
+__attribute__((target("dotprod"))) static inline void perch_qconv_k4_neondot(size_t N, size_t P, size_t K4, const uint8_t *X,
+                                                                             size_t ldx, const int8_t *W, size_t ldw, int32_t *C,
+                                                                             size_t ldc) {
+    perch_k4_dot(0, N, P, K4, X, ldx, (const uint8_t *)W, ldw, C, ldc);
+}
+
+__attribute__((target("dotprod"))) static inline void perch_qgemm_rm_neondot(size_t M, size_t N, size_t K4, const uint8_t *A,
+                                                                             size_t lda, const int8_t *B, size_t ldb, int32_t *C,
+                                                                             size_t ldc) {
+    perch_k4_dot(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+#define PERCH_I8MM_INLINE __attribute__((target("i8mm"), always_inline)) static inline
+
+/// i8mm tile: USDOT multiplies uint8 by int8 directly (no flip, no correction). R rows (<= 8) ×
+/// 8 columns; conv: V uint8 × S int8, row-major: S uint8 (broadcast) × V int8.
+PERCH_I8MM_INLINE void perch_k4_tile_usdot(int R, int vecSigned, size_t K4, const uint8_t *V, size_t ldv, const uint8_t *S,
+                                           size_t lds, int32_t *C, size_t ldc, size_t left) {
+    int32x4_t acc[8][2];
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
+    size_t left1 = left > 4 ? left - 4 : 0;
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        const uint8_t *v = V + k4 * ldv * 4;
+        uint8x16_t x0 = perch_k4_ld4col_dot(v, left);
+        uint8x16_t x1 = left1 ? perch_k4_ld4col_dot(v + 16, left1) : vdupq_n_u8(0);
+        PERCH_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint32_t s4;
+            memcpy(&s4, S + r * lds + 4 * k4, 4);
+            uint8x16_t w = vreinterpretq_u8_u32(vdupq_n_u32(s4));
+            if (vecSigned) {
+                acc[r][0] = vusdotq_s32(acc[r][0], w, vreinterpretq_s8_u8(x0));
+                acc[r][1] = vusdotq_s32(acc[r][1], w, vreinterpretq_s8_u8(x1));
+            } else {
+                acc[r][0] = vusdotq_s32(acc[r][0], x0, vreinterpretq_s8_u8(w));
+                acc[r][1] = vusdotq_s32(acc[r][1], x1, vreinterpretq_s8_u8(w));
+            }
+        }
+    }
+    PERCH_UNROLL
+    for (int r = 0; r < R; r++) perch_store8_s32_neon(C + r * ldc, acc[r][0], acc[r][1], left);
+}
+
+PERCH_I8MM_INLINE void perch_k4_usdot(int vecSigned, size_t rows, size_t cols, size_t K4, const uint8_t *V, size_t ldv,
+                                      const uint8_t *S, size_t lds, int32_t *C, size_t ldc) {
+    for (size_t p = 0; p < cols; p += 8) {
+        size_t left = cols - p;
+        const uint8_t *v = V + 4 * p;
+        int32_t *c = C + p;
+        size_t r = 0;
+        for (; r + 8 <= rows; r += 8) perch_k4_tile_usdot(8, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left);
+        switch (rows - r) {
+#define PERCH_USDOT_TAIL(n) \
+    case n: perch_k4_tile_usdot(n, vecSigned, K4, v, ldv, S + r * lds, lds, c + r * ldc, ldc, left); break;
+        PERCH_USDOT_TAIL(7) PERCH_USDOT_TAIL(6) PERCH_USDOT_TAIL(5) PERCH_USDOT_TAIL(4)
+        PERCH_USDOT_TAIL(3) PERCH_USDOT_TAIL(2) PERCH_USDOT_TAIL(1)
+#undef PERCH_USDOT_TAIL
+        default: break;
+        }
+    }
+}
+
+__attribute__((target("i8mm"))) static inline void perch_qconv_k4_i8mm(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                                       const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    perch_k4_usdot(0, N, P, K4, X, ldx, (const uint8_t *)W, ldw, C, ldc);
+}
+
+__attribute__((target("i8mm"))) static inline void perch_qgemm_rm_i8mm(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,
+                                                                       const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+    perch_k4_usdot(1, M, N, K4, (const uint8_t *)B, ldb, A, lda, C, ldc);
+}
+#endif  // __aarch64__
+
+#endif

@@ -1,0 +1,138 @@
+// Every SIMD int8 kernel of CPerchQConv.h / CPerchQGemmSIMD.h against its scalar reference, bit for
+// bit, on random shapes with ragged tails (columns not a multiple of the kernels' blocks, rows not a
+// multiple of their tiles, strides wider than the data) and extreme values (255 × −128).
+// x86-64: AVX2 kernels; aarch64: NEON, dotprod and i8mm kernels (run under `qemu-aarch64-static
+// -cpu max` by scripts/test-cross.sh, since the Swift tests run on the x86 host only).
+// Build: clang -O2 -I Sources/CPerchShims/include Tests/CKernels/qkernels_test.c
+#include "CPerchShims.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static uint64_t state = 88172645463325252ull;
+static uint32_t rnd(void) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (uint32_t)state;
+}
+
+typedef void (*k4fn)(size_t, size_t, size_t, const uint8_t *, size_t, const int8_t *, size_t, int32_t *, size_t);
+typedef void (*dwfn)(const uint8_t *const *, const int32_t *, size_t, size_t, int32_t, int32_t *);
+typedef void (*rowfn)(const int32_t *, size_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, uint8_t *);
+typedef void (*colfn)(const int32_t *, size_t, const int32_t *, const int32_t *, const int32_t *, int32_t, int32_t, int32_t,
+                      uint8_t *);
+struct path {
+    const char *name;
+    k4fn conv, rm;
+    dwfn dw;
+    rowfn row;
+    colfn cols;
+};
+
+static int fails = 0, checks = 0;
+static void expect(int same, const char *what, const char *path, size_t a, size_t b, size_t c) {
+    checks++;
+    if (!same) {
+        fails++;
+        if (fails < 20) printf("FAIL %s %s (%zu, %zu, %zu)\n", what, path, a, b, c);
+    }
+}
+
+static void test_k4(const struct path *p) {
+    for (int trial = 0; trial < 300; trial++) {
+        size_t rows = 1 + rnd() % 21, cols = 1 + rnd() % 40, k4 = 1 + rnd() % 20;
+        if (trial % 50 == 0) rows = 67, cols = 101, k4 = 300;
+        int extreme = trial % 7 == 0;
+        size_t ldv = cols + rnd() % 3, lds = 4 * k4 + rnd() % 5, ldc = cols + rnd() % 3;
+        uint8_t *v = malloc(k4 * ldv * 4), *s = malloc(rows * lds);
+        for (size_t i = 0; i < k4 * ldv * 4; i++) v[i] = extreme ? 255 : (uint8_t)rnd();
+        for (size_t i = 0; i < rows * lds; i++) s[i] = extreme ? 0x80 : (uint8_t)rnd();
+        int32_t *want = malloc(rows * ldc * 4), *got = malloc(rows * ldc * 4);
+        // conv: V = X (uint8), S = W (int8); row-major: S = A (uint8), V = B (int8).
+        for (int rm = 0; rm < 2; rm++) {
+            for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = 77;
+            if (rm) {
+                if (extreme) for (size_t i = 0; i < rows * lds; i++) s[i] = 255, v[i % (k4 * ldv * 4)] = 0x80;
+                perch_qgemm_rm_scalar(rows, cols, k4, s, lds, (const int8_t *)v, ldv, want, ldc);
+                p->rm(rows, cols, k4, s, lds, (const int8_t *)v, ldv, got, ldc);
+            } else {
+                perch_qconv_k4_scalar(rows, cols, k4, v, ldv, (const int8_t *)s, lds, want, ldc);
+                p->conv(rows, cols, k4, v, ldv, (const int8_t *)s, lds, got, ldc);
+            }
+            expect(!memcmp(want, got, rows * ldc * 4), rm ? "row-major gemm" : "k4 conv gemm", p->name, rows, cols, k4);
+        }
+        free(v), free(s), free(want), free(got);
+    }
+}
+
+static void test_dw(const struct path *p) {
+    for (int trial = 0; trial < 1000; trial++) {
+        size_t taps = 1 + rnd() % 30, n = 1 + rnd() % 100;
+        if (trial % 100 == 0) taps = 140;
+        const uint8_t *rows[200];
+        int32_t w[200], want[128], got[128];
+        for (size_t t = 0; t < taps; t++) {
+            uint8_t *r = malloc(n);
+            for (size_t i = 0; i < n; i++) r[i] = trial % 5 == 0 ? 255 : (uint8_t)rnd();
+            rows[t] = r;
+            w[t] = trial % 5 == 0 ? -255 : (int32_t)(rnd() % 511) - 255;
+            if (trial % 50 == 1) w[t] = (int32_t)(rnd() % 200000) - 100000;  // beyond int16: fallback
+        }
+        int32_t init = (int32_t)(rnd() % 100000) - 50000;
+        perch_qdw_row_scalar(rows, w, taps, n, init, want);
+        p->dw(rows, w, taps, n, init, got);
+        expect(!memcmp(want, got, n * 4), "depthwise row", p->name, taps, n, 0);
+        for (size_t t = 0; t < taps; t++) free((void *)rows[t]);
+    }
+}
+
+static void test_requant(const struct path *p) {
+    for (int trial = 0; trial < 3000; trial++) {
+        size_t n = 1 + rnd() % 40;
+        int32_t acc[64], add[64], mult[64], shift[64];
+        uint8_t want[64], got[64];
+        for (size_t i = 0; i < n; i++) {
+            acc[i] = trial % 3 ? (int32_t)(rnd() % 4000000) - 2000000 : (int32_t)rnd();
+            add[i] = (int32_t)(rnd() % 2000) - 1000;
+            mult[i] = (int32_t)(rnd() >> 1) | (1 << 30);  // QuantizedMultiplier: [2^30, 2^31)
+            shift[i] = (int32_t)(rnd() % 24) - 18;
+        }
+        acc[0] = INT32_MAX;
+        if (n > 1) acc[1] = INT32_MIN;
+        int sign = trial % 2;
+        int32_t zp = (int32_t)(rnd() % 256) - (sign ? 128 : 0), lo = sign ? -128 : 0, hi = sign ? 127 : 255;
+        perch_qrequant_row_scalar(acc, n, add[0], mult[0], shift[0], zp, lo, hi, want);
+        p->row(acc, n, add[0], mult[0], shift[0], zp, lo, hi, got);
+        expect(!memcmp(want, got, n), "requant row", p->name, n, (size_t)(shift[0] + 100), 0);
+        perch_qrequant_cols_scalar(acc, n, add, mult, shift, zp, lo, hi, want);
+        p->cols(acc, n, add, mult, shift, zp, lo, hi, got);
+        expect(!memcmp(want, got, n), "requant columns", p->name, n, 0, 0);
+    }
+}
+
+int main(void) {
+    struct path paths[4];
+    int np = 0, f = perch_cpu_features();
+#if defined(__x86_64__)
+    if (f & PERCH_CPU_AVX2)
+        paths[np++] = (struct path){"avx2", perch_qconv_k4_avx2, perch_qgemm_rm_avx2, perch_qdw_row_avx2_pairs,
+                                    perch_qrequant_row_avx2, perch_qrequant_cols_avx2};
+#elif defined(__aarch64__)
+    paths[np++] = (struct path){"neon", perch_qconv_k4_neon, perch_qgemm_rm_neon, perch_qdw_row_neon16, perch_qrequant_row_neon,
+                                perch_qrequant_cols_neon};
+    if (f & PERCH_CPU_DOTPROD)
+        paths[np++] = (struct path){"neondot", perch_qconv_k4_neondot, perch_qgemm_rm_neondot, perch_qdw_row_neon16,
+                                    perch_qrequant_row_neon, perch_qrequant_cols_neon};
+    if ((f & PERCH_CPU_DOTPROD) && (f & PERCH_CPU_I8MM))
+        paths[np++] = (struct path){"i8mm", perch_qconv_k4_i8mm, perch_qgemm_rm_i8mm, perch_qdw_row_neon16,
+                                    perch_qrequant_row_neon, perch_qrequant_cols_neon};
+#endif
+    for (int i = 0; i < np; i++) {
+        test_k4(&paths[i]);
+        test_dw(&paths[i]);
+        test_requant(&paths[i]);
+        printf("%s ", paths[i].name);
+    }
+    printf("paths: %d checks, %d failed\n", checks, fails);
+    return fails || np == 0;
+}

@@ -275,9 +275,9 @@ PERCH_AVX512F_TARGET static inline void perch_layernorm_row_f32_avx512(const flo
     *invOut = inv;
 }
 // AVX2 + FMA versions (x86-64 without AVX-512): 8 lanes, tails through the scalar references.
-#define PERCH_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define PERCH_AVX2FMA_TARGET __attribute__((target("avx2,fma")))
 
-PERCH_AVX2_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *src, size_t n, float scale, float z, float lo,
+PERCH_AVX2FMA_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *src, size_t n, float scale, float z, float lo,
                                                                   float hi, uint8_t *dst) {
     const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(z), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     size_t i = 0;
@@ -296,7 +296,7 @@ PERCH_AVX2_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *s
     if (i < n) perch_quantize_f32_8bit(src + i, n - i, scale, z, lo, hi, dst + i);
 }
 
-PERCH_AVX2_TARGET static inline void perch_dequantize_8bit_f32_avx2(const uint8_t *src, int isSigned, size_t n, int32_t z,
+PERCH_AVX2FMA_TARGET static inline void perch_dequantize_8bit_f32_avx2(const uint8_t *src, int isSigned, size_t n, int32_t z,
                                                                     float scale, float *dst) {
     const __m256i vz = _mm256_set1_epi32(z);
     const __m256 vs = _mm256_set1_ps(scale);
@@ -310,7 +310,7 @@ PERCH_AVX2_TARGET static inline void perch_dequantize_8bit_f32_avx2(const uint8_
 }
 
 /// perch_expf_poly on 8 lanes (bit-identical).
-PERCH_AVX2_TARGET static inline __m256 perch_expf8_avx2(__m256 x) {
+PERCH_AVX2FMA_TARGET static inline __m256 perch_expf8_avx2(__m256 x) {
     x = _mm256_min_ps(_mm256_set1_ps(PERCH_EXPF_HI), x);
     __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(PERCH_EXPF_LO), _CMP_LT_OQ);
     x = _mm256_max_ps(_mm256_set1_ps(PERCH_EXPF_LO), x);
@@ -330,20 +330,20 @@ PERCH_AVX2_TARGET static inline __m256 perch_expf8_avx2(__m256 x) {
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
 }
 
-PERCH_AVX2_TARGET static inline void perch_expf_avx2(const float *x, size_t n, float *y) {
+PERCH_AVX2FMA_TARGET static inline void perch_expf_avx2(const float *x, size_t n, float *y) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, perch_expf8_avx2(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = perch_expf_poly(x[i]);
 }
 
-PERCH_AVX2_TARGET static inline float perch_hsum256_ps(__m256 v) {
+PERCH_AVX2FMA_TARGET static inline float perch_hsum256_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-PERCH_AVX2_TARGET static inline void perch_softmax_row_f32_avx2(const float *x, float *y, size_t n) {
+PERCH_AVX2FMA_TARGET static inline void perch_softmax_row_f32_avx2(const float *x, float *y, size_t n) {
     __m256 mv = _mm256_set1_ps(-INFINITY);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
@@ -370,7 +370,7 @@ PERCH_AVX2_TARGET static inline void perch_softmax_row_f32_avx2(const float *x, 
     for (; i < n; i++) y[i] *= r;
 }
 
-PERCH_AVX2_TARGET static inline void perch_layernorm_row_f32_avx2(const float *x, size_t n, const float *scale,
+PERCH_AVX2FMA_TARGET static inline void perch_layernorm_row_f32_avx2(const float *x, size_t n, const float *scale,
                                                                   const float *bias, float eps, float *y, float *meanOut,
                                                                   float *invOut) {
     __m256 s = _mm256_setzero_ps();

@@ -1,4 +1,5 @@
-// Every SIMD int8 kernel of CPerchQConv.h / CPerchQGemmSIMD.h against its scalar reference, bit for
+// Every SIMD int8 kernel of CPerchQConv.h / CPerchQGemmSIMD.h (and the elementwise kernels of
+// CPerchElementwise.h) against its scalar reference, bit for
 // bit, on random shapes with ragged tails (columns not a multiple of the kernels' blocks, rows not a
 // multiple of their tiles, strides wider than the data) and extreme values (255 × −128).
 // x86-64: AVX2 kernels; aarch64: NEON, dotprod and i8mm kernels (run under `qemu-aarch64-static
@@ -110,6 +111,72 @@ static void test_requant(const struct path *p) {
     }
 }
 
+/// CPerchElementwise.h: lookup (NEON on aarch64, VBMI on x86 when present), and on x86 the AVX2
+/// and AVX-512 Quantize/Dequantize/exp kernels and QLinearMul, bit for bit with the scalar references.
+static void test_elementwise(void) {
+    uint8_t table[256], src[700], want[700], got[700];
+    for (int i = 0; i < 256; i++) table[i] = (uint8_t)rnd();
+    for (int trial = 0; trial < 200; trial++) {
+        size_t n = trial % 20 == 0 ? 700 : rnd() % 200;
+        for (size_t i = 0; i < n; i++) src[i] = (uint8_t)rnd();
+        perch_lut8_scalar(src, n, table, want);
+#if defined(__aarch64__)
+        perch_lut8_neon(src, n, table, got);
+        expect(!memcmp(want, got, n), "lut8", "neon", n, 0, 0);
+#elif defined(__x86_64__)
+        if (perch_cpu_avx512vbmi()) {
+            perch_lut8_avx512vbmi(src, n, table, got);
+            expect(!memcmp(want, got, n), "lut8", "avx512vbmi", n, 0, 0);
+        }
+#endif
+    }
+#if defined(__x86_64__)
+    float f[700], fw[700], fg[700];
+    int avx2 = (perch_cpu_features() & PERCH_CPU_AVX2) && __builtin_cpu_supports("fma");
+    int avx512 = perch_cpu_features() & PERCH_CPU_AVX512VNNI;
+    for (int trial = 0; trial < 200; trial++) {
+        size_t n = 1 + rnd() % 300;
+        for (size_t i = 0; i < n; i++) f[i] = (float)((int)(rnd() % 8000) - 4000) * 0.0125f, src[i] = (uint8_t)rnd();
+        if (n > 8) f[3] = NAN, f[5] = INFINITY, f[7] = 0.025f;
+        float lo = trial % 2 ? -128 : 0, hi = trial % 2 ? 127 : 255, z = trial % 2 ? -5 : 130;
+        perch_quantize_f32_8bit(f, n, 0.05f, z, lo, hi, want);
+        if (avx2) {
+            perch_quantize_f32_8bit_avx2(f, n, 0.05f, z, lo, hi, got);
+            expect(!memcmp(want, got, n), "quantize", "avx2", n, 0, 0);
+        }
+        if (avx512) {
+            perch_quantize_f32_8bit_avx512(f, n, 0.05f, z, lo, hi, got);
+            expect(!memcmp(want, got, n), "quantize", "avx512", n, 0, 0);
+        }
+        perch_dequantize_8bit_f32_scalar(src, trial % 2, n, 9, 0.037f, fw);
+        if (avx2) {
+            perch_dequantize_8bit_f32_avx2(src, trial % 2, n, 9, 0.037f, fg);
+            expect(!memcmp(fw, fg, n * 4), "dequantize", "avx2", n, 0, 0);
+        }
+        if (avx512) {
+            perch_dequantize_8bit_f32_avx512(src, trial % 2, n, 9, 0.037f, fg);
+            expect(!memcmp(fw, fg, n * 4), "dequantize", "avx512", n, 0, 0);
+        }
+        for (size_t i = 0; i < n; i++) f[i] = (float)((int)(rnd() % 200000) - 100000) * 0.001f, fw[i] = perch_expf_poly(f[i]);
+        if (avx2) {
+            perch_expf_avx2(f, n, fg);
+            expect(!memcmp(fw, fg, n * 4), "expf", "avx2", n, 0, 0);
+        }
+        if (avx512) {
+            perch_expf_avx512(f, n, fg);
+            expect(!memcmp(fw, fg, n * 4), "expf", "avx512", n, 0, 0);
+            uint8_t *b = src + 300;
+            for (size_t i = 0; i < n; i++) b[i] = (uint8_t)rnd();
+            int32_t shift = -(int32_t)(rnd() % 20), mult = 1073741824 + (int32_t)(rnd() % 1073741823);
+            perch_qmul_scalar(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, want);
+            perch_qmul_avx512(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, got);
+            expect(!memcmp(want, got, n), "qmul", "avx512", n, 0, 0);
+        }
+    }
+#endif
+    printf("elementwise ");
+}
+
 int main(void) {
     struct path paths[4];
     int np = 0, f = perch_cpu_features();
@@ -133,6 +200,7 @@ int main(void) {
         test_requant(&paths[i]);
         printf("%s ", paths[i].name);
     }
+    test_elementwise();
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;
 }

@@ -16,6 +16,7 @@
 #include "CPerchSGEMM.h"
 #include "CPerchDepthwiseF32.h"
 #include "CPerchHalf.h"
+#include "CPerchElementwise.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

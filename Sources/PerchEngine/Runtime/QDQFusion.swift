@@ -9,6 +9,7 @@ import PerchGraph
 ///
 /// - DQ(x) → Conv(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearConv (int32 bias, `_qmin`/`_qmax`)
 /// - DQ(x) → MatMul(DQ(w)) / Gemm(DQ(w), [bias]) → [Relu | Clip] → Q  ⇒ QLinearMatMul
+/// - DQ(a) → MatMul(DQ(b)) → [Relu | Clip] → Q with b computed at run time (attention) ⇒ QLinearMatMul
 /// - DQ(a), DQ(b) → Add | Mul → Q  ⇒ QLinearAdd | QLinearMul
 /// - DQ(x) → GlobalAveragePool → Q  ⇒ QLinearGlobalAveragePool
 /// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu | Relu → Q  ⇒ QLinearLookup
@@ -17,7 +18,7 @@ import PerchGraph
 /// - DQ(x₁…xₙ) → Concat → Q ⇒ Concat of the quantized inputs (inputs with another scale first go
 ///   through an identity QLinearLookup, i.e. are requantized)
 ///
-/// Requirements checked: weights and all scales/zero points are constants, activations are
+/// Requirements checked: weights (except that MatMul's) and all scales/zero points are constants, activations are
 /// per-tensor, weights per-tensor or per output channel, the float intermediate has no other
 /// reader and is not a graph output. Everything else is left as is and runs as fake-quant.
 public enum QDQFusion {
@@ -293,8 +294,19 @@ public enum QDQFusion {
                     outputs: [quant.output], attributes: attrs)
     }
 
-    /// Conv / MatMul / Gemm with a per-channel int8 weight constant behind a DequantizeLinear.
+    /// Conv / MatMul / Gemm with a per-channel int8 weight constant behind a DequantizeLinear, or
+    /// a MatMul of two per-tensor activations (attention's Q·Kᵀ and P·V; B packed at run time).
     static func fuseLinear(_ node: Node, _ g: inout Graph, _ producer: [String: Int], _ readers: [String: Int]) -> Node? {
+        if node.op == .matMul, node.inputs.count == 2, let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g),
+           let y = dequantized(node.inputs[1], g, producer), g.initializers[y.input] == nil, isPerTensor(y, g),
+           let (q, qlo, qhi) = activationThenQ(node.outputs[0], g, readers) {
+            var attrs = Attributes()
+            if let o = node.attributes["_opset"] { attrs["_opset"] = o }
+            if qlo != Int.min { attrs["_qmin"] = .int(qlo) }
+            if qhi != Int.max { attrs["_qmax"] = .int(qhi) }
+            return Node(name: node.name, op: .qLinearMatMul, inputs: [x.input, x.scale, x.zero, y.input, y.scale, y.zero, q.scale, q.zero],
+                        outputs: [q.output], attributes: attrs)
+        }
         guard node.inputs.count >= 2, let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g),
               let w = dequantized(node.inputs[1], g, producer), let wq = g.initializers[w.input], wq.dtype == .i8 || wq.dtype == .u8,
               let (q, qlo, qhi) = activationThenQ(node.outputs[0], g, readers) else { return nil }

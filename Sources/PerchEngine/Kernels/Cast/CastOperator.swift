@@ -167,10 +167,14 @@ public enum CastOperator {
         let n = x.count
         let fast = x.dtype == .f32 && scale.dtype == .f32
         if fast && scale.count == 1 && (outType == .u8 || outType == .i8) {
+            let vector = VectorISA.best()
             return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
-                quantizePerTensorF32(args.input(0).pointer(as: Float.self), n, scale: args.input(1).pointer(as: Float.self)[0],
-                                     zeroPoint: hasZero ? Float(args.input(2).int64(0)) : 0, lo: Float(lo), hi: Float(hi),
-                                     to: UnsafeMutableRawPointer(args.output(0).pointer(as: UInt8.self)), signed: outType == .i8)
+                let src = args.input(0).pointer(as: Float.self), dst = args.output(0).pointer(as: UInt8.self)
+                let s = args.input(1).pointer(as: Float.self)[0]
+                let z: Float = hasZero ? Float(args.input(2).int64(0)) : 0
+                parallelElementwise(args, n) { r in
+                    vector.quantize(src + r.lowerBound, r.count, scale: s, zero: z, lo: Float(lo), hi: Float(hi), dst + r.lowerBound)
+                }
             }
         }
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
@@ -212,16 +216,14 @@ public enum CastOperator {
         let isF32 = scale.dtype == .f32
         if isF32 && scale.count == 1 && (x.dtype == .u8 || x.dtype == .i8) {
             let signed = x.dtype == .i8
+            let vector = VectorISA.best()
             return PreparedOp(outputs: [TensorDesc(dtype: .f32, shape: x.shape)]) { args in
                 let z = hasZero ? Int32(args.input(2).int64(0)) : 0
                 let s = args.input(1).pointer(as: Float.self)[0]
                 let dst = args.output(0).pointer(as: Float.self)
-                if signed {
-                    let src = args.input(0).pointer(as: Int8.self)
-                    for i in 0..<n { dst[i] = Float(Int32(src[i]) - z) * s }
-                } else {
-                    let src = args.input(0).pointer(as: UInt8.self)
-                    for i in 0..<n { dst[i] = Float(Int32(src[i]) - z) * s }
+                let src = args.input(0).pointer(as: UInt8.self)
+                parallelElementwise(args, n) { r in
+                    vector.dequantize(src + r.lowerBound, signed: signed, r.count, zero: z, scale: s, dst + r.lowerBound)
                 }
             }
         }

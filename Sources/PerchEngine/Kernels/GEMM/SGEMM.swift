@@ -263,7 +263,10 @@ public func sgemmParallel(
     packed: SGEMMPrepacked = SGEMMPrepacked()
 ) {
     var parts = Swift.min(args.threads, slots)
-    if m * n * k < 65536 { parts = 1 }
+    // Below ~100 µs of work (8M MACs), waking a worker (5–10 µs on idle cores, up to ~90 µs on
+    // shared ones) costs more than it saves: the transformer's 64×128×512 FFN GEMMs ran slower
+    // split in two on shared cores, and gained 5 % on idle ones.
+    if m * n * k < 1 << 23 { parts = 1 }
     let byColumns = n >= m
     let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
     parts = Swift.min(parts, units)

@@ -139,6 +139,27 @@ public enum NormalizationOperator {
         for _ in 1..<Swift.max(outputCount, 1) { outs.append(TensorDesc(dtype: .f32, shape: statShape)) }
         let fast = x.dtype == .f32 && scaleDesc.dtype == .f32 && (!hasBias || ctx.inputs[2]!.dtype == .f32)
         let eps = Double(epsilon)
+        let identity = Array(0..<n)
+        if fast && scaleIndex == identity && (!hasBias || biasIndex == identity) {
+            // Scale and B cover the whole row: the vectorized row kernel, rows split between threads
+            // when the tensor is large.
+            let vector = VectorISA.best()
+            return PreparedOp(outputs: outs) { args in
+                let px = args.input(0).pointer(as: Float.self), py = args.output(0).pointer(as: Float.self)
+                let scale = UnsafePointer(args.input(1).pointer(as: Float.self))
+                let bias: UnsafePointer<Float>? = hasBias ? UnsafePointer(args.input(2).pointer(as: Float.self)) : nil
+                let pMean: UnsafeMutablePointer<Float>? = args.outputs.count > 1 ? args.output(1).pointer(as: Float.self) : nil
+                let pInv: UnsafeMutablePointer<Float>? = args.outputs.count > 2 ? args.output(2).pointer(as: Float.self) : nil
+                let parts = outer * n >= 65536 ? Swift.min(args.threads, outer) : 1
+                args.parallelFor(parts) { p in
+                    for o in splitRange(outer, parts: parts, part: p) {
+                        let (mean, inv) = vector.layerNormRow(px + o * n, n, scale: scale, bias: bias, epsilon: epsilon, py + o * n)
+                        pMean?[o] = mean
+                        pInv?[o] = inv
+                    }
+                }
+            }
+        }
         return PreparedOp(outputs: outs) { args in
             let wantMean = args.outputs.count > 1
             let wantInv = args.outputs.count > 2

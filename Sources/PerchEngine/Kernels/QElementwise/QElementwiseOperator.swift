@@ -63,15 +63,62 @@ public enum QElementwiseOperator {
             tb[v] = isAdd ? multiplyByQuantizedMultiplier(yb << leftShift, qb) : yb
         }
         let qOut = isAdd ? qAddOut : qMulOut
-        if shape.reduce(1, *) >= 4096 {
+        let vector = VectorISA.best()
+        /// The output code of one (a, b) code pair: the formula of every path below.
+        func pair(_ x: Int, _ y: Int) -> UInt8 {
+            let t = isAdd ? ta[x] &+ tb[y] : ta[x] &* tb[y]
+            return UInt8(truncatingIfNeeded: perch_requant1(t, qOut.multiplier, qOut.shift, zy, lo, hi))
+        }
+        let total = shape.reduce(1, *)
+        if (a.count == 1 || b.count == 1) && total >= 64 {
+            // One operand is a single code: the op is a 256-entry table of the other operand's
+            // codes, built here when that code is a constant, else per run (256 formulas).
+            let scalarIsA = a.count == 1
+            let tensorIndex = scalarIsA ? 3 : 0, scalarIndex = scalarIsA ? 0 : 3
+            var fixed: [UInt8] = []
+            if let v = ctx.value(scalarIndex), v.bytes.count == 1 {
+                let c = Int(v.bytes[0])
+                fixed = [UInt8](repeating: 0, count: 256)
+                for t in 0..<256 { fixed[t] = scalarIsA ? pair(c, t) : pair(t, c) }
+            }
+            let table = fixed
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)], scratchBytes: table.isEmpty ? 256 : 0) { args in
+                let src = UnsafeRawPointer(args.input(tensorIndex).data).assumingMemoryBound(to: UInt8.self)
+                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                if table.isEmpty {
+                    let c = Int(UnsafeRawPointer(args.input(scalarIndex).data).assumingMemoryBound(to: UInt8.self)[0])
+                    let t = args.scratch!.assumingMemoryBound(to: UInt8.self)
+                    for v in 0..<256 { t[v] = scalarIsA ? pair(c, v) : pair(v, c) }
+                    parallelElementwise(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
+                    return
+                }
+                table.withUnsafeBufferPointer { tb in
+                    let t = tb.baseAddress!
+                    parallelElementwise(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
+                }
+            }
+        }
+        if !isAdd && plan.innerStrides[0] == 1 && plan.innerStrides[1] == 1 {
+            // Mul of two runs: the product requantized in SIMD (perch_qmul_*), rows split between
+            // threads when large.
+            return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
+                let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
+                let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
+                let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+                parallelElementwise(args, total) { r in
+                    forEachRowSpan(plan, r) { o, i0, n in
+                        vector.qmul(pA + plan.rowOffsets[0][o] + i0, aSigned: aI8, za: za, pB + plan.rowOffsets[1][o] + i0, bSigned: bI8, zb: zb,
+                                    n, qOut, zy: zy, lo: lo, hi: hi, out + o * plan.inner + i0)
+                    }
+                }
+            }
+        }
+        if total >= 4096 {
             // Large tensors: every (a, b) byte pair once, into a 64 KiB table (one load per
             // element beats the term tables + requantization at run time).
             var table = [UInt8](repeating: 0, count: 65536)
             for x in 0..<256 {
-                for y in 0..<256 {
-                    let t = isAdd ? ta[x] &+ tb[y] : ta[x] &* tb[y]
-                    table[x << 8 | y] = UInt8(truncatingIfNeeded: perch_requant1(t, qOut.multiplier, qOut.shift, zy, lo, hi))
-                }
+                for y in 0..<256 { table[x << 8 | y] = pair(x, y) }
             }
             return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
                 let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
@@ -80,13 +127,15 @@ public enum QElementwiseOperator {
                 let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
                 table.withUnsafeBufferPointer { tb in
                     let t = tb.baseAddress!
-                    for o in 0..<plan.outer {
-                        let rA = pA + plan.rowOffsets[0][o], rB = pB + plan.rowOffsets[1][o]
-                        let dst = out + o * plan.inner
-                        if sA == 1 && sB == 1 {
-                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
-                        } else {
-                            for i in 0..<plan.inner { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
+                    parallelElementwise(args, total) { r in
+                        forEachRowSpan(plan, r) { o, i0, n in
+                            let rA = pA + plan.rowOffsets[0][o] + i0 * sA, rB = pB + plan.rowOffsets[1][o] + i0 * sB
+                            let dst = out + o * plan.inner + i0
+                            if sA == 1 && sB == 1 {
+                                for i in 0..<n { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }
+                            } else {
+                                for i in 0..<n { dst[i] = t[Int(rA[i * sA]) << 8 | Int(rB[i * sB])] }
+                            }
                         }
                     }
                 }
@@ -113,6 +162,19 @@ public enum QElementwiseOperator {
                     }
                 }
             } }
+        }
+    }
+
+    /// Calls `body(row, firstColumn, count)` for the parts of the plan's rows that the flat
+    /// output range `r` covers.
+    @inline(__always)
+    static func forEachRowSpan(_ plan: BroadcastPlan, _ r: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+        var i = r.lowerBound
+        while i < r.upperBound {
+            let o = i / plan.inner, c = i - o * plan.inner
+            let n = Swift.min(plan.inner - c, r.upperBound - i)
+            body(o, c, n)
+            i += n
         }
     }
 
@@ -201,11 +263,13 @@ public enum QElementwiseOperator {
             let py = try QuantParams(ctx, scale: 3, zero: 4, dtypeIfNoZero: xType)
             let table = t.bytes
             let n = x.count
+            let vector = VectorISA.best()
             return PreparedOp(outputs: [TensorDesc(dtype: py.dtype, shape: x.shape)]) { args in
                 let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
                 let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
                 table.withUnsafeBufferPointer { tb in
-                    for i in 0..<n { dst[i] = tb[Int(src[i])] }
+                    let t = tb.baseAddress!
+                    parallelElementwise(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
                 }
             }
         }
@@ -218,11 +282,13 @@ public enum QElementwiseOperator {
         let table = lookupTable(f, inType: xType, inScale: px.scale(0), inZero: px.zero(0), outType: outType,
                                 outScale: py.scale(0), outZero: py.zero(0))
         let n = x.count
+        let vector = VectorISA.best()
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: x.shape)]) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-            table.withUnsafeBufferPointer { t in
-                for i in 0..<n { dst[i] = t[Int(src[i])] }
+            table.withUnsafeBufferPointer { tb in
+                let t = tb.baseAddress!
+                parallelElementwise(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
             }
         }
     }

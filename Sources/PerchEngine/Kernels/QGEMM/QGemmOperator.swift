@@ -1,7 +1,8 @@
 import PerchGraph
 
 /// Prepares the quantized dense ops: QLinearMatMul, MatMulInteger and com.microsoft's QGemm.
-/// The weight operand (B) must be a constant; it is packed once. A is processed in blocks of
+/// The weight operand (B) is a constant, packed once (QLinearMatMul with a run-time B:
+/// QLinearMatMulDynamic). A is processed in blocks of
 /// `QGemmOperator.rowBlock` rows (pack → int8 GEMM → requantize), so the row range is the unit
 /// a thread pool can split.
 ///
@@ -23,6 +24,8 @@ public enum QGemmOperator {
             return try prepareLinear(ctx, a: 0, aScale: 1, aZero: 2, b: 3, bScale: 4, bZero: 5, bias: 6,
                                      yScale: 7, yZero: 8, transB: ctx.attributes.int("transB", default: 0) != 0)
         default:  // QLinearMatMul
+            let bRank = try ctx.input(3).rank
+            if ctx.value(3) == nil || bRank != 2 { return try QLinearMatMulDynamic.prepare(ctx) }
             return try prepareLinear(ctx, a: 0, aScale: 1, aZero: 2, b: 3, bScale: 4, bZero: 5, bias: 8,
                                      yScale: 6, yZero: 7, transB: false)
         }
@@ -111,9 +114,13 @@ public enum QGemmOperator {
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
+        // Row blocks are split over the pool's threads, one scratch slot each, from about 50 µs of
+        // work (8M MACs): waking a worker costs 5–10 µs on idle cores and up to ~60 µs on shared
+        // ones (the transformer's 64×128×512 FFN MatMuls, ~25 µs, ran 3× slower split in two).
+        let threads = rows * n * layer.kp >= 1 << 23 ? ctx.threads : 1
         // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
         // kernel's 4-row tile).
-        let block = ctx.threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + ctx.threads - 1) / ctx.threads + 3) / 4 * 4)) : rowBlock
+        let block = threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + threads - 1) / threads + 3) / 4 * 4)) : rowBlock
         let kp = layer.kp
         let packBytes = block * kp
         let accOffset = MemoryPlannerAlign.up(packBytes)
@@ -121,8 +128,6 @@ public enum QGemmOperator {
         let slot = MemoryPlannerAlign.up(sumOffset + block * 4)
         let outBytes = outType.byteSize
         let blocks = (rows + block - 1) / block
-        let threads = ctx.threads
-        // Row blocks are split over the pool's threads, one scratch slot each.
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: outShape)], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(ai).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data

@@ -29,6 +29,18 @@ public enum SoftmaxOperator {
                 (outer, n, inner) = (product(x.shape[0..<axis]), product(x.shape[axis...]), 1)
             }
         }
+        if x.dtype == .f32 && inner == 1 && !isLog && n >= 16 {
+            // Contiguous rows (attention): the vectorized exp of CPerchElementwise.h, rows split
+            // between threads when the tensor is large.
+            let vector = VectorISA.best()
+            return PreparedOp(outputs: [x]) { args in
+                let px = args.input(0).pointer(as: Float.self), py = args.output(0).pointer(as: Float.self)
+                let parts = outer * n >= 65536 ? Swift.min(args.threads, outer) : 1
+                args.parallelFor(parts) { p in
+                    for o in splitRange(outer, parts: parts, part: p) { vector.softmaxRow(px + o * n, py + o * n, n) }
+                }
+            }
+        }
         if x.dtype == .f32 {
             return PreparedOp(outputs: [x]) { args in
                 softmaxF32(args.input(0).pointer(as: Float.self), args.output(0).pointer(as: Float.self), outer, n, inner, isLog)
@@ -55,10 +67,6 @@ public enum SoftmaxOperator {
     }
 
     static func softmaxF32(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ outer: Int, _ n: Int, _ inner: Int, _ isLog: Bool) {
-        if inner == 1 && !isLog && n >= 16 {
-            for o in 0..<outer { softmaxRowF32(x + o * n, y + o * n, n) }
-            return
-        }
         for o in 0..<outer {
             for j in 0..<inner {
                 let px = x + o * n * inner + j
@@ -81,44 +89,5 @@ public enum SoftmaxOperator {
                 }
             }
         }
-    }
-
-    /// One contiguous row (the attention case: Softmax over the last axis): max and scaling eight
-    /// lanes at a time, exp per element. Same operations in the same order per element as the
-    /// strided loop, except the max, which is exact in any order; the sum is accumulated in eight
-    /// partial sums (a different rounding order, within float tolerance).
-    static func softmaxRowF32(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        let raw = UnsafeRawPointer(x), out = UnsafeMutableRawPointer(y)
-        var mv = SIMD8<Float>(repeating: -.infinity)
-        var k = 0
-        while k + 8 <= n {
-            mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self))
-            k += 8
-        }
-        var m = mv.max()
-        while k < n { m = Swift.max(m, x[k]); k += 1 }
-        var sums = SIMD8<Float>(repeating: 0)
-        k = 0
-        while k + 8 <= n {
-            var e = SIMD8<Float>()
-            for l in 0..<8 { e[l] = perch_expf(x[k + l] - m) }
-            out.storeBytes(of: e, toByteOffset: k * 4, as: SIMD8<Float>.self)
-            sums += e
-            k += 8
-        }
-        var sum = sums.sum()
-        while k < n {
-            let e = perch_expf(x[k] - m)
-            y[k] = e
-            sum += e
-            k += 1
-        }
-        let r = SIMD8<Float>(repeating: 1 / sum)
-        k = 0
-        while k + 8 <= n {
-            out.storeBytes(of: out.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self) * r, toByteOffset: k * 4, as: SIMD8<Float>.self)
-            k += 8
-        }
-        while k < n { y[k] *= r[0]; k += 1 }
     }
 }

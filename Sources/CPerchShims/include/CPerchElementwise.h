@@ -1,0 +1,438 @@
+#ifndef CPERCH_ELEMENTWISE_H
+#define CPERCH_ELEMENTWISE_H
+// Elementwise kernels of the int8 transformer path (PerchEngine's QElementwise, Cast, Softmax and
+// LayerNormalization operators). Each SIMD kernel has a scalar reference beside it:
+//
+// - perch_lut8_*: dst[i] = table[src[i]] (256-byte table): QLinearLookup, and QLinearAdd/Mul with
+//   a one-element operand (the table is the op applied to every code). Bit-exact on every ISA.
+// - perch_qmul_*: QLinearMul of two 8-bit tensors: requant((a − za)·(b − zb)) with TFLite's
+//   fixed-point requantization (perch_requant1 / perch_requant16_avx512). Bit-exact.
+// - perch_quantize_f32_8bit_avx512 / perch_dequantize_8bit_f32_*: per-tensor QuantizeLinear and
+//   DequantizeLinear; the same float operations as the scalar references, so bit-exact.
+// - perch_expf_poly / perch_expf16_avx512: Cephes' expf polynomial (about 2 ulp from libm's expf),
+//   the same fused multiply-adds in the scalar and SIMD versions, so they agree bit for bit.
+// - perch_softmax_row_f32_*: one contiguous Softmax row; the SIMD sum uses 16 partial sums (a
+//   different rounding order than the scalar reference, within float tolerance).
+// - perch_layernorm_row_f32_*: one LayerNormalization row with per-element scale and bias; sums in
+//   partial sums as above.
+// x86-64 has AVX-512 (F/BW/VL/DQ, VBMI for the lookup) and AVX2+FMA versions (no AVX2 lookup or
+// Mul: those stay scalar there); aarch64 has a NEON lookup.
+#include <stdint.h>
+#include <stddef.h>
+#include <math.h>
+#include "CPerchQConv.h"
+
+// MARK: byte lookup
+
+static inline void perch_lut8_scalar(const uint8_t *src, size_t n, const uint8_t *table, uint8_t *dst) {
+    for (size_t i = 0; i < n; i++) dst[i] = table[src[i]];
+}
+
+// MARK: QLinearMul
+
+/// out[i] = requant((a[i] − za)·(b[i] − zb)), codes read as int8 when aSigned / bSigned.
+static inline void perch_qmul_scalar(const uint8_t *a, int aSigned, int32_t za, const uint8_t *b, int bSigned, int32_t zb,
+                                     size_t n, int32_t mult, int32_t shift, int32_t zy, int32_t lo, int32_t hi,
+                                     uint8_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        int32_t x = (aSigned ? (int32_t)(int8_t)a[i] : (int32_t)a[i]) - za;
+        int32_t y = (bSigned ? (int32_t)(int8_t)b[i] : (int32_t)b[i]) - zb;
+        out[i] = (uint8_t)perch_requant1(x * y, mult, shift, zy, lo, hi);
+    }
+}
+
+// MARK: DequantizeLinear
+
+/// dst[i] = (float)(src[i] − z) · scale (codes read as int8 when isSigned).
+static inline void perch_dequantize_8bit_f32_scalar(const uint8_t *src, int isSigned, size_t n, int32_t z, float scale,
+                                                    float *dst) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (float)((isSigned ? (int32_t)(int8_t)src[i] : (int32_t)src[i]) - z) * scale;
+}
+
+// MARK: exp, Softmax, LayerNormalization
+
+#define PERCH_EXPF_LO -87.0f
+#define PERCH_EXPF_HI 88.0f
+
+/// Cephes expf: n = round(x·log2 e), r = x − n·ln2 (two parts), e^r by a degree-7 polynomial,
+/// times 2^n. Below −87 the result is 0 (libm returns < 1.7e-38 there), above 88 it is e^88 (for
+/// Softmax, whose inputs are ≤ 0, neither matters); NaN stays NaN.
+static inline float perch_expf_poly(float x) {
+    x = x > PERCH_EXPF_HI ? PERCH_EXPF_HI : x;
+    int under = x < PERCH_EXPF_LO;
+    x = x < PERCH_EXPF_LO ? PERCH_EXPF_LO : x;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r);
+    p = p + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    float e = p * scale;
+    return under ? 0.0f : e;
+}
+
+/// Softmax of one contiguous row (n ≥ 1): y = exp(x − max) / Σ exp(x − max).
+static inline void perch_softmax_row_f32_scalar(const float *x, float *y, size_t n) {
+    float m = x[0];
+    for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        float e = perch_expf_poly(x[i] - m);
+        y[i] = e;
+        sum += e;
+    }
+    float r = 1.0f / sum;
+    for (size_t i = 0; i < n; i++) y[i] *= r;
+}
+
+/// LayerNormalization of one row: y = (x − mean)·inv·scale + bias (bias may be NULL),
+/// inv = 1/sqrt(var + eps). Writes mean and inv.
+static inline void perch_layernorm_row_f32_scalar(const float *x, size_t n, const float *scale, const float *bias, float eps,
+                                                  float *y, float *meanOut, float *invOut) {
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    float sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        sq += d * d;
+    }
+    float inv = 1.0f / sqrtf(sq / (float)n + eps);
+    for (size_t i = 0; i < n; i++) {
+        float v = (x[i] - mean) * inv * scale[i];
+        y[i] = bias ? v + bias[i] : v;
+    }
+    *meanOut = mean;
+    *invOut = inv;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// AVX-512 VBMI (vpermt2b), which Ice Lake and Zen 4 have and Skylake-X does not.
+static inline int perch_cpu_avx512vbmi(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512f");
+}
+
+#define PERCH_VBMI_TARGET __attribute__((target("avx512vbmi,avx512bw,avx512f")))
+#define PERCH_AVX512F_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+/// 64 bytes per step: two 128-entry vpermt2b lookups, chosen by each index's top bit.
+PERCH_VBMI_TARGET static inline void perch_lut8_avx512vbmi(const uint8_t *src, size_t n, const uint8_t *table,
+                                                           uint8_t *dst) {
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i x = _mm512_loadu_si512(src + i);
+        __m512i lo = _mm512_permutex2var_epi8(t0, x, t1), hi = _mm512_permutex2var_epi8(t2, x, t3);
+        _mm512_storeu_si512(dst + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi));
+    }
+    if (i < n) {
+        __mmask64 m = (__mmask64)(~0ull >> (64 - (n - i)));
+        __m512i x = _mm512_maskz_loadu_epi8(m, src + i);
+        __m512i lo = _mm512_permutex2var_epi8(t0, x, t1), hi = _mm512_permutex2var_epi8(t2, x, t3);
+        _mm512_mask_storeu_epi8(dst + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi));
+    }
+}
+
+PERCH_AVX512_TARGET static inline __m512i perch_load16_8bit_epi32(const uint8_t *p, int isSigned, __mmask16 m) {
+    __m128i v = _mm_maskz_loadu_epi8(m, p);
+    return isSigned ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+PERCH_AVX512_TARGET static inline void perch_qmul_avx512(const uint8_t *a, int aSigned, int32_t za, const uint8_t *b,
+                                                         int bSigned, int32_t zb, size_t n, int32_t mult, int32_t shift,
+                                                         int32_t zy, int32_t lo, int32_t hi, uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const __m512i vmult = _mm512_set1_epi64(mult), vzp = _mm512_set1_epi32(zy), vlo = _mm512_set1_epi32(lo),
+                  vhi = _mm512_set1_epi32(hi), vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512i x = _mm512_sub_epi32(perch_load16_8bit_epi32(a + i, aSigned, m), vza);
+        __m512i y = _mm512_sub_epi32(perch_load16_8bit_epi32(b + i, bSigned, m), vzb);
+        __m512i q = perch_requant16_avx512(_mm512_mullo_epi32(x, y), left, right, vmult, vzp, vlo, vhi);
+        _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(q));
+    }
+}
+
+/// perch_quantize_f32_8bit (CPerchQConv.h) 16 lanes at a time: divide, round half to even,
+/// add the zero point, saturate, NaN to the zero point.
+PERCH_AVX512F_TARGET static inline void perch_quantize_f32_8bit_avx512(const float *src, size_t n, float scale, float z,
+                                                                       float lo, float hi, uint8_t *dst) {
+    const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(z), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, src + i), vs);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+        v = _mm512_mask_mov_ps(v, nan, vz);
+        _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+    }
+}
+
+PERCH_AVX512F_TARGET static inline void perch_dequantize_8bit_f32_avx512(const uint8_t *src, int isSigned, size_t n, int32_t z,
+                                                                         float scale, float *dst) {
+    const __m512i vz = _mm512_set1_epi32(z);
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512i x = _mm512_sub_epi32(perch_load16_8bit_epi32(src + i, isSigned, m), vz);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(x), vs));
+    }
+}
+
+/// perch_expf_poly on 16 lanes (bit-identical).
+PERCH_AVX512F_TARGET static inline __m512 perch_expf16_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(PERCH_EXPF_HI), x);  // NaN in x stays NaN (second operand)
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(PERCH_EXPF_LO), _CMP_LT_OQ);
+    x = _mm512_max_ps(_mm512_set1_ps(PERCH_EXPF_LO), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    return _mm512_mask_mov_ps(e, under, _mm512_setzero_ps());
+}
+
+/// Writes exp of n floats (the test hook for perch_expf16_avx512).
+PERCH_AVX512F_TARGET static inline void perch_expf_avx512(const float *x, size_t n, float *y) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, perch_expf16_avx512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+PERCH_AVX512F_TARGET static inline void perch_softmax_row_f32_avx512(const float *x, float *y, size_t n) {
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
+    float m = _mm512_reduce_max_ps(mv);
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sums = _mm512_setzero_ps();
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = perch_expf16_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(y + i, k, e);
+        sums = _mm512_add_ps(sums, e);
+    }
+    const __m512 r = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sums));
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), r));
+    }
+}
+
+PERCH_AVX512F_TARGET static inline void perch_layernorm_row_f32_avx512(const float *x, size_t n, const float *scale,
+                                                                       const float *bias, float eps, float *y,
+                                                                       float *meanOut, float *invOut) {
+    __m512 s = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(k, x + i));
+    }
+    float mean = _mm512_reduce_add_ps(s) / (float)n;
+    const __m512 vm = _mm512_set1_ps(mean);
+    __m512 sq = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), vm);
+        sq = _mm512_add_ps(sq, _mm512_mul_ps(d, d));
+    }
+    float inv = 1.0f / sqrtf(_mm512_reduce_add_ps(sq) / (float)n + eps);
+    const __m512 vi = _mm512_set1_ps(inv);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm), vi),
+                                 _mm512_maskz_loadu_ps(k, scale + i));
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + i));
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+    *meanOut = mean;
+    *invOut = inv;
+}
+// AVX2 + FMA versions (x86-64 without AVX-512): 8 lanes, tails through the scalar references.
+#define PERCH_AVX2FMA_TARGET __attribute__((target("avx2,fma")))
+
+PERCH_AVX2FMA_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *src, size_t n, float scale, float z, float lo,
+                                                                  float hi, uint8_t *dst) {
+    const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(z), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(src + i), vs);
+        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        v = _mm256_add_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+        v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+        v = _mm256_blendv_ps(v, vz, nan);
+        __m256i q = _mm256_cvttps_epi32(v);
+        __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        // Codes are in [lo, hi] ⊂ [−128, 255]: signed packing is exact for int8, unsigned for uint8.
+        __m128i q8 = lo < 0 ? _mm_packs_epi16(q16, q16) : _mm_packus_epi16(q16, q16);
+        _mm_storel_epi64((__m128i *)(dst + i), q8);
+    }
+    if (i < n) perch_quantize_f32_8bit(src + i, n - i, scale, z, lo, hi, dst + i);
+}
+
+PERCH_AVX2FMA_TARGET static inline void perch_dequantize_8bit_f32_avx2(const uint8_t *src, int isSigned, size_t n, int32_t z,
+                                                                    float scale, float *dst) {
+    const __m256i vz = _mm256_set1_epi32(z);
+    const __m256 vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(src + i));
+        __m256i x = _mm256_sub_epi32(isSigned ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b), vz);
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(x), vs));
+    }
+    if (i < n) perch_dequantize_8bit_f32_scalar(src + i, isSigned, n - i, z, scale, dst + i);
+}
+
+/// perch_expf_poly on 8 lanes (bit-identical).
+PERCH_AVX2FMA_TARGET static inline __m256 perch_expf8_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_set1_ps(PERCH_EXPF_HI), x);
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(PERCH_EXPF_LO), _CMP_LT_OQ);
+    x = _mm256_max_ps(_mm256_set1_ps(PERCH_EXPF_LO), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+}
+
+PERCH_AVX2FMA_TARGET static inline void perch_expf_avx2(const float *x, size_t n, float *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, perch_expf8_avx2(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = perch_expf_poly(x[i]);
+}
+
+PERCH_AVX2FMA_TARGET static inline float perch_hsum256_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+PERCH_AVX2FMA_TARGET static inline void perch_softmax_row_f32_avx2(const float *x, float *y, size_t n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mv);
+    float m = lanes[0];
+    for (int l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 sums = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = perch_expf8_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(y + i, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    float sum = perch_hsum256_ps(sums);
+    for (; i < n; i++) {
+        y[i] = perch_expf_poly(x[i] - m);
+        sum += y[i];
+    }
+    const float r = 1.0f / sum;
+    const __m256 vr = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vr));
+    for (; i < n; i++) y[i] *= r;
+}
+
+PERCH_AVX2FMA_TARGET static inline void perch_layernorm_row_f32_avx2(const float *x, size_t n, const float *scale,
+                                                                  const float *bias, float eps, float *y, float *meanOut,
+                                                                  float *invOut) {
+    __m256 s = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float sum = perch_hsum256_ps(s);
+    for (; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    const __m256 vm = _mm256_set1_ps(mean);
+    __m256 sq = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        sq = _mm256_add_ps(sq, _mm256_mul_ps(d, d));
+    }
+    float sqs = perch_hsum256_ps(sq);
+    for (; i < n; i++) {
+        float d = x[i] - mean;
+        sqs += d * d;
+    }
+    float inv = 1.0f / sqrtf(sqs / (float)n + eps);
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi), _mm256_loadu_ps(scale + i));
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) {
+        float v = (x[i] - mean) * inv * scale[i];
+        y[i] = bias ? v + bias[i] : v;
+    }
+    *meanOut = mean;
+    *invOut = inv;
+}
+#endif  // __x86_64__
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+/// 16 bytes per step: vqtbl4q over the first 64 entries, vqtbx4q over the other three quarters
+/// (an index outside a quarter's 0..63 leaves the lane as it is).
+static inline void perch_lut8_neon(const uint8_t *src, size_t n, const uint8_t *table, uint8_t *dst) {
+    const uint8x16x4_t t0 = vld1q_u8_x4(table), t1 = vld1q_u8_x4(table + 64);
+    const uint8x16x4_t t2 = vld1q_u8_x4(table + 128), t3 = vld1q_u8_x4(table + 192);
+    const uint8x16_t c64 = vdupq_n_u8(64);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x16_t x = vld1q_u8(src + i);
+        uint8x16_t r = vqtbl4q_u8(t0, x);
+        x = vsubq_u8(x, c64);
+        r = vqtbx4q_u8(r, t1, x);
+        x = vsubq_u8(x, c64);
+        r = vqtbx4q_u8(r, t2, x);
+        x = vsubq_u8(x, c64);
+        r = vqtbx4q_u8(r, t3, x);
+        vst1q_u8(dst + i, r);
+    }
+    for (; i < n; i++) dst[i] = table[src[i]];
+}
+#endif  // __aarch64__
+
+#if !defined(__x86_64__)
+static inline int perch_cpu_avx512vbmi(void) { return 0; }
+#endif
+
+#endif

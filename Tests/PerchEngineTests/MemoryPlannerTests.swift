@@ -32,4 +32,16 @@ final class MemoryPlannerTests: XCTestCase {
         XCTAssertEqual(plan.lowerBound, 192)
         XCTAssertEqual(plan.arenaBytes, 192)
     }
+
+    /// Largest-first alone leaves a hole here (576 B); another order reaches the lower bound.
+    func testTriesOrdersUntilTheLowerBoundFits() {
+        let plan = MemoryPlanner.plan([
+            .init(bytes: 256, firstStep: 3, lastStep: 5),
+            .init(bytes: 192, firstStep: 2, lastStep: 4),
+            .init(bytes: 128, firstStep: 0, lastStep: 2),
+            .init(bytes: 256, firstStep: 0, lastStep: 0),
+        ])
+        XCTAssertEqual(plan.lowerBound, 448)
+        XCTAssertEqual(plan.arenaBytes, 448)
+    }
 }

@@ -16,42 +16,117 @@ enum { PERCH_SGEMM_MR = 6, PERCH_SGEMM_NR = 16 };
 /// Kernel variants; `perch_sgemm_best()` picks the fastest this CPU runs.
 enum { PERCH_SGEMM_SCALAR = 0, PERCH_SGEMM_AVX2 = 1, PERCH_SGEMM_AVX512 = 2, PERCH_SGEMM_NEON = 3 };
 
-static inline void perch_sgemm_store_tile(const float *tile, float *c, long ldc, long rows, long cols, int add) {
+/// What a micro-kernel does with its tile besides storing it (the fused Conv/Gemm epilogue).
+/// `bias` (may be NULL; read only when the tile does not accumulate into C) gives each of the
+/// tile's rows a starting value, so C needs no bias pass first; `clamp` != 0 clamps the final
+/// values to [lo, hi] with Clip's expression (v < lo ? lo : v > hi ? hi : v; NaN passes), which
+/// folds a following Relu/Clip in while the tile is in registers.
+typedef struct {
+    const float *bias;
+    int clamp;
+    float lo, hi;
+} perch_sgemm_epilogue;
+
+static inline float perch_clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+static inline void perch_sgemm_store_tile(const float *tile, float *c, long ldc, long rows, long cols, int add,
+                                          const perch_sgemm_epilogue *ep) {
     for (long r = 0; r < rows; r++) {
         float *cr = c + r * ldc;
         const float *tr = tile + r * PERCH_SGEMM_NR;
         if (add) { for (long j = 0; j < cols; j++) cr[j] += tr[j]; }
+        else if (ep && ep->bias) { float b = ep->bias[r]; for (long j = 0; j < cols; j++) cr[j] = b + tr[j]; }
         else { for (long j = 0; j < cols; j++) cr[j] = tr[j]; }
+        if (ep && ep->clamp) { for (long j = 0; j < cols; j++) cr[j] = perch_clampf(cr[j], ep->lo, ep->hi); }
+    }
+}
+
+/// Clamps n floats in place with Clip's expression (a Relu/Clip fused into a kernel that has no
+/// epilogue of its own, run on a block still in cache).
+static inline void perch_clamp_f32(float *y, long n, float lo, float hi) {
+    for (long i = 0; i < n; i++) y[i] = perch_clampf(y[i], lo, hi);
+}
+
+/// Packs rows p0…p0+kc of a row-major B (row stride ldb) from column j0, `cols` ≤ 16 columns,
+/// into one kc × 16 panel, zero-padding the missing columns.
+static inline void perch_sgemm_pack_b_rows(long kc, long cols, const float *b, long ldb, float *dst) {
+    if (cols == PERCH_SGEMM_NR) {
+        for (long p = 0; p < kc; p++) __builtin_memcpy(dst + p * PERCH_SGEMM_NR, b + p * ldb, PERCH_SGEMM_NR * sizeof(float));
+        return;
+    }
+    for (long p = 0; p < kc; p++) {
+        float *d = dst + p * PERCH_SGEMM_NR;
+        const float *s = b + p * ldb;
+        long j = 0;
+        for (; j < cols; j++) d[j] = s[j];
+        for (; j < PERCH_SGEMM_NR; j++) d[j] = 0.0f;
     }
 }
 
 /// The reference: plain C, same summation order as the SIMD kernels (p ascending, one fused or
 /// unfused multiply-add per step), so results agree to rounding.
 static inline void perch_sgemm_6x16_scalar(long kc, const float *a, const float *b, float *c, long ldc,
-                                           long rows, long cols, int add) {
+                                           long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
     float acc[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
-    for (int i = 0; i < PERCH_SGEMM_MR * PERCH_SGEMM_NR; i++) acc[i] = 0.0f;
+    for (int r = 0; r < PERCH_SGEMM_MR; r++) {
+        float b0 = (!add && ep && ep->bias && r < rows) ? ep->bias[r] : 0.0f;
+        for (int j = 0; j < PERCH_SGEMM_NR; j++) acc[r * PERCH_SGEMM_NR + j] = b0;
+    }
     for (long p = 0; p < kc; p++) {
         for (int r = 0; r < PERCH_SGEMM_MR; r++) {
             float av = a[p * PERCH_SGEMM_MR + r];
             for (int j = 0; j < PERCH_SGEMM_NR; j++) acc[r * PERCH_SGEMM_NR + j] += av * b[p * PERCH_SGEMM_NR + j];
         }
     }
-    perch_sgemm_store_tile(acc, c, ldc, rows, cols, add);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(acc, c, ldc, rows, cols, add, &rest);
+}
+
+/// Row r's starting value: bias[r] when the epilogue has one and the tile does not accumulate.
+static inline float perch_sgemm_row_start(const perch_sgemm_epilogue *ep, int add, long rows, long r) {
+    return (!add && ep && ep->bias && r < rows) ? ep->bias[r] : 0.0f;
 }
 
 #if defined(__x86_64__)
+/// The right edge of C when at most 8 columns are left (e.g. 100 pixels = 6 × 16 + 4): one ymm
+/// per row instead of a zmm (or two ymm), half the FMA work of a 16-wide tile; same summation
+/// order. B panels keep their 16-float stride.
+__attribute__((target("avx2,fma")))
+static inline void perch_sgemm_6x8_avx2(long kc, const float *a, const float *b, float *c, long ldc,
+                                        long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
+    __m256 c0 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 0)), c1 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 1));
+    __m256 c2 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 2)), c3 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 3));
+    __m256 c4 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 4)), c5 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 5));
+    for (long p = 0; p < kc; p++) {
+        __m256 bv = _mm256_loadu_ps(b);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), bv, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), bv, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), bv, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), bv, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), bv, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), bv, c5);
+        a += PERCH_SGEMM_MR;
+        b += PERCH_SGEMM_NR;
+    }
+    float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    _mm256_storeu_ps(tile + 0, c0); _mm256_storeu_ps(tile + 16, c1); _mm256_storeu_ps(tile + 32, c2);
+    _mm256_storeu_ps(tile + 48, c3); _mm256_storeu_ps(tile + 64, c4); _mm256_storeu_ps(tile + 80, c5);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
+}
+
 __attribute__((target("avx2,fma")))
 static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b, float *c, long ldc,
-                                         long rows, long cols, int add) {
+                                         long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
+    if (cols <= 8) { perch_sgemm_6x8_avx2(kc, a, b, c, ldc, rows, cols, add, ep); return; }
     /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
     for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    __m256 c00 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 0)), c01 = c00;
+    __m256 c10 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 1)), c11 = c10;
+    __m256 c20 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 2)), c21 = c20;
+    __m256 c30 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 3)), c31 = c30;
+    __m256 c40 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 4)), c41 = c40;
+    __m256 c50 = _mm256_set1_ps(perch_sgemm_row_start(ep, add, rows, 5)), c51 = c50;
     for (long p = 0; p < kc; p++) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 av;
@@ -65,8 +140,11 @@ static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b
         b += PERCH_SGEMM_NR;
     }
     if (rows == PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
+        int clamp = ep && ep->clamp;
+        __m256 vlo = _mm256_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm256_set1_ps(clamp ? ep->hi : 0.0f);
 #define PERCH_ST(r, lo, hi) do { float *cr = c + (r) * ldc; \
         if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(cr)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(cr + 8)); } \
+        if (clamp) { lo = _mm256_min_ps(vhi, _mm256_max_ps(vlo, lo)); hi = _mm256_min_ps(vhi, _mm256_max_ps(vlo, hi)); } \
         _mm256_storeu_ps(cr, lo); _mm256_storeu_ps(cr + 8, hi); } while (0)
         PERCH_ST(0, c00, c01); PERCH_ST(1, c10, c11); PERCH_ST(2, c20, c21);
         PERCH_ST(3, c30, c31); PERCH_ST(4, c40, c41); PERCH_ST(5, c50, c51);
@@ -80,18 +158,21 @@ static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b
     _mm256_storeu_ps(tile + 48, c30); _mm256_storeu_ps(tile + 56, c31);
     _mm256_storeu_ps(tile + 64, c40); _mm256_storeu_ps(tile + 72, c41);
     _mm256_storeu_ps(tile + 80, c50); _mm256_storeu_ps(tile + 88, c51);
-    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
 }
 
 /// 6×16 with one zmm per row: half the FMA instructions of AVX2 (on cores with two 512-bit FMA
 /// pipes, twice the throughput; on Zen 4, which splits zmm into two 256-bit halves, the same).
 __attribute__((target("avx512f")))
 static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float *b, float *c, long ldc,
-                                           long rows, long cols, int add) {
+                                           long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
+    if (cols <= 8) { perch_sgemm_6x8_avx2(kc, a, b, c, ldc, rows, cols, add, ep); return; }
     /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
     for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
-    __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
+    __m512 c0 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 0)), c1 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 1));
+    __m512 c2 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 2)), c3 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 3));
+    __m512 c4 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 4)), c5 = _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, 5));
     for (long p = 0; p < kc; p++) {
         __m512 bv = _mm512_loadu_ps(b);
         c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), bv, c0);
@@ -104,8 +185,12 @@ static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float 
         b += PERCH_SGEMM_NR;
     }
     if (rows == PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
+        int clamp = ep && ep->clamp;
+        __m512 vlo = _mm512_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm512_set1_ps(clamp ? ep->hi : 0.0f);
 #define PERCH_ST(r, v) do { float *cr = c + (r) * ldc; \
-        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); _mm512_storeu_ps(cr, v); } while (0)
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); \
+        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v)); \
+        _mm512_storeu_ps(cr, v); } while (0)
         PERCH_ST(0, c0); PERCH_ST(1, c1); PERCH_ST(2, c2); PERCH_ST(3, c3); PERCH_ST(4, c4); PERCH_ST(5, c5);
 #undef PERCH_ST
         return;
@@ -113,7 +198,8 @@ static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float 
     float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
     _mm512_storeu_ps(tile + 0, c0); _mm512_storeu_ps(tile + 16, c1); _mm512_storeu_ps(tile + 32, c2);
     _mm512_storeu_ps(tile + 48, c3); _mm512_storeu_ps(tile + 64, c4); _mm512_storeu_ps(tile + 80, c5);
-    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
 }
 
 static inline int perch_x86_detect(void) {
@@ -134,12 +220,12 @@ static inline int perch_x86_detect(void) {
 
 #if defined(__aarch64__)
 static inline void perch_sgemm_6x16_neon(long kc, const float *a, const float *b, float *c, long ldc,
-                                         long rows, long cols, int add) {
+                                         long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
     /* C was written a K block ago and has left the cache: fetch it while the FMAs run. */
     for (long r = 0; r < rows; r++) { __builtin_prefetch(c + r * ldc, 1); __builtin_prefetch(c + r * ldc + 15, 1); }
     float32x4_t acc[PERCH_SGEMM_MR][4];
     for (int r = 0; r < PERCH_SGEMM_MR; r++)
-        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(perch_sgemm_row_start(ep, add, rows, r));
     for (long p = 0; p < kc; p++) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
         float32x4_t a03 = vld1q_f32(a);
@@ -160,7 +246,8 @@ static inline void perch_sgemm_6x16_neon(long kc, const float *a, const float *b
     float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
     for (int r = 0; r < PERCH_SGEMM_MR; r++)
         for (int q = 0; q < 4; q++) vst1q_f32(tile + r * PERCH_SGEMM_NR + q * 4, acc[r][q]);
-    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
 }
 #endif
 
@@ -190,18 +277,25 @@ static inline int perch_sgemm_supported(int variant) {
 #endif
 }
 
-/// Runs the 6×16 micro-kernel `variant` (which must be supported).
-static inline void perch_sgemm_6x16(int variant, long kc, const float *a, const float *b, float *c, long ldc,
-                                    long rows, long cols, int add) {
+/// Runs the 6×16 micro-kernel `variant` (which must be supported). `ep` may be NULL (plain
+/// store); its `bias` points at the tile's first row's value.
+static inline void perch_sgemm_6x16_ep(int variant, long kc, const float *a, const float *b, float *c, long ldc,
+                                       long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
     switch (variant) {
 #if defined(__x86_64__)
-    case PERCH_SGEMM_AVX512: perch_sgemm_6x16_avx512(kc, a, b, c, ldc, rows, cols, add); return;
-    case PERCH_SGEMM_AVX2: perch_sgemm_6x16_avx2(kc, a, b, c, ldc, rows, cols, add); return;
+    case PERCH_SGEMM_AVX512: perch_sgemm_6x16_avx512(kc, a, b, c, ldc, rows, cols, add, ep); return;
+    case PERCH_SGEMM_AVX2: perch_sgemm_6x16_avx2(kc, a, b, c, ldc, rows, cols, add, ep); return;
 #elif defined(__aarch64__)
-    case PERCH_SGEMM_NEON: perch_sgemm_6x16_neon(kc, a, b, c, ldc, rows, cols, add); return;
+    case PERCH_SGEMM_NEON: perch_sgemm_6x16_neon(kc, a, b, c, ldc, rows, cols, add, ep); return;
 #endif
-    default: perch_sgemm_6x16_scalar(kc, a, b, c, ldc, rows, cols, add); return;
+    default: perch_sgemm_6x16_scalar(kc, a, b, c, ldc, rows, cols, add, ep); return;
     }
+}
+
+/// The micro-kernel with a plain store (no bias, no clamp).
+static inline void perch_sgemm_6x16(int variant, long kc, const float *a, const float *b, float *c, long ldc,
+                                    long rows, long cols, int add) {
+    perch_sgemm_6x16_ep(variant, kc, a, b, c, ldc, rows, cols, add, 0);
 }
 
 #endif

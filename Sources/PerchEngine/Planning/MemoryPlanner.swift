@@ -1,9 +1,12 @@
 /// Assigns every intermediate tensor an offset in one arena before the first run, so that
 /// execution never allocates.
 ///
-/// Greedy by size: the largest buffers are placed first, each at the lowest aligned offset that
-/// does not overlap a buffer alive at the same time. The result is usually within a few percent of
-/// `lowerBound`, the largest total size of buffers alive at one step (no plan can beat that).
+/// Greedy: buffers are placed one by one, each at the lowest aligned offset that does not overlap
+/// a buffer alive at the same time. Which order fits best depends on the graph (largest first
+/// usually; a fused chain whose buffers live longer can fragment that order), so a few orders are
+/// tried — by size, by size × lifetime, by lifetime, by first step — and the smallest arena is
+/// kept (ties: the earlier order). The result is usually within a few percent of `lowerBound`,
+/// the largest total size of buffers alive at one step (no plan can beat that).
 public enum MemoryPlanner {
     /// One buffer's size and the steps during which it must hold its contents (inclusive).
     public struct Request: Sendable, Equatable {
@@ -32,9 +35,29 @@ public enum MemoryPlanner {
     }
 
     public static func plan(_ requests: [Request], alignment: Int = 64) -> Plan {
-        let order = requests.indices.sorted { a, b in
-            requests[a].bytes != requests[b].bytes ? requests[a].bytes > requests[b].bytes : a < b
+        var best: Plan?
+        for key in 0..<4 {
+            // Sort key per request (larger first); ties keep request order.
+            func weight(_ r: Request) -> (Int, Int) {
+                let life = r.lastStep - r.firstStep + 1
+                switch key {
+                case 0: return (r.bytes, 0)
+                case 1: return (r.bytes * life, r.bytes)
+                case 2: return (life, r.bytes)
+                default: return (-r.firstStep, r.bytes)
+                }
+            }
+            let order = requests.indices.sorted { a, b in
+                let wa = weight(requests[a]), wb = weight(requests[b])
+                return wa != wb ? wa > wb : a < b
+            }
+            let p = place(requests, order: order, alignment: alignment)
+            if best == nil || p.arenaBytes < best!.arenaBytes { best = p }
         }
+        return best!
+    }
+
+    static func place(_ requests: [Request], order: [Int], alignment: Int) -> Plan {
         var offsets = [Int](repeating: 0, count: requests.count)
         var placed = [Int]()  // indices placed so far
         var arenaBytes = 0

@@ -48,7 +48,7 @@ public final class Session {
     var isPrepared = false
 
     /// Validates and topologically sorts `graph`, applies `QDQFusion` when
-    /// `options.fuseQuantized` is on, and starts `options.threads - 1` worker threads. Nothing
+    /// `options.fuseQuantized` is on and `ActivationFusion` always, and starts `options.threads - 1` worker threads. Nothing
     /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
         self.options = options
@@ -70,6 +70,7 @@ public final class Session {
                 throw .graph(error)
             }
         }
+        ActivationFusion.apply(&g)
         self.graph = g
     }
 

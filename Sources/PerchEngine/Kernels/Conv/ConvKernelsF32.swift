@@ -62,13 +62,14 @@ func im2colF32(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Int, col: U
 /// `pointwise` (then X is used directly as the column matrix). im2col is split over input
 /// channels and the GEMM over output columns/rows across the session's threads; `workspace`
 /// holds `slots` sgemm workspace slots. `packedW` is W packed per group by `sgemmPackA` (each
-/// group `packedGroupStride` floats), when the weights were constant at prepare.
+/// group `packedGroupStride` floats), when the weights were constant at prepare. Bias and a
+/// folded Relu/Clip (`clamp`) are applied in the GEMM's epilogue.
 func convIm2colGemmF32(
     _ g: ConvGeometry, pointwise: Bool, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
     col: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>,
     args: KernelArgs, slots: Int,
-    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0
+    packedW: UnsafePointer<Float>? = nil, packedGroupStride: Int = 0, clamp: (Float, Float)? = nil
 ) {
     let cg = g.inPerGroup
     let mg = g.outPerGroup
@@ -94,12 +95,10 @@ func convIm2colGemmF32(
                 }
                 bmat = UnsafePointer(col)
             }
-            if let bias {
-                for m in 0..<mg { (yg + m * p).update(repeating: bias[grp * mg + m], count: p) }
-            }
             sgemmParallel(args, slots: slots, m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
-                          b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: bias != nil, workspace: workspace,
-                          packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg))
+                          b: bmat, bRowStride: p, bColStride: 1, c: yg, ldc: p, accumulate: false, workspace: workspace,
+                          packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg),
+                          bias: bias.map { UnsafePointer($0 + grp * mg) }, clamp: clamp)
         }
     }
 }
@@ -111,7 +110,7 @@ func convIm2colGemmF32(
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs,
-    planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0
+    planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0, clamp: (Float, Float)? = nil
 ) {
     let total = g.batch * g.outChannels
     let parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
@@ -120,6 +119,7 @@ func convDepthwiseF32(
         let plane = planes.map { $0 + i * planeFloats }
         for nm in r {
             convDepthwiseChannelF32(g, n: nm / g.outChannels, m: nm % g.outChannels, x: x, w: w, bias: bias, y: y, plane: plane)
+            if let (lo, hi) = clamp { clampInPlace(y + nm * g.outSize, g.outSize, lo, hi) }
         }
     }
 }

@@ -72,6 +72,9 @@ public enum ConvOperator {
         let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
         let hasBias = ctx.has(2)
         let geo = g
+        // A Relu/Clip folded in by ActivationFusion.
+        let clamp: (Float, Float)? = ctx.attributes["_clamp_min"] == nil ? nil
+            : (ctx.attributes.float("_clamp_min", default: -Float.infinity), ctx.attributes.float("_clamp_max", default: Float.infinity))
         // fp16 weight storage, fp32 compute: W is widened into the first `wFloats` of scratch on
         // each run (cheap next to the conv; the arena reuses that space between steps).
         let wHalf = w.dtype == .f16
@@ -81,6 +84,8 @@ public enum ConvOperator {
                 let wp = convWeightsF32(args, half: wHalf)
                 convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
+                if let (lo, hi) = clamp { clampInPlace(args.output(0).pointer(as: Float.self), out.count, lo, hi) }
+                if let (lo, hi) = clamp { clampInPlace(args.output(0).pointer(as: Float.self), out.count, lo, hi) }
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
@@ -90,14 +95,14 @@ public enum ConvOperator {
                 let planes = planeFloats > 0 ? args.scratch!.assumingMemoryBound(to: Float.self) + wFloats : nil
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args,
-                                 planes: planes, planeFloats: planeFloats)
+                                 planes: planes, planeFloats: planeFloats, clamp: clamp)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1
             && window.pads.allSatisfy { $0 == 0 }
         #if arch(arm64)
         if wHalf && HalfGEMM.available {
-            return prepareHalfConv(g, pointwise: pointwise, out: out, hasBias: hasBias, threads: ctx.threads)
+            return prepareHalfConv(g, pointwise: pointwise, out: out, hasBias: hasBias, threads: ctx.threads, clamp: clamp)
         }
         #endif
         let rows = g.inPerGroup * g.kernelSize
@@ -122,7 +127,7 @@ public enum ConvOperator {
                     convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                                       bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
                                       col: scratch, workspace: scratch + colFloats, args: args, slots: slots,
-                                      packedW: pw.baseAddress, packedGroupStride: perGroup)
+                                      packedW: pw.baseAddress, packedGroupStride: perGroup, clamp: clamp)
                 }
             }
         }
@@ -131,7 +136,7 @@ public enum ConvOperator {
             let scratch = args.scratch!.assumingMemoryBound(to: Float.self) + wFloats
             convIm2colGemmF32(geo, pointwise: pointwise, x: args.input(0).pointer(as: Float.self), w: wp,
                               bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
-                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots)
+                              col: scratch, workspace: scratch + colFloats, args: args, slots: slots, clamp: clamp)
         }
     }
 
@@ -139,7 +144,8 @@ public enum ConvOperator {
     /// fp16 weights on a CPU with fp16 arithmetic: the column matrix (im2col, or X itself for a
     /// pointwise conv) is narrowed to fp16 and multiplied by W in fp16 (`perch_hgemm_neon`), output
     /// columns split across threads.
-    static func prepareHalfConv(_ g: ConvGeometry, pointwise: Bool, out: TensorDesc, hasBias: Bool, threads: Int) -> PreparedOp {
+    static func prepareHalfConv(_ g: ConvGeometry, pointwise: Bool, out: TensorDesc, hasBias: Bool, threads: Int,
+                                clamp: (Float, Float)?) -> PreparedOp {
         let cg = g.inPerGroup, mg = g.outPerGroup
         let rows = cg * g.kernelSize, p = g.outSize
         let colFloats = pointwise ? 0 : MemoryPlanner.roundUp(rows * p, 16)
@@ -170,6 +176,7 @@ public enum ConvOperator {
                         perch_hgemm_neon(mg, cols.count, rows, w + grp * mg * rows, rows, half + cols.lowerBound, p,
                                          yg + cols.lowerBound, p, bias != nil ? 1 : 0)
                     }
+                    if let (lo, hi) = clamp { clampInPlace(yg, mg * p, lo, hi) }
                 }
             }
         }

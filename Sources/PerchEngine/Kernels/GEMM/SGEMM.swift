@@ -12,6 +12,10 @@ import CPerchShims
 /// (6 rows) and B (16 columns) for the 6×16 micro-kernels of CPerchSGEMM.h (AVX-512, AVX2+FMA,
 /// NEON or the scalar reference; `variant` defaults to the fastest this CPU runs). Does not
 /// allocate.
+///
+/// Fused epilogue: `bias` (m floats) is C's starting value per row when not `accumulate` (no
+/// separate fill pass), and `clamp` clamps the final C to [lo, hi] with Clip's expression, applied
+/// while each tile is still in registers (a Conv's folded Relu/Clip).
 public func sgemm(
     m: Int, n: Int, k: Int, alpha: Float = 1,
     a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
@@ -20,15 +24,20 @@ public func sgemm(
     accumulate: Bool,
     workspace: UnsafeMutablePointer<Float>,
     packed: SGEMMPrepacked = SGEMMPrepacked(),
+    bias: UnsafePointer<Float>? = nil,
+    clamp: (Float, Float)? = nil,
     variant: Int32 = perch_sgemm_best()
 ) {
     if m <= 0 || n <= 0 { return }
     if k <= 0 {
-        if !accumulate {
-            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        for i in 0..<m {
+            let row = c + i * ldc
+            if !accumulate { row.update(repeating: bias?[i] ?? 0, count: n) }
+            if let (lo, hi) = clamp { perch_clamp_f32(row, n, lo, hi) }
         }
         return
     }
+    var ep = perch_sgemm_epilogue(bias: nil, clamp: clamp == nil ? 0 : 1, lo: clamp?.0 ?? 0, hi: clamp?.1 ?? 0)
     let kcMax = SGEMMBlocking.kc(k)
     let mcMax = SGEMMBlocking.mc(m)
     let ncMax = SGEMMBlocking.nc(n)
@@ -48,8 +57,8 @@ public func sgemm(
                 let j0 = jc + panel * nr
                 let cols = min(nr, n - j0)
                 let dst = packB + panel * kc * nr
-                if bColStride == 1 && cols == nr {
-                    for p in 0..<kc { (dst + p * nr).update(from: b + (pc + p) * bRowStride + j0, count: nr) }
+                if bColStride == 1 {
+                    perch_sgemm_pack_b_rows(kc, cols, b + pc * bRowStride + j0, bRowStride, dst)
                 } else if bRowStride == 1 {
                     // Transposed B: walk each source column contiguously.
                     for j in 0..<nr {
@@ -71,6 +80,9 @@ public func sgemm(
                 }
             }
             let add: Int32 = accumulate || pc > 0 ? 1 : 0
+            let biasHere = add == 0 ? bias : nil
+            let epilogue = biasHere != nil || (clamp != nil && pc + kc == k)
+            ep.clamp = clamp != nil && pc + kc == k ? 1 : 0
             var ic = 0
             while ic < m {
                 let mc = min(mcMax, m - ic)
@@ -112,7 +124,12 @@ public func sgemm(
                         let i0 = ic + ip * mr
                         let rows = min(mr, m - i0)
                         let ap = packed.a.map { $0 + pc * packed.aRows + (packed.aRow0 + i0) * kc } ?? UnsafePointer(packA + ip * kc * mr)
-                        perch_sgemm_6x16(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add)
+                        if epilogue {
+                            ep.bias = biasHere.map { $0 + i0 }
+                            perch_sgemm_6x16_ep(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add, &ep)
+                        } else {
+                            perch_sgemm_6x16(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add)
+                        }
                     }
                 }
                 ic += mc
@@ -260,7 +277,9 @@ public func sgemmParallel(
     c: UnsafeMutablePointer<Float>, ldc: Int,
     accumulate: Bool,
     workspace: UnsafeMutablePointer<Float>,
-    packed: SGEMMPrepacked = SGEMMPrepacked()
+    packed: SGEMMPrepacked = SGEMMPrepacked(),
+    bias: UnsafePointer<Float>? = nil,
+    clamp: (Float, Float)? = nil
 ) {
     var parts = Swift.min(args.threads, slots)
     // Below ~100 µs of work (8M MACs), waking a worker (5–10 µs on idle cores, up to ~90 µs on
@@ -273,7 +292,7 @@ public func sgemmParallel(
     if parts <= 1 {
         sgemm(m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
               b: b, bRowStride: bRowStride, bColStride: bColStride, c: c, ldc: ldc, accumulate: accumulate, workspace: workspace,
-              packed: packed)
+              packed: packed, bias: bias, clamp: clamp)
         return
     }
     let slot = sgemmWorkspaceCount(m: m, n: n, k: k)
@@ -284,13 +303,15 @@ public func sgemmParallel(
             if r.isEmpty { return }
             sgemm(m: m, n: r.count, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
                   b: b + r.lowerBound * bColStride, bRowStride: bRowStride, bColStride: bColStride,
-                  c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.columns(from: r.lowerBound))
+                  c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.columns(from: r.lowerBound),
+                  bias: bias, clamp: clamp)
         } else {
             let r = splitRange(m, parts: parts, part: i, align: SGEMMBlocking.mr)
             if r.isEmpty { return }
             sgemm(m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * aRowStride, aRowStride: aRowStride, aColStride: aColStride,
                   b: b, bRowStride: bRowStride, bColStride: bColStride,
-                  c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.rows(from: r.lowerBound))
+                  c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.rows(from: r.lowerBound),
+                  bias: bias.map { $0 + r.lowerBound }, clamp: clamp)
         }
     }
 }

@@ -1,0 +1,59 @@
+import PerchGraph
+
+import CPerchShims
+
+/// Folds a float Relu or Clip (constant bounds) into the Conv that feeds it, as ONNX Runtime's
+/// Conv+activation fusion does: the Conv gets the internal attributes `_clamp_min`/`_clamp_max`
+/// and clamps each output tile in the GEMM micro-kernel's epilogue while it is in registers
+/// (depthwise: each channel while it is in cache), instead of a separate pass over the whole
+/// activation. Only when the Conv's output has that one reader and
+/// is not a graph output. The clamp is the Clip kernel's expression, so results are unchanged.
+public enum ActivationFusion {
+    public static func apply(_ graph: inout Graph) {
+        var readers: [String: Int] = [:]
+        var producer: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+            for out in node.outputs where !out.isEmpty { producer[out] = i }
+        }
+        for output in graph.outputs { readers[output.name, default: 0] += 100 }
+        var removed = [Bool](repeating: false, count: graph.nodes.count)
+        for i in 0..<graph.nodes.count {
+            let act = graph.nodes[i]
+            guard act.op == .relu || act.op == .clip, let x = act.input(0), readers[x] == 1, let p = producer[x],
+                  graph.nodes[p].op == .conv, graph.nodes[p].attributes["_clamp_min"] == nil,
+                  act.outputs.count == 1, !act.outputs[0].isEmpty,
+                  let (lo, hi) = bounds(act, graph) else { continue }
+            var conv = graph.nodes[p]
+            conv.attributes.values["_clamp_min"] = .float(lo)
+            conv.attributes.values["_clamp_max"] = .float(hi)
+            conv.outputs[0] = act.outputs[0]
+            graph.nodes[p] = conv
+            removed[i] = true
+        }
+        if !removed.contains(true) { return }
+        var kept = [Node]()
+        for (i, node) in graph.nodes.enumerated() where !removed[i] { kept.append(node) }
+        graph.nodes = kept
+    }
+
+    /// Relu's [0, ∞), or Clip's bounds when they are attributes (opset < 11) or float32 constants.
+    static func bounds(_ node: Node, _ graph: Graph) -> (Float, Float)? {
+        if node.op == .relu { return (0, Float.infinity) }
+        var lo = node.attributes.float("min", default: -Float.infinity)
+        var hi = node.attributes.float("max", default: Float.infinity)
+        for (k, isMin) in [(1, true), (2, false)] {
+            guard let name = node.input(k) else { continue }
+            guard let t = graph.initializers[name], t.dtype == .f32, t.count == 1 else { return nil }
+            let v = t.withUnsafeBufferPointer(of: Float.self) { $0[0] }
+            if isMin { lo = v } else { hi = v }
+        }
+        return (lo, hi)
+    }
+}
+
+/// Clamps `count` floats in place with the Clip kernel's expression (NaN passes through).
+@inline(__always)
+func clampInPlace(_ y: UnsafeMutablePointer<Float>, _ count: Int, _ lo: Float, _ hi: Float) {
+    perch_clamp_f32(y, count, lo, hi)
+}

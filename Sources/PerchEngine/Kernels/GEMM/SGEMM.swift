@@ -282,10 +282,12 @@ public func sgemmParallel(
     clamp: (Float, Float)? = nil
 ) {
     var parts = Swift.min(args.threads, slots)
-    // Below ~100 µs of work (8M MACs), waking a worker (5–10 µs on idle cores, up to ~90 µs on
-    // shared ones) costs more than it saves: the transformer's 64×128×512 FFN GEMMs ran slower
-    // split in two on shared cores, and gained 5 % on idle ones.
-    if m * n * k < 1 << 23 { parts = 1 }
+    // Below ~10 µs of work (1M MACs) handing half to a worker costs more than it saves. (The
+    // worker spins ~1 ms between jobs, so within a run it is awake; with 0.05 ms of spinning it
+    // often slept and the threshold had to be 8M MACs, which left the transformer's FFN GEMMs and
+    // SqueezeNet's small convs on one thread: fp32 2-thread ratios 1.52 and 1.65 vs ORT, now 1.16
+    // and 1.44.)
+    if m * n * k < 1 << 20 { parts = 1 }
     let byColumns = n >= m
     let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
     parts = Swift.min(parts, units)

@@ -114,10 +114,9 @@ public enum QGemmOperator {
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
-        // Row blocks are split over the pool's threads, one scratch slot each, from about 50 µs of
-        // work (8M MACs): waking a worker costs 5–10 µs on idle cores and up to ~60 µs on shared
-        // ones (the transformer's 64×128×512 FFN MatMuls, ~25 µs, ran 3× slower split in two).
-        let threads = rows * n * layer.kp >= 1 << 23 ? ctx.threads : 1
+        // Row blocks are split over the pool's threads, one scratch slot each, from about 10 µs of
+        // work (2M MACs; the pool's workers spin between jobs of one run, see ThreadPool.spins).
+        let threads = rows * n * layer.kp >= 1 << 21 ? ctx.threads : 1
         // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
         // kernel's 4-row tile).
         let block = threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + threads - 1) / threads + 3) / 4 * 4)) : rowBlock

@@ -101,6 +101,9 @@ final class PoolingTests: XCTestCase {
             ([1, 2, 13, 37], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
             ([1, 2, 7, 35], ["kernel_shape": .ints([2, 3]), "strides": .ints([2, 2]), "pads": .ints([0, 2, 1, 1])]),
             ([1, 1, 6, 19], ["kernel_shape": .ints([3, 3]), "strides": .ints([1, 1]), "pads": .ints([1, 1, 1, 1])]),
+            // Stride 1 takes eight windows at a time: wider rows, no padding, a 5×5 window.
+            ([1, 2, 7, 43], ["kernel_shape": .ints([3, 3]), "strides": .ints([1, 1])]),
+            ([1, 2, 9, 40], ["kernel_shape": .ints([5, 5]), "strides": .ints([1, 1]), "pads": .ints([2, 2, 2, 2])]),
         ]
         for (shape, attrs) in cases {
             var v = rng.floats(elementCount(shape))

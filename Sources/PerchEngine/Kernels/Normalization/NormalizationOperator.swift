@@ -251,11 +251,44 @@ public enum NormalizationOperator {
         let before = (size - 1) / 2
         let after = size - 1 - before
         let isF32 = x.dtype == .f32
-        return PreparedOp(outputs: [x]) { args in
+        // The usual β = 0.75 (AlexNet, GoogLeNet): d^0.75 = √d·√√d, far cheaper than pow.
+        let threeQuarters = beta == 0.75
+        let scale = alpha / Double(size)
+        return PreparedOp(outputs: [x], scratchBytes: isF32 ? spatial * 8 : 0) { args in
             let src = args.input(0)
             let dst = args.output(0)
             let px = src.pointer(as: Float.self)
             let py = dst.pointer(as: Float.self)
+            if isF32 {
+                // Per output channel: the window's squares summed over whole rows (contiguous reads,
+                // the same order of additions as the element-wise definition), then one pass.
+                let sq = args.scratch!.assumingMemoryBound(to: Double.self)
+                for b in 0..<batch {
+                    for c in 0..<channels {
+                        sq.update(repeating: 0, count: spatial)
+                        for k in Swift.max(0, c - before)...Swift.min(channels - 1, c + after) {
+                            let row = px + (b * channels + k) * spatial
+                            for i in 0..<spatial {
+                                let v = Double(row[i])
+                                sq[i] += v * v
+                            }
+                        }
+                        let xr = px + (b * channels + c) * spatial, yr = py + (b * channels + c) * spatial
+                        for i in 0..<spatial {
+                            let d = bias + scale * sq[i]
+                            let den: Double
+                            if threeQuarters {
+                                let r = d.squareRoot()
+                                den = r * r.squareRoot()
+                            } else {
+                                den = perch_pow(d, beta)
+                            }
+                            yr[i] = Float(Double(xr[i]) / den)
+                        }
+                    }
+                }
+                return
+            }
             for b in 0..<batch {
                 for c in 0..<channels {
                     let lo = Swift.max(0, c - before)

@@ -2,11 +2,11 @@
 /// SqueezeNet's and ResNet's 3×3/2). Same result as `poolKernel`, bit for bit, NaN included:
 /// taps are combined in the reference's order with "replace only when greater", so a leading NaN
 /// sticks and later ones are ignored. Stride-2 windows of width 2 or 3 take eight outputs at a
-/// time from 16-float loads split into even and odd lanes; edges and other shapes go one output
+/// time from 16-float loads split into even and odd lanes, stride-1 windows eight from 8-float loads; edges and other shapes go one output
 /// at a time.
 func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
     let g = p.g
-    let vectorWidth = g.sW == 2 && (g.kW == 2 || g.kW == 3) ? g.kW : 0
+    let vectorWidth = g.sW == 2 && (g.kW == 2 || g.kW == 3) ? g.kW : (g.sW == 1 ? 1 : 0)
     // Output columns whose whole window is inside the row.
     let lo = Swift.min(g.outW, (g.pW + g.sW - 1) / g.sW)
     let hi = Swift.max(lo, Swift.min(g.outW, g.inW - g.kW + g.pW >= 0 ? (g.inW - g.kW + g.pW) / g.sW + 1 : 0))
@@ -37,9 +37,26 @@ func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutable
                 continue
             }
             while ow < lo { yrow[ow] = one(ow); ow += 1 }
+            if vectorWidth == 1 {
+                // Stride 1 (GoogLeNet's 3×3/1 branches): eight neighbouring windows at a time, taps
+                // in the reference's order, each lane replacing only when greater.
+                while ow + 8 <= hi {
+                    let base = xp + ow - g.pW
+                    var acc = UnsafeRawPointer(base + (sh + h0) * g.inW).loadUnaligned(as: SIMD8<Float>.self)
+                    for kh in h0..<h1 {
+                        let row = UnsafeRawPointer(base + (sh + kh) * g.inW)
+                        for kw in 0..<g.kW where kh != h0 || kw != 0 {
+                            let v = row.loadUnaligned(fromByteOffset: kw * 4, as: SIMD8<Float>.self)
+                            acc = acc.replacing(with: v, where: acc .< v)
+                        }
+                    }
+                    UnsafeMutableRawPointer(yrow + ow).storeBytes(of: acc, as: SIMD8<Float>.self)
+                    ow += 8
+                }
+            }
             // Loads of 16 floats (and 16 more two floats on for width 3) stay inside the row.
             let span = vectorWidth == 3 ? 18 : 16
-            while ow + 8 <= hi && 2 * ow - g.pW + span <= g.inW {
+            while vectorWidth >= 2 && ow + 8 <= hi && 2 * ow - g.pW + span <= g.inW {
                 let base = 2 * ow - g.pW
                 var acc = SIMD8<Float>()
                 for kh in h0..<h1 {

@@ -65,46 +65,48 @@ final class ThreadsTests: XCTestCase {
         XCTAssertEqual(one["z"]!.shape, [1, 48, 30, 192])
     }
 
-    func testDepthwise3x3AgreesWithReferenceOnEveryEdge() throws {
+    func testDepthwiseAgreesWithReferenceOnEveryEdge() throws {
         var rng = TestRandom(seed: 9)
         let pool = ThreadPool(threads: 2)
-        // Widths around the 8-column vectors (whose last one overlaps the previous), both strides.
-        for stride in [1, 2] { for (h, w, pad) in [(1, 1, 1), (2, 3, 1), (5, 9, 0), (7, 17, 1), (12, 31, 2), (4, 8, 1), (3, 2, 3),
-                                                 (10, 10, 1), (6, 20, 1), (5, 23, 0), (4, 40, 1), (3, 37, 1)] {
+        // Widths around the 8- and 16-column vectors (whose last one overlaps the previous), both
+        // strides, 3×3 and 5×5 (MobileNetV3/EfficientNet) kernels.
+        for k in [3, 5] { for stride in [1, 2] { for (h, w, pad) in [(1, 1, 1), (2, 3, 1), (5, 9, 0), (7, 17, 1), (12, 31, 2), (4, 8, 1), (3, 2, 3),
+                                                 (10, 10, 1), (6, 20, 1), (5, 23, 0), (4, 40, 1), (3, 37, 1)] where h + 2 * pad >= k && w + 2 * pad >= k {
             let x = floats([1, 5, h, w], rng.floats(5 * h * w))
-            let wt = floats([5, 1, 3, 3], rng.floats(45))
+            let wt = floats([5, 1, k, k], rng.floats(5 * k * k))
             let b = floats([5], rng.floats(5))
             let ctx = context(.conv, [x, wt, b], ["group": .int(5), "pads": .ints([pad, pad, pad, pad]), "strides": .ints([stride, stride])])
             let fast = try ConvOperator.prepareConv(ctx, reference: false)
             let ref = runPrepared(try ConvOperator.prepareConv(ctx, reference: true), [x, wt, b])
             assertClose(runPrepared(fast, [x, wt, b]), ref[0], "h \(h) w \(w) pad \(pad)")
             assertClose(runPrepared(fast, [x, wt, b], pool: pool), ref[0], "threaded h \(h) w \(w) pad \(pad)")
-        } }
+        } } }
     }
 
-    /// The 3×3 depthwise kernel variants this CPU runs compute the same fused multiply-adds as the
-    /// scalar reference: bit-identical, both strides, rows shorter than, equal to and between vectors.
-    func testDepthwise3x3VariantsAreBitExactWithScalar() {
+    /// The depthwise kernel variants this CPU runs compute the same fused multiply-adds as the
+    /// scalar reference: bit-identical, both strides, 3×3 (unrolled) and other sizes, rows shorter
+    /// than, equal to and between vectors.
+    func testDepthwiseVariantsAreBitExactWithScalar() {
         var rng = TestRandom(seed: 31)
         let variants = [Int32(PERCH_SGEMM_AVX2), Int32(PERCH_SGEMM_AVX512)].filter { perch_sgemm_supported($0) != 0 }
-        for s in [1, 2] { for (outH, outW) in [(3, 5), (2, 8), (4, 13), (3, 16), (2, 23), (5, 40)] {
-            let width = (outW - 1) * s + 4, height = (outH - 1) * s + 3
-            let plane = rng.floats(width * height), w = rng.floats(9)
+        for (kH, kW) in [(3, 3), (5, 5), (1, 7), (2, 3)] { for s in [1, 2] { for (outH, outW) in [(3, 5), (2, 8), (4, 13), (3, 16), (2, 23), (5, 40)] {
+            let width = (outW - 1) * s + kW + 1, height = (outH - 1) * s + kH
+            let plane = rng.floats(width * height), w = rng.floats(kH * kW)
             let bias: Float = 0.25
             var want = [Float](repeating: 0, count: outH * outW)
-            perch_dw3x3_f32_scalar(plane, width, s, outH, outW, w, bias, &want)
+            perch_dw_f32_scalar(plane, width, s, outH, outW, kH, kW, w, bias, &want)
             // And the reference itself against a float64 sum.
             for oh in 0..<outH { for ow in 0..<outW {
                 var d = Double(bias)
-                for t in 0..<9 { d += Double(w[t]) * Double(plane[(oh * s + t / 3) * width + ow * s + t % 3]) }
+                for t in 0..<(kH * kW) { d += Double(w[t]) * Double(plane[(oh * s + t / kW) * width + ow * s + t % kW]) }
                 XCTAssertEqual(Double(want[oh * outW + ow]), d, accuracy: 1e-5 * (1 + abs(d)))
             } }
             for v in variants {
                 var got = [Float](repeating: .nan, count: outH * outW)
-                perch_dw3x3_f32(v, plane, width, s, outH, outW, w, bias, &got)
-                XCTAssertEqual(got, want, "variant \(v) stride \(s) \(outH)×\(outW)")
+                perch_dw_f32(v, plane, width, s, outH, outW, kH, kW, w, bias, &got)
+                XCTAssertEqual(got, want, "variant \(v) \(kH)×\(kW) stride \(s) \(outH)×\(outW)")
             }
-        } }
+        } } }
     }
 
     /// Every micro-kernel this CPU runs (scalar, AVX2+FMA, AVX-512, NEON) agrees with the

@@ -106,14 +106,15 @@ func convIm2colGemmF32(
 /// Depthwise conv (one input channel per group): each output channel m reads input channel
 /// m / (M / group) directly, with the valid kernel taps precomputed per output row. Channels are
 /// split across the session's threads; 3×3 2-D kernels with stride 1 or 2 run over a padded copy
-/// of the channel (`Depthwise3x3Plane`) in `planes` (`planeFloats` per thread part).
+/// of the channel (`DepthwisePlane`, any 2-D kernel size) in `planes` (`planeFloats` per thread part).
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs,
-    planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0, clamp: (Float, Float)? = nil
+    planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0, planeSlots: Int = 1, clamp: (Float, Float)? = nil
 ) {
     let total = g.batch * g.outChannels
-    let parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
+    var parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
+    if planes != nil { parts = Swift.min(parts, planeSlots) }  // one padded plane per part
     args.parallelFor(parts) { i in
         let r = splitRange(total, parts: parts, part: i)
         let plane = planes.map { $0 + i * planeFloats }
@@ -137,9 +138,9 @@ func convDepthwiseChannelF32(
     let wm = UnsafePointer(w + m * ks)
     let ym = y + (n * g.outChannels + m) * g.outSize
     let b: Float = bias?[m] ?? 0
-    if let plane, let p3 = Depthwise3x3Plane(g) {
-        p3.fill(g, xc: xc, plane: plane)
-        p3.run(g, plane: plane, wm: wm, bias: b, ym: ym)
+    if let plane, let dp = DepthwisePlane(g) {
+        dp.fill(g, xc: xc, plane: plane)
+        dp.run(g, plane: plane, wm: wm, bias: b, ym: ym)
         return
     }
     ym.update(repeating: b, count: g.outSize)
@@ -171,21 +172,21 @@ func convDepthwiseChannelF32(
     }
 }
 
-/// The zero-padded copy of one input channel that the 3×3 depthwise kernel reads: every output
+/// The zero-padded copy of one input channel that the depthwise kernel reads: every output
 /// column is then interior, so rows run as whole vectors with no border cases.
-struct Depthwise3x3Plane {
+struct DepthwisePlane {
     let stride: Int
     let width: Int
     let height: Int
 
-    /// nil unless `g` is a 2-D 3×3 depthwise conv with equal strides 1 or 2 and dilation 1.
+    /// nil unless `g` is a 2-D depthwise conv with equal strides 1 or 2 and dilation 1.
     init?(_ g: ConvGeometry) {
-        guard g.kD == 1, g.outD == 1, g.inD == 1, g.kH == 3, g.kW == 3, g.dH == 1, g.dW == 1, g.sH == g.sW,
-              g.sW == 1 || g.sW == 2 else { return nil }
+        guard g.kD == 1, g.outD == 1, g.inD == 1, g.dH == 1, g.dW == 1, g.sH == g.sW, g.sW == 1 || g.sW == 2,
+              g.outH > 0, g.outW > 0 else { return nil }
         stride = g.sW
-        // Columns read: up to (outW − 1)·s + 2, and stride 2's second 16-float load one more.
-        width = (g.outW - 1) * stride + 3 + (stride == 2 ? 1 : 0)
-        height = (g.outH - 1) * stride + 3
+        // Columns read: up to (outW − 1)·s + kW − 1, and stride 2's second load one more.
+        width = (g.outW - 1) * stride + g.kW + (stride == 2 ? 1 : 0)
+        height = (g.outH - 1) * stride + g.kH
     }
 
     var floats: Int { MemoryPlanner.roundUp(width * height, 16) }
@@ -196,11 +197,11 @@ struct Depthwise3x3Plane {
         perch_dw_pad_plane_f32(xc, g.inH, g.inW, g.pH, g.pW, width, height, plane)
     }
 
-    /// One channel: `ym` (outH×outW) = bias + the nine taps over the padded `plane`, as fused
-    /// multiply-adds in C (`perch_dw3x3_f32`: AVX-512, AVX2+FMA, or the scalar reference).
+    /// One channel: `ym` (outH×outW) = bias + the kH·kW taps over the padded `plane`, as fused
+    /// multiply-adds in C (`perch_dw_f32`: AVX-512, AVX2+FMA, or the scalar reference).
     @inline(__always)
     func run(_ g: ConvGeometry, plane: UnsafePointer<Float>, wm: UnsafePointer<Float>, bias: Float, ym: UnsafeMutablePointer<Float>) {
-        perch_dw3x3_f32(Depthwise3x3Plane.variant, plane, width, stride, g.outH, g.outW, wm, bias, ym)
+        perch_dw_f32(DepthwisePlane.variant, plane, width, stride, g.outH, g.outW, g.kH, g.kW, wm, bias, ym)
     }
 
     /// The kernel variant this CPU runs (CPerchSGEMM.h's numbering).

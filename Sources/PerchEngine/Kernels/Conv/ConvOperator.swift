@@ -89,13 +89,14 @@ public enum ConvOperator {
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
-            let planeFloats = Depthwise3x3Plane(g)?.floats ?? 0
-            return PreparedOp(outputs: [out], scratchBytes: (wFloats + planeFloats * ctx.threads) * 4) { args in
+            let planeFloats = DepthwisePlane(g)?.floats ?? 0
+            let slots = ctx.threads
+            return PreparedOp(outputs: [out], scratchBytes: (wFloats + planeFloats * slots) * 4) { args in
                 let wp = convWeightsF32(args, half: wHalf)
                 let planes = planeFloats > 0 ? args.scratch!.assumingMemoryBound(to: Float.self) + wFloats : nil
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args,
-                                 planes: planes, planeFloats: planeFloats, clamp: clamp)
+                                 planes: planes, planeFloats: planeFloats, planeSlots: slots, clamp: clamp)
             }
         }
         let pointwise = g.kernelSize == 1 && g.sD == 1 && g.sH == 1 && g.sW == 1

@@ -185,6 +185,22 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
     }
 }
 
+/// dst[i] = src[2i] ^ flip for i < n (a stride-2 row), reading no byte past src[2(n − 1)]. SSE2:
+/// the even bytes of 32 input bytes are the low bytes of their 16-bit pairs, packed with unsigned
+/// saturation (which keeps 0..255 as is), 16 outputs at a time.
+static inline void perch_gather_even_bytes(const uint8_t *src, long n, uint8_t flip, uint8_t *dst) {
+    long i = 0;
+#if defined(__x86_64__)
+    const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+    for (; i + 17 <= n; i += 16) {  // reads up to src[2i + 31] < src[2(n − 1)]
+        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i)), lowBytes);
+        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i + 16)), lowBytes);
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+    }
+#endif
+    for (; i < n; i++) dst[i] = src[2 * i] ^ flip;
+}
+
 /// Depthwise input planes, one per phase (rh, rw) of the strides: plane rh·sW + rw
 /// (`planeStride` bytes apart), row i (< planeH), column j (< planeW) holds the padded input at
 /// (rh + i·sH, rw + j·sW), i.e. input (rh + i·sH − pH, rw + j·sW − pW) ^ flip, or `pad` outside the
@@ -216,18 +232,7 @@ static inline void perch_qdw_planes(const uint8_t *x, long inH, long inW, uint8_
                         memcpy(d + jLo, xr + jLo, (size_t)(jHi - jLo));
                     }
                 } else if (sW == 2) {
-                    long j = jLo;
-#if defined(__x86_64__)
-                    // Even bytes of 32 input bytes → 16 outputs (SSE2: mask the low byte of each
-                    // 16-bit pair, pack with unsigned saturation, which keeps 0..255 as is).
-                    const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
-                    for (; j + 17 <= jHi; j += 16) {  // reads up to xr[2j + 31] < xr[2(jHi − 1)]
-                        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j)), lowBytes);
-                        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(xr + 2 * j + 16)), lowBytes);
-                        _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_xor_si128(_mm_packus_epi16(a, b), f));
-                    }
-#endif
-                    for (; j < jHi; j++) d[j] = xr[2 * j] ^ flip;
+                    perch_gather_even_bytes(xr + 2 * jLo, jHi - jLo, flip, d + jLo);
                 } else {
                     for (long j = jLo; j < jHi; j++) d[j] = xr[j * sW] ^ flip;
                 }
@@ -277,19 +282,11 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
                             if (lo > 0) memset(dd, pad, (size_t)lo);
                             if (n > hi) memset(dd + hi, pad, (size_t)(n - hi));
                             const uint8_t *src = xr + ow0 * sW + off;  // column i at src[i·sW]
-                            long i = lo;
-#if defined(__x86_64__)
                             if (sW == 2) {
-                                // Even bytes of 32 input bytes → 16 outputs; reads src[2i + 31] ≤ src[2(hi − 1)].
-                                const __m128i lowBytes = _mm_set1_epi16(0x00FF);
-                                for (; i + 17 <= hi; i += 16) {
-                                    __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i)), lowBytes);
-                                    __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i + 16)), lowBytes);
-                                    _mm_storeu_si128((__m128i *)(void *)(dd + i), _mm_packus_epi16(a, b));
-                                }
+                                perch_gather_even_bytes(src + 2 * lo, hi - lo, 0, dd + lo);
+                            } else {
+                                for (long i = lo; i < hi; i++) dd[i] = src[i * sW];
                             }
-#endif
-                            for (; i < hi; i++) dd[i] = src[i * sW];
                         }
                     }
                     p += n;

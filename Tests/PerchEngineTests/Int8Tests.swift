@@ -182,6 +182,22 @@ func Foundation_exp(_ x: Double) -> Double {
     return sum
 }
 
+/// TFLite's element-wise QLinearAdd (inputs rescaled to a common 2^20-shifted scale) and
+/// QLinearMul (the product requantized once) of centred codes `xa`, `yb`: the reference the engine's
+/// table and SIMD paths are checked against.
+func tfliteQLinearBinary(_ op: OpType, _ xa: Int32, _ yb: Int32, sa: Float, sb: Float, sy: Float, zy: Int32, lo: Int32, hi: Int32) -> Int64 {
+    let v: Int32
+    if op == .qLinearAdd {
+        let twiceMax = 2 * Double(max(sa, sb))
+        let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))
+        let s2 = multiplyByQuantizedMultiplier(yb << 20, QuantizedMultiplier(Double(sb) / twiceMax))
+        v = multiplyByQuantizedMultiplier(s1 &+ s2, QuantizedMultiplier(twiceMax / (Double(1 << 20) * Double(sy)))) + zy
+    } else {
+        v = multiplyByQuantizedMultiplier(xa * yb, QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))) + zy
+    }
+    return Int64(min(max(v, lo), hi))
+}
+
 struct SplitMix {
     var state: UInt64
     init(seed: UInt64) { state = seed }

@@ -319,18 +319,10 @@ final class QBinaryTests: XCTestCase {
                 let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"]).int64s
                 let av = a.int64s, bv = b.int64s
                 let (lo, hi) = quantizedRange(dtype)
-                let twiceMax = 2 * Double(max(sa, sb))
                 for i in 0..<(15 * w) {
                     let xa = Int32(av[i]) - Int32(za), yb = Int32(bv[i % w]) - Int32(zb)
-                    var v: Int32
-                    if op == .qLinearAdd {
-                        let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))
-                        let s2 = multiplyByQuantizedMultiplier(yb << 20, QuantizedMultiplier(Double(sb) / twiceMax))
-                        v = multiplyByQuantizedMultiplier(s1 &+ s2, QuantizedMultiplier(twiceMax / (Double(1 << 20) * Double(sy)))) + Int32(zy)
-                    } else {
-                        v = multiplyByQuantizedMultiplier(xa * yb, QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))) + Int32(zy)
-                    }
-                    XCTAssertEqual(y[i], Int64(min(max(v, lo), hi)), "\(op) \(dtype) i=\(i)")
+                    let want = tfliteQLinearBinary(op, xa, yb, sa: sa, sb: sb, sy: sy, zy: Int32(zy), lo: lo, hi: hi)
+                    XCTAssertEqual(y[i], want, "\(op) \(dtype) i=\(i)")
                 }
             }
         }

@@ -172,20 +172,11 @@ final class QElementwiseOperatorTests: XCTestCase {
         let plan = BroadcastPlan(shapes: [a.shape, b.shape], to: outShape)
         let av = a.int64s, bv = b.int64s
         let (lo, hi) = quantizedRange(dtype)
-        let twiceMax = 2 * Double(max(sa, sb))
         for o in 0..<plan.outer {
             for i in 0..<plan.inner {
                 let xa = Int32(av[plan.rowOffsets[0][o] + i * plan.innerStrides[0]]) - Int32(za)
                 let yb = Int32(bv[plan.rowOffsets[1][o] + i * plan.innerStrides[1]]) - Int32(zb)
-                var v: Int32
-                if op == .qLinearAdd {
-                    let s1 = multiplyByQuantizedMultiplier(xa << 20, QuantizedMultiplier(Double(sa) / twiceMax))
-                    let s2 = multiplyByQuantizedMultiplier(yb << 20, QuantizedMultiplier(Double(sb) / twiceMax))
-                    v = multiplyByQuantizedMultiplier(s1 &+ s2, QuantizedMultiplier(twiceMax / (Double(1 << 20) * Double(sy)))) + Int32(zy)
-                } else {
-                    v = multiplyByQuantizedMultiplier(xa * yb, QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))) + Int32(zy)
-                }
-                let expected = Int64(min(max(v, lo), hi))
+                let expected = tfliteQLinearBinary(op, xa, yb, sa: sa, sb: sb, sy: sy, zy: Int32(zy), lo: lo, hi: hi)
                 if y[o * plan.inner + i] != expected {
                     XCTFail("\(op) \(dtype) \(a.shape)×\(b.shape) threads \(threads) at \(o * plan.inner + i): \(y[o * plan.inner + i]) ≠ \(expected)")
                     return

@@ -85,6 +85,8 @@ final class Int8Tests: XCTestCase {
             (3, 8, 3, 1, 2, 1, .u8), (16, 24, 1, 1, 1, 0, .i8), (8, 8, 3, 8, 1, 1, .i8), (8, 8, 3, 8, 2, 1, .u8), (4, 6, 3, 2, 1, 1, .u8),
             // Depthwise 5×5 stride 2 (MobileNetV3/EfficientNet) and stride 3: every phase plane used.
             (8, 8, 5, 8, 2, 2, .u8), (6, 6, 3, 6, 3, 0, .i8),
+            // Depthwise over more than one 16-channel tile (a full block and a partial one).
+            (24, 24, 3, 24, 1, 1, .u8), (20, 20, 3, 20, 2, 1, .i8),
             // Enough output channels that threads split them on maps of one pixel block.
             (16, 48, 3, 1, 1, 1, .u8), (64, 64, 1, 1, 1, 0, .i8),
         ]
@@ -132,6 +134,76 @@ final class Int8Tests: XCTestCase {
                 } }
             }
         } }
+    }
+
+    /// Depthwise QLinearConv on maps large enough that the channel-tiled kernel runs in bands of
+    /// output rows (each band re-reads its halo rows), against direct sums, stride 1 and 2, odd sizes.
+    func testDepthwiseOnLargeMapsMatchesDirectReference() throws {
+        var rng = SplitMix(seed: 53)
+        for (c, h, w, stride, k) in [(20, 71, 66, 1, 3), (18, 83, 90, 2, 3), (16, 64, 64, 1, 5)] {
+            let pad = k / 2
+            let x = Tensor(dtype: .u8, shape: [1, c, h, w], bytes: (0..<(c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let wt = Tensor(dtype: .i8, shape: [c, 1, k, k], bytes: (0..<(c * k * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let xs: Float = 0.02, xz: UInt8 = 117, ys: Float = 0.09, yz: UInt8 = 90
+            let wsc = (0..<c).map { Float($0 + 1) * 0.002 }
+            let bias = (0..<c).map { Int32($0 * 91) - 700 }
+            let values: [Tensor?] = [nil, Tensor(shape: [], values: [xs]), Tensor(shape: [], values: [xz]), wt, Tensor(shape: [c], values: wsc),
+                                     Tensor(shape: [c], values: [Int8](repeating: 0, count: c)), Tensor(shape: [], values: [ys]),
+                                     Tensor(shape: [], values: [yz]), Tensor(shape: [c], values: bias)]
+            var attrs = Attributes()
+            attrs["group"] = .int(c)
+            attrs["strides"] = .ints([stride, stride])
+            attrs["pads"] = .ints([pad, pad, pad, pad])
+            let node = Node(name: "dw", op: .qLinearConv, inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"], attributes: attrs)
+            var descs: [TensorDesc?] = [TensorDesc(dtype: x.dtype, shape: x.shape)]
+            for v in values.dropFirst() { descs.append(TensorDesc(dtype: v!.dtype, shape: v!.shape)) }
+            let got = try runOp(node, descs, values, x, threads: 2).int64s
+            let oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1
+            let xv = x.int64s, wv = wt.int64s
+            var bad = 0
+            for ch in 0..<c {
+                let q = QuantizedMultiplier(Double(xs) * Double(wsc[ch]) / Double(ys))
+                for y in 0..<oh { for xx in 0..<ow {
+                    var acc = bias[ch]
+                    for ky in 0..<k { for kx in 0..<k {
+                        let iy = y * stride - pad + ky, ix = xx * stride - pad + kx
+                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                        acc += (Int32(xv[(ch * h + iy) * w + ix]) - Int32(xz)) * Int32(wv[(ch * k + ky) * k + kx])
+                    } }
+                    if got[(ch * oh + y) * ow + xx] != Int64(requantize(acc, q, zeroPoint: Int32(yz), lo: 0, hi: 255)) { bad += 1 }
+                } }
+            }
+            XCTAssertEqual(bad, 0, "c=\(c) \(h)×\(w) stride \(stride) k \(k)")
+        }
+    }
+
+    /// QLinearGlobalAveragePool (uint8 and int8, NCHW and channels_last, spatial sizes with and
+    /// without a 16-byte tail) against the mean computed here, rounded half to even as ORT does.
+    func testQLinearGlobalAveragePoolMatchesMean() throws {
+        var rng = SplitMix(seed: 52)
+        for (xType, spatial, channelsLast) in [(DType.u8, 100, false), (.i8, 49, false), (.u8, 7, true), (.i8, 16, false)] {
+            let c = 5
+            let x = Tensor(dtype: xType, shape: channelsLast ? [2, spatial, 1, c] : [2, c, spatial, 1],
+                           bytes: (0..<(2 * c * spatial)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let xs: Float = 0.04, ys: Float = 0.03
+            let xz: Int32 = xType == .u8 ? 130 : -6, yz: Int32 = xType == .u8 ? 120 : 4
+            func zp(_ v: Int32) -> Tensor { xType == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v)]) }
+            let values: [Tensor?] = [nil, Tensor(shape: [], values: [xs]), zp(xz), Tensor(shape: [], values: [ys]), zp(yz)]
+            var attrs = Attributes()
+            if channelsLast { attrs["channels_last"] = .int(1) }
+            let node = Node(name: "gap", op: .qLinearGlobalAveragePool, inputs: ["x", "xs", "xz", "ys", "yz"], outputs: ["y"], attributes: attrs)
+            var descs: [TensorDesc?] = [TensorDesc(dtype: x.dtype, shape: x.shape)]
+            for v in values.dropFirst() { descs.append(TensorDesc(dtype: v!.dtype, shape: v!.shape)) }
+            let got = try runOp(node, descs, values, x).int64s
+            let xv = x.int64s
+            let (lo, hi) = quantizedRange(xType)
+            for b in 0..<2 { for ch in 0..<c {
+                var sum: Int64 = 0
+                for s in 0..<spatial { sum += xv[channelsLast ? (b * spatial + s) * c + ch : (b * c + ch) * spatial + s] - Int64(xz) }
+                let mean = (Double(sum) * (Double(xs) / (Double(ys) * Double(spatial)))).rounded(.toNearestOrEven) + Double(yz)
+                XCTAssertEqual(got[b * c + ch], Int64(Swift.min(Swift.max(mean, Double(lo)), Double(hi))), "\(xType) \(spatial) b\(b) c\(ch)")
+            } }
+        }
     }
 
     /// MaxPool on 8-bit codes (2×2 stride 2 has a 16-outputs-at-a-time path) against the direct max,

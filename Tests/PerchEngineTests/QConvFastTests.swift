@@ -154,6 +154,71 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The channel-tiled depthwise kernel (pack → 16 channels per vector → unpack) against direct
+    /// sums requantized by the Swift reference, on partial channel blocks, strides, dilations,
+    /// asymmetric kernels, right shifts from 0 to 31 and accumulators far from zero.
+    func testDepthwiseTilesMatchDirectSums() {
+        var rng = SplitMix(seed: 24)
+        let shapes: [(chans: Int, h: Int, w: Int, kH: Int, kW: Int, s: Int, d: Int, p: Int)] = [
+            (16, 10, 10, 3, 3, 1, 1, 1), (5, 19, 37, 3, 3, 2, 1, 1), (16, 20, 20, 5, 5, 2, 1, 2), (9, 7, 6, 3, 3, 1, 2, 2),
+            (16, 33, 18, 1, 7, 1, 1, 3), (3, 1, 1, 3, 3, 1, 1, 1), (16, 12, 9, 3, 3, 3, 1, 0), (16, 41, 40, 3, 3, 1, 1, 1),
+            (16, 11, 12, 4, 4, 2, 1, 1),
+        ]
+        for sh in shapes {
+            let oh = (sh.h + 2 * sh.p - sh.d * (sh.kH - 1) - 1) / sh.s + 1, ow = (sh.w + 2 * sh.p - sh.d * (sh.kW - 1) - 1) / sh.s + 1
+            let hp = (oh - 1) * sh.s + (sh.kH - 1) * sh.d + 1, wp = (ow - 1) * sh.s + (sh.kW - 1) * sh.d + 1
+            let taps = sh.kH * sh.kW
+            let x = (0..<(sh.chans * sh.h * sh.w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let w = (0..<(taps * 16)).map { i in i % 16 < sh.chans ? Int32(Int64(rng.next() % 511) - 255) : 0 }
+            let initial = (0..<16).map { _ in Int32(Int64(rng.next() % 2_000_000) - 1_000_000) }
+            let mult = (0..<16).map { _ in Int32(1 << 30) + Int32(rng.next() % (1 << 30)) }
+            let shift = (0..<16).map { c in -Int32((c * 2 + Int(rng.next() % 3)) % 32) }
+            let rshift = shift.map { -$0 }
+            let pad: UInt8 = 7, zp: Int32 = 3, flip: UInt8 = sh.chans == 5 ? 0x80 : 0
+            var offsets = [Int]()
+            for kh in 0..<sh.kH { for kw in 0..<sh.kW { offsets.append(kh * sh.d * wp + kw * sh.d) } }
+            var want = [UInt8](repeating: 0, count: sh.chans * oh * ow)
+            for c in 0..<sh.chans { for y in 0..<oh { for xx in 0..<ow {
+                var acc = initial[c]
+                for kh in 0..<sh.kH { for kw in 0..<sh.kW {
+                    let iy = y * sh.s + kh * sh.d - sh.p, ix = xx * sh.s + kw * sh.d - sh.p
+                    let v = iy >= 0 && iy < sh.h && ix >= 0 && ix < sh.w ? x[(c * sh.h + iy) * sh.w + ix] ^ flip : pad
+                    acc &+= Int32(v) &* w[(kh * sh.kW + kw) * 16 + c]
+                } }
+                let q = QuantizedMultiplier(multiplier: mult[c], shift: shift[c])
+                want[(c * oh + y) * ow + xx] = UInt8(requantize(acc, q, zeroPoint: zp, lo: 0, hi: 255))
+            } } }
+            for isa in [QConvISA.scalar] + paths {
+                var tile = [UInt8](repeating: 0xEE, count: hp * wp * 16)
+                var outTile = [UInt8](repeating: 0, count: oh * ow * 16)
+                var got = [UInt8](repeating: 0xEE, count: sh.chans * oh * ow)
+                x.withUnsafeBufferPointer { px in
+                    perch_qdw_tile16_pack(px.baseAddress!, sh.chans, sh.h * sh.w, sh.h, sh.w, sh.p, sh.p, 0, hp, wp, flip, pad, &tile)
+                }
+                isa.depthwiseTile16(tile, wp: wp, outH: oh, outW: ow, sH: sh.s, sW: sh.s, offsets: offsets, taps: taps, w: w,
+                                    initial: initial, mult: mult, shift: shift, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
+                perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
+                XCTAssertEqual(got, want, "\(isa) \(sh)")
+                // The word-pair kernel (two horizontal taps per vpdpwssd) where it applies.
+                guard isa == .avx512, sh.d == 1, sh.s <= 2 else { continue }
+                var g = ConvGeometry()
+                g.kH = sh.kH; g.kW = sh.kW; g.sH = sh.s; g.sW = sh.s; g.outH = oh; g.outW = ow
+                let pairs = (sh.kW + 1) / 2, wq = (wp + sh.s - 1) / sh.s
+                var wPairs = [Int16](repeating: 0, count: sh.kH * pairs * 32)
+                for kh in 0..<sh.kH { for m in 0..<pairs { for c in 0..<16 { for e in 0..<2 where 2 * m + e < sh.kW {
+                    wPairs[((kh * pairs + m) * 16 + c) * 2 + e] = Int16(w[(kh * sh.kW + 2 * m + e) * 16 + c])
+                } } } }
+                tile += [UInt8](repeating: 0xEE, count: 16)  // the pair builder's slack
+                var pairTile = [Int16](repeating: 0, count: hp * wq * 32)
+                got = [UInt8](repeating: 0xEE, count: sh.chans * oh * ow)
+                isa.depthwisePairs16(tile, rows: hp, wp: wp, pairTile: &pairTile, wq: wq, g, outH: oh, pairs: pairs, w: wPairs, initial: initial,
+                                     mult: mult, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
+                perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
+                XCTAssertEqual(got, want, "pairs \(sh)")
+            }
+        }
+    }
+
     func testRequantizationPathsAreBitExactWithSwiftReference() {
         var rng = SplitMix(seed: 23)
         let n = 77

@@ -22,6 +22,24 @@
 #include <math.h>
 #include "CPerchQConv.h"
 
+// MARK: byte sums
+
+/// Σ (src[i] ^ flip) for i < n: the spatial sum of one channel of an 8-bit global average pool
+/// (flip 0x80 reads int8 codes as uint8, 128 higher each). SSE2 psadbw sums 16 bytes per step.
+static inline uint64_t perch_sum_bytes(const uint8_t *src, size_t n, uint8_t flip) {
+    uint64_t sum = 0;
+    size_t i = 0;
+#if defined(__x86_64__)
+    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+    __m128i acc = z;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + i)), f), z));
+    sum = (uint64_t)_mm_cvtsi128_si64(acc) + (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+#endif
+    for (; i < n; i++) sum += (uint8_t)(src[i] ^ flip);
+    return sum;
+}
+
 // MARK: byte lookup
 
 static inline void perch_lut8_scalar(const uint8_t *src, size_t n, const uint8_t *table, uint8_t *dst) {

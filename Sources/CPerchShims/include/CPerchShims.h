@@ -11,6 +11,7 @@
 #include <math.h>
 #include "CPerchInt8.h"
 #include "CPerchQConv.h"
+#include "CPerchQDepthwise.h"
 #include "CPerchQGemmSIMD.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"

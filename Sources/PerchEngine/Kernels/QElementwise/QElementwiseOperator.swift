@@ -204,13 +204,20 @@ public enum QElementwiseOperator {
         return PreparedOp(outputs: [TensorDesc(dtype: py.dtype, shape: outShape)]) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            // Codes are summed as uint8 (int8 flipped by 128) and the zero points taken off once.
+            let offset = Int64(spatial) * (Int64(zx) + (xI8 ? 128 : 0))
             for b in 0..<n {
                 for ch in 0..<c {
-                    var acc: Int32 = 0
-                    for s in 0..<spatial {
-                        let idx = channelsLast ? (b * spatial + s) * c + ch : (b * c + ch) * spatial + s
-                        let v = src[idx]
-                        acc &+= (xI8 ? Int32(Int8(bitPattern: v)) : Int32(v)) - zx
+                    var acc: Int32
+                    if channelsLast {
+                        var sum: Int32 = 0
+                        for s in 0..<spatial {
+                            let v = src[(b * spatial + s) * c + ch]
+                            sum &+= (xI8 ? Int32(Int8(bitPattern: v)) : Int32(v)) - zx
+                        }
+                        acc = sum
+                    } else {
+                        acc = Int32(truncatingIfNeeded: Int64(perch_sum_bytes(src + (b * c + ch) * spatial, spatial, xI8 ? 0x80 : 0)) - offset)
                     }
                     var v = perch_round_even(Double(acc) * factor) + Double(zy)
                     v = v < Double(lo) ? Double(lo) : (v > Double(hi) ? Double(hi) : v)

@@ -1,0 +1,345 @@
+#ifndef CPERCH_QDEPTHWISE_H
+#define CPERCH_QDEPTHWISE_H
+// Channel-blocked int8 depthwise convolution. The NCHW activations of 16 channels are transposed
+// into a zero-point-padded [Hp][Wp][16] tile, so one output pixel of all 16 channels is one vector:
+// each tap is a 16-byte load, the per-channel weights and requantization parameters are vectors
+// too, and the cost per channel no longer depends on how small the map is (the per-channel plane
+// kernels of CPerchQConv.h spend most of their time in row set-up on 10×10 and 20×20 maps).
+// Results are exact int32 sums requantized per channel as perch_requant1, so every path here
+// equals the scalar reference bit for bit.
+//
+// - perch_qdw_tile16_pack: 16 channel planes (NCHW) → padded [Hp][Wp][16] tile.
+// - perch_qdw_tile16_*: acc = init[c] + Σ_t w[t][c]·tile[pixel + off[t]][c], requantized per channel,
+//   into [P][16] bytes.
+// - perch_qdw_tile16_unpack: [P][16] bytes → up to 16 NCHW channel planes.
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include "CPerchQConv.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/// Fully unrolled loops, so the 16 vectors of a transpose stay in registers.
+#if defined(__clang__)
+#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define PERCH_UNROLL
+#endif
+
+#if defined(__x86_64__)
+/// In-register transpose of a 16×16 byte block (row i of `r` becomes column i).
+static inline __attribute__((always_inline)) void perch_transpose16x16_bytes(__m128i r[16]) {
+    __m128i t[16];
+    PERCH_UNROLL
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+    }
+    // t[2i] holds rows 2i,2i+1 interleaved for columns 0..7, t[2i+1] for columns 8..15.
+    PERCH_UNROLL
+    for (int i = 0; i < 4; i++) {
+        PERCH_UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m128i a = t[4 * i + h], b = t[4 * i + 2 + h];
+            r[4 * i + 2 * h] = _mm_unpacklo_epi16(a, b);
+            r[4 * i + 2 * h + 1] = _mm_unpackhi_epi16(a, b);
+        }
+    }
+    // r[4i + q] holds rows 4i..4i+3 for columns 4q..4q+3.
+    PERCH_UNROLL
+    for (int i = 0; i < 2; i++) {
+        PERCH_UNROLL
+        for (int q = 0; q < 4; q++) {
+            __m128i a = r[8 * i + q], b = r[8 * i + 4 + q];
+            t[8 * i + 2 * q] = _mm_unpacklo_epi32(a, b);
+            t[8 * i + 2 * q + 1] = _mm_unpackhi_epi32(a, b);
+        }
+    }
+    // t[8i + 2q + e] holds rows 8i..8i+7 for columns 4q+2e, 4q+2e+1.
+    PERCH_UNROLL
+    for (int c = 0; c < 8; c++) {
+        r[2 * c] = _mm_unpacklo_epi64(t[c], t[8 + c]);
+        r[2 * c + 1] = _mm_unpackhi_epi64(t[c], t[8 + c]);
+    }
+}
+#endif
+
+/// Fills rows r0..<r0+rows of the padded [Hp][Wp][16] tile (a band: tile row 0 is padded row r0):
+/// padded (pH + y, pW + x) = channel c's byte (y, x) ^ flip for the first `chans` channels (planes
+/// `inSize` bytes apart), `pad` elsewhere and in channels ≥ chans.
+/// SSE2: 16 consecutive bytes of each plane (of one row, or of several when rows are narrower than
+/// a vector, as on small maps) are transposed at once and each pixel's 16 channels stored where it
+/// belongs; the last group overlaps the one before instead of falling back to bytes.
+static inline __attribute__((always_inline)) void perch_qdw_tile16_pack_body(const uint8_t *x, size_t chans, size_t inSize,
+                                                                            long inH, long inW, long pH, long pW, long r0,
+                                                                            long rows, long Wp, uint8_t flip, uint8_t pad,
+                                                                            uint8_t *tile) {
+    memset(tile, pad, (size_t)(rows * Wp * 16));
+    // Input rows y in [yStart, yEnd) land in the band; columns x < xEnd are read by the convolution.
+    long yStart = r0 - pH > 0 ? r0 - pH : 0;
+    long yEnd = inH < r0 + rows - pH ? inH : r0 + rows - pH, xEnd = inW < Wp - pW ? inW : Wp - pW;
+    tile -= r0 * Wp * 16;  // indexed by padded row from here on
+#if defined(__x86_64__)
+    const __m128i f = _mm_set1_epi8((char)flip);
+    if (xEnd >= 16) {  // rows of at least a vector: 16 pixels of one row per transpose
+        for (long y = yStart; y < yEnd; y++) {
+            uint8_t *d = tile + ((y + pH) * Wp + pW) * 16;
+            for (long i = 0; i < xEnd; i += 16) {
+                if (i + 16 > xEnd) i = xEnd - 16;
+                __m128i r[16];
+                PERCH_UNROLL
+                for (size_t c = 0; c < 16; c++)
+                    r[c] = c < chans ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(x + c * inSize + y * inW + i)), f)
+                                     : _mm_set1_epi8((char)pad);
+                perch_transpose16x16_bytes(r);
+                PERCH_UNROLL
+                for (int p = 0; p < 16; p++) _mm_storeu_si128((__m128i *)(void *)(d + (i + p) * 16), r[p]);
+            }
+        }
+        return;
+    }
+    if ((long)inSize >= 16 && inH * inW == (long)inSize) {  // narrow rows: 16 pixels of the plane, over row ends
+        long qEnd = yEnd * inW;
+        for (long q0 = yStart * inW; q0 < qEnd; q0 += 16) {
+            if (q0 + 16 > qEnd) q0 = qEnd - 16 >= 0 ? qEnd - 16 : 0;
+            __m128i r[16];
+            PERCH_UNROLL
+            for (size_t c = 0; c < 16; c++)
+                r[c] = c < chans ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(x + c * inSize + q0)), f)
+                                 : _mm_set1_epi8((char)pad);
+            perch_transpose16x16_bytes(r);
+            long y = q0 / inW, xx = q0 % inW;
+            PERCH_UNROLL
+            for (int i = 0; i < 16; i++) {
+                if (y >= yStart && y < yEnd && xx < xEnd) _mm_storeu_si128((__m128i *)(void *)(tile + ((y + pH) * Wp + xx + pW) * 16), r[i]);
+                if (++xx == inW) { xx = 0; y++; }
+            }
+        }
+        return;
+    }
+#endif
+    for (long y = yStart; y < yEnd; y++) {
+        uint8_t *d = tile + ((y + pH) * Wp + pW) * 16;
+        for (long i = 0; i < xEnd; i++)
+            for (size_t c = 0; c < chans; c++) d[i * 16 + c] = x[c * inSize + y * inW + i] ^ flip;
+    }
+}
+
+/// Writes the first `chans` channels of `P` pixels ([P][16] bytes) to NCHW planes `outSize` apart
+/// (16 pixels per transpose, the last group overlapping the one before).
+static inline __attribute__((always_inline)) void perch_qdw_tile16_unpack_body(const uint8_t *src, size_t P, size_t chans,
+                                                                              size_t outSize, uint8_t *dst) {
+#if defined(__x86_64__)
+    if (P >= 16) {
+        for (size_t p = 0; p < P; p += 16) {
+            if (p + 16 > P) p = P - 16;
+            __m128i r[16];
+            PERCH_UNROLL
+            for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(const void *)(src + (p + i) * 16));
+            perch_transpose16x16_bytes(r);
+            for (size_t c = 0; c < chans; c++) _mm_storeu_si128((__m128i *)(void *)(dst + c * outSize + p), r[c]);
+        }
+        return;
+    }
+#endif
+    for (size_t p = 0; p < P; p++)
+        for (size_t c = 0; c < chans; c++) dst[c * outSize + p] = src[p * 16 + c];
+}
+
+static inline void perch_qdw_tile16_pack(const uint8_t *x, size_t chans, size_t inSize, long inH, long inW, long pH, long pW,
+                                         long r0, long rows, long Wp, uint8_t flip, uint8_t pad, uint8_t *tile) {
+    perch_qdw_tile16_pack_body(x, chans, inSize, inH, inW, pH, pW, r0, rows, Wp, flip, pad, tile);
+}
+
+static inline void perch_qdw_tile16_unpack(const uint8_t *src, size_t P, size_t chans, size_t outSize, uint8_t *dst) {
+    perch_qdw_tile16_unpack_body(src, P, chans, outSize, dst);
+}
+
+#if defined(__x86_64__)
+/// The same transposes compiled for AVX-512 machines: VEX/EVEX three-operand forms and wider
+/// fills halve the time of the SSE2 baseline build (which a package build without -march gets).
+PERCH_AVX512_TARGET static inline void perch_qdw_tile16_pack_avx512(const uint8_t *x, size_t chans, size_t inSize, long inH,
+                                                                    long inW, long pH, long pW, long r0, long rows, long Wp,
+                                                                    uint8_t flip, uint8_t pad, uint8_t *tile) {
+    perch_qdw_tile16_pack_body(x, chans, inSize, inH, inW, pH, pW, r0, rows, Wp, flip, pad, tile);
+}
+
+PERCH_AVX512_TARGET static inline void perch_qdw_tile16_unpack_avx512(const uint8_t *src, size_t P, size_t chans, size_t outSize,
+                                                                      uint8_t *dst) {
+    perch_qdw_tile16_unpack_body(src, P, chans, outSize, dst);
+}
+#endif
+
+/// Scalar reference: output pixel (oy, ox) reads tile pixel (oy·sH, ox·sW) + off[t] (in pixels)
+/// for tap t; w holds taps × 16 int32 weights (zero point already subtracted), init/mult/shift one
+/// per channel; out gets oH·oW × 16 bytes.
+static inline void perch_qdw_tile16_scalar(const uint8_t *tile, long Wp, long oH, long oW, long sH, long sW, const long *off,
+                                           size_t taps, const int32_t *w, const int32_t *init, const int32_t *mult,
+                                           const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    for (long oy = 0; oy < oH; oy++) {
+        for (long ox = 0; ox < oW; ox++) {
+            const uint8_t *base = tile + (oy * sH * Wp + ox * sW) * 16;
+            uint8_t *o = out + (oy * oW + ox) * 16;
+            for (int c = 0; c < 16; c++) {
+                int32_t a = init[c];
+                for (size_t t = 0; t < taps; t++) a += (int32_t)base[off[t] * 16 + c] * w[t * 16 + c];
+                o[c] = (uint8_t)perch_requant1(a, mult[c], shift[c], zp, lo, hi);
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+/// Per-channel right-shift requantization in one rounding (perch_requant16_right_avx512 with a
+/// multiplier and shift per lane): the 64-bit products of even and odd lanes get their own
+/// constants, prepared once per channel block.
+typedef struct {
+    __m512i multE, multO, kE, kO, corrE, corrO, shE, shO;
+} perch_requant16_lanes;
+
+PERCH_AVX512_TARGET static inline perch_requant16_lanes perch_requant16_lanes_make(const int32_t *mult, const int32_t *rshift) {
+    int64_t m[2][8], k[2][8], corr[2][8], sh[2][8];
+    for (int i = 0; i < 16; i++) {
+        int e = i & 1, j = i >> 1, r = rshift[i];
+        m[e][j] = mult[i];
+        k[e][j] = r > 0 ? ((int64_t)1 << 30) + ((int64_t)1 << (30 + r)) : ((int64_t)1 << 30);
+        corr[e][j] = r > 0 ? ((int64_t)1 << 31) : 0;
+        sh[e][j] = 31 + r;
+    }
+    perch_requant16_lanes q;
+    q.multE = _mm512_loadu_si512(m[0]);
+    q.multO = _mm512_loadu_si512(m[1]);
+    q.kE = _mm512_loadu_si512(k[0]);
+    q.kO = _mm512_loadu_si512(k[1]);
+    q.corrE = _mm512_loadu_si512(corr[0]);
+    q.corrO = _mm512_loadu_si512(corr[1]);
+    q.shE = _mm512_loadu_si512(sh[0]);
+    q.shO = _mm512_loadu_si512(sh[1]);
+    return q;
+}
+
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_lanes_apply(__m512i x, const perch_requant16_lanes *q, __m512i vzp,
+                                                                      __m512i vlo, __m512i vhi) {
+    const __m512i lim = _mm512_set1_epi64(-((int64_t)1 << 30));
+    __m512i pe = _mm512_mul_epi32(x, q->multE);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->multO);
+    __m512i te = _mm512_add_epi64(pe, q->kE), to = _mm512_add_epi64(po, q->kO);
+    te = _mm512_mask_sub_epi64(te, _mm512_cmplt_epi64_mask(pe, lim), te, q->corrE);
+    to = _mm512_mask_sub_epi64(to, _mm512_cmplt_epi64_mask(po, lim), to, q->corrO);
+    te = _mm512_srav_epi64(te, q->shE);
+    to = _mm512_srav_epi64(to, q->shO);
+    __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
+    y = _mm512_add_epi32(y, vzp);
+    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+}
+
+/// AVX-512: one pixel's 16 channels per vector, two pixels in flight; requires every shift ≤ 0
+/// (`rshift` = −shift per channel, at most 31).
+PERCH_AVX512_TARGET static inline void perch_qdw_tile16_avx512(const uint8_t *tile, long Wp, long oH, long oW, long sH, long sW,
+                                                               const long *off, size_t taps, const int32_t *w,
+                                                               const int32_t *init, const int32_t *mult, const int32_t *rshift,
+                                                               int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    const __m512i vinit = _mm512_loadu_si512(init);
+    const perch_requant16_lanes q = perch_requant16_lanes_make(mult, rshift);
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    const long step = sW * 16;
+    for (long oy = 0; oy < oH; oy++) {
+        const uint8_t *row = tile + oy * sH * Wp * 16;
+        uint8_t *o = out + oy * oW * 16;
+        long ox = 0;
+        for (; ox + 2 <= oW; ox += 2) {
+            const uint8_t *b0 = row + ox * step, *b1 = b0 + step;
+            __m512i a0 = vinit, a1 = vinit;
+            for (size_t t = 0; t < taps; t++) {
+                __m512i wt = _mm512_loadu_si512(w + 16 * t);
+                __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + off[t] * 16)));
+                __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b1 + off[t] * 16)));
+                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(v0, wt));
+                a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(v1, wt));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &q, vzp, vlo, vhi)));
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 16),
+                             _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a1, &q, vzp, vlo, vhi)));
+        }
+        for (; ox < oW; ox++) {
+            const uint8_t *b0 = row + ox * step;
+            __m512i a0 = vinit;
+            for (size_t t = 0; t < taps; t++) {
+                __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + off[t] * 16)));
+                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(v0, _mm512_loadu_si512(w + 16 * t)));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &q, vzp, vlo, vhi)));
+        }
+    }
+}
+
+/// Word-pair tile for perch_qdw_pairs16_avx512: q[y][j] holds, for 16 channels, the int16 pair
+/// (tile[y][j·sW], tile[y][j·sW + 1]), so one vpdpwssd adds two horizontal taps of 16 channels.
+/// j < Wq; the pair's second pixel may lie past the row (read from the next row or the 16 bytes
+/// of slack `tile` must have past Hp·Wp pixels): the kernels give it weight 0.
+PERCH_AVX512_TARGET static inline void perch_qdw_tile16_pairs(const uint8_t *tile, long Hp, long Wp, long sW, long Wq, int16_t *q) {
+    for (long y = 0; y < Hp; y++) {
+        const uint8_t *row = tile + y * Wp * 16;
+        int16_t *d = q + y * Wq * 32;
+        for (long j = 0; j < Wq; j++) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(row + j * sW * 16));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(row + (j * sW + 1) * 16));
+            __m256i ab = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1);
+            _mm512_storeu_si512(d + j * 32, _mm512_cvtepu8_epi16(ab));
+        }
+    }
+}
+
+/// The depthwise tile with two horizontal taps per vpdpwssd (AVX-512 VNNI, exact int32 sums):
+/// output (oy, ox) adds, for each kernel row kh and pair m, q[oy·sH + kh·dH][ox + m·jstep] ·
+/// wp[kh][m] (wp: 16 channels × (w[kh][2m], w[kh][2m + 1] or 0) as int16). For dW = 1 and
+/// sW = 1 (jstep 2) or sW = 2 (jstep 1); four output pixels in flight. Requires every shift ≤ 0.
+PERCH_AVX512_TARGET static inline void perch_qdw_pairs16_avx512(const int16_t *q, long Wq, long oH, long oW, long sH, long dH,
+                                                                long kH, long pairs, long jstep, const int16_t *wp,
+                                                                const int32_t *init, const int32_t *mult, const int32_t *rshift,
+                                                                int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    const __m512i vinit = _mm512_loadu_si512(init);
+    const perch_requant16_lanes rq = perch_requant16_lanes_make(mult, rshift);
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    for (long oy = 0; oy < oH; oy++) {
+        uint8_t *o = out + oy * oW * 16;
+        long ox = 0;
+        for (; ox + 4 <= oW; ox += 4) {
+            __m512i a0 = vinit, a1 = vinit, a2 = vinit, a3 = vinit;
+            for (long kh = 0; kh < kH; kh++) {
+                const int16_t *r = q + ((oy * sH + kh * dH) * Wq + ox) * 32;
+                const int16_t *w = wp + kh * pairs * 32;
+                for (long m = 0; m < pairs; m++) {
+                    __m512i wv = _mm512_loadu_si512(w + m * 32);
+                    const int16_t *rm = r + m * jstep * 32;
+                    a0 = _mm512_dpwssd_epi32(a0, _mm512_loadu_si512(rm), wv);
+                    a1 = _mm512_dpwssd_epi32(a1, _mm512_loadu_si512(rm + 32), wv);
+                    a2 = _mm512_dpwssd_epi32(a2, _mm512_loadu_si512(rm + 64), wv);
+                    a3 = _mm512_dpwssd_epi32(a3, _mm512_loadu_si512(rm + 96), wv);
+                }
+            }
+            __m128i b0 = _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &rq, vzp, vlo, vhi));
+            __m128i b1 = _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a1, &rq, vzp, vlo, vhi));
+            __m128i b2 = _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a2, &rq, vzp, vlo, vhi));
+            __m128i b3 = _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a3, &rq, vzp, vlo, vhi));
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), b0);
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 16), b1);
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 32), b2);
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 48), b3);
+        }
+        for (; ox < oW; ox++) {
+            __m512i a0 = vinit;
+            for (long kh = 0; kh < kH; kh++) {
+                const int16_t *r = q + ((oy * sH + kh * dH) * Wq + ox) * 32;
+                const int16_t *w = wp + kh * pairs * 32;
+                for (long m = 0; m < pairs; m++)
+                    a0 = _mm512_dpwssd_epi32(a0, _mm512_loadu_si512(r + m * jstep * 32), _mm512_loadu_si512(w + m * 32));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &rq, vzp, vlo, vhi)));
+        }
+    }
+}
+#endif
+
+#endif

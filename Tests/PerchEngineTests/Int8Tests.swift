@@ -89,6 +89,8 @@ final class Int8Tests: XCTestCase {
             (24, 24, 3, 24, 1, 1, .u8), (20, 20, 3, 20, 2, 1, .i8),
             // Enough output channels that threads split them on maps of one pixel block.
             (16, 48, 3, 1, 1, 1, .u8), (64, 64, 1, 1, 1, 0, .i8),
+            // Stride-1 convolutions on the padded grid (taps path): a partial K4 channel group, no padding, 5×5.
+            (10, 12, 3, 1, 1, 0, .i8), (12, 70, 5, 1, 1, 2, .u8),
         ]
         // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
         for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true)] { for t in cases {

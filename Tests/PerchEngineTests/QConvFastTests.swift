@@ -154,6 +154,27 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The stride-1 tap-offset conv GEMM (VNNI) against its scalar reference on ragged shapes: rows
+    /// not a multiple of 8, pixels not a multiple of 32, extreme bytes and weights.
+    func testTapsGemmMatchesScalar() {
+        #if arch(x86_64)
+        guard paths.contains(.avx512) else { return }
+        var rng = SplitMix(seed: 25)
+        for (n, p, k4, wp) in [(8, 32, 2, 6), (13, 70, 3, 9), (1, 5, 1, 4), (67, 129, 5, 18)] {
+            let offsets = (0..<9).map { (($0 / 3) * wp + $0 % 3) }
+            let ldx = p + 2 * wp + 3 + 16
+            var x = (0..<(k4 * ldx * 4)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            x[0] = 255
+            var w = (0..<(n * 9 * k4 * 4)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+            w[0] = -128
+            var a = [Int32](repeating: 7, count: n * p), b = a
+            perch_qconv_taps_vnni(n, p, k4, 9, offsets, x, ldx, w, 9 * k4 * 4, &a, p)
+            perch_qconv_taps_scalar(n, p, k4, 9, offsets, x, ldx, w, 9 * k4 * 4, &b, p)
+            XCTAssertEqual(a, b, "n=\(n) p=\(p) k4=\(k4)")
+        }
+        #endif
+    }
+
     /// The channel-tiled depthwise kernel (pack → 16 channels per vector → unpack) against direct
     /// sums requantized by the Swift reference, on partial channel blocks, strides, dilations,
     /// asymmetric kernels, right shifts from 0 to 31 and accumulators far from zero.

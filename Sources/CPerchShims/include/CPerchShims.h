@@ -12,6 +12,7 @@
 #include "CPerchInt8.h"
 #include "CPerchQConv.h"
 #include "CPerchQDepthwise.h"
+#include "CPerchQConvTaps.h"
 #include "CPerchQGemmSIMD.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"

@@ -45,24 +45,24 @@ enum QConvISA: Sendable {
 
     /// `rows` rows of `n` accumulators (stride lda) with one multiplier into rows of stride ldo.
     @inline(__always)
-    func requantRows(_ acc: UnsafePointer<Int32>, lda: Int, n: Int, rows: Int, _ q: QuantizedMultiplier, zp: Int32, lo: Int32, hi: Int32,
-                     _ out: UnsafeMutablePointer<UInt8>, ldo: Int) {
+    func requantRows(_ acc: UnsafePointer<Int32>, lda: Int, n: Int, rows: Int, add: Int32 = 0, _ q: QuantizedMultiplier, zp: Int32,
+                     lo: Int32, hi: Int32, _ out: UnsafeMutablePointer<UInt8>, ldo: Int) {
         #if arch(x86_64)
         if self == .avx512 {
-            perch_qrequant_rows_avx512(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            perch_qrequant_rows_avx512(acc, lda, n, rows, add, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
         if self == .avx2 {
-            perch_qrequant_rows_avx2(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            perch_qrequant_rows_avx2(acc, lda, n, rows, add, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
         #elseif arch(arm64)
         if self != .scalar {
-            perch_qrequant_rows_neon(acc, lda, n, rows, 0, q.multiplier, q.shift, zp, lo, hi, out, ldo)
+            perch_qrequant_rows_neon(acc, lda, n, rows, add, q.multiplier, q.shift, zp, lo, hi, out, ldo)
             return
         }
         #endif
-        for r in 0..<rows { perch_qrequant_row_scalar(acc + r * lda, n, 0, q.multiplier, q.shift, zp, lo, hi, out + r * ldo) }
+        for r in 0..<rows { perch_qrequant_row_scalar(acc + r * lda, n, add, q.multiplier, q.shift, zp, lo, hi, out + r * ldo) }
     }
 
     /// C[n][p] = Σ_k W[n][k]·X[k][p] (X in the K4 layout, row stride `ldx` pixels).
@@ -166,6 +166,9 @@ enum QConvFast {
     /// C[oc][pixels] = W · im2col(X), pixels in blocks, written straight into the NCHW output.
     static func gemm(_ g: ConvGeometry, layers: [QLinearLayer], aIsI8: Bool, za: Int32, outDesc: TensorDesc, threads: Int,
                      isa: QConvISA) -> PreparedOp {
+        if QConvTaps.applies(g, isa: isa) {
+            return QConvTaps.prepare(g, layer: layers[0], aIsI8: aIsI8, za: za, outDesc: outDesc, threads: threads, isa: isa)
+        }
         let ocg = g.outPerGroup
         let k = g.inPerGroup * g.kernelSize
         let k4 = (k + 3) / 4

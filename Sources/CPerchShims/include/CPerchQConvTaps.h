@@ -1,0 +1,116 @@
+#ifndef CPERCH_QCONV_TAPS_H
+#define CPERCH_QCONV_TAPS_H
+// Stride-1 int8 convolution without im2col. The input is padded once into the K4 layout of the
+// GEMM kernels ([C/4][Hp·Wp][4] bytes: four channels of one padded pixel per 32-bit word), and
+// output pixels are computed on the padded grid (p = oy·Wp + ox; the kW − 1 columns past outW of
+// each row are computed and dropped). Tap (kh, kw) then reads that same buffer shifted by
+// kh·dH·Wp + kw·dW pixels, so the GEMM's K loop runs over (tap, channel group) with a pointer
+// offset per tap instead of reading a copied im2col matrix — im2col wrote and re-read 9× the
+// input per 3×3 layer, a third of the time of VGG's convolutions.
+//
+// - perch_qconv_pad_k4: NCHW input (one group) → padded K4 buffer.
+// - perch_qconv_taps_*: C[n][p] = Σ_t Σ_k4 W[n][t·K4 + k4] · X[k4][p + off[t]] (4-byte dot products).
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include "CPerchQConv.h"
+
+/// Pads channels 0..<C (planes inSize = inH·inW bytes apart, XORed with flip) into dst: group k4
+/// at dst + k4·ldx·4, padded pixel (y, x) at word y·Wp + x; padding and channels ≥ C get `pad`.
+/// ldx ≥ Hp·Wp (the caller leaves slack past it for the taps' reads).
+static inline void perch_qconv_pad_k4(const uint8_t *x, size_t C, long inH, long inW, long pH, long pW, long Hp, long Wp,
+                                      uint8_t flip, uint8_t pad, uint8_t *dst, size_t ldx) {
+    size_t K4 = (C + 3) / 4, inSize = (size_t)(inH * inW);
+    for (size_t k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * ldx * 4;
+        memset(d, pad, ldx * 4);
+        size_t chans = C - 4 * k4 < 4 ? C - 4 * k4 : 4;
+        for (long iy = 0; iy < inH && iy + pH < Hp; iy++) {
+            long n = inW < Wp - pW ? inW : Wp - pW;
+            if (n <= 0) continue;
+            uint8_t *row = d + ((iy + pH) * Wp + pW) * 4;
+            // One K4 group of one row: perch_interleave4 with K = chans (missing channels → 0).
+            perch_interleave4(x + 4 * k4 * inSize + iy * inW, inSize, chans, (size_t)n, (size_t)n, flip, row);
+        }
+    }
+}
+
+/// Scalar reference.
+static inline void perch_qconv_taps_scalar(size_t N, size_t P, size_t K4, size_t taps, const long *off, const uint8_t *X,
+                                           size_t ldx, const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    for (size_t n = 0; n < N; n++) {
+        for (size_t p = 0; p < P; p++) {
+            int32_t acc = 0;
+            for (size_t t = 0; t < taps; t++) {
+                for (size_t k4 = 0; k4 < K4; k4++) {
+                    const uint8_t *x = X + (k4 * ldx + p + (size_t)off[t]) * 4;
+                    const int8_t *w = W + n * ldw + (t * K4 + k4) * 4;
+                    for (int j = 0; j < 4; j++) acc += (int32_t)x[j] * (int32_t)w[j];
+                }
+            }
+            C[n * ldc + p] = acc;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+/// VNNI: tiles of 8 output channels × 32 pixels as perch_qconv_k4_vnni, the K loop over taps and
+/// channel groups. P tails are masked (the masked-off lanes' addresses are never read).
+PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P, size_t K4, size_t taps, const long *off,
+                                                             const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
+                                                             int32_t *C, size_t ldc) {
+    for (size_t p = 0; p < P; p += 32) {
+        size_t left = P - p;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        size_t n = 0;
+        for (; n + 8 <= N; n += 8) {
+            const int8_t *wk = W + n * ldw;
+            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+                    a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+            for (size_t t = 0; t < taps; t++) {
+                const uint8_t *xt = X + (p + (size_t)off[t]) * 4;
+                for (size_t k4 = 0; k4 < K4; k4++, wk += 4) {
+                    const uint8_t *x = xt + k4 * ldx * 4;
+                    __m512i x0 = _mm512_maskz_loadu_epi32(m0, x), x1 = _mm512_maskz_loadu_epi32(m1, x + 64);
+                    __m512i b;
+#define PERCH_TAPS_ROW(r, c0, c1)                                             \
+    b = _mm512_set1_epi32(*(const int32_t *)(const void *)(wk + (r) * ldw)); \
+    c0 = _mm512_dpbusd_epi32(c0, x0, b);                                      \
+    c1 = _mm512_dpbusd_epi32(c1, x1, b);
+                    PERCH_TAPS_ROW(0, a00, a01) PERCH_TAPS_ROW(1, a10, a11) PERCH_TAPS_ROW(2, a20, a21)
+                    PERCH_TAPS_ROW(3, a30, a31) PERCH_TAPS_ROW(4, a40, a41) PERCH_TAPS_ROW(5, a50, a51)
+                    PERCH_TAPS_ROW(6, a60, a61) PERCH_TAPS_ROW(7, a70, a71)
+#undef PERCH_TAPS_ROW
+                }
+            }
+            int32_t *c = C + n * ldc + p;
+#define PERCH_TAPS_STORE(r, c0, c1)                  \
+    _mm512_mask_storeu_epi32(c + (r) * ldc, m0, c0); \
+    if (m1) _mm512_mask_storeu_epi32(c + (r) * ldc + 16, m1, c1);
+            PERCH_TAPS_STORE(0, a00, a01) PERCH_TAPS_STORE(1, a10, a11) PERCH_TAPS_STORE(2, a20, a21)
+            PERCH_TAPS_STORE(3, a30, a31) PERCH_TAPS_STORE(4, a40, a41) PERCH_TAPS_STORE(5, a50, a51)
+            PERCH_TAPS_STORE(6, a60, a61) PERCH_TAPS_STORE(7, a70, a71)
+#undef PERCH_TAPS_STORE
+        }
+        for (; n < N; n++) {
+            const int8_t *wk = W + n * ldw;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            for (size_t t = 0; t < taps; t++) {
+                const uint8_t *xt = X + (p + (size_t)off[t]) * 4;
+                for (size_t k4 = 0; k4 < K4; k4++, wk += 4) {
+                    const uint8_t *x = xt + k4 * ldx * 4;
+                    __m512i b = _mm512_set1_epi32(*(const int32_t *)(const void *)wk);
+                    c0 = _mm512_dpbusd_epi32(c0, _mm512_maskz_loadu_epi32(m0, x), b);
+                    c1 = _mm512_dpbusd_epi32(c1, _mm512_maskz_loadu_epi32(m1, x + 64), b);
+                }
+            }
+            int32_t *c = C + n * ldc + p;
+            _mm512_mask_storeu_epi32(c, m0, c0);
+            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
+        }
+    }
+}
+#endif
+
+#endif

@@ -1,6 +1,21 @@
 import CPerchShims
 import PerchGraph
 
+extension QConvISA {
+    /// C[n][p] = Σ_t Σ_k4 W[n][t·K4 + k4] · X[k4][p + off[t]] (perch_qconv_taps_*).
+    @inline(__always)
+    func convTaps(n: Int, p: Int, k4: Int, taps: Int, offsets: UnsafePointer<Int>, x: UnsafePointer<UInt8>, ldx: Int,
+                  w: UnsafePointer<Int8>, ldw: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qconv_taps_vnni(n, p, k4, taps, offsets, x, ldx, w, ldw, c, ldc)
+            return
+        }
+        #endif
+        perch_qconv_taps_scalar(n, p, k4, taps, offsets, x, ldx, w, ldw, c, ldc)
+    }
+}
+
 /// Stride-1 int8 convolution without im2col (see CPerchQConvTaps.h): the input is padded once into
 /// the GEMM's K4 layout and each tap reads it at its own offset; outputs are computed on the padded
 /// grid, a block of whole grid rows at a time, and requantized row by row into NCHW. AVX-512 VNNI.
@@ -62,10 +77,12 @@ enum QConvTaps {
                             let lower = (item % chunks) * chunk, count = Swift.min(chunk, n - lower)
                             let m = (rows - 1) * wp + g.outW
                             let x = padded + r0 * wp * 4
-                            perch_qconv_taps_vnni(count, m, k4, taps, off.baseAddress!, x, ldx, wAll.baseAddress! + lower * ldw, ldw, acc, pb)
+                            isa.convTaps(n: count, p: m, k4: k4, taps: taps, offsets: off.baseAddress!, x: x, ldx: ldx,
+                                         w: wAll.baseAddress! + lower * ldw, ldw: ldw, c: acc, ldc: pb)
                             if sums {
                                 let pixelSums = acc + chunk * pb
-                                perch_qconv_taps_vnni(1, m, k4, taps, off.baseAddress!, x, ldx, wAll.baseAddress! + n * ldw, ldw, pixelSums, pb)
+                                isa.convTaps(n: 1, p: m, k4: k4, taps: taps, offsets: off.baseAddress!, x: x, ldx: ldx,
+                                             w: wAll.baseAddress! + n * ldw, ldw: ldw, c: pixelSums, ldc: pb)
                                 for j in 0..<count {
                                     let z = layer.weightZero[lower + j]
                                     if z == 0 { continue }

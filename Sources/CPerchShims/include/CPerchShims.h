@@ -19,6 +19,7 @@
 #include "CPerchDepthwiseF32.h"
 #include "CPerchHalf.h"
 #include "CPerchElementwise.h"
+#include "CPerchPeak.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

@@ -50,17 +50,22 @@ struct BenchGemmCommand: ParsableCommand {
         let gflops = 2.0 * Double(m) * Double(n) * Double(k) / (median * 1e6)
         let (int8Median, isa) = timeInt8()
         let gops = 2.0 * Double(m) * Double(n) * Double(k) / (int8Median * 1e6)
+        let peak = MeasuredPeak.probe()
         if json {
             print(JSONValue.object([
                 ("m", .int(m)), ("n", .int(n)), ("k", .int(k)), ("threads", .int(threads)), ("runs", .int(runs)),
                 ("fp32", .object([("median_ms", .double(median)), ("gflops", .double(gflops)), ("kernel", .string(sgemmVariantName()))])),
                 ("int8", .object([("median_ms", .double(int8Median)), ("gops", .double(gops)), ("kernel", .string(isa.name)), ("threads", .int(1))])),
+                ("measured_peak", .object([("fp32_gflops", peak.fp32.map { .double($0) } ?? .null),
+                                           ("int8_gops", peak.int8.map { .double($0) } ?? .null),
+                                           ("how", .string(peak.how))])),
             ]).text)
         } else {
             print("sgemm " + String(m) + "x" + String(n) + "x" + String(k) + ", " + String(threads) + " thread(s), " + sgemmVariantName()
                   + String(format: ": median %.3f ms, %.1f GFLOP/s", median, gflops))
             print("int8 gemm (u8·s8 → s32) " + String(m) + "x" + String(n) + "x" + String(k) + ", 1 thread, " + isa.name
                   + String(format: ": median %.3f ms, %.1f GOP/s", int8Median, gops))
+            if let f = peak.fp32 { print(String(format: "measured 1-core peak: fp32 %.1f GFLOP/s", f) + (peak.int8.map { String(format: ", int8 %.1f GOP/s", $0) } ?? "") + " (" + peak.how + ")") }
         }
     }
 
@@ -96,5 +101,40 @@ struct BenchGemmCommand: ParsableCommand {
         }
         samples.sort()
         return samples[samples.count / 2]
+    }
+}
+
+/// One core's peak arithmetic throughput, measured (CPerchPeak.h): register-only FMA and int8
+/// dot-product chains timed at the clock the core actually runs.
+struct MeasuredPeak {
+    var fp32: Double?
+    var int8: Double?
+    var how: String
+
+    static func probe() -> MeasuredPeak {
+        /// Best of 5 timings of `body` (operations per ns = G-operations per second).
+        func rate(_ body: () -> Double) -> Double {
+            var best = 0.0
+            for _ in 0..<5 {
+                let t0 = perch_monotonic_ns()
+                let ops = body()
+                best = Swift.max(best, ops / Double(Swift.max(perch_monotonic_ns() - t0, 1)))
+            }
+            return best
+        }
+        let iters = 2_000_000
+        let features = Int(perch_cpu_features())
+        #if arch(x86_64)
+        let avx512 = features & Int(PERCH_CPU_AVX512VNNI) != 0
+        let avx2 = features & Int(PERCH_CPU_AVX2) != 0
+        let fp32: Double? = avx512 ? rate { perch_peak_fma_avx512(iters) } : (avx2 ? rate { perch_peak_fma_avx2(iters) } : nil)
+        let int8: Double? = avx512 ? rate { perch_peak_vnni_avx512(iters) } : nil
+        return MeasuredPeak(fp32: fp32, int8: int8, how: (avx512 ? "vfmadd zmm, vpdpbusd zmm" : "vfmadd ymm") + " chains, 12 accumulators")
+        #elseif arch(arm64)
+        _ = features
+        return MeasuredPeak(fp32: rate { perch_peak_fma_neon(iters) }, int8: nil, how: "fmla v.4s chains, 12 accumulators")
+        #else
+        return MeasuredPeak(fp32: nil, int8: nil, how: "no probe for this architecture")
+        #endif
     }
 }

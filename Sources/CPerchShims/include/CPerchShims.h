@@ -20,6 +20,7 @@
 #include "CPerchHalf.h"
 #include "CPerchElementwise.h"
 #include "CPerchPeak.h"
+#include "CPerchPoolF32.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

@@ -1,3 +1,5 @@
+import CPerchShims
+
 /// 2-D float32 MaxPool without an Indices output, dilation 1: the CNN case (VGG's 2×2/2,
 /// SqueezeNet's and ResNet's 3×3/2). Same result as `poolKernel`, bit for bit, NaN included:
 /// taps are combined in the reference's order with "replace only when greater", so a leading NaN
@@ -10,6 +12,9 @@ func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutable
     // Output columns whose whole window is inside the row.
     let lo = Swift.min(g.outW, (g.pW + g.sW - 1) / g.sW)
     let hi = Swift.max(lo, Swift.min(g.outW, g.inW - g.kW + g.pW >= 0 ? (g.inW - g.kW + g.pW) / g.sW + 1 : 0))
+    #if arch(x86_64)
+    let avx512 = VectorISA.best().avx512
+    #endif
     for plane in 0..<(g.batch * g.inChannels) {
         let xp = x + plane * g.inSize
         let yp = y + plane * g.outSize
@@ -54,6 +59,16 @@ func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutable
                     ow += 8
                 }
             }
+            #if arch(x86_64)
+            if vectorWidth >= 2 && avx512 && hi > ow {
+                // 16 outputs per step (CPerchPoolF32.h), the whole run of inside windows at once.
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: h1 - h0) { rows in
+                    for kh in h0..<h1 { rows[kh - h0] = UnsafePointer(xp + (sh + kh) * g.inW + 2 * ow - g.pW) }
+                    perch_maxpool_s2_row_f32_avx512(rows.baseAddress!, h1 - h0, g.kW, hi - ow, yrow + ow)
+                }
+                ow = hi
+            }
+            #endif
             // Loads of 16 floats (and 16 more two floats on for width 3) stay inside the row.
             let span = vectorWidth == 3 ? 18 : 16
             while vectorWidth >= 2 && ow + 8 <= hi && 2 * ow - g.pW + span <= g.inW {

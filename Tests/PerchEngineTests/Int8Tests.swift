@@ -15,16 +15,25 @@ final class Int8Tests: XCTestCase {
         XCTAssertEqual(QuantizedMultiplier(0), QuantizedMultiplier(multiplier: 0, shift: 0))
     }
 
-    func testRoundingPrimitives() {
-        XCTAssertEqual(roundingDivideByPOT(5, 1), 3)  // 2.5 → 3 (away from zero)
-        XCTAssertEqual(roundingDivideByPOT(-5, 1), -3)
-        XCTAssertEqual(roundingDivideByPOT(4, 1), 2)
-        XCTAssertEqual(roundingDivideByPOT(-7, 2), -2)  // -1.75 → -2
-        XCTAssertEqual(saturatingRoundingDoublingHighMul(Int32.min, Int32.min), Int32.max)
-        XCTAssertEqual(saturatingRoundingDoublingHighMul(1 << 30, 1 << 30), 1 << 29)
-        // gemmlowp's nudge makes negative ties round toward zero here: -1.5 → -1.
-        XCTAssertEqual(saturatingRoundingDoublingHighMul(-3, 1 << 30), -1)
-        XCTAssertEqual(saturatingRoundingDoublingHighMul(3, 1 << 30), 2)
+    /// One rounding, half up, of the exact product: worked by hand.
+    func testSingleRoundingHalfUp() {
+        let half = QuantizedMultiplier(multiplier: 1 << 30, shift: 0)  // × 0.5
+        XCTAssertEqual(multiplyByQuantizedMultiplier(1, half), 1)  // 0.5 → 1
+        XCTAssertEqual(multiplyByQuantizedMultiplier(-1, half), 0)  // −0.5 → 0 (half up)
+        XCTAssertEqual(multiplyByQuantizedMultiplier(-3, half), -1)  // −1.5 → −1
+        XCTAssertEqual(multiplyByQuantizedMultiplier(5, half), 3)  // 2.5 → 3
+        let eighth = QuantizedMultiplier(multiplier: 1 << 30, shift: -2)  // × 0.125
+        XCTAssertEqual(multiplyByQuantizedMultiplier(11, eighth), 1)  // 1.375 → 1
+        XCTAssertEqual(multiplyByQuantizedMultiplier(12, eighth), 2)  // 1.5 → 2
+        XCTAssertEqual(multiplyByQuantizedMultiplier(-13, eighth), -2)  // −1.625 → −2
+        // The extreme accumulators with the smallest multiplier (a 62-bit shift).
+        let tiny = QuantizedMultiplier(multiplier: 1 << 30, shift: -31)  // × 2^−32
+        XCTAssertEqual(multiplyByQuantizedMultiplier(Int32.max, tiny), 0)  // 0.49999… → 0
+        XCTAssertEqual(multiplyByQuantizedMultiplier(Int32.min, tiny), 0)  // −0.5 → 0
+        // A positive shift saturates the left shift first.
+        let big = QuantizedMultiplier(multiplier: 1 << 30, shift: 4)  // × 8
+        XCTAssertEqual(multiplyByQuantizedMultiplier(3, big), 24)
+        XCTAssertEqual(multiplyByQuantizedMultiplier(Int32.max / 4, big), Int32.max / 2 + 1)  // (2^31 − 1) · 0.5 rounded up
     }
 
     func testRequantizeMatchesRealArithmeticWithinHalfStep() {
@@ -34,11 +43,10 @@ final class Int8Tests: XCTestCase {
             let q = QuantizedMultiplier(real)
             let acc = Int32(Int64(rng.next() % 2_000_000) - 1_000_000)
             let got = multiplyByQuantizedMultiplier(acc, q)
-            // Two roundings (the doubling high multiply, then the shift) and the Q31 multiplier:
-            // at most half a step, plus half a unit of the intermediate 2^shift grid, plus
-            // |acc| · 2^(shift−32).
+            // One rounding of the exact product with the Q31 multiplier: at most half a step
+            // plus |acc| · 2^(shift−32) (the multiplier's own rounding).
             let p = pow2(Int(q.shift))
-            let bound = 0.5 + 0.5 * p + Double(abs(acc)) * p / 4294967296.0 + 1e-9
+            let bound = 0.5 + Double(abs(acc)) * p / 4294967296.0 + 1e-9
             XCTAssertLessThanOrEqual(abs(Double(got) - Double(acc) * real), bound, "acc \(acc) × \(real)")
         }
         XCTAssertEqual(requantize(1000, QuantizedMultiplier(0.01), zeroPoint: -128, lo: -128, hi: 127), -118)

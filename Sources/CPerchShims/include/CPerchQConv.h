@@ -18,29 +18,27 @@
 #include <emmintrin.h>
 #endif
 
-/// gemmlowp SaturatingRoundingDoublingHighMul.
-static inline int32_t perch_srdhm(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-}
+// Loops with constant trip counts after inlining (tile rows and column groups, the 16 vectors of
+// a byte transpose), unrolled even at -Os (which Swift uses for imported C) so their vectors live
+// in registers.
+#if defined(__clang__)
+#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define PERCH_UNROLL
+#endif
 
-/// gemmlowp RoundingDivideByPOT.
-static inline int32_t perch_rdpot(int32_t x, int e) {
-    if (e <= 0) return x;
-    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
-    int32_t rem = x & mask;
-    int32_t thr = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (rem > thr ? 1 : 0);
-}
-
-/// TFLite MultiplyByQuantizedMultiplier + zero point + clamp.
+/// Fixed-point requantization with one rounding (TFLite's TFLITE_SINGLE_ROUNDING form of
+/// MultiplyByQuantizedMultiplier) + zero point + clamp: a positive shift first shifts acc left,
+/// saturating; then acc·mult (exact, 64-bit) is divided by 2^(31 + right) rounding half up:
+/// floor((acc·mult + 2^(30 + right)) / 2^(31 + right)). gemmlowp's two roundings (doubling high
+/// multiply, then a rounding divide) moved a value within 2^−(right+1) of a half step to the other
+/// side, one step from ONNX Runtime's float requantization on ~0.5% of outputs, and cost more.
 static inline int32_t perch_requant1(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
     int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
     int64_t s = (int64_t)acc << left;
     int32_t x = s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
-    int32_t v = perch_rdpot(perch_srdhm(x, mult), right) + zp;
+    int64_t t = (int64_t)x * (int64_t)mult + ((int64_t)1 << (30 + right));
+    int32_t v = (int32_t)(t >> (31 + right)) + zp;  // |t| < 2^62: the quotient fits int32
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
@@ -347,7 +345,10 @@ static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_
 
 #define PERCH_AVX512_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f,avx512vl,avx512dq")))
 
-/// 16 lanes of perch_requant1 with one multiplier.
+/// 16 lanes of perch_requant1 with one multiplier: bits 31..62 of t = x·mult + 2^(30 + right)
+/// (even lanes: shifted down into the low dword; odd lanes: up into the high dword) are
+/// floor(t / 2^31), exact in 32 bits since |t| < 2^62; an arithmetic shift by `right` finishes
+/// floor(t / 2^(31 + right)).
 PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int left, int right, __m512i vmult,
                                                                  __m512i vzp, __m512i vlo, __m512i vhi) {
     if (left > 0) {
@@ -357,42 +358,21 @@ PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int 
         x = _mm512_mask_mov_epi32(x, over, _mm512_set1_epi32(INT32_MAX));
         x = _mm512_mask_mov_epi32(x, under, _mm512_set1_epi32(INT32_MIN));
     }
-    // srdhm: the multiplier is >= 0, so INT32_MIN * INT32_MIN cannot happen, and gemmlowp's
-    // trunc((ab + nudge) / 2^31) equals floor((ab + 2^30) / 2^31) for both signs of ab (for ab < 0:
-    // trunc(t / 2^31) = floor((t + 2^31 − 1) / 2^31) with t = ab + 1 − 2^30). Bits 31..62 of
-    // ab + 2^30 are that quotient: shift them into the low dword (even lanes) or the high dword (odd).
-    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
-    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
-    __m512i po = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), half), 1);
+    const __m512i k = _mm512_set1_epi64((int64_t)1 << (30 + right));
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), k), 31);
+    __m512i po = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), k), 1);
     __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
-    if (right > 0) {
-        __m512i mask = _mm512_set1_epi32((int32_t)(((int64_t)1 << right) - 1));
-        __m512i rem = _mm512_and_si512(y, mask);
-        __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
-        y = _mm512_srai_epi32(y, (unsigned)right);
-        y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
-    }
+    if (right > 0) y = _mm512_srai_epi32(y, (unsigned)right);
     y = _mm512_add_epi32(y, vzp);
     return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
 }
 
-/// 16 lanes of perch_requant1 for shift <= 0 (right = −shift), in one rounding: with p = x·mult
-/// (exact, 64-bit), srdhm is floor((p + 2^30) / 2^31) and gemmlowp's rounding divide by 2^right
-/// adds 2^(right−1) − [q < 0] before flooring, and nested floors of integer divisions collapse,
-/// so the result is (p + 2^30 + 2^(30+right) − [p < −2^30]·2^31) >> (31 + right) — the same
-/// integers as the two-step form (checked against it), in fewer instructions.
-PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x, __m512i vmult, __m512i k, __m512i lim,
-                                                                       __m512i two31, __m128i sh, int correct, __m512i vzp,
-                                                                       __m512i vlo, __m512i vhi) {
-    __m512i pe = _mm512_mul_epi32(x, vmult);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult);
-    __m512i te = _mm512_add_epi64(pe, k), to = _mm512_add_epi64(po, k);
-    if (correct) {
-        te = _mm512_mask_sub_epi64(te, _mm512_cmplt_epi64_mask(pe, lim), te, two31);
-        to = _mm512_mask_sub_epi64(to, _mm512_cmplt_epi64_mask(po, lim), to, two31);
-    }
-    te = _mm512_sra_epi64(te, sh);
-    to = _mm512_sra_epi64(to, sh);
+/// 16 lanes of perch_requant1 for shift <= 0 (right = −shift) with one 64-bit arithmetic shift:
+/// (x·mult + k) >> sh with k = 2^(30 + right), sh = 31 + right, the low dwords gathered.
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
+                                                                       __m512i vzp, __m512i vlo, __m512i vhi) {
+    __m512i te = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), k), sh);
+    __m512i to = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), k), sh);
     // Low dwords: even lanes from te, odd lanes from to (its dword 0 and 2 of each 128-bit lane).
     __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
     y = _mm512_add_epi32(y, vzp);
@@ -407,18 +387,17 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *
                   vhi = _mm512_set1_epi32(hi), vadd = _mm512_set1_epi32(add);
     size_t i = 0;
     if (left == 0 && right <= 31) {
-        const __m512i k = _mm512_set1_epi64(right > 0 ? ((int64_t)1 << 30) + ((int64_t)1 << (30 + right)) : ((int64_t)1 << 30));
-        const __m512i lim = _mm512_set1_epi64(-((int64_t)1 << 30)), two31 = _mm512_set1_epi64((int64_t)1 << 31);
+        const __m512i k = _mm512_set1_epi64((int64_t)1 << (30 + right));
         const __m128i sh = _mm_cvtsi32_si128(31 + right);
         for (; i + 16 <= n; i += 16) {
             __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vadd);
-            __m512i y = perch_requant16_right_avx512(x, vmult, k, lim, two31, sh, right > 0, vzp, vlo, vhi);
+            __m512i y = perch_requant16_right_avx512(x, vmult, k, sh, vzp, vlo, vhi);
             _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(y));
         }
         if (i < n) {
             __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
             __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vadd);
-            __m512i y = perch_requant16_right_avx512(x, vmult, k, lim, two31, sh, right > 0, vzp, vlo, vhi);
+            __m512i y = perch_requant16_right_avx512(x, vmult, k, sh, vzp, vlo, vhi);
             _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(y));
         }
         return;
@@ -549,17 +528,14 @@ PERCH_AVX512_TARGET static inline void perch_qgemm_rm_vnni(size_t M, size_t N, s
 /// which the caller checks (else it uses the scalar path).
 PERCH_AVX512_TARGET static inline __m512i perch_requant16_cols_avx512(__m512i x, __m512i vmult, __m512i vright, __m512i vzp,
                                                                       __m512i vlo, __m512i vhi) {
-    // srdhm as in perch_requant16_avx512.
-    const __m512i half = _mm512_set1_epi64((int64_t)1 << 30);
-    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), half), 31);
-    __m512i po = _mm512_slli_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32)), half), 1);
-    __m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
-    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), vright), _mm512_set1_epi32(1));
-    __m512i rem = _mm512_and_si512(y, mask);
-    __m512i thr = _mm512_sub_epi32(_mm512_srli_epi32(mask, 1), _mm512_srai_epi32(y, 31));
-    y = _mm512_srav_epi32(y, vright);
-    y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, _mm512_set1_epi32(1));
+    // As perch_requant16_avx512 with k = 2^(30 + right) per 64-bit product: the even lanes' right
+    // shifts are the low dwords of vright, the odd lanes' the high ones.
+    const __m512i one = _mm512_set1_epi64(1), thirty = _mm512_set1_epi64(30);
+    __m512i ke = _mm512_sllv_epi64(one, _mm512_add_epi64(_mm512_and_si512(vright, _mm512_set1_epi64(0xFFFFFFFF)), thirty));
+    __m512i ko = _mm512_sllv_epi64(one, _mm512_add_epi64(_mm512_srli_epi64(vright, 32), thirty));
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), ke), 31);
+    __m512i po = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(vmult, 32)), ko), 1);
+    __m512i y = _mm512_srav_epi32(_mm512_mask_blend_epi32(0xAAAA, pe, po), vright);
     y = _mm512_add_epi32(y, vzp);
     return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
 }

@@ -20,13 +20,6 @@
 #include <immintrin.h>
 #endif
 
-/// Fully unrolled loops, so the 16 vectors of a transpose stay in registers.
-#if defined(__clang__)
-#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define PERCH_UNROLL
-#endif
-
 #if defined(__x86_64__)
 /// In-register transpose of a 16×16 byte block (row i of `r` becomes column i).
 static inline __attribute__((always_inline)) void perch_transpose16x16_bytes(__m128i r[16]) {
@@ -191,20 +184,19 @@ static inline void perch_qdw_tile16_scalar(const uint8_t *tile, long Wp, long oH
 }
 
 #if defined(__x86_64__)
-/// Per-channel right-shift requantization in one rounding (perch_requant16_right_avx512 with a
-/// multiplier and shift per lane): the 64-bit products of even and odd lanes get their own
-/// constants, prepared once per channel block.
+/// Per-channel right-shift requantization (perch_requant16_right_avx512 with a multiplier and
+/// shift per lane): the 64-bit products of even and odd lanes get their own constants, prepared
+/// once per channel block.
 typedef struct {
-    __m512i multE, multO, kE, kO, corrE, corrO, shE, shO;
+    __m512i multE, multO, kE, kO, shE, shO;
 } perch_requant16_lanes;
 
 PERCH_AVX512_TARGET static inline perch_requant16_lanes perch_requant16_lanes_make(const int32_t *mult, const int32_t *rshift) {
-    int64_t m[2][8], k[2][8], corr[2][8], sh[2][8];
+    int64_t m[2][8], k[2][8], sh[2][8];
     for (int i = 0; i < 16; i++) {
         int e = i & 1, j = i >> 1, r = rshift[i];
         m[e][j] = mult[i];
-        k[e][j] = r > 0 ? ((int64_t)1 << 30) + ((int64_t)1 << (30 + r)) : ((int64_t)1 << 30);
-        corr[e][j] = r > 0 ? ((int64_t)1 << 31) : 0;
+        k[e][j] = (int64_t)1 << (30 + r);
         sh[e][j] = 31 + r;
     }
     perch_requant16_lanes q;
@@ -212,8 +204,6 @@ PERCH_AVX512_TARGET static inline perch_requant16_lanes perch_requant16_lanes_ma
     q.multO = _mm512_loadu_si512(m[1]);
     q.kE = _mm512_loadu_si512(k[0]);
     q.kO = _mm512_loadu_si512(k[1]);
-    q.corrE = _mm512_loadu_si512(corr[0]);
-    q.corrO = _mm512_loadu_si512(corr[1]);
     q.shE = _mm512_loadu_si512(sh[0]);
     q.shO = _mm512_loadu_si512(sh[1]);
     return q;
@@ -221,14 +211,8 @@ PERCH_AVX512_TARGET static inline perch_requant16_lanes perch_requant16_lanes_ma
 
 PERCH_AVX512_TARGET static inline __m512i perch_requant16_lanes_apply(__m512i x, const perch_requant16_lanes *q, __m512i vzp,
                                                                       __m512i vlo, __m512i vhi) {
-    const __m512i lim = _mm512_set1_epi64(-((int64_t)1 << 30));
-    __m512i pe = _mm512_mul_epi32(x, q->multE);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->multO);
-    __m512i te = _mm512_add_epi64(pe, q->kE), to = _mm512_add_epi64(po, q->kO);
-    te = _mm512_mask_sub_epi64(te, _mm512_cmplt_epi64_mask(pe, lim), te, q->corrE);
-    to = _mm512_mask_sub_epi64(to, _mm512_cmplt_epi64_mask(po, lim), to, q->corrO);
-    te = _mm512_srav_epi64(te, q->shE);
-    to = _mm512_srav_epi64(to, q->shO);
+    __m512i te = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->multE), q->kE), q->shE);
+    __m512i to = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->multO), q->kO), q->shO);
     __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
     y = _mm512_add_epi32(y, vzp);
     return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);

@@ -25,9 +25,6 @@
 #include <string.h>
 #include "CPerchQConv.h"
 
-// The tile loops over rows and column groups have constant trip counts after inlining; unrolled
-// (even at -Os, which Swift uses for imported C) so the accumulators live in registers.
-#define PERCH_UNROLL _Pragma("clang loop unroll(full)")
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -175,7 +172,8 @@ PERCH_AVX2_TARGET static inline void perch_qdw_row_avx2_pairs(const uint8_t *con
 }
 
 /// 8 lanes of perch_requant1; vmult holds the multiplier in the low dword of each 64-bit lane
-/// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane.
+/// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane
+/// (right at most 31).
 PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i vright, int anyLeft, __m256i vmult,
                                               __m256i vmultOdd, __m256i vzp, __m256i vlo, __m256i vhi) {
     if (anyLeft) {
@@ -187,18 +185,14 @@ PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i 
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), over);
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MIN), under);
     }
-    // srdhm, as in perch_requant16_avx512: bits 31..62 of x·mult + 2^30 (multiplier >= 0).
-    const __m256i half = _mm256_set1_epi64x((int64_t)1 << 30);
-    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), half), 31);
-    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmultOdd), half), 1);
-    __m256i y = _mm256_blend_epi32(pe, po, 0xAA);
-    // Rounding divide by 2^right (right = 0 gives mask 0: rem 0 > thr −1/0 only if y < 0 … thr =
-    // 0 − (−1) = 1 > 0, so nothing is added).
-    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), vright), _mm256_set1_epi32(1));
-    __m256i rem = _mm256_and_si256(y, mask);
-    __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(y, 31));
-    y = _mm256_srav_epi32(y, vright);
-    y = _mm256_sub_epi32(y, _mm256_cmpgt_epi32(rem, thr));
+    // As perch_requant16_avx512: floor((x·mult + 2^(30 + right)) / 2^31) from bits 31..62 of the
+    // 64-bit sums (k per product from the even and odd lanes' right shifts), then >> right.
+    const __m256i one = _mm256_set1_epi64x(1), thirty = _mm256_set1_epi64x(30);
+    __m256i ke = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(vright, _mm256_set1_epi64x(0xFFFFFFFF)), thirty));
+    __m256i ko = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(vright, 32), thirty));
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), ke), 31);
+    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmultOdd), ko), 1);
+    __m256i y = _mm256_srav_epi32(_mm256_blend_epi32(pe, po, 0xAA), vright);
     y = _mm256_add_epi32(y, vzp);
     return _mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi);
 }
@@ -395,22 +389,23 @@ static inline void perch_qdw_row_neon16(const uint8_t *const *rows, const int32_
 }
 
 /// 4 lanes of perch_requant1 with per-lane shifts (left = max(shift, 0) saturating, right =
-/// max(−shift, 0)) and multipliers (>= 0): sqshl, then srdhm as floor((x·m + 2^30) / 2^31) (equal
-/// to gemmlowp's rounding for both signs, as in perch_requant16_avx512), then gemmlowp's rounding
-/// divide, zero point and clamp. Exact: every lane gives the scalar bits.
-PERCH_NEON_INLINE int32x4_t perch_requant4_neon(int32x4_t x, int32x4_t vleft, int32x4_t vnegright, int32x4_t vmask, int32x4_t vmult,
-                                                int32x4_t vzp, int32x4_t vlo, int32x4_t vhi) {
+/// max(−shift, 0), given negated) and multipliers (>= 0): sqshl, then floor((x·m + k) / 2^31) with
+/// k = 2^(30 + right) per 64-bit product (klo for lanes 0–1, khi for 2–3), then an arithmetic
+/// shift right by `right`: perch_requant1's one rounding. Exact: every lane gives the scalar bits.
+PERCH_NEON_INLINE int32x4_t perch_requant4_neon(int32x4_t x, int32x4_t vleft, int32x4_t vnegright, int64x2_t klo, int64x2_t khi,
+                                                int32x4_t vmult, int32x4_t vzp, int32x4_t vlo, int32x4_t vhi) {
     x = vqshlq_s32(x, vleft);
-    const int64x2_t half = vdupq_n_s64((int64_t)1 << 30);
-    int64x2_t pl = vaddq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(vmult)), half);
-    int64x2_t ph = vaddq_s64(vmull_high_s32(x, vmult), half);
+    int64x2_t pl = vaddq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(vmult)), klo);
+    int64x2_t ph = vaddq_s64(vmull_high_s32(x, vmult), khi);
     int32x4_t y = vcombine_s32(vshrn_n_s64(pl, 31), vshrn_n_s64(ph, 31));
-    int32x4_t rem = vandq_s32(y, vmask);
-    int32x4_t thr = vsubq_s32(vshrq_n_s32(vmask, 1), vshrq_n_s32(y, 31));
     y = vshlq_s32(y, vnegright);  // arithmetic shift right by `right`
-    y = vsubq_s32(y, vreinterpretq_s32_u32(vcgtq_s32(rem, thr)));
     y = vaddq_s32(y, vzp);
     return vminq_s32(vmaxq_s32(y, vlo), vhi);
+}
+
+/// k = 2^(30 + right) for two lanes' products (right given negated, as 32-bit lanes).
+PERCH_NEON_INLINE int64x2_t perch_requant_k_neon(int32x2_t vnegright) {
+    return vshlq_s64(vdupq_n_s64(1), vaddq_s64(vmovl_s32(vneg_s32(vnegright)), vdupq_n_s64(30)));
 }
 
 /// Low bytes of 8 int32 lanes → 8 bytes.
@@ -422,13 +417,13 @@ PERCH_NEON_INLINE void perch_store8_lowbytes_neon(int32x4_t a, int32x4_t b, uint
 static inline void perch_qrequant_row_neon(const int32_t *acc, size_t n, int32_t add, int32_t mult, int32_t shift, int32_t zp,
                                            int32_t lo, int32_t hi, uint8_t *out) {
     int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    const int32x4_t vleft = vdupq_n_s32(left), vnr = vdupq_n_s32(-right), vmask = vdupq_n_s32((int32_t)(((int64_t)1 << right) - 1)),
-                    vmult = vdupq_n_s32(mult), vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi),
-                    vadd = vdupq_n_s32(add);
+    const int32x4_t vleft = vdupq_n_s32(left), vnr = vdupq_n_s32(-right), vmult = vdupq_n_s32(mult), vzp = vdupq_n_s32(zp),
+                    vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi), vadd = vdupq_n_s32(add);
+    const int64x2_t k = vdupq_n_s64((int64_t)1 << (30 + right));
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        int32x4_t a = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
-        int32x4_t b = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i + 4), vadd), vleft, vnr, vmask, vmult, vzp, vlo, vhi);
+        int32x4_t a = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i), vadd), vleft, vnr, k, k, vmult, vzp, vlo, vhi);
+        int32x4_t b = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + i + 4), vadd), vleft, vnr, k, k, vmult, vzp, vlo, vhi);
         perch_store8_lowbytes_neon(a, b, out + i);
     }
     for (; i < n; i++) out[i] = (uint8_t)perch_requant1((int32_t)((uint32_t)acc[i] + (uint32_t)add), mult, shift, zp, lo, hi);
@@ -442,7 +437,7 @@ static inline void perch_qrequant_rows_neon(const int32_t *acc, size_t lda, size
 /// NEON perch_qrequant_cols (a multiplier and shift per column, any shift sign), scalar tail.
 static inline void perch_qrequant_cols_neon(const int32_t *acc, size_t n, const int32_t *add, const int32_t *mult,
                                             const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
-    const int32x4_t vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi), z = vdupq_n_s32(0), one = vdupq_n_s32(1);
+    const int32x4_t vzp = vdupq_n_s32(zp), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi), z = vdupq_n_s32(0);
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
         int32x4_t r[2];
@@ -450,9 +445,9 @@ static inline void perch_qrequant_cols_neon(const int32_t *acc, size_t n, const 
         for (int h = 0; h < 2; h++) {
             size_t o = j + 4 * (size_t)h;
             int32x4_t vs = vld1q_s32(shift + o);
-            int32x4_t vleft = vmaxq_s32(vs, z), vright = vmaxq_s32(vnegq_s32(vs), z);
-            int32x4_t vmask = vsubq_s32(vshlq_s32(one, vright), one);
-            r[h] = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + o), vld1q_s32(add + o)), vleft, vnegq_s32(vright), vmask,
+            int32x4_t vleft = vmaxq_s32(vs, z), vnr = vminq_s32(vs, z);  // −right = min(shift, 0)
+            r[h] = perch_requant4_neon(vaddq_s32(vld1q_s32(acc + o), vld1q_s32(add + o)), vleft, vnr,
+                                       perch_requant_k_neon(vget_low_s32(vnr)), perch_requant_k_neon(vget_high_s32(vnr)),
                                        vld1q_s32(mult + o), vzp, vlo, vhi);
         }
         perch_store8_lowbytes_neon(r[0], r[1], out + j);

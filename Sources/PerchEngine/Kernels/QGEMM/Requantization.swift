@@ -1,6 +1,6 @@
 import PerchGraph
 
-/// Fixed-point requantization, as gemmlowp and TensorFlow Lite define it: a real multiplier
+/// Fixed-point requantization as TensorFlow Lite defines it: a real multiplier
 /// `scale_in * scale_w / scale_out` becomes an int32 multiplier in [2^30, 2^31) and a power-of-two
 /// shift, and an int32 accumulator is rescaled with integer arithmetic only. Every ISA runs this
 /// same code on the int32 results of its GEMM, so quantized outputs are bit-exact across ISAs.
@@ -41,36 +41,18 @@ public struct QuantizedMultiplier: Sendable, Equatable {
     }
 }
 
-/// gemmlowp's `SaturatingRoundingDoublingHighMul`: round(a * b / 2^31), saturating the single
-/// overflow case (INT32_MIN * INT32_MIN).
-@inline(__always)
-public func saturatingRoundingDoublingHighMul(_ a: Int32, _ b: Int32) -> Int32 {
-    if a == Int32.min && b == Int32.min { return Int32.max }
-    let ab = Int64(a) * Int64(b)
-    let nudge: Int64 = ab >= 0 ? (1 << 30) : (1 - (1 << 30))
-    // Division truncates toward zero, as C's int64 division in gemmlowp.
-    return Int32(truncatingIfNeeded: (ab + nudge) / (1 << 31))
-}
-
-/// gemmlowp's `RoundingDivideByPOT`: x / 2^exponent rounded to nearest, ties away from zero.
-@inline(__always)
-public func roundingDivideByPOT(_ x: Int32, _ exponent: Int32) -> Int32 {
-    if exponent <= 0 { return x }
-    let mask: Int32 = Int32(truncatingIfNeeded: (Int64(1) << Int64(exponent)) - 1)
-    let remainder = x & mask
-    let threshold = (mask >> 1) + (x < 0 ? 1 : 0)
-    return (x >> exponent) + (remainder > threshold ? 1 : 0)
-}
-
-/// TFLite's `MultiplyByQuantizedMultiplier`.
+/// TFLite's `MultiplyByQuantizedMultiplier` in its single-rounding form (TFLITE_SINGLE_ROUNDING):
+/// a positive shift first shifts `x` left (saturating); then x·multiplier, exact in 64 bits, is
+/// divided by 2^(31 + right) rounding half up. One rounding, where gemmlowp's doubling high
+/// multiply followed by a rounding divide rounded twice: values within 2^−(right+1) of a half step
+/// went the other way, a step from ONNX Runtime's float requantization on ~0.5% of outputs.
 @inline(__always)
 public func multiplyByQuantizedMultiplier(_ x: Int32, _ q: QuantizedMultiplier) -> Int32 {
     let left: Int32 = q.shift > 0 ? q.shift : 0
     let right: Int32 = q.shift > 0 ? 0 : -q.shift
-    // Saturate the left shift as TFLite does (a multiplication that overflows int32 clamps).
-    let shifted = Int64(x) << Int64(left)
-    let clamped = Int32(clamping: shifted)
-    return roundingDivideByPOT(saturatingRoundingDoublingHighMul(clamped, q.multiplier), right)
+    let shifted = Int32(clamping: Int64(x) << Int64(left))
+    let t = Int64(shifted) * Int64(q.multiplier) + (Int64(1) << Int64(30 + right))
+    return Int32(truncatingIfNeeded: t >> Int64(31 + right))  // |t| < 2^62: the quotient fits
 }
 
 /// Requantizes one accumulator to the output's integer range [lo, hi] (which already includes a

@@ -2,9 +2,9 @@
 #define CPERCH_QCONV_H
 // int8 convolution pieces for NCHW tensors (PerchEngine's QConvOperator):
 //
-// - perch_qrequant_row_*: gemmlowp/TFLite fixed-point requantization of a row of int32
+// - perch_qrequant_row_*: TFLite fixed-point requantization (single rounding) of a row of int32
 //   accumulators that share one multiplier (one output channel), clamped and narrowed to 8 bits.
-//   The SIMD paths compute exactly the scalar arithmetic (64-bit products, the same roundings),
+//   The SIMD paths compute exactly the scalar arithmetic (64-bit products, the same rounding),
 //   so every ISA writes the same bytes.
 // - perch_interleave4: packs K rows of P activation bytes into the "K4" layout [K/4][P][4] (four
 //   consecutive k of one pixel in one 32-bit word), zero-padding rows and pixels.

@@ -99,6 +99,8 @@ final class Int8Tests: XCTestCase {
             (16, 48, 3, 1, 1, 1, .u8), (64, 64, 1, 1, 1, 0, .i8),
             // Stride-1 convolutions on the padded grid (taps path): a partial K4 channel group, no padding, 5×5.
             (10, 12, 3, 1, 1, 0, .i8), (12, 70, 5, 1, 1, 2, .u8),
+            // 1×1 on small maps as pixels × channels: a channel tail past 64, and channels split by threads.
+            (40, 80, 1, 1, 1, 0, .u8), (32, 144, 1, 1, 1, 0, .i8),
         ]
         // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
         for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true)] { for t in cases {

@@ -13,6 +13,7 @@
 #include "CPerchQConv.h"
 #include "CPerchQDepthwise.h"
 #include "CPerchQConvTaps.h"
+#include "CPerchQPointwise.h"
 #include "CPerchQGemmSIMD.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"

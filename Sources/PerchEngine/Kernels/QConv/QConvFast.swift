@@ -172,8 +172,11 @@ enum QConvFast {
         let ocg = g.outPerGroup
         let k = g.inPerGroup * g.kernelSize
         let k4 = (k + 3) / 4
-        let ldw = layers[0].kp
         let pointwise = g.kernelSize == 1 && g.sH == 1 && g.sW == 1 && g.pH == 0 && g.pW == 0 && g.outH == g.inH && g.outW == g.inW
+        if pointwise && QConvPointwiseRows.applies(g, layer: layers[0], isa: isa) {
+            return QConvPointwiseRows.prepare(g, layer: layers[0], aIsI8: aIsI8, outDesc: outDesc, threads: threads, isa: isa)
+        }
+        let ldw = layers[0].kp
         let outSize = g.outSize
         // Weights with a zero point (uint8 weights): Σ(w − zw)·a needs Σa per pixel, which one
         // more weight row of ones computes in the same GEMM.

@@ -45,6 +45,35 @@ final class PassesTests: XCTestCase {
         }
     }
 
+    /// Weights built by ConstantOfShape (as the ONNX light models do): folding only those nodes
+    /// makes them initializers, and the BatchNorm after the Conv then folds too.
+    func testConstantOfShapeWeightsLetBatchNormFold() throws {
+        var inits: [String: Tensor] = ["wshape": Tensor(shape: [4], values: [3, 2, 3, 3] as [Int64])]
+        inits["gamma"] = Tensor(shape: [3], values: [1.5, 0.5, -1] as [Float])
+        inits["beta"] = Tensor(shape: [3], values: [0.1, 0.2, 0.3] as [Float])
+        inits["mean"] = Tensor(shape: [3], values: [0.5, -0.5, 0] as [Float])
+        inits["var"] = Tensor(shape: [3], values: [1, 2, 0.5] as [Float])
+        let g = Graph(
+            nodes: [
+                Node(name: "w", op: .constantOfShape, inputs: ["wshape"], outputs: ["w"],
+                     attributes: Attributes(["value": .tensor(Tensor(shape: [1], values: [Float(0.02)]))])),
+                Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["h"], attributes: Attributes(["pads": .ints([1, 1, 1, 1])])),
+                Node(name: "bn", op: .batchNormalization, inputs: ["h", "gamma", "beta", "mean", "var"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 2, 5, 5]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, 3, 5, 5]))], initializers: inits)
+        try Fixtures.assertPreserves(g, ["x": Fixtures.randomTensor([1, 2, 5, 5], seed: 6)]) { g in
+            _ = try Simplifier.simplify(&g, passes: [ConstantFolding(onlyOps: [.constantOfShape]), BatchNormFolding(), DeadNodeRemoval()])
+            XCTAssertEqual(g.nodes.map(\.op), [.conv])
+        }
+        // Other constant nodes are left alone when only ConstantOfShape is asked for.
+        var h = g
+        h.nodes.insert(Node(name: "neg", op: .neg, inputs: ["gamma"], outputs: ["ng"]), at: 0)
+        h.outputs.append(ValueInfo(name: "ng", type: TensorType(dtype: .f32, shape: [3])))
+        XCTAssertEqual(try ConstantFolding(onlyOps: [.constantOfShape]).run(&h), 1)
+        XCTAssertTrue(h.nodes.contains { $0.op == .neg })
+    }
+
     func testIdentityDropoutAndTransposeCancellation() throws {
         let g = Graph(
             nodes: [

@@ -6,8 +6,14 @@ import PerchGraph
 public struct ConstantFolding: GraphPass {
     /// Results larger than this stay as nodes (folding would bloat the file).
     public var maxElements: Int
+    /// When set, only nodes of these ops are folded (model loading folds ConstantOfShape alone, so
+    /// weights a model builds that way become initializers other passes can rewrite).
+    public var onlyOps: Set<OpType>?
 
-    public init(maxElements: Int = 4 << 20) { self.maxElements = maxElements }
+    public init(maxElements: Int = 4 << 20, onlyOps: Set<OpType>? = nil) {
+        self.maxElements = maxElements
+        self.onlyOps = onlyOps
+    }
     public var name: String { "constant-folding" }
 
     public func run(_ graph: inout Graph) throws -> Int {
@@ -16,7 +22,7 @@ public struct ConstantFolding: GraphPass {
         let runtime = Set(graph.runtimeInputs.map { $0.name })
         for node in graph.nodes {
             let constantInputs = node.inputs.allSatisfy { $0.isEmpty || (graph.initializers[$0] != nil && !runtime.contains($0)) }
-            guard constantInputs, node.op != .quantizeLinear, node.op != .dequantizeLinear,
+            guard constantInputs, node.op != .quantizeLinear, node.op != .dequantizeLinear, onlyOps?.contains(node.op) ?? true,
                   let results = evaluate(node, graph.initializers)
             else {
                 kept.append(node)

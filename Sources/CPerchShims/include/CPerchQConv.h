@@ -369,13 +369,18 @@ PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int 
 
 /// 16 lanes of perch_requant1 for shift <= 0 (right = −shift) with one 64-bit arithmetic shift:
 /// (x·mult + k) >> sh with k = 2^(30 + right), sh = 31 + right, the low dwords gathered.
-PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
-                                                                       __m512i vzp, __m512i vlo, __m512i vhi) {
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_unclamped_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
+                                                                                 __m512i vzp) {
     __m512i te = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), k), sh);
     __m512i to = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), k), sh);
     // Low dwords: even lanes from te, odd lanes from to (its dword 0 and 2 of each 128-bit lane).
     __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
-    y = _mm512_add_epi32(y, vzp);
+    return _mm512_add_epi32(y, vzp);
+}
+
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
+                                                                       __m512i vzp, __m512i vlo, __m512i vhi) {
+    __m512i y = perch_requant16_right_unclamped_avx512(x, vmult, k, sh, vzp);
     return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
 }
 
@@ -389,6 +394,24 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *
     if (left == 0 && right <= 31) {
         const __m512i k = _mm512_set1_epi64((int64_t)1 << (30 + right));
         const __m128i sh = _mm_cvtsi32_si128(31 + right);
+        // 64 at a time: the int32 results narrowed by saturating packs (to int16, then to uint8 or
+        // int8: the same as clamping to that type's range) and the clamp to [lo, hi] done on
+        // bytes, once per 64 instead of per 16. [lo, hi] lies inside the packed type's range.
+        const int unsignedOut = lo >= 0;
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        const __m512i lo8 = _mm512_set1_epi8((char)lo), hi8 = _mm512_set1_epi8((char)hi);
+        for (; i + 64 <= n; i += 64) {
+            __m512i y[4];
+            PERCH_UNROLL
+            for (int v = 0; v < 4; v++)
+                y[v] = perch_requant16_right_unclamped_avx512(_mm512_add_epi32(_mm512_loadu_si512(acc + i + 16 * v), vadd), vmult, k,
+                                                              sh, vzp);
+            __m512i w01 = _mm512_packs_epi32(y[0], y[1]), w23 = _mm512_packs_epi32(y[2], y[3]);
+            __m512i b = unsignedOut ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+            b = _mm512_permutexvar_epi32(order, b);  // each 128-bit lane held 4 outputs of each vector
+            b = unsignedOut ? _mm512_min_epu8(_mm512_max_epu8(b, lo8), hi8) : _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
+            _mm512_storeu_si512(out + i, b);
+        }
         for (; i + 16 <= n; i += 16) {
             __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vadd);
             __m512i y = perch_requant16_right_avx512(x, vmult, k, sh, vzp, vlo, vhi);

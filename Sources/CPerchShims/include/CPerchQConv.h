@@ -443,60 +443,6 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_rows_avx512(const int32_t 
     for (size_t r = 0; r < rows; r++) perch_qrequant_row_avx512(acc + r * lda, n, add, mult, shift, zp, lo, hi, out + r * ldo);
 }
 
-/// VNNI K4 conv GEMM: tiles of 8 output channels × 32 pixels (16 accumulators). P tails are
-/// masked; X must be readable for P pixels per k4 row.
-PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
-                                                           const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
-    size_t p = 0;
-    for (; p < P; p += 32) {
-        size_t left = P - p;
-        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
-        const uint8_t *xp = X + p * 4;
-        size_t n = 0;
-        for (; n + 8 <= N; n += 8) {
-            const int8_t *w = W + n * ldw;
-            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
-                    a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
-            for (size_t k4 = 0; k4 < K4; k4++) {
-                const uint8_t *x = xp + k4 * ldx * 4;
-                __m512i x0 = _mm512_maskz_loadu_epi32(m0, x), x1 = _mm512_maskz_loadu_epi32(m1, x + 64);
-                const int8_t *wk = w + 4 * k4;
-                __m512i b;
-#define PERCH_VNNI_ROW(r, c0, c1)                                             \
-    b = _mm512_set1_epi32(*(const int32_t *)(const void *)(wk + (r) * ldw)); \
-    c0 = _mm512_dpbusd_epi32(c0, x0, b);                                      \
-    c1 = _mm512_dpbusd_epi32(c1, x1, b);
-                PERCH_VNNI_ROW(0, a00, a01) PERCH_VNNI_ROW(1, a10, a11) PERCH_VNNI_ROW(2, a20, a21)
-                PERCH_VNNI_ROW(3, a30, a31) PERCH_VNNI_ROW(4, a40, a41) PERCH_VNNI_ROW(5, a50, a51)
-                PERCH_VNNI_ROW(6, a60, a61) PERCH_VNNI_ROW(7, a70, a71)
-            }
-            int32_t *c = C + n * ldc + p;
-#define PERCH_VNNI_STORE(r, c0, c1)                                  \
-    _mm512_mask_storeu_epi32(c + (r) * ldc, m0, c0);                 \
-    if (m1) _mm512_mask_storeu_epi32(c + (r) * ldc + 16, m1, c1);
-            PERCH_VNNI_STORE(0, a00, a01) PERCH_VNNI_STORE(1, a10, a11) PERCH_VNNI_STORE(2, a20, a21)
-            PERCH_VNNI_STORE(3, a30, a31) PERCH_VNNI_STORE(4, a40, a41) PERCH_VNNI_STORE(5, a50, a51)
-            PERCH_VNNI_STORE(6, a60, a61) PERCH_VNNI_STORE(7, a70, a71)
-        }
-        for (; n < N; n++) {
-            const int8_t *w = W + n * ldw;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
-            for (size_t k4 = 0; k4 < K4; k4++) {
-                const uint8_t *x = xp + k4 * ldx * 4;
-                __m512i b = _mm512_set1_epi32(*(const int32_t *)(const void *)(w + 4 * k4));
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_maskz_loadu_epi32(m0, x), b);
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_maskz_loadu_epi32(m1, x + 64), b);
-            }
-            int32_t *c = C + n * ldc + p;
-            _mm512_mask_storeu_epi32(c, m0, c0);
-            if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
-        }
-    }
-#undef PERCH_VNNI_ROW
-#undef PERCH_VNNI_STORE
-}
-
 /// VNNI row-major GEMM: tiles of 4 rows × 32 columns; B must be readable (zero padded) up to a
 /// multiple of 32 columns per k4 row.
 PERCH_AVX512_TARGET static inline void perch_qgemm_rm_vnni(size_t M, size_t N, size_t K4, const uint8_t *A, size_t lda,

@@ -54,8 +54,9 @@ static inline void perch_qconv_taps_scalar(size_t N, size_t P, size_t K4, size_t
 }
 
 #if defined(__x86_64__)
-/// VNNI: tiles of 8 output channels × 32 pixels as perch_qconv_k4_vnni, the K loop over taps and
-/// channel groups. P tails are masked (the masked-off lanes' addresses are never read).
+/// VNNI: tiles of 8 output channels × 32 pixels (16 accumulators; per K4 step two activation
+/// vectors and eight broadcast weight words), the K loop over taps and channel groups. P tails are
+/// masked (the masked-off lanes' addresses are never read).
 PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P, size_t K4, size_t taps, const long *off,
                                                              const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
                                                              int32_t *C, size_t ldc) {
@@ -110,6 +111,13 @@ PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P,
             if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
         }
     }
+}
+
+/// VNNI K4 conv GEMM (CPerchQConv.h's perch_qconv_k4_*): the tap GEMM with one tap at offset 0.
+PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                           const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
+    const long none = 0;
+    perch_qconv_taps_vnni(N, P, K4, 1, &none, X, ldx, W, ldw, C, ldc);
 }
 #endif
 

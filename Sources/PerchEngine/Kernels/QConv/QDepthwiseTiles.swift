@@ -2,11 +2,12 @@ import CPerchShims
 import PerchGraph
 
 extension QConvISA {
-    /// Whether the channel-tiled depthwise kernel beats the per-channel phase planes here: on
-    /// strided and small maps the planes' per-row set-up dominates (MobileNet's 20×20 and 10×10
-    /// layers ran 4–7× slower than ONNX Runtime's NHWC kernel), while on large stride-1 maps
-    /// the planes' VNNI rows are faster. AVX-512 only, and only with right shifts (multipliers < 1,
-    /// as every convolution quantized from float has).
+    /// Whether the channel-tiled depthwise kernels beat the per-channel phase planes here. The
+    /// word-pair kernel does on every map size measured; the plain tile kernel (dilated rows,
+    /// horizontal strides above 2) only on strided and small maps, where the planes' per-row set-up
+    /// dominated (MobileNet's 20×20 and 10×10 layers ran 4–7× slower than ONNX Runtime's NHWC
+    /// kernel). AVX-512 only, and only with right shifts (multipliers < 1, as every convolution
+    /// quantized from float has).
     func prefersChannelTiles(_ g: ConvGeometry, multipliers: [QuantizedMultiplier]) -> Bool {
         guard self == .avx512, multipliers.allSatisfy({ $0.shift <= 0 && $0.shift >= -31 }) else { return false }
         return QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
@@ -49,6 +50,8 @@ extension QConvISA {
         perch_qdw_tile16_pairs(tile, rows, wp, g.sW, wq, pairTile)
         perch_qdw_pairs16_avx512(pairTile, wq, outH, g.outW, g.sH, g.dH, g.kH, pairs, 2 / g.sW, w, initial, mult, rightShift,
                                  zp, lo, hi, out)
+        #else
+        preconditionFailure("the word-pair depthwise kernel is AVX-512 only")
         #endif
     }
 

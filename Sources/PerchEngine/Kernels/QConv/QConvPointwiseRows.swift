@@ -24,18 +24,15 @@ enum QConvPointwiseRows {
     /// there), one group, int8 weights without zero points, multipliers below 1 (right shifts).
     static func applies(_ g: ConvGeometry, layer: QLinearLayer, isa: QConvISA) -> Bool {
         isa == .avx512 && g.group == 1 && g.outSize <= 256 && layer.n >= 32 && !layer.needsRowSums
-            && layer.multipliers.allSatisfy { $0.shift <= 0 && $0.shift >= -31 }
+            && layer.multipliers.allSatisfy { $0.isRightShift }
     }
 
     static func prepare(_ g: ConvGeometry, layer: QLinearLayer, aIsI8: Bool, outDesc: TensorDesc, threads: Int,
                         isa: QConvISA) -> PreparedOp {
         let n = layer.n, k = layer.k, k4 = (k + 3) / 4, p = g.outSize
         // Weights as [K4][ldb][4], ldb a multiple of the kernel's 64 channels, zero padded.
-        let ldb = (n + 63) / 64 * 64
-        var packed = [Int8](repeating: 0, count: k4 * ldb * 4)
-        for j in 0..<n { for i in 0..<k { packed[((i / 4) * ldb + j) * 4 + i % 4] = layer.weights[j * layer.kp + i] } }
-        let mult = layer.multipliers.map { $0.multiplier }, shift = layer.multipliers.map { $0.shift }
-        let rightShift = shift.map { -$0 }
+        let layer = { var packed = layer; packed.packRowMajor(columnBlock: 64); return packed }()
+        let ldb = layer.ldb
         // Threads split the channels, in multiples of 16 (whole transpose blocks).
         let parts = Swift.max(1, Swift.min(threads, n / 64))
         let chunk = (0..<parts).map { splitRange(n, parts: parts, part: $0, align: 16).count }.max() ?? n
@@ -54,9 +51,9 @@ enum QConvPointwiseRows {
                 let range = splitRange(n, parts: parts, part: t, align: 16)
                 let count = range.count
                 guard count > 0 else { return }
-                packed.withUnsafeBufferPointer { b in
-                    layer.columnTerm.withUnsafeBufferPointer { ct in mult.withUnsafeBufferPointer { mu in
-                        shift.withUnsafeBufferPointer { sh in rightShift.withUnsafeBufferPointer { rs in
+                layer.packedB.withUnsafeBufferPointer { b in
+                    layer.columnTerm.withUnsafeBufferPointer { ct in layer.mults.withUnsafeBufferPointer { mu in
+                        layer.shifts.withUnsafeBufferPointer { sh in layer.rightShifts.withUnsafeBufferPointer { rs in
                             for batch in 0..<g.batch {
                                 perch_interleave4(src + batch * g.inChannels * g.inSize, g.inSize, k, p, p, flip, pack)
                                 isa.convK4Transposed(m: p, n: count, k4: k4, x: pack, ldx: p, b: b.baseAddress! + range.lowerBound * 4,

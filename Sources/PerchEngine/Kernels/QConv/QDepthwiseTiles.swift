@@ -9,7 +9,7 @@ extension QConvISA {
     /// kernel). AVX-512 only, and only with right shifts (multipliers < 1, as every convolution
     /// quantized from float has).
     func prefersChannelTiles(_ g: ConvGeometry, multipliers: [QuantizedMultiplier]) -> Bool {
-        guard self == .avx512, multipliers.allSatisfy({ $0.shift <= 0 && $0.shift >= -31 }) else { return false }
+        guard self == .avx512, multipliers.allSatisfy({ $0.isRightShift }) else { return false }
         return QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
     }
 

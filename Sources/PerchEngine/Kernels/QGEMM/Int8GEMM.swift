@@ -100,8 +100,9 @@ struct QLinearLayer {
     var int32Output: Bool
     var isa: Int8ISA
 
-    /// Row-major form (MatMul): weights as [K4][ldb][4] (ldb = N rounded up to 32, zero padded)
-    /// and the multipliers as separate arrays; empty until `packRowMajor`.
+    /// Row-major form (MatMul, small-map 1×1 Conv): weights as [K4][ldb][4] (ldb = N rounded up to
+    /// the kernel's column block, zero padded) and the multipliers as separate arrays; empty until
+    /// `packRowMajor`.
     var packedB: [Int8] = []
     var ldb = 0
     var mults: [Int32] = []
@@ -109,9 +110,11 @@ struct QLinearLayer {
     var rightShifts: [Int32] = []
     var allRightShifts = true
 
-    mutating func packRowMajor() {
+    /// `columnBlock`: columns the kernel reads per step (32 for the row-major GEMMs, 64 for
+    /// perch_qconv_k4t_*).
+    mutating func packRowMajor(columnBlock: Int = 32) {
         let k4 = (k + 3) / 4
-        ldb = (n + 31) / 32 * 32
+        ldb = (n + columnBlock - 1) / columnBlock * columnBlock
         packedB = [Int8](repeating: 0, count: k4 * ldb * 4)
         for j in 0..<n { for i in 0..<k { packedB[((i / 4) * ldb + j) * 4 + i % 4] = weights[j * kp + i] } }
         mults = multipliers.map { $0.multiplier }

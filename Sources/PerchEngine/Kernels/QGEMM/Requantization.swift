@@ -10,6 +10,10 @@ public struct QuantizedMultiplier: Sendable, Equatable {
     /// Positive: shift left before multiplying; negative: rounding shift right after.
     public var shift: Int32
 
+    /// A multiplier below 1 (a right shift of 0…31 bits), as every scale ratio of a convolution
+    /// quantized from float is: the per-lane SIMD requantizations take only these.
+    public var isRightShift: Bool { shift <= 0 && shift >= -31 }
+
     public init(multiplier: Int32, shift: Int32) {
         self.multiplier = multiplier
         self.shift = shift

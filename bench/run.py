@@ -5,7 +5,7 @@ Prints a table of median latencies and the ratio Perch/ORT, the fp32 GEMM micro-
 fraction of this machine's FMA peak, and Perch's peak memory against the planner's lower bound.
 
 Usage: bench/run.py [--perch PATH] [--models a,b] [--threads 1,2] [--runs R] [--light LIST|all|none]
-                    [--no-int8] [--json OUT.json]
+                    [--no-int8] [--no-fp32] [--json OUT.json]
 Build first: swift build -c release --product perch   (or `make bench`, which does both)
 """
 import argparse
@@ -144,6 +144,7 @@ def main():
     ap.add_argument("--runs", type=int, default=0, help="timed runs (default: ~1.5 s worth per case, 5..100)")
     ap.add_argument("--light", default=",".join(DEFAULT_LIGHT), help="ONNX light models to include, 'all' or 'none'")
     ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--no-fp32", action="store_true", help="int8 only (the fp32 model is still read to quantize it)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     perch = os.path.abspath(args.perch)
@@ -174,7 +175,7 @@ def main():
             p = os.path.join(tmp, safe(name) + "_" + safe(n) + ".npy")
             np.save(p, feeds[n])
             input_args += ["--input", f"{n}={p}"]
-        variants = [("fp32", fp32)]
+        variants = [] if args.no_fp32 else [("fp32", fp32)]
         if not args.no_int8:
             q = os.path.join(WORK, name + ".qdq.onnx")
             if not os.path.exists(q) or os.path.getmtime(q) < os.path.getmtime(fp32):

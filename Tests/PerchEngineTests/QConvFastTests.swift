@@ -175,6 +175,43 @@ final class QConvFastTests: XCTestCase {
         #endif
     }
 
+    /// The tap GEMM with the requantization fused into its epilogue (VNNI and the scalar reference)
+    /// against the int32 GEMM requantized by the Swift reference: ragged shapes, right shifts 0…31,
+    /// uint8 and int8 outputs with clamps narrower than the type, bytes outside a tile untouched.
+    func testFusedRequantTapsGemmMatchesReference() {
+        var rng = SplitMix(seed: 26)
+        let cases: [(n: Int, p: Int, k4: Int, taps: Int, signed: Bool)] = [
+            (8, 32, 2, 9, false), (13, 70, 3, 9, true), (1, 5, 1, 1, false), (67, 129, 5, 1, true), (16, 48, 8, 4, false)]
+        for c in cases {
+            let wp = 9
+            let offsets = (0..<c.taps).map { (($0 / 3) * wp + $0 % 3) }
+            let ldx = c.p + 2 * wp + 3 + 16, ldw = c.taps * c.k4 * 4, ldo = c.p + 3
+            let x = (0..<(c.k4 * ldx * 4)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let w = (0..<(c.n * ldw)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+            var acc = [Int32](repeating: 0, count: c.n * c.p)
+            perch_qconv_taps_scalar(c.n, c.p, c.k4, c.taps, offsets, x, ldx, w, ldw, &acc, c.p)
+            let qs = (0..<c.n).map { j in QuantizedMultiplier(multiplier: Int32(1 << 30) + Int32(rng.next() % (1 << 30)), shift: -Int32(j % 32)) }
+            let add = (0..<c.n).map { _ in Int32(truncatingIfNeeded: rng.next() % 200_001) - 100_000 }
+            let (lo, hi, zp): (Int32, Int32, Int32) = c.signed ? (-100, 127, -3) : (0, 200, 131)
+            var want = [UInt8](repeating: 0xEE, count: c.n * ldo)
+            for j in 0..<c.n { for i in 0..<c.p {
+                want[j * ldo + i] = UInt8(truncatingIfNeeded: requantize(acc[j * c.p + i] &+ add[j], qs[j], zeroPoint: zp, lo: lo, hi: hi))
+            } }
+            let mult = qs.map { $0.multiplier }, right = qs.map { -$0.shift }
+            for isa in [QConvISA.scalar] + (paths.contains(.avx512) ? [.avx512] : []) {
+                var out = [UInt8](repeating: 0xEE, count: c.n * ldo)
+                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { m in right.withUnsafeBufferPointer { r in
+                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: m.baseAddress!, right: r.baseAddress!, zp: zp, lo: lo, hi: hi)
+                    offsets.withUnsafeBufferPointer { off in
+                        isa.convTapsRequant(n: c.n, p: c.p, k4: c.k4, taps: c.taps, offsets: off.baseAddress!, x: x, ldx: ldx, w: w, ldw: ldw,
+                                            requant: &rq, out: &out, ldo: ldo)
+                    }
+                } } }
+                XCTAssertEqual(out, want, "\(isa) \(c)")
+            }
+        }
+    }
+
     /// The channel-tiled depthwise kernel (pack → 16 channels per vector → unpack) against direct
     /// sums requantized by the Swift reference, on partial channel blocks, strides, dilations,
     /// asymmetric kernels, right shifts from 0 to 31 and accumulators far from zero.

@@ -53,22 +53,92 @@ static inline void perch_qconv_taps_scalar(size_t N, size_t P, size_t K4, size_t
     }
 }
 
+/// Per-output-channel requantization done in a GEMM's epilogue (the `_q8` kernels): output
+/// channel n (relative to the kernel's first weight row) is perch_requant1(acc + add[n], mult[n],
+/// −right[n], zp, lo, hi). Right shifts only (0...31), as every convolution's multiplier below 1 is.
+/// The int32 accumulators then never leave registers: the separate requantization pass re-read a
+/// block of them from L2 (64 channels × 512 pixels is 128 KB) and took a third of a 1×1 conv's time.
+typedef struct {
+    const int32_t *add;
+    const int32_t *mult;
+    const int32_t *right;
+    int32_t zp, lo, hi;
+} perch_qchannel_requant;
+
+/// Scalar reference of the fused kernel: out[n·ldo + p] = requant(Σ_t Σ_k4 …) (bytes).
+static inline void perch_qconv_taps_q8_scalar(size_t N, size_t P, size_t K4, size_t taps, const long *off, const uint8_t *X,
+                                              size_t ldx, const int8_t *W, size_t ldw, const perch_qchannel_requant *rq,
+                                              uint8_t *out, size_t ldo) {
+    for (size_t n = 0; n < N; n++) {
+        for (size_t p = 0; p < P; p++) {
+            int32_t acc = rq->add[n];
+            for (size_t t = 0; t < taps; t++) {
+                for (size_t k4 = 0; k4 < K4; k4++) {
+                    const uint8_t *x = X + (k4 * ldx + p + (size_t)off[t]) * 4;
+                    const int8_t *w = W + n * ldw + (t * K4 + k4) * 4;
+                    for (int j = 0; j < 4; j++) acc = (int32_t)((uint32_t)acc + (uint32_t)((int32_t)x[j] * (int32_t)w[j]));
+                }
+            }
+            out[n * ldo + p] = (uint8_t)perch_requant1(acc, rq->mult[n], -rq->right[n], rq->zp, rq->lo, rq->hi);
+        }
+    }
+}
+
 #if defined(__x86_64__)
+/// Requantizes two output rows of 32 accumulators each (y0 y1: row 0, y2 y3: row 1) with their
+/// channels' multipliers and stores 32 bytes per row under `mask` (row 1 only when o1 is set).
+PERCH_AVX512_TARGET static inline __attribute__((always_inline)) void
+perch_q8_store_rows(__m512i y0, __m512i y1, __m512i y2, __m512i y3, const perch_qchannel_requant *rq, size_t n, int two,
+                    uint8_t *o0, uint8_t *o1, __mmask32 mask) {
+    const __m512i vzp = _mm512_set1_epi32(rq->zp);
+    __m512i k = _mm512_set1_epi64((int64_t)1 << (30 + rq->right[n]));
+    __m128i sh = _mm_cvtsi32_si128(31 + rq->right[n]);
+    __m512i vm = _mm512_set1_epi64(rq->mult[n]);
+    y0 = perch_requant16_right_unclamped_avx512(y0, vm, k, sh, vzp);
+    y1 = perch_requant16_right_unclamped_avx512(y1, vm, k, sh, vzp);
+    if (two) {
+        k = _mm512_set1_epi64((int64_t)1 << (30 + rq->right[n + 1]));
+        sh = _mm_cvtsi32_si128(31 + rq->right[n + 1]);
+        vm = _mm512_set1_epi64(rq->mult[n + 1]);
+        y2 = perch_requant16_right_unclamped_avx512(y2, vm, k, sh, vzp);
+        y3 = perch_requant16_right_unclamped_avx512(y3, vm, k, sh, vzp);
+    }
+    // Saturating packs (int32 → int16 → 8 bit) then the clamp on bytes, as perch_qrequant_row_avx512.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i w01 = _mm512_packs_epi32(y0, y1), w23 = _mm512_packs_epi32(y2, y3), b;
+    if (rq->lo >= 0) {
+        b = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
+        b = _mm512_min_epu8(_mm512_max_epu8(b, _mm512_set1_epi8((char)rq->lo)), _mm512_set1_epi8((char)rq->hi));
+    } else {
+        b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23));
+        b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)rq->lo)), _mm512_set1_epi8((char)rq->hi));
+    }
+    _mm256_mask_storeu_epi8(o0, mask, _mm512_castsi512_si256(b));
+    if (two) _mm256_mask_storeu_epi8(o1, mask, _mm512_extracti64x4_epi64(b, 1));
+}
+
 /// VNNI: tiles of 8 output channels × 32 pixels (16 accumulators; per K4 step two activation
 /// vectors and eight broadcast weight words), the K loop over taps and channel groups. P tails are
-/// masked (the masked-off lanes' addresses are never read).
-PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P, size_t K4, size_t taps, const long *off,
-                                                             const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
-                                                             int32_t *C, size_t ldc) {
+/// masked (the masked-off lanes' addresses are never read). With `rq` the accumulators start at
+/// the channels' `add` and leave as requantized bytes (out, row stride ldo); otherwise as int32 (C).
+PERCH_AVX512_TARGET static inline __attribute__((always_inline)) void
+perch_qconv_taps_vnni_body(size_t N, size_t P, size_t K4, size_t taps, const long *off, const uint8_t *X, size_t ldx,
+                           const int8_t *W, size_t ldw, int32_t *C, size_t ldc, const perch_qchannel_requant *rq, uint8_t *out,
+                           size_t ldo) {
     for (size_t p = 0; p < P; p += 32) {
         size_t left = P - p;
         __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
         __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
+        __mmask32 mb = (__mmask32)m0 | ((__mmask32)m1 << 16);
         size_t n = 0;
         for (; n + 8 <= N; n += 8) {
             const int8_t *wk = W + n * ldw;
-            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
-                    a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+            __m512i a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71;
+#define PERCH_TAPS_INIT(r, c0, c1) c0 = c1 = rq ? _mm512_set1_epi32(rq->add[n + (r)]) : _mm512_setzero_si512();
+            PERCH_TAPS_INIT(0, a00, a01) PERCH_TAPS_INIT(1, a10, a11) PERCH_TAPS_INIT(2, a20, a21)
+            PERCH_TAPS_INIT(3, a30, a31) PERCH_TAPS_INIT(4, a40, a41) PERCH_TAPS_INIT(5, a50, a51)
+            PERCH_TAPS_INIT(6, a60, a61) PERCH_TAPS_INIT(7, a70, a71)
+#undef PERCH_TAPS_INIT
             for (size_t t = 0; t < taps; t++) {
                 const uint8_t *xt = X + (p + (size_t)off[t]) * 4;
                 for (size_t k4 = 0; k4 < K4; k4++, wk += 4) {
@@ -85,6 +155,14 @@ PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P,
 #undef PERCH_TAPS_ROW
                 }
             }
+            if (rq) {
+                uint8_t *o = out + n * ldo + p;
+                perch_q8_store_rows(a00, a01, a10, a11, rq, n, 1, o, o + ldo, mb);
+                perch_q8_store_rows(a20, a21, a30, a31, rq, n + 2, 1, o + 2 * ldo, o + 3 * ldo, mb);
+                perch_q8_store_rows(a40, a41, a50, a51, rq, n + 4, 1, o + 4 * ldo, o + 5 * ldo, mb);
+                perch_q8_store_rows(a60, a61, a70, a71, rq, n + 6, 1, o + 6 * ldo, o + 7 * ldo, mb);
+                continue;
+            }
             int32_t *c = C + n * ldc + p;
 #define PERCH_TAPS_STORE(r, c0, c1)                  \
     _mm512_mask_storeu_epi32(c + (r) * ldc, m0, c0); \
@@ -96,7 +174,7 @@ PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P,
         }
         for (; n < N; n++) {
             const int8_t *wk = W + n * ldw;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+            __m512i c0 = rq ? _mm512_set1_epi32(rq->add[n]) : _mm512_setzero_si512(), c1 = c0;
             for (size_t t = 0; t < taps; t++) {
                 const uint8_t *xt = X + (p + (size_t)off[t]) * 4;
                 for (size_t k4 = 0; k4 < K4; k4++, wk += 4) {
@@ -106,6 +184,10 @@ PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P,
                     c1 = _mm512_dpbusd_epi32(c1, _mm512_maskz_loadu_epi32(m1, x + 64), b);
                 }
             }
+            if (rq) {
+                perch_q8_store_rows(c0, c1, c0, c1, rq, n, 0, out + n * ldo + p, 0, mb);
+                continue;
+            }
             int32_t *c = C + n * ldc + p;
             _mm512_mask_storeu_epi32(c, m0, c0);
             if (m1) _mm512_mask_storeu_epi32(c + 16, m1, c1);
@@ -113,11 +195,33 @@ PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P,
     }
 }
 
+/// The tap GEMM into int32 accumulators C (row stride ldc).
+PERCH_AVX512_TARGET static inline void perch_qconv_taps_vnni(size_t N, size_t P, size_t K4, size_t taps, const long *off,
+                                                             const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
+                                                             int32_t *C, size_t ldc) {
+    perch_qconv_taps_vnni_body(N, P, K4, taps, off, X, ldx, W, ldw, C, ldc, 0, 0, 0);
+}
+
+/// The tap GEMM with the requantization fused (see perch_qchannel_requant): bytes into `out`.
+PERCH_AVX512_TARGET static inline void perch_qconv_taps_q8_vnni(size_t N, size_t P, size_t K4, size_t taps, const long *off,
+                                                                const uint8_t *X, size_t ldx, const int8_t *W, size_t ldw,
+                                                                const perch_qchannel_requant *rq, uint8_t *out, size_t ldo) {
+    perch_qconv_taps_vnni_body(N, P, K4, taps, off, X, ldx, W, ldw, 0, 0, rq, out, ldo);
+}
+
 /// VNNI K4 conv GEMM (CPerchQConv.h's perch_qconv_k4_*): the tap GEMM with one tap at offset 0.
 PERCH_AVX512_TARGET static inline void perch_qconv_k4_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
                                                            const int8_t *W, size_t ldw, int32_t *C, size_t ldc) {
     const long none = 0;
     perch_qconv_taps_vnni(N, P, K4, 1, &none, X, ldx, W, ldw, C, ldc);
+}
+
+/// The K4 conv GEMM with the requantization fused: bytes into `out` (row stride ldo).
+PERCH_AVX512_TARGET static inline void perch_qconv_k4_q8_vnni(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
+                                                              const int8_t *W, size_t ldw, const perch_qchannel_requant *rq,
+                                                              uint8_t *out, size_t ldo) {
+    const long none = 0;
+    perch_qconv_taps_q8_vnni(N, P, K4, 1, &none, X, ldx, W, ldw, rq, out, ldo);
 }
 #endif
 

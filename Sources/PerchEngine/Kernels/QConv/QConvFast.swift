@@ -210,6 +210,9 @@ enum QConvFast {
         // block (packing is O(K·P), the GEMM O(N·K·P)). Item `i` of `work`: channel part
         // i / items, pixel block i % items — so a thread's contiguous range covers whole blocks.
         let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads ? threads : 1
+        // AVX-512: the requantization in the GEMM's epilogue where every group's layer allows it.
+        let fusedRequant = isa == .avx512 ? layers.compactMap { QChannelRequant($0) } : []
+        let fused = fusedRequant.count == layers.count
         let work = items * channelParts
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
@@ -238,6 +241,16 @@ enum QConvFast {
                         perch_interleave4(col, pb, k, m, pb, flip, pack)
                     }
                     let layer = layers[gi]
+                    let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
+                    if fused {
+                        weights[gi].withUnsafeBufferPointer { w in
+                            fusedRequant[gi].withParameters(from: channels.lowerBound) { rq in
+                                isa.convK4Requant(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + channels.lowerBound * ldw,
+                                                  ldw: ldw, requant: rq, out: o + channels.lowerBound * outSize, ldo: outSize)
+                            }
+                        }
+                        continue
+                    }
                     weights[gi].withUnsafeBufferPointer { w in
                         let w0 = w.baseAddress! + channels.lowerBound * ldw
                         isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
@@ -254,7 +267,6 @@ enum QConvFast {
                             for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] }
                         }
                     }
-                    let o = dst + (b * g.outChannels + gi * ocg) * outSize + p0
                     layer.columnTerm.withUnsafeBufferPointer { ct in
                         layer.multipliers.withUnsafeBufferPointer { mu in
                             for j in channels {

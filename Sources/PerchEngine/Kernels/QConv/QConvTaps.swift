@@ -58,7 +58,9 @@ enum QConvTaps {
         let chunks = (n + chunk - 1) / chunk
         let items = blocks * chunks
         let padBytes = MemoryPlannerAlign.up(k4 * ldx * 4)
-        let accBytes = MemoryPlannerAlign.up((chunk + 1) * pb * 4)
+        // Fused requantization: the kernel writes bytes on the padded grid, copied row by row.
+        let fused = QChannelRequant(layer)
+        let accBytes = fused == nil ? MemoryPlannerAlign.up((chunk + 1) * pb * 4) : MemoryPlannerAlign.up(chunk * pb)
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let pad = UInt8(truncatingIfNeeded: za)
         let slots = Swift.min(threads, items)
@@ -77,6 +79,20 @@ enum QConvTaps {
                             let lower = (item % chunks) * chunk, count = Swift.min(chunk, n - lower)
                             let m = (rows - 1) * wp + g.outW
                             let x = padded + r0 * wp * 4
+                            let o = dst + (b * n + lower) * g.outSize + r0 * g.outW
+                            if let fused {
+                                let bytes = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: UInt8.self)
+                                fused.withParameters(from: lower) { rq in
+                                    isa.convTapsRequant(n: count, p: m, k4: k4, taps: taps, offsets: off.baseAddress!, x: x, ldx: ldx,
+                                                        w: wAll.baseAddress! + lower * ldw, ldw: ldw, requant: rq, out: bytes, ldo: pb)
+                                }
+                                for j in 0..<count {
+                                    for r in 0..<rows {
+                                        (o + j * g.outSize + r * g.outW).update(from: bytes + j * pb + r * wp, count: g.outW)
+                                    }
+                                }
+                                continue
+                            }
                             isa.convTaps(n: count, p: m, k4: k4, taps: taps, offsets: off.baseAddress!, x: x, ldx: ldx,
                                          w: wAll.baseAddress! + lower * ldw, ldw: ldw, c: acc, ldc: pb)
                             if sums {
@@ -90,7 +106,6 @@ enum QConvTaps {
                                     for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] }
                                 }
                             }
-                            let o = dst + (b * n + lower) * g.outSize + r0 * g.outW
                             for j in 0..<count {
                                 isa.requantRows(acc + j * pb, lda: wp, n: g.outW, rows: rows, add: layer.columnTerm[lower + j],
                                                 layer.multipliers[lower + j], zp: layer.outZero, lo: layer.lo, hi: layer.hi,

@@ -1,0 +1,69 @@
+import CPerchShims
+
+/// A layer's per-output-channel requantization in the form the fused GEMM epilogues take
+/// (`perch_qchannel_requant`): the accumulators start at the column term and leave the kernel as
+/// bytes, so no int32 block is written and re-read between the GEMM and a requantization pass.
+struct QChannelRequant {
+    let add: [Int32]
+    let mult: [Int32]
+    let right: [Int32]
+    let zp: Int32
+    let lo: Int32
+    let hi: Int32
+
+    /// nil where the fused epilogue does not apply: weights with zero points (their row sums are
+    /// subtracted between the GEMM and the requantization) or a multiplier of 1 or more.
+    init?(_ layer: QLinearLayer) {
+        guard !layer.needsRowSums, !layer.int32Output, layer.multipliers.allSatisfy({ $0.isRightShift }) else { return nil }
+        add = layer.columnTerm
+        mult = layer.multipliers.map { $0.multiplier }
+        right = layer.multipliers.map { -$0.shift }
+        zp = layer.outZero
+        lo = layer.lo
+        hi = layer.hi
+    }
+
+    /// Calls `body` with the parameters of channels `first...` (channel `first` is the kernel's row 0).
+    @inline(__always)
+    func withParameters<R>(from first: Int, _ body: (UnsafePointer<perch_qchannel_requant>) -> R) -> R {
+        add.withUnsafeBufferPointer { a in
+            mult.withUnsafeBufferPointer { m in
+                right.withUnsafeBufferPointer { r in
+                    var p = perch_qchannel_requant(add: a.baseAddress! + first, mult: m.baseAddress! + first,
+                                                   right: r.baseAddress! + first, zp: zp, lo: lo, hi: hi)
+                    return withUnsafePointer(to: &p) { body($0) }
+                }
+            }
+        }
+    }
+}
+
+extension QConvISA {
+    /// Requantized bytes out[n·ldo + p] of the tap GEMM (perch_qconv_taps_q8_*).
+    @inline(__always)
+    func convTapsRequant(n: Int, p: Int, k4: Int, taps: Int, offsets: UnsafePointer<Int>, x: UnsafePointer<UInt8>, ldx: Int,
+                         w: UnsafePointer<Int8>, ldw: Int, requant: UnsafePointer<perch_qchannel_requant>,
+                         out: UnsafeMutablePointer<UInt8>, ldo: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qconv_taps_q8_vnni(n, p, k4, taps, offsets, x, ldx, w, ldw, requant, out, ldo)
+            return
+        }
+        #endif
+        perch_qconv_taps_q8_scalar(n, p, k4, taps, offsets, x, ldx, w, ldw, requant, out, ldo)
+    }
+
+    /// Requantized bytes of the K4 conv GEMM (one tap at offset 0).
+    @inline(__always)
+    func convK4Requant(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
+                       requant: UnsafePointer<perch_qchannel_requant>, out: UnsafeMutablePointer<UInt8>, ldo: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qconv_k4_q8_vnni(n, p, k4, x, ldx, w, ldw, requant, out, ldo)
+            return
+        }
+        #endif
+        var none = 0
+        perch_qconv_taps_q8_scalar(n, p, k4, 1, &none, x, ldx, w, ldw, requant, out, ldo)
+    }
+}

@@ -212,6 +212,37 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The pixels × channels 1×1 kernel with its per-lane requantization epilogue (VNNI and scalar)
+    /// against the Swift reference: channel counts that are not a multiple of 16 or 64, odd pixel
+    /// counts, right shifts 0…31, uint8 and int8 outputs; bytes past the N columns untouched.
+    func testFusedRequantPointwiseRowsMatchReference() {
+        var rng = SplitMix(seed: 27)
+        for (m, n, k4, signed) in [(4, 64, 3, false), (7, 37, 5, true), (1, 16, 1, false), (13, 130, 9, true), (100, 96, 16, false)] {
+            let ldb = (n + 63) / 64 * 64, ldo = n + 5
+            let x = (0..<(k4 * m * 4)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var b = [Int8](repeating: 0, count: k4 * ldb * 4)
+            for i in 0..<k4 { for j in 0..<n { for l in 0..<4 { b[(i * ldb + j) * 4 + l] = Int8(truncatingIfNeeded: rng.next()) } } }
+            let qs = (0..<n).map { j in QuantizedMultiplier(multiplier: Int32(1 << 30) + Int32(rng.next() % (1 << 30)), shift: -Int32((j * 7) % 32)) }
+            let add = (0..<n).map { _ in Int32(truncatingIfNeeded: rng.next() % 200_001) - 100_000 }
+            let (lo, hi, zp): (Int32, Int32, Int32) = signed ? (-128, 100, 5) : (3, 255, 120)
+            var want = [UInt8](repeating: 0xEE, count: m * ldo)
+            for r in 0..<m { for j in 0..<n {
+                var acc: Int32 = 0
+                for i in 0..<k4 { for l in 0..<4 { acc &+= Int32(x[(i * m + r) * 4 + l]) * Int32(b[(i * ldb + j) * 4 + l]) } }
+                want[r * ldo + j] = UInt8(truncatingIfNeeded: requantize(acc &+ add[j], qs[j], zeroPoint: zp, lo: lo, hi: hi))
+            } }
+            let mult = qs.map { $0.multiplier }, right = qs.map { -$0.shift }
+            for isa in [QConvISA.scalar] + (paths.contains(.avx512) ? [.avx512] : []) {
+                var out = [UInt8](repeating: 0xEE, count: m * ldo)
+                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { mu in right.withUnsafeBufferPointer { rs in
+                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: mu.baseAddress!, right: rs.baseAddress!, zp: zp, lo: lo, hi: hi)
+                    isa.convK4TransposedRequant(m: m, n: n, k4: k4, x: x, ldx: m, b: b, ldb: ldb, requant: &rq, out: &out, ldo: ldo)
+                } } }
+                XCTAssertEqual(out, want, "\(isa) m=\(m) n=\(n) k4=\(k4)")
+            }
+        }
+    }
+
     /// The channel-tiled depthwise kernel (pack → 16 channels per vector → unpack) against direct
     /// sums requantized by the Swift reference, on partial channel blocks, strides, dilations,
     /// asymmetric kernels, right shifts from 0 to 31 and accumulators far from zero.

@@ -3,28 +3,30 @@
 // 1×1 int8 convolution on small maps, pixels × channels. The NCHW kernels tile 32 pixels per
 // vector pair, so a 10×10 map (100 pixels) computed 128 and a quarter of the GEMM was padding;
 // here output channels fill the vectors (a multiple of 16 in every CNN) and pixels are the rows:
-// C[p][n] = Σ_k X[k][p]·W[n][k], read straight from the K4 pack of the activations, then
-// requantized per channel (lanes) and transposed back to NCHW 16×16 bytes at a time.
+// C[p][n] = Σ_k X[k][p]·W[n][k], read straight from the K4 pack of the activations, requantized
+// per channel (lanes) in the kernel's epilogue and transposed back to NCHW 16×16 bytes at a time.
 //
-// - perch_qconv_k4t_*: C[m][n] = Σ_k4 dot4(X[k4][m], B[k4][n]) with X in the K4 layout
-//   ([K4][ldx][4] bytes) and B packed [K4][ldb][4] (ldb a multiple of 64, zero padded).
+// - perch_qconv_k4t_q8_*: out[m][n] = requant_n(Σ_k4 dot4(X[k4][m], B[k4][n])) with X in the K4
+//   layout ([K4][ldx][4] bytes), B packed [K4][ldb][4] (ldb a multiple of 64, zero padded) and
+//   the channels' requantization in a perch_qchannel_requant (CPerchQConvTaps.h).
 // - perch_transpose_bytes: dst[c·dstStride + r] = src[r·srcStride + c].
 #include <stdint.h>
 #include <stddef.h>
 #include "CPerchQDepthwise.h"
+#include "CPerchQConvTaps.h"
 
 /// Scalar reference.
-static inline void perch_qconv_k4t_scalar(size_t M, size_t N, size_t K4, const uint8_t *X, size_t ldx, const int8_t *B, size_t ldb,
-                                          int32_t *C, size_t ldc) {
+static inline void perch_qconv_k4t_q8_scalar(size_t M, size_t N, size_t K4, const uint8_t *X, size_t ldx, const int8_t *B,
+                                             size_t ldb, const perch_qchannel_requant *rq, uint8_t *out, size_t ldo) {
     for (size_t m = 0; m < M; m++) {
         for (size_t n = 0; n < N; n++) {
-            int32_t acc = 0;
+            int32_t acc = rq->add[n];
             for (size_t k4 = 0; k4 < K4; k4++) {
                 const uint8_t *x = X + (k4 * ldx + m) * 4;
                 const int8_t *b = B + (k4 * ldb + n) * 4;
-                for (int j = 0; j < 4; j++) acc += (int32_t)x[j] * (int32_t)b[j];
+                for (int j = 0; j < 4; j++) acc = (int32_t)((uint32_t)acc + (uint32_t)((int32_t)x[j] * (int32_t)b[j]));
             }
-            C[m * ldc + n] = acc;
+            out[m * ldo + n] = (uint8_t)perch_requant1(acc, rq->mult[n], -rq->right[n], rq->zp, rq->lo, rq->hi);
         }
     }
 }
@@ -55,16 +57,55 @@ static inline void perch_transpose_bytes(const uint8_t *src, size_t rows, size_t
 }
 
 #if defined(__x86_64__)
-/// VNNI: tiles of 4 pixels × 64 channels (16 accumulators; per K4 step 4 weight vectors and 4
-/// broadcast activation words). N tails are masked on the stores (B is zero padded to ldb).
-PERCH_AVX512_TARGET static inline void perch_qconv_k4t_vnni(size_t M, size_t N, size_t K4, const uint8_t *X, size_t ldx,
-                                                            const int8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+/// One pixel's 64 channels (four vectors of accumulators) requantized with per-lane constants and
+/// stored as 64 bytes under `mask`: saturating packs, then the clamp on bytes.
+PERCH_AVX512_TARGET static inline __attribute__((always_inline)) void
+perch_q8_store_pixel(const __m512i *acc, const perch_requant16_lanes *q, __m512i vzp, __m512i order, int unsignedOut, __m512i lo8,
+                     __m512i hi8, uint8_t *o, __mmask64 mask) {
+    __m512i y[4];
+    PERCH_UNROLL
+    for (int j = 0; j < 4; j++) {
+        __m512i te = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(acc[j], q[j].multE), q[j].kE), q[j].shE);
+        __m512i to = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc[j], 32), q[j].multO), q[j].kO), q[j].shO);
+        y[j] = _mm512_add_epi32(_mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80), vzp);
+    }
+    __m512i w01 = _mm512_packs_epi32(y[0], y[1]), w23 = _mm512_packs_epi32(y[2], y[3]), b;
+    if (unsignedOut) {
+        b = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
+        b = _mm512_min_epu8(_mm512_max_epu8(b, lo8), hi8);
+    } else {
+        b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23));
+        b = _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
+    }
+    _mm512_mask_storeu_epi8(o, mask, b);
+}
+
+/// VNNI: tiles of 4 pixels × 64 channels (16 accumulators, started at the channels' `add`; per K4
+/// step 4 weight vectors and 4 broadcast activation words), requantized in the epilogue. N tails
+/// are masked (B is zero padded to ldb; the masked lanes' constants are never read).
+PERCH_AVX512_TARGET static inline void perch_qconv_k4t_q8_vnni(size_t M, size_t N, size_t K4, const uint8_t *X, size_t ldx,
+                                                               const int8_t *B, size_t ldb, const perch_qchannel_requant *rq,
+                                                               uint8_t *out, size_t ldo) {
+    const __m512i vzp = _mm512_set1_epi32(rq->zp), lo8 = _mm512_set1_epi8((char)rq->lo), hi8 = _mm512_set1_epi8((char)rq->hi);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const int unsignedOut = rq->lo >= 0;
     for (size_t n = 0; n < N; n += 64) {
         __mmask16 mk[4];
+        __m512i add[4];
+        perch_requant16_lanes q[4];
         for (int j = 0; j < 4; j++) {
             size_t lo = n + 16 * (size_t)j;
             mk[j] = lo >= N ? 0 : (N - lo >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - lo)) - 1));
+            int32_t mult[16] = {0}, right[16] = {0};
+            for (int i = 0; i < 16; i++)
+                if (mk[j] >> i & 1) {
+                    mult[i] = rq->mult[lo + (size_t)i];
+                    right[i] = rq->right[lo + (size_t)i];
+                }
+            q[j] = perch_requant16_lanes_make(mult, right);
+            add[j] = mk[j] ? _mm512_maskz_loadu_epi32(mk[j], rq->add + lo) : _mm512_setzero_si512();
         }
+        __mmask64 mb = (__mmask64)mk[0] | (__mmask64)mk[1] << 16 | (__mmask64)mk[2] << 32 | (__mmask64)mk[3] << 48;
         const int8_t *bp = B + n * 4;
         size_t m = 0;
         for (; m + 4 <= M; m += 4) {
@@ -72,7 +113,7 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4t_vnni(size_t M, size_t N, 
             PERCH_UNROLL
             for (int r = 0; r < 4; r++) {
                 PERCH_UNROLL
-                for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) acc[r][j] = add[j];
             }
             for (size_t k4 = 0; k4 < K4; k4++) {
                 const int8_t *b = bp + k4 * ldb * 4;
@@ -89,26 +130,20 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4t_vnni(size_t M, size_t N, 
                 }
             }
             PERCH_UNROLL
-            for (int r = 0; r < 4; r++) {
-                PERCH_UNROLL
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_epi32(C + (m + (size_t)r) * ldc + n + 16 * (size_t)j, mk[j], acc[r][j]);
-            }
+            for (int r = 0; r < 4; r++)
+                perch_q8_store_pixel(acc[r], q, vzp, order, unsignedOut, lo8, hi8, out + (m + (size_t)r) * ldo + n, mb);
         }
         for (; m < M; m++) {
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+            __m512i acc[4] = {add[0], add[1], add[2], add[3]};
             for (size_t k4 = 0; k4 < K4; k4++) {
                 const int8_t *b = bp + k4 * ldb * 4;
                 __m512i a = _mm512_set1_epi32(*(const int32_t *)(const void *)(X + (k4 * ldx + m) * 4));
-                a0 = _mm512_dpbusd_epi32(a0, a, _mm512_loadu_si512(b));
-                a1 = _mm512_dpbusd_epi32(a1, a, _mm512_loadu_si512(b + 64));
-                a2 = _mm512_dpbusd_epi32(a2, a, _mm512_loadu_si512(b + 128));
-                a3 = _mm512_dpbusd_epi32(a3, a, _mm512_loadu_si512(b + 192));
+                acc[0] = _mm512_dpbusd_epi32(acc[0], a, _mm512_loadu_si512(b));
+                acc[1] = _mm512_dpbusd_epi32(acc[1], a, _mm512_loadu_si512(b + 64));
+                acc[2] = _mm512_dpbusd_epi32(acc[2], a, _mm512_loadu_si512(b + 128));
+                acc[3] = _mm512_dpbusd_epi32(acc[3], a, _mm512_loadu_si512(b + 192));
             }
-            int32_t *c = C + m * ldc + n;
-            _mm512_mask_storeu_epi32(c, mk[0], a0);
-            _mm512_mask_storeu_epi32(c + 16, mk[1], a1);
-            _mm512_mask_storeu_epi32(c + 32, mk[2], a2);
-            _mm512_mask_storeu_epi32(c + 48, mk[3], a3);
+            perch_q8_store_pixel(acc, q, vzp, order, unsignedOut, lo8, hi8, out + m * ldo + n, mb);
         }
     }
 }

@@ -2,29 +2,29 @@ import CPerchShims
 import PerchGraph
 
 extension QConvISA {
-    /// C[m][n] = Σ_k4 dot4(X[k4][m], B[k4][n]) (perch_qconv_k4t_*).
+    /// out[m·ldo + n] = requant_n(Σ_k4 dot4(X[k4][m], B[k4][n])) (perch_qconv_k4t_q8_*).
     @inline(__always)
-    func convK4Transposed(m: Int, n: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, b: UnsafePointer<Int8>, ldb: Int,
-                          c: UnsafeMutablePointer<Int32>, ldc: Int) {
+    func convK4TransposedRequant(m: Int, n: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, b: UnsafePointer<Int8>, ldb: Int,
+                                 requant: UnsafePointer<perch_qchannel_requant>, out: UnsafeMutablePointer<UInt8>, ldo: Int) {
         #if arch(x86_64)
         if self == .avx512 {
-            perch_qconv_k4t_vnni(m, n, k4, x, ldx, b, ldb, c, ldc)
+            perch_qconv_k4t_q8_vnni(m, n, k4, x, ldx, b, ldb, requant, out, ldo)
             return
         }
         #endif
-        perch_qconv_k4t_scalar(m, n, k4, x, ldx, b, ldb, c, ldc)
+        perch_qconv_k4t_q8_scalar(m, n, k4, x, ldx, b, ldb, requant, out, ldo)
     }
 }
 
 /// 1×1 convolution on small maps as pixels × channels (see CPerchQPointwise.h): output channels
 /// fill the vectors, so a 10×10 map no longer pays for 128 pixels; each pixel row is requantized
-/// with the channels' multipliers in the lanes and the block is transposed back to NCHW.
+/// in the GEMM's epilogue with the channels' multipliers in the lanes and the block is transposed
+/// back to NCHW.
 enum QConvPointwiseRows {
     /// Maps of at most 256 pixels (14×14, 10×10, 7×7: the NCHW kernels' 32-pixel tiles waste 12–25%
     /// there), one group, int8 weights without zero points, multipliers below 1 (right shifts).
     static func applies(_ g: ConvGeometry, layer: QLinearLayer, isa: QConvISA) -> Bool {
-        isa == .avx512 && g.group == 1 && g.outSize <= 256 && layer.n >= 32 && !layer.needsRowSums
-            && layer.multipliers.allSatisfy { $0.isRightShift }
+        isa == .avx512 && g.group == 1 && g.outSize <= 256 && layer.n >= 32 && QChannelRequant(layer) != nil
     }
 
     static func prepare(_ g: ConvGeometry, layer: QLinearLayer, aIsI8: Bool, outDesc: TensorDesc, threads: Int,
@@ -37,37 +37,28 @@ enum QConvPointwiseRows {
         let parts = Swift.max(1, Swift.min(threads, n / 64))
         let chunk = (0..<parts).map { splitRange(n, parts: parts, part: $0, align: 16).count }.max() ?? n
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * p)
-        let accBytes = MemoryPlannerAlign.up(p * chunk * 4 + 64)
-        let slot = packBytes + accBytes + MemoryPlannerAlign.up(p * chunk)
+        let slot = packBytes + MemoryPlannerAlign.up(p * chunk)
         let flip: UInt8 = aIsI8 ? 0x80 : 0
+        let requant = QChannelRequant(layer)!  // `applies` admits only layers it takes
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * parts) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             args.parallelFor(parts) { t in
                 let s = args.scratch! + t * slot
                 let pack = s.assumingMemoryBound(to: UInt8.self)
-                let acc = (s + packBytes).assumingMemoryBound(to: Int32.self)
-                let bytes = (s + packBytes + accBytes).assumingMemoryBound(to: UInt8.self)
+                let bytes = (s + packBytes).assumingMemoryBound(to: UInt8.self)
                 let range = splitRange(n, parts: parts, part: t, align: 16)
                 let count = range.count
                 guard count > 0 else { return }
                 layer.packedB.withUnsafeBufferPointer { b in
-                    layer.columnTerm.withUnsafeBufferPointer { ct in layer.mults.withUnsafeBufferPointer { mu in
-                        layer.shifts.withUnsafeBufferPointer { sh in layer.rightShifts.withUnsafeBufferPointer { rs in
-                            for batch in 0..<g.batch {
-                                perch_interleave4(src + batch * g.inChannels * g.inSize, g.inSize, k, p, p, flip, pack)
-                                isa.convK4Transposed(m: p, n: count, k4: k4, x: pack, ldx: p, b: b.baseAddress! + range.lowerBound * 4,
-                                                     ldb: ldb, c: acc, ldc: count)
-                                let lo = range.lowerBound
-                                for row in 0..<p {
-                                    isa.requantColumns(acc + row * count, count, add: ct.baseAddress! + lo, mult: mu.baseAddress! + lo,
-                                                       shift: sh.baseAddress! + lo, rightShift: rs.baseAddress! + lo, allRight: true,
-                                                       zp: layer.outZero, lo: layer.lo, hi: layer.hi, bytes + row * count)
-                                }
-                                perch_transpose_bytes(bytes, p, count, count, dst + (batch * n + lo) * p, p)
-                            }
-                        } }
-                    } }
+                    requant.withParameters(from: range.lowerBound) { rq in
+                        for batch in 0..<g.batch {
+                            perch_interleave4(src + batch * g.inChannels * g.inSize, g.inSize, k, p, p, flip, pack)
+                            isa.convK4TransposedRequant(m: p, n: count, k4: k4, x: pack, ldx: p, b: b.baseAddress! + range.lowerBound * 4,
+                                                        ldb: ldb, requant: rq, out: bytes, ldo: count)
+                            perch_transpose_bytes(bytes, p, count, count, dst + (batch * n + range.lowerBound) * p, p)
+                        }
+                    }
                 }
             }
         }

@@ -8,6 +8,9 @@ Writes into examples/int8/ (all small, committed):
   tiny-cnn-qop.onnx         quantize_static(QuantFormat.QOperator, per_channel=True, QUInt8 activations)
   tiny-mlp-qdq.onnx         a transformer-like MatMul + Add + Relu + MatMul + Add block, QDQ per channel
   tiny-mlp-qop.onnx         the same block as QOperator (QLinearMatMul / QLinearAdd)
+  tiny-attn-qdq.onnx         one self-attention head (Q·Kᵀ/√d → Softmax → ·V), QDQ, uint8 activations:
+                            ONNX Runtime runs its Softmax as the table-based QLinearSoftmax
+  tiny-attn-qop.onnx         the same as QOperator (com.microsoft QLinearSoftmax in the file)
   tiny-pool-qdq.onnx        Conv/Relu → MaxPool → two branches → Concat → Resize (nearest) → MaxPool
                             → Conv, QDQ per channel, uint8 activations: the ops that move or select
                             values and must run on the quantized bytes
@@ -72,6 +75,31 @@ def tiny_mlp():
         nodes, "tiny-mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, d])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, d])], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def tiny_attn():
+    rng = np.random.default_rng(5)
+    t, d = 16, 32
+    inits = [numpy_helper.from_array((rng.standard_normal((d, d)) / np.sqrt(d) * 2).astype(np.float32), n) for n in ("wq", "wk", "wv")]
+    inits.append(numpy_helper.from_array(np.array(1 / np.sqrt(d), np.float32), "scale"))
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"]),
+        helper.make_node("MatMul", ["x", "wk"], ["k"]),
+        helper.make_node("MatMul", ["x", "wv"], ["v"]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        helper.make_node("Mul", ["s", "scale"], ["ss"]),
+        helper.make_node("Softmax", ["ss"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny-attn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, t, d])], inits)
     m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -149,11 +177,17 @@ def make(stem, model, input_name, shape, fmt_list, preprocess):
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    if len(sys.argv) > 1 and sys.argv[1] == "--only-attn":
+        make("tiny-attn", tiny_attn(), "x", (1, 16, 32),
+             [("qdq", QuantFormat.QDQ, QuantType.QUInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
+        sys.exit(0)
     make("tiny-cnn", cnn_without_softmax(), "image", (1, 3, 32, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], True)
     if len(sys.argv) > 1 and sys.argv[1] == "--only-pool":
         make("tiny-pool", tiny_pool(), "x", (1, 3, 24, 24), [("qdq", QuantFormat.QDQ, QuantType.QUInt8)], False)
         sys.exit(0)
     make("tiny-pool", tiny_pool(), "x", (1, 3, 24, 24), [("qdq", QuantFormat.QDQ, QuantType.QUInt8)], False)
+    make("tiny-attn", tiny_attn(), "x", (1, 16, 32),
+         [("qdq", QuantFormat.QDQ, QuantType.QUInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
     make("tiny-mlp", tiny_mlp(), "x", (1, 8, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)

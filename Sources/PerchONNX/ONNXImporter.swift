@@ -126,7 +126,7 @@ struct GraphConverter {
     /// The com.microsoft operators Perch implements (ONNX Runtime's quantized QOperator ops);
     /// any other op of that domain is reported as unsupported.
     static let microsoftOps: Set<String> = [
-        "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QGemm",
+        "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QGemm",
     ]
 
     mutating func convertNode(_ proto: Onnx_NodeProto, into graph: inout Graph) throws(ONNXImportError) -> Node? {

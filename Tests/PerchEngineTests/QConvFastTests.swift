@@ -483,3 +483,29 @@ final class QBinaryTests: XCTestCase {
         }
     }
 }
+
+/// QLinearSoftmax's row kernel (C, contiguous rows) against its Swift reference (any stride).
+final class QLinearSoftmaxRowTests: XCTestCase {
+    func testRowKernelMatchesStridedReference() {
+        var rng = SplitMix(seed: 28)
+        for (n, stride, signed, xScale, yScale) in [(64, 1, false, Float(0.05), Float(1.0 / 256)), (37, 3, true, 0.11, 0.0035),
+                                                     (1, 2, false, 0.3, 0.004), (200, 5, true, 0.013, 1.0 / 128)] {
+            let table = QLinearSoftmaxOperator.expTable(xScale: xScale, length: n)
+            let codes = (0..<(n * stride)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let y = perch_floorf(1 / yScale)
+            let (lo, hi): (Int32, Int32) = signed ? (-128, 127) : (0, 255)
+            let zero: Int32 = signed ? -128 : 3
+            var want = [UInt8](repeating: 0, count: n * stride)
+            var row = [UInt8](repeating: 0, count: n), got = row, tmp = [Float](repeating: 0, count: n)
+            for i in 0..<n { row[i] = codes[i * stride] }
+            codes.withUnsafeBufferPointer { c in table.withUnsafeBufferPointer { t in
+                QLinearSoftmaxOperator.softmaxRow(c.baseAddress!, &want, n, stride: stride, signed: signed, table: t.baseAddress!, yScale: y,
+                                                  zero: zero, lo: lo, hi: hi)
+                perch_qsoftmax_row(row, n, signed ? 0x80 : 0, t.baseAddress!, y, Float(zero), Float(lo), Float(hi), &tmp, &got)
+            } }
+            XCTAssertEqual(got, (0..<n).map { want[$0 * stride] }, "n=\(n) signed=\(signed)")
+            // Probabilities: no output below the zero point.
+            XCTAssertTrue(got.allSatisfy { signed ? Int8(bitPattern: $0) >= Int8(zero) : Int32($0) >= zero })
+        }
+    }
+}

@@ -77,6 +77,18 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(f, 1.0001)
     }
 
+    /// One attention head with uint8 activations: ONNX Runtime runs DQ → Softmax → Q as its table
+    /// softmax, and so does Perch (QLinearSoftmax from the QDQ pass, or read from the QOperator
+    /// file), giving ORT's bytes. Exact float softmax is a step off on 56 of the 512 outputs.
+    func testAttentionSoftmaxGivesONNXRuntimesBytes() throws {
+        for (model, expected) in [("tiny-attn-qdq.onnx", "tiny-attn-qdq-expected-ort.npy"), ("tiny-attn-qop.onnx", "tiny-attn-qop-expected-ort.npy")] {
+            let (s, g) = try steps(model: model, input: "tiny-attn-input.npy", expected: expected, inputName: "x")
+            XCTAssertEqual(s, 0, model + ": max difference in output quantization steps")
+            XCTAssertEqual(count(g, .qLinearSoftmax), 1, model)
+            XCTAssertEqual(count(g, .softmax), 0, model)
+        }
+    }
+
     /// The int8 conv and MatMul kernels split pixel blocks / channels / row blocks over the pool's
     /// threads with one scratch slot each: 2 and 3 threads must give the bytes 1 thread gives.
     func testQuantizedConvsGiveTheSameOutputOnMoreThreads() throws {

@@ -22,6 +22,7 @@
 #include "CPerchElementwise.h"
 #include "CPerchPeak.h"
 #include "CPerchPoolF32.h"
+#include "CPerchQSoftmax.h"
 
 /// Monotonic clock in nanoseconds.
 static inline uint64_t perch_monotonic_ns(void) {

@@ -21,6 +21,8 @@ public enum OperatorRegistry {
             return try PReluOperator.prepare(ctx)
         case .softmax, .logSoftmax:
             return try SoftmaxOperator.prepare(ctx)
+        case .qLinearSoftmax:
+            return try QLinearSoftmaxOperator.prepare(ctx)
         case .add, .sub, .mul, .div, .pow, .sqrt, .exp, .log, .neg, .abs, .min, .max, .sum, .mean,
             .reciprocal, .floor, .ceil, .not, .and, .or, .xor, .equal, .less, .greater, .lessOrEqual,
             .greaterOrEqual, .where:

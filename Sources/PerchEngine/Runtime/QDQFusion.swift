@@ -12,6 +12,8 @@ import PerchGraph
 /// - DQ(a) → MatMul(DQ(b)) → [Relu | Clip] → Q with b computed at run time (attention) ⇒ QLinearMatMul
 /// - DQ(a), DQ(b) → Add | Mul → Q  ⇒ QLinearAdd | QLinearMul
 /// - DQ(x) → GlobalAveragePool → Q  ⇒ QLinearGlobalAveragePool
+/// - DQ(x) → Softmax → Q, uint8 in and out ⇒ QLinearSoftmax (ONNX Runtime fuses exactly these into
+///   its table softmax, whose arithmetic the kernel follows; int8 stays float there and here)
 /// - DQ(x) → Sigmoid | Tanh | HardSwish | HardSigmoid | Gelu | LeakyRelu | Relu → Q  ⇒ QLinearLookup
 /// - DQ(x) → Reshape | Flatten | Transpose | Squeeze | Unsqueeze | MaxPool | Slice | Resize (nearest)
 ///   → Q with the same scale and zero point ⇒ the op on the quantized tensor
@@ -163,6 +165,13 @@ public enum QDQFusion {
                   let q = quantizedBy(r, g) else { return nil }
             return Node(name: node.name, op: .qLinearGlobalAveragePool, inputs: [x.input, x.scale, x.zero, q.scale, q.zero],
                         outputs: [q.output], attributes: attrs)
+        case .softmax:
+            guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), g.initializers[x.zero]!.dtype == .u8,
+                  let r = soleReader(out, g, readers), let q = quantizedBy(r, g), g.initializers[q.zero]!.dtype == .u8 else { return nil }
+            if let axis = node.attributes["axis"] { attrs["axis"] = axis }
+            attrs["opset"] = .int(node.attributes.int("_opset", default: 13))
+            return Node(name: node.name, op: .qLinearSoftmax, inputs: [x.input, x.scale, x.zero, q.scale, q.zero], outputs: [q.output],
+                        attributes: attrs)
         case .sigmoid, .tanh, .hardSwish, .hardSigmoid, .gelu, .leakyRelu, .relu:
             guard let x = dequantized(node.inputs[0], g, producer), isPerTensor(x, g), let r = soleReader(out, g, readers),
                   let q = quantizedBy(r, g) else { return nil }

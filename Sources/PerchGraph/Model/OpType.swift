@@ -97,7 +97,7 @@ public enum OpType: String, Sendable, CaseIterable {
     case quantizeLinear = "QuantizeLinear"
     case dequantizeLinear = "DequantizeLinear"
     // Quantized operators (QOperator form; the QDQ fusion pass produces them too). QLinearAdd,
-    // QLinearMul, QLinearGlobalAveragePool, QLinearSigmoid, QLinearLeakyRelu and QGemm are
+    // QLinearMul, QLinearGlobalAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax and QGemm are
     // com.microsoft ops; QLinearLookup is Perch's own table activation (attribute `function`).
     case qLinearConv = "QLinearConv"
     case qLinearMatMul = "QLinearMatMul"
@@ -108,6 +108,7 @@ public enum OpType: String, Sendable, CaseIterable {
     case qLinearGlobalAveragePool = "QLinearGlobalAveragePool"
     case qLinearSigmoid = "QLinearSigmoid"
     case qLinearLeakyRelu = "QLinearLeakyRelu"
+    case qLinearSoftmax = "QLinearSoftmax"
     case qGemm = "QGemm"
     case qLinearLookup = "QLinearLookup"
 }

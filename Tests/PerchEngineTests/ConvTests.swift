@@ -58,6 +58,9 @@ final class ConvTests: XCTestCase {
             Config(x: [1, 3, 20], w: [4, 3, 5], attrs: ["strides": .ints([3]), "auto_pad": .string("SAME_LOWER")]),  // 1-D
             Config(x: [1, 2, 5, 6, 7], w: [3, 2, 2, 3, 2], attrs: ["pads": .ints([1, 0, 1, 0, 2, 1]), "strides": .ints([1, 2, 1])]),  // 3-D
             Config(x: [1, 70, 6, 6], w: [40, 70, 3, 3], attrs: ["auto_pad": .string("VALID")]),  // k > one sgemm K block when 70*9 > 256
+            // implicit im2col: 2 500 output columns (more than one 2 048-column B block), end padding read as zeros
+            Config(x: [1, 3, 50, 50], w: [7, 3, 3, 3], attrs: ["pads": .ints([1, 0, 2, 1])]),
+            Config(x: [1, 5, 13, 17], w: [9, 5, 5, 5], attrs: ["strides": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])], bias: false),
         ]
         var rng = TestRandom(seed: 11)
         for cfg in configs {

@@ -63,6 +63,59 @@ static inline void perch_sgemm_pack_b_rows(long kc, long cols, const float *b, l
     }
 }
 
+/// A 2-D convolution's im2col matrix without writing it: row q = (c, kh, kw) (c slowest), column
+/// j = output pixel (oy, ox) = x[c·planeSize + (oy·sH + kh·dH)·Wp + ox·sW + kw·dW], where x is the
+/// input already padded (planes of rows Wp floats long). The GEMM's B packing reads the input
+/// through this instead of a materialized matrix kH·kW times the input's size (for a 3×3 conv, 9×
+/// the input written and read back per layer).
+typedef struct {
+    const float *x;
+    long planeSize, Wp, outW, kH, kW, sH, sW, dH, dW;
+} perch_conv_im2col;
+
+/// Packs rows q0…q0+kc of the implicit im2col matrix, columns j0…j0+cols (cols ≤ 16), into one
+/// kc × 16 panel, zero-padding the missing columns (what perch_sgemm_pack_b_rows does with the
+/// materialized matrix).
+static inline void perch_sgemm_pack_b_conv(long kc, long q0, long j0, long cols, const perch_conv_im2col *g, float *dst) {
+    // The panel's columns as runs within one output row: offset in the plane, first column, length.
+    long segOff[PERCH_SGEMM_NR], segCol[PERCH_SGEMM_NR], segLen[PERCH_SGEMM_NR];
+    int segs = 0;
+    for (long j = 0; j < cols;) {
+        long p = j0 + j, oy = p / g->outW, ox = p % g->outW;
+        long len = g->outW - ox < cols - j ? g->outW - ox : cols - j;
+        segOff[segs] = oy * g->sH * g->Wp + ox * g->sW;
+        segCol[segs] = j;
+        segLen[segs] = len;
+        segs++;
+        j += len;
+    }
+    const long taps = g->kH * g->kW;
+    const int whole = g->sW == 1 && segs == 1 && cols == PERCH_SGEMM_NR;
+    long c = q0 / taps, t = q0 % taps;
+    for (long p = 0; p < kc; p++) {
+        const float *base = g->x + c * g->planeSize + (t / g->kW) * g->dH * g->Wp + (t % g->kW) * g->dW;
+        float *d = dst + p * PERCH_SGEMM_NR;
+        if (whole) {
+            __builtin_memcpy(d, base + segOff[0], PERCH_SGEMM_NR * sizeof(float));
+        } else {
+            for (int s = 0; s < segs; s++) {
+                const float *src = base + segOff[s];
+                float *dd = d + segCol[s];
+                if (g->sW == 1) {
+                    for (long l = 0; l < segLen[s]; l++) dd[l] = src[l];
+                } else {
+                    for (long l = 0; l < segLen[s]; l++) dd[l] = src[l * g->sW];
+                }
+            }
+            for (long j = cols; j < PERCH_SGEMM_NR; j++) d[j] = 0.0f;
+        }
+        if (++t == taps) {
+            t = 0;
+            c++;
+        }
+    }
+}
+
 /// The reference: plain C, same summation order as the SIMD kernels (p ascending, one fused or
 /// unfused multiply-add per step), so results agree to rounding.
 static inline void perch_sgemm_6x16_scalar(long kc, const float *a, const float *b, float *c, long ldc,

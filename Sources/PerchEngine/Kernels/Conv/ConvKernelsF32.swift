@@ -58,8 +58,45 @@ func im2colF32(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Int, col: U
     }
 }
 
-/// Conv as im2col + sgemm per (batch, group). `col` holds Cg·k × outSize floats unless
-/// `pointwise` (then X is used directly as the column matrix). im2col is split over input
+/// The input a 2-D conv's implicit im2col reads (`perch_conv_im2col`): planes of hp × wp floats
+/// covering every position the kernel touches, the padding as zeros — a copy only when the conv
+/// pads (otherwise the input itself, rows inW long).
+struct ImplicitIm2col {
+    let hp: Int
+    let wp: Int
+    let copies: Bool
+
+    /// nil for 3-D convs (they keep the materialized im2col).
+    init?(_ g: ConvGeometry) {
+        guard g.kD == 1, g.inD == 1, g.outD == 1 else { return nil }
+        hp = (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1
+        wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
+        copies = g.pH > 0 || g.pW > 0 || hp > g.inH || wp > g.inW
+    }
+
+    /// Floats of the padded copy of `channels` planes (0 when the input is read in place).
+    func floats(channels: Int) -> Int { copies ? channels * hp * wp : 0 }
+
+    /// Copies planes `channels` of x (each g.inSize floats) into `dst` with the padding.
+    func fill(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Range<Int>, dst: UnsafeMutablePointer<Float>) {
+        let rows = Swift.min(g.inH, hp - g.pH), cols = Swift.min(g.inW, wp - g.pW)
+        for c in channels {
+            let plane = dst + c * hp * wp
+            plane.update(repeating: 0, count: hp * wp)
+            if rows <= 0 || cols <= 0 { continue }
+            for ih in 0..<rows { (plane + (ih + g.pH) * wp + g.pW).update(from: x + c * g.inSize + ih * g.inW, count: cols) }
+        }
+    }
+
+    func geometry(_ g: ConvGeometry, x: UnsafePointer<Float>) -> perch_conv_im2col {
+        perch_conv_im2col(x: x, planeSize: copies ? hp * wp : g.inSize, Wp: copies ? wp : g.inW, outW: g.outW, kH: g.kH, kW: g.kW,
+                          sH: g.sH, sW: g.sW, dH: g.dH, dW: g.dW)
+    }
+}
+
+/// Conv as im2col + sgemm per (batch, group). 2-D convs pack the GEMM's B straight from the
+/// input (`ImplicitIm2col`; `col` holds its padded copy); 3-D ones write `col` (Cg·k × outSize
+/// floats); `pointwise` ones use X itself as the column matrix. im2col is split over input
 /// channels and the GEMM over output columns/rows across the session's threads; `workspace`
 /// holds `slots` sgemm workspace slots. `packedW` is W packed per group by `sgemmPackA` (each
 /// group `packedGroupStride` floats), when the weights were constant at prepare. Bias and a
@@ -81,6 +118,24 @@ func convIm2colGemmF32(
             let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize)
             let yg = y + (n * g.outChannels + grp * mg) * p
             let bmat: UnsafePointer<Float>
+            if !pointwise, let implicit = ImplicitIm2col(g) {
+                // The GEMM packs B straight from the (padded) input; `col` holds the padded copy.
+                if implicit.copies {
+                    if parts > 1 && implicit.floats(channels: cg) >= 16384 {
+                        args.parallelFor(parts) { i in implicit.fill(g, x: xg, channels: splitRange(cg, parts: parts, part: i), dst: col) }
+                    } else {
+                        implicit.fill(g, x: xg, channels: 0..<cg, dst: col)
+                    }
+                }
+                var geometry = implicit.geometry(g, x: implicit.copies ? UnsafePointer(col) : xg)
+                withUnsafePointer(to: &geometry) { ib in
+                    sgemmParallel(args, slots: slots, m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
+                                  b: xg, bRowStride: 0, bColStride: 0, c: yg, ldc: p, accumulate: false, workspace: workspace,
+                                  packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg),
+                                  bias: bias.map { UnsafePointer($0 + grp * mg) }, clamp: clamp, implicitB: ib)
+                }
+                continue
+            }
             if pointwise {
                 bmat = xg
             } else {

@@ -3,7 +3,8 @@ import PerchGraph
 
 /// Prepares Conv and ConvTranspose (fp32, 1-D/2-D/3-D spatial).
 ///
-/// Conv runs as im2col + `sgemm` per group (1×1 stride-1 unpadded convs skip im2col), or a direct
+/// Conv runs as `sgemm` per group on the im2col matrix — for 2-D convs read from the input while
+/// packing, never written (`ImplicitIm2col`); 1×1 stride-1 unpadded convs use X itself — or a direct
 /// kernel for depthwise convs. ConvTranspose runs as `sgemm` (Wᵀ·X) + col2im. The scalar kernels
 /// in ConvReference.swift define the expected results.
 public enum ConvOperator {
@@ -107,7 +108,7 @@ public enum ConvOperator {
         }
         #endif
         let rows = g.inPerGroup * g.kernelSize
-        let colFloats = pointwise ? 0 : rows * g.outSize
+        let colFloats = pointwise ? 0 : ImplicitIm2col(g).map { $0.floats(channels: g.inPerGroup) } ?? rows * g.outSize
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
         // Constant float32 weights: packed once here, not on every run.

@@ -16,6 +16,9 @@ import CPerchShims
 /// Fused epilogue: `bias` (m floats) is C's starting value per row when not `accumulate` (no
 /// separate fill pass), and `clamp` clamps the final C to [lo, hi] with Clip's expression, applied
 /// while each tile is still in registers (a Conv's folded Relu/Clip).
+///
+/// `implicitB`: B is a convolution's im2col matrix read from the (padded) input as it is packed
+/// (`perch_conv_im2col`), columns from `implicitColumn0`; `b` and its strides are then unused.
 public func sgemm(
     m: Int, n: Int, k: Int, alpha: Float = 1,
     a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
@@ -26,6 +29,8 @@ public func sgemm(
     packed: SGEMMPrepacked = SGEMMPrepacked(),
     bias: UnsafePointer<Float>? = nil,
     clamp: (Float, Float)? = nil,
+    implicitB: UnsafePointer<perch_conv_im2col>? = nil,
+    implicitColumn0: Int = 0,
     variant: Int32 = perch_sgemm_best()
 ) {
     if m <= 0 || n <= 0 { return }
@@ -57,7 +62,9 @@ public func sgemm(
                 let j0 = jc + panel * nr
                 let cols = min(nr, n - j0)
                 let dst = packB + panel * kc * nr
-                if bColStride == 1 {
+                if let implicitB {
+                    perch_sgemm_pack_b_conv(kc, pc, implicitColumn0 + j0, cols, implicitB, dst)
+                } else if bColStride == 1 {
                     perch_sgemm_pack_b_rows(kc, cols, b + pc * bRowStride + j0, bRowStride, dst)
                 } else if bRowStride == 1 {
                     // Transposed B: walk each source column contiguously.
@@ -279,7 +286,8 @@ public func sgemmParallel(
     workspace: UnsafeMutablePointer<Float>,
     packed: SGEMMPrepacked = SGEMMPrepacked(),
     bias: UnsafePointer<Float>? = nil,
-    clamp: (Float, Float)? = nil
+    clamp: (Float, Float)? = nil,
+    implicitB: UnsafePointer<perch_conv_im2col>? = nil
 ) {
     var parts = Swift.min(args.threads, slots)
     // Below ~10 µs of work (1M MACs) handing half to a worker costs more than it saves. (The
@@ -294,7 +302,7 @@ public func sgemmParallel(
     if parts <= 1 {
         sgemm(m: m, n: n, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
               b: b, bRowStride: bRowStride, bColStride: bColStride, c: c, ldc: ldc, accumulate: accumulate, workspace: workspace,
-              packed: packed, bias: bias, clamp: clamp)
+              packed: packed, bias: bias, clamp: clamp, implicitB: implicitB)
         return
     }
     let slot = sgemmWorkspaceCount(m: m, n: n, k: k)
@@ -306,14 +314,14 @@ public func sgemmParallel(
             sgemm(m: m, n: r.count, k: k, alpha: alpha, a: a, aRowStride: aRowStride, aColStride: aColStride,
                   b: b + r.lowerBound * bColStride, bRowStride: bRowStride, bColStride: bColStride,
                   c: c + r.lowerBound, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.columns(from: r.lowerBound),
-                  bias: bias, clamp: clamp)
+                  bias: bias, clamp: clamp, implicitB: implicitB, implicitColumn0: r.lowerBound)
         } else {
             let r = splitRange(m, parts: parts, part: i, align: SGEMMBlocking.mr)
             if r.isEmpty { return }
             sgemm(m: r.count, n: n, k: k, alpha: alpha, a: a + r.lowerBound * aRowStride, aRowStride: aRowStride, aColStride: aColStride,
                   b: b, bRowStride: bRowStride, bColStride: bColStride,
                   c: c + r.lowerBound * ldc, ldc: ldc, accumulate: accumulate, workspace: ws, packed: packed.rows(from: r.lowerBound),
-                  bias: bias.map { $0 + r.lowerBound }, clamp: clamp)
+                  bias: bias.map { $0 + r.lowerBound }, clamp: clamp, implicitB: implicitB)
         }
     }
 }

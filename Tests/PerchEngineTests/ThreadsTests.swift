@@ -83,6 +83,41 @@ final class ThreadsTests: XCTestCase {
         } } }
     }
 
+    /// The 16-channel tiled depthwise path (AVX-512) is bit for bit the scalar reference kernel run
+    /// channel by channel on padded planes: partial channel blocks, several row bands, strides 1–3,
+    /// asymmetric pads, a fused Relu6, one and two threads.
+    func testDepthwiseTilesAreBitExactWithScalarPlanes() throws {
+        var rng = TestRandom(seed: 41)
+        let pool = ThreadPool(threads: 2)
+        for (c, h, w, k, s, pads) in [(37, 61, 70, 3, 1, [1, 1, 1, 1]), (16, 20, 20, 3, 2, [1, 1, 1, 1]), (5, 9, 33, 5, 3, [2, 0, 1, 2]),
+                                      (48, 10, 10, 3, 1, [1, 1, 1, 1]), (20, 7, 129, 3, 2, [0, 1, 1, 0])] {
+            let x = floats([1, c, h, w], rng.floats(c * h * w))
+            let wt = floats([c, 1, k, k], rng.floats(c * k * k))
+            let b = floats([c], rng.floats(c))
+            let ctx = context(.conv, [x, wt, b], ["group": .int(c), "pads": .ints(pads), "strides": .ints([s, s]),
+                                                  "_clamp_min": .float(0), "_clamp_max": .float(6)])
+            let prepared = try ConvOperator.prepareConv(ctx, reference: false)
+            let oh = (h + pads[0] + pads[2] - k) / s + 1, ow = (w + pads[1] + pads[3] - k) / s + 1
+            // The reference: each channel padded into a plane, perch_dw_f32_scalar, then the clamp.
+            let width = (ow - 1) * s + k, height = (oh - 1) * s + k
+            var want = [Float](repeating: 0, count: c * oh * ow)
+            var plane = [Float](repeating: 0, count: width * height)
+            let xs = x.floats, ws = wt.floats, bs = b.floats
+            for ch in 0..<c {
+                Array(xs[(ch * h * w)..<((ch + 1) * h * w)]).withUnsafeBufferPointer { xc in
+                    perch_dw_pad_plane_f32(xc.baseAddress!, h, w, pads[0], pads[1], width, height, &plane)
+                }
+                var out = [Float](repeating: 0, count: oh * ow)
+                Array(ws[(ch * k * k)..<((ch + 1) * k * k)]).withUnsafeBufferPointer { wc in
+                    perch_dw_f32_scalar(plane, width, s, oh, ow, k, k, wc.baseAddress!, bs[ch], &out)
+                }
+                for i in 0..<(oh * ow) { want[ch * oh * ow + i] = Swift.min(Swift.max(out[i], 0), 6) }
+            }
+            XCTAssertEqual(runPrepared(prepared, [x, wt, b])[0].floats, want, "c \(c) \(h)×\(w) k \(k) s \(s)")
+            XCTAssertEqual(runPrepared(prepared, [x, wt, b], pool: pool)[0].floats, want, "threaded c \(c) \(h)×\(w)")
+        }
+    }
+
     /// The depthwise kernel variants this CPU runs compute the same fused multiply-adds as the
     /// scalar reference: bit-identical, both strides, 3×3 (unrolled) and other sizes, rows shorter
     /// than, equal to and between vectors.

@@ -18,6 +18,7 @@
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
 #include "CPerchDepthwiseF32.h"
+#include "CPerchDepthwiseTilesF32.h"
 #include "CPerchHalf.h"
 #include "CPerchElementwise.h"
 #include "CPerchPeak.h"

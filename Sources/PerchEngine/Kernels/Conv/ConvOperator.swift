@@ -90,7 +90,8 @@ public enum ConvOperator {
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {
-            let planeFloats = DepthwisePlane(g)?.floats ?? 0
+            // One scratch slot per thread: a padded plane, or the 16-channel tiles' working set.
+            let planeFloats = Swift.max(DepthwisePlane(g)?.floats ?? 0, DepthwiseTilesF32(g)?.floatsPerSlot(g) ?? 0)
             let slots = ctx.threads
             return PreparedOp(outputs: [out], scratchBytes: (wFloats + planeFloats * slots) * 4) { args in
                 let wp = convWeightsF32(args, half: wHalf)

@@ -58,6 +58,13 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(mu[0].int64s, [250, 9])
         let g3 = try runSingleNode(.globalAveragePool, inputs: [("x", floats([1, 1, 2, 1, 2], [1, 2, 3, 6]))])
         assertClose(g3[0], floats([1, 1, 1, 1, 1], [3]))
+        // fp32 planes longer than the 16 running sums, with a tail: the mean of 7×13 and 10×10.
+        for (h, w) in [(7, 13), (10, 10)] {
+            let values = (0..<(3 * h * w)).map { Float(($0 * 37) % 101) / 7 - 6 }
+            let gp = try runSingleNode(.globalAveragePool, inputs: [("x", floats([1, 3, h, w], values))])
+            let want = (0..<3).map { c in values[(c * h * w)..<((c + 1) * h * w)].reduce(0.0) { $0 + Double($1) } / Double(h * w) }
+            assertClose(gp[0], floats([1, 3, 1, 1], want.map { Float($0) }), rtol: 1e-6, atol: 1e-6)
+        }
     }
 
     /// 8-bit MaxPool (the path QDQ-fused models take): int8 and uint8, the no-padding plane kernel

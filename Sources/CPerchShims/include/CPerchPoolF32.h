@@ -5,6 +5,20 @@
 // SIMD16 evenHalf/oddHalf compiled to 8 at a time and SqueezeNet's 3×3/2 pools ran 3× ORT's time.
 #include <stdint.h>
 #include <stddef.h>
+
+/// The mean of x[0..<n] for GlobalAveragePool: sixteen running sums (element i goes to sum i mod
+/// 16, which vectorizes on every ISA and is the same order everywhere), added in order, over n.
+static inline float perch_mean_f32(const float *x, long n) {
+    float acc[16] = {0};
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (int j = 0; i + j < n; j++) acc[j] += x[i + j];
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s / (float)n;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

@@ -46,6 +46,13 @@ public enum PoolingOperator {
             return maxPool8(params, signed: x.dtype == .i8, outputs: outputs)
         }
         switch x.dtype {
+        case .f32 where ctx.node.op == .globalAveragePool:
+            // A contiguous mean per channel (the window loops cost 6× ORT's time on 10×10 maps).
+            let planes = p.g.batch * p.g.inChannels, size = p.g.inSize
+            return PreparedOp(outputs: outputs) { args in
+                let src = UnsafePointer(args.input(0).pointer(as: Float.self)), dst = args.output(0).pointer(as: Float.self)
+                for c in 0..<planes { dst[c] = perch_mean_f32(src + c * size, size) }
+            }
         case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
             return PreparedOp(outputs: outputs) { args in
                 maxPool2DF32(params, x: UnsafePointer(args.input(0).pointer(as: Float.self)), y: args.output(0).pointer(as: Float.self))

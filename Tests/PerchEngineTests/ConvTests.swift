@@ -61,6 +61,7 @@ final class ConvTests: XCTestCase {
             // implicit im2col: 2 500 output columns (more than one 2 048-column B block), end padding read as zeros
             Config(x: [1, 3, 50, 50], w: [7, 3, 3, 3], attrs: ["pads": .ints([1, 0, 2, 1])]),
             Config(x: [1, 5, 13, 17], w: [9, 5, 5, 5], attrs: ["strides": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])], bias: false),
+            Config(x: [1, 3, 40, 70], w: [4, 3, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),  // stem: whole stride-2 panels
         ]
         var rng = TestRandom(seed: 11)
         for cfg in configs {

@@ -90,13 +90,17 @@ static inline void perch_sgemm_pack_b_conv(long kc, long q0, long j0, long cols,
         j += len;
     }
     const long taps = g->kH * g->kW;
-    const int whole = g->sW == 1 && segs == 1 && cols == PERCH_SGEMM_NR;
+    const int whole = segs == 1 && cols == PERCH_SGEMM_NR && (g->sW == 1 || g->sW == 2);
     long c = q0 / taps, t = q0 % taps;
     for (long p = 0; p < kc; p++) {
         const float *base = g->x + c * g->planeSize + (t / g->kW) * g->dH * g->Wp + (t % g->kW) * g->dW;
         float *d = dst + p * PERCH_SGEMM_NR;
-        if (whole) {
+        if (whole && g->sW == 1) {
             __builtin_memcpy(d, base + segOff[0], PERCH_SGEMM_NR * sizeof(float));
+        } else if (whole) {
+            // Stride 2 (stem convs): a fixed-length even-element gather, which vectorizes.
+            const float *src = base + segOff[0];
+            for (int l = 0; l < PERCH_SGEMM_NR; l++) d[l] = src[2 * l];
         } else {
             for (int s = 0; s < segs; s++) {
                 const float *src = base + segOff[s];

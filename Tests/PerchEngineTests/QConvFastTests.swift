@@ -212,6 +212,34 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The valid-pixels form of the fused tap GEMM (maps 16 or 32 wide, grid rows 2 wider) against
+    /// the scalar kernel run row by row: odd row counts (a last tile of one vector), 9 and 25 taps.
+    func testFusedRequantTapsRowsMatchScalarRows() {
+        guard paths.contains(.avx512) else { return }
+        var rng = SplitMix(seed: 29)
+        for (n, rows, outW, k, k4) in [(13, 3, 16, 3, 3), (8, 5, 32, 3, 2), (19, 1, 16, 5, 4), (64, 4, 48, 3, 8)] {
+            let wp = outW + k - 1
+            let offsets = (0..<(k * k)).map { ($0 / k) * wp + $0 % k }
+            let ldx = (rows + k - 1) * wp + 16, ldw = k * k * k4 * 4, ldo = rows * outW + 7
+            let x = (0..<(k4 * ldx * 4)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let w = (0..<(n * ldw)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+            let mult = (0..<n).map { _ in Int32(1 << 30) + Int32(rng.next() % (1 << 30)) }, right = (0..<n).map { Int32(($0 * 5) % 32) }
+            let add = (0..<n).map { _ in Int32(truncatingIfNeeded: rng.next() % 200_001) - 100_000 }
+            var outs = [[UInt8]]()
+            for isa in [QConvISA.avx512, .scalar] {
+                var out = [UInt8](repeating: 0xEE, count: n * ldo)
+                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { mu in right.withUnsafeBufferPointer { rs in
+                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: mu.baseAddress!, right: rs.baseAddress!, zp: 9, lo: 0, hi: 250)
+                    isa.convTapsRowsRequant(n: n, rows: rows, outW: outW, wp: wp, k4: k4, taps: k * k, offsets: offsets, x: x, ldx: ldx, w: w,
+                                            ldw: ldw, requant: &rq, out: &out, ldo: ldo)
+                } } }
+                outs.append(out)
+            }
+            XCTAssertEqual(outs[0], outs[1], "n=\(n) rows=\(rows) outW=\(outW) k=\(k)")
+            XCTAssertFalse(outs[1].prefix(rows * outW).allSatisfy { $0 == 0xEE })
+        }
+    }
+
     /// The pixels × channels 1×1 kernel with its per-lane requantization epilogue (VNNI and scalar)
     /// against the Swift reference: channel counts that are not a multiple of 16 or 64, odd pixel
     /// counts, right shifts 0…31, uint8 and int8 outputs; bytes past the N columns untouched.

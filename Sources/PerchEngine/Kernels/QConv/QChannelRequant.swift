@@ -53,6 +53,23 @@ extension QConvISA {
         perch_qconv_taps_q8_scalar(n, p, k4, taps, offsets, x, ldx, w, ldw, requant, out, ldo)
     }
 
+    /// The tap GEMM over the valid pixels of `rows` output rows (`outW` a multiple of 16, grid rows
+    /// `wp` long): bytes out[n·ldo + r·outW + ox] (perch_qconv_taps_rows_q8_*).
+    @inline(__always)
+    func convTapsRowsRequant(n: Int, rows: Int, outW: Int, wp: Int, k4: Int, taps: Int, offsets: UnsafePointer<Int>,
+                             x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,
+                             requant: UnsafePointer<perch_qchannel_requant>, out: UnsafeMutablePointer<UInt8>, ldo: Int) {
+        #if arch(x86_64)
+        if self == .avx512 {
+            perch_qconv_taps_rows_q8_vnni(n, rows * outW, k4, taps, offsets, x, ldx, w, ldw, requant, out, ldo, outW, wp)
+            return
+        }
+        #endif
+        for r in 0..<rows {
+            perch_qconv_taps_q8_scalar(n, outW, k4, taps, offsets, x + r * wp * 4, ldx, w, ldw, requant, out + r * outW, ldo)
+        }
+    }
+
     /// Requantized bytes of the K4 conv GEMM (one tap at offset 0).
     @inline(__always)
     func convK4Requant(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int8>, ldw: Int,

@@ -58,9 +58,12 @@ enum QConvTaps {
         let chunks = (n + chunk - 1) / chunk
         let items = blocks * chunks
         let padBytes = MemoryPlannerAlign.up(k4 * ldx * 4)
-        // Fused requantization: the kernel writes bytes on the padded grid, copied row by row.
+        // Fused requantization: the kernel writes bytes — straight into the output when the map's
+        // width is a multiple of 16 (only valid pixels computed), else on the padded grid, copied
+        // row by row.
         let fused = QChannelRequant(layer)
-        let accBytes = fused == nil ? MemoryPlannerAlign.up((chunk + 1) * pb * 4) : MemoryPlannerAlign.up(chunk * pb)
+        let validOnly = fused != nil && g.outW % 16 == 0
+        let accBytes = fused == nil ? MemoryPlannerAlign.up((chunk + 1) * pb * 4) : validOnly ? 0 : MemoryPlannerAlign.up(chunk * pb)
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let pad = UInt8(truncatingIfNeeded: za)
         let slots = Swift.min(threads, items)
@@ -80,6 +83,14 @@ enum QConvTaps {
                             let m = (rows - 1) * wp + g.outW
                             let x = padded + r0 * wp * 4
                             let o = dst + (b * n + lower) * g.outSize + r0 * g.outW
+                            if let fused, validOnly {
+                                fused.withParameters(from: lower) { rq in
+                                    isa.convTapsRowsRequant(n: count, rows: rows, outW: g.outW, wp: wp, k4: k4, taps: taps, offsets: off.baseAddress!,
+                                                            x: x, ldx: ldx, w: wAll.baseAddress! + lower * ldw, ldw: ldw, requant: rq,
+                                                            out: o, ldo: g.outSize)
+                                }
+                                continue
+                            }
                             if let fused {
                                 let bytes = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: UInt8.self)
                                 fused.withParameters(from: lower) { rq in

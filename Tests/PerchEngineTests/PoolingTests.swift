@@ -128,3 +128,41 @@ final class PoolingTests: XCTestCase {
         }
     }
 }
+
+/// 8-bit MaxPool against the definition (each window's max over the positions inside the input):
+/// the whole-plane stride-1 path with padding, the padded copy for other strides, the 3×3/2
+/// and 2×2/2 vector rows, maps narrower and wider than a vector, int8 and uint8.
+final class MaxPool8Tests: XCTestCase {
+    func testEightBitMaxPoolMatchesDefinition() throws {
+        var seed: UInt64 = 12345
+        func next() -> UInt8 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: seed >> 33) }
+        let cases: [(h: Int, w: Int, k: Int, s: Int, p: [Int])] = [
+            (13, 13, 3, 1, [1, 1, 1, 1]), (27, 40, 3, 1, [1, 1, 1, 1]), (6, 6, 3, 1, [1, 1, 1, 1]), (9, 21, 5, 1, [2, 1, 0, 2]),
+            (27, 27, 3, 2, [0, 0, 0, 0]), (55, 70, 3, 2, [0, 0, 1, 1]), (12, 40, 2, 2, [0, 0, 0, 0]), (11, 33, 3, 2, [1, 1, 1, 1]),
+        ]
+        for c in cases {
+            for signed in [false, true] {
+                let chans = 3
+                let bytes = (0..<(chans * c.h * c.w)).map { _ in next() }
+                let x = signed ? Tensor(shape: [1, chans, c.h, c.w], values: bytes.map { Int8(bitPattern: $0) })
+                    : Tensor(shape: [1, chans, c.h, c.w], values: bytes)
+                let y = try runSingleNode(.maxPool, inputs: [("x", x)],
+                                          attributes: ["kernel_shape": .ints([c.k, c.k]), "strides": .ints([c.s, c.s]), "pads": .ints(c.p)])[0]
+                let oh = (c.h + c.p[0] + c.p[2] - c.k) / c.s + 1, ow = (c.w + c.p[1] + c.p[3] - c.k) / c.s + 1
+                XCTAssertEqual(y.shape, [1, chans, oh, ow])
+                var want = [Int64]()
+                for ch in 0..<chans { for oy in 0..<oh { for ox in 0..<ow {
+                    var m = Int64.min
+                    for ky in 0..<c.k { for kx in 0..<c.k {
+                        let iy = oy * c.s - c.p[0] + ky, ix = ox * c.s - c.p[1] + kx
+                        guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
+                        let b = bytes[(ch * c.h + iy) * c.w + ix]
+                        m = Swift.max(m, signed ? Int64(Int8(bitPattern: b)) : Int64(b))
+                    } }
+                    want.append(m)
+                } } }
+                XCTAssertEqual(y.int64s, want, "\(c) signed \(signed)")
+            }
+        }
+    }
+}

@@ -22,6 +22,28 @@
 #include <math.h>
 #include "CPerchQConv.h"
 
+// MARK: LRN rows
+
+/// sq[i] += row[i]² for i < n (one channel of an LRN window; channels added in order).
+static inline void perch_lrn_sumsq_f32(const float *row, long n, float *sq) {
+    for (long i = 0; i < n; i++) sq[i] += row[i] * row[i];
+}
+
+/// y[i] = x[i] / (bias + scale·sq[i])^0.75, the power as √d·√√d (AlexNet's and GoogLeNet's β).
+/// The element-wise square root builtin sets no errno, so the loop vectorizes.
+static inline void perch_lrn_row_075_f32(const float *x, const float *sq, long n, float bias, float scale, float *y) {
+    for (long i = 0; i < n; i++) {
+        float d = bias + scale * sq[i];
+#if defined(__clang__) && __has_builtin(__builtin_elementwise_sqrt)
+        float r = __builtin_elementwise_sqrt(d);
+        y[i] = x[i] / (r * __builtin_elementwise_sqrt(r));
+#else
+        float r = sqrtf(d);
+        y[i] = x[i] / (r * sqrtf(r));
+#endif
+    }
+}
+
 // MARK: byte sums
 
 /// Σ (src[i] ^ flip) for i < n: the spatial sum of one channel of an 8-bit global average pool

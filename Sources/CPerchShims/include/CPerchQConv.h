@@ -139,20 +139,36 @@ static inline void perch_quantize_f32_8bit(const float *src, size_t n, float sca
 }
 
 /// MaxPool of one 8-bit channel without padding or dilation: the kH rows of a window are first
-/// max-ed vertically into `tmp` (inW bytes; a loop compilers vectorize), then kW columns at stride
-/// sW horizontally. `flip` = 0x80 compares int8 codes as uint8 (order-preserving).
+/// max-ed vertically into `tmp` (inW bytes + 16 of slack; a loop compilers vectorize), then kW
+/// columns at stride sW horizontally. `flip` = 0x80 compares int8 codes as uint8 (order-preserving).
 static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y, size_t outH, size_t outW, size_t kH,
                                         size_t kW, size_t sH, size_t sW, uint8_t flip, uint8_t *tmp) {
     size_t used = (outW - 1) * sW + kW;
     for (size_t oh = 0; oh < outH; oh++) {
         const uint8_t *r0 = x + oh * sH * inW;
-        for (size_t i = 0; i < used; i++) tmp[i] = r0[i] ^ flip;
-        for (size_t kh = 1; kh < kH; kh++) {
-            const uint8_t *r = r0 + kh * inW;
-            for (size_t i = 0; i < used; i++) {
-                uint8_t v = r[i] ^ flip;
-                tmp[i] = v > tmp[i] ? v : tmp[i];
+        size_t i = 0;
+#if defined(__x86_64__)
+        // The vertical max 16 columns at a time (max commutes with the flip, applied once).
+        for (; i + 16 <= used; i += 16) {
+            __m128i m = _mm_loadu_si128((const __m128i *)(const void *)(r0 + i));
+            if (flip) {
+                const __m128i f = _mm_set1_epi8((char)0x80);
+                m = _mm_xor_si128(m, f);
+                for (size_t kh = 1; kh < kH; kh++)
+                    m = _mm_max_epu8(m, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(r0 + kh * inW + i)), f));
+            } else {
+                for (size_t kh = 1; kh < kH; kh++) m = _mm_max_epu8(m, _mm_loadu_si128((const __m128i *)(const void *)(r0 + kh * inW + i)));
             }
+            _mm_storeu_si128((__m128i *)(void *)(tmp + i), m);
+        }
+#endif
+        for (; i < used; i++) {
+            uint8_t m = r0[i] ^ flip;
+            for (size_t kh = 1; kh < kH; kh++) {
+                uint8_t v = r0[kh * inW + i] ^ flip;
+                m = v > m ? v : m;
+            }
+            tmp[i] = m;
         }
         uint8_t *o = y + oh * outW;
         if (kW == 2 && sW == 2) {
@@ -172,6 +188,44 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
                 uint8_t a = tmp[2 * ow], b = tmp[2 * ow + 1];
                 o[ow] = (a > b ? a : b) ^ flip;
             }
+        } else if (kW == 3 && sW == 2) {
+            size_t ow = 0;
+#if defined(__x86_64__)
+            // As 2×2/2, then the next pair's low byte (column 2·ow + 2). Reads one byte past the
+            // row's last used column (the caller's tmp has slack).
+            const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+            for (; ow + 16 <= outW; ow += 16) {
+                const uint8_t *t = tmp + 2 * ow;
+                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)t);
+                __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + 16));
+                __m128i a2 = _mm_loadu_si128((const __m128i *)(const void *)(t + 2));
+                __m128i b2 = _mm_loadu_si128((const __m128i *)(const void *)(t + 18));
+                a = _mm_max_epu8(_mm_and_si128(_mm_max_epu8(a, _mm_srli_epi16(a, 8)), lowBytes), _mm_and_si128(a2, lowBytes));
+                b = _mm_max_epu8(_mm_and_si128(_mm_max_epu8(b, _mm_srli_epi16(b, 8)), lowBytes), _mm_and_si128(b2, lowBytes));
+                _mm_storeu_si128((__m128i *)(void *)(o + ow), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+            }
+#endif
+            for (; ow < outW; ow++) {
+                const uint8_t *t = tmp + 2 * ow;
+                uint8_t m = t[0] > t[1] ? t[0] : t[1];
+                o[ow] = (t[2] > m ? t[2] : m) ^ flip;
+            }
+        } else if (sW == 1) {
+            // Stride 1 (GoogLeNet's 3×3/1 branches): 16 windows at a time, kW shifted loads.
+            size_t ow = 0;
+#if defined(__x86_64__)
+            const __m128i f = _mm_set1_epi8((char)flip);
+            for (; ow + 16 <= outW; ow += 16) {
+                __m128i m = _mm_loadu_si128((const __m128i *)(const void *)(tmp + ow));
+                for (size_t kw = 1; kw < kW; kw++) m = _mm_max_epu8(m, _mm_loadu_si128((const __m128i *)(const void *)(tmp + ow + kw)));
+                _mm_storeu_si128((__m128i *)(void *)(o + ow), _mm_xor_si128(m, f));
+            }
+#endif
+            for (; ow < outW; ow++) {
+                uint8_t m = tmp[ow];
+                for (size_t kw = 1; kw < kW; kw++) m = tmp[ow + kw] > m ? tmp[ow + kw] : m;
+                o[ow] = m ^ flip;
+            }
         } else {
             for (size_t ow = 0; ow < outW; ow++) {
                 const uint8_t *t = tmp + ow * sW;
@@ -180,6 +234,48 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
                 o[ow] = m ^ flip;
             }
         }
+    }
+}
+
+/// dst[i] = max(a[i], b[i]) for i < n (bytes).
+static inline void perch_max_bytes(const uint8_t *a, const uint8_t *b, size_t n, uint8_t *dst) {
+    size_t i = 0;
+#if defined(__x86_64__)
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm_max_epu8(_mm_loadu_si128((const __m128i *)(const void *)(a + i)),
+                                                                    _mm_loadu_si128((const __m128i *)(const void *)(b + i))));
+#endif
+    for (; i < n; i++) dst[i] = a[i] > b[i] ? a[i] : b[i];
+}
+
+/// Stride-1 MaxPool of one 8-bit channel with padding (GoogLeNet's 3×3/1 pad-1 branches, mostly
+/// on 13×13 and 27×27 maps) as passes over whole flat planes instead of row by row: the input is
+/// copied into a plane bordered with the lowest code (`work`, hp·wp bytes, hp = outH + kH − 1,
+/// wp = outW + kW − 1), flipped so bytes order as unsigned; the vertical window max of every
+/// output row is one flat max over the plane shifted by whole rows, the horizontal one a flat max
+/// shifted by columns (wrapping columns are dropped), so a 13×13 channel is a few dozen vector ops.
+/// `work` holds 3·hp·wp + 16 bytes.
+static inline void perch_maxpool8_s1_plane(const uint8_t *x, size_t inH, size_t inW, size_t pH, size_t pW, size_t outH,
+                                           size_t outW, size_t kH, size_t kW, uint8_t flip, uint8_t *y, uint8_t *work) {
+    size_t hp = outH + kH - 1, wp = outW + kW - 1, n = outH * wp;
+    uint8_t *plane = work, *v = work + hp * wp, *h = v + hp * wp;
+    memset(plane, 0, hp * wp);
+    for (size_t r = 0; r < inH && r + pH < hp; r++) {
+        uint8_t *d = plane + (r + pH) * wp + pW;
+        const uint8_t *s = x + r * inW;
+        size_t cols = inW < wp - pW ? inW : wp - pW;
+        for (size_t j = 0; j < cols; j++) d[j] = s[j] ^ flip;
+    }
+    // v[i] = max over kh of plane[i + kh·wp] for i < outH·wp. h's windows of the dropped columns
+    // past outW read up to kW − 1 bytes beyond (inside `work`, never used).
+    memcpy(v, plane, n);
+    for (size_t kh = 1; kh < kH; kh++) perch_max_bytes(v, plane + kh * wp, n, v);
+    memcpy(h, v, n);
+    for (size_t kw = 1; kw < kW; kw++) perch_max_bytes(h, v + kw, n, h);
+    for (size_t r = 0; r < outH; r++) {
+        const uint8_t *s = h + r * wp;
+        uint8_t *d = y + r * outW;
+        for (size_t j = 0; j < outW; j++) d[j] = s[j] ^ flip;
     }
 }
 

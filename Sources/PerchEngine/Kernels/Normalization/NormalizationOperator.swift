@@ -254,36 +254,33 @@ public enum NormalizationOperator {
         // The usual β = 0.75 (AlexNet, GoogLeNet): d^0.75 = √d·√√d, far cheaper than pow.
         let threeQuarters = beta == 0.75
         let scale = alpha / Double(size)
-        return PreparedOp(outputs: [x], scratchBytes: isF32 ? spatial * 8 : 0) { args in
+        let slots = ctx.threads
+        let slot = MemoryPlanner.roundUp(spatial, 16)
+        let scaleF = Float(scale), biasF = Float(bias), betaF = Float(beta)
+        return PreparedOp(outputs: [x], scratchBytes: isF32 ? slot * 4 * slots : 0) { args in
             let src = args.input(0)
             let dst = args.output(0)
             let px = src.pointer(as: Float.self)
             let py = dst.pointer(as: Float.self)
             if isF32 {
-                // Per output channel: the window's squares summed over whole rows (contiguous reads,
-                // the same order of additions as the element-wise definition), then one pass.
-                let sq = args.scratch!.assumingMemoryBound(to: Double.self)
-                for b in 0..<batch {
-                    for c in 0..<channels {
+                // Per output channel: the window's squares summed over whole rows in float (channels
+                // in order; contiguous loops that vectorize), then one pass, as ONNX Runtime computes
+                // it in float. Channels split across threads, each with its own row of sums.
+                let planes = batch * channels
+                let parts = planes * spatial * size >= 1 << 16 ? Swift.min(args.threads, slots, planes) : 1
+                args.parallelFor(parts) { t in
+                    let sq = args.scratch!.assumingMemoryBound(to: Float.self) + t * slot
+                    for bc in splitRange(planes, parts: parts, part: t) {
+                        let b = bc / channels, c = bc % channels
                         sq.update(repeating: 0, count: spatial)
                         for k in Swift.max(0, c - before)...Swift.min(channels - 1, c + after) {
-                            let row = px + (b * channels + k) * spatial
-                            for i in 0..<spatial {
-                                let v = Double(row[i])
-                                sq[i] += v * v
-                            }
+                            perch_lrn_sumsq_f32(px + (b * channels + k) * spatial, spatial, sq)
                         }
-                        let xr = px + (b * channels + c) * spatial, yr = py + (b * channels + c) * spatial
-                        for i in 0..<spatial {
-                            let d = bias + scale * sq[i]
-                            let den: Double
-                            if threeQuarters {
-                                let r = d.squareRoot()
-                                den = r * r.squareRoot()
-                            } else {
-                                den = perch_pow(d, beta)
-                            }
-                            yr[i] = Float(Double(xr[i]) / den)
+                        let xr = px + bc * spatial, yr = py + bc * spatial
+                        if threeQuarters {
+                            perch_lrn_row_075_f32(xr, sq, spatial, biasF, scaleF, yr)
+                        } else {
+                            for i in 0..<spatial { yr[i] = xr[i] / perch_powf(biasF + scaleF * sq[i], betaF) }
                         }
                     }
                 }

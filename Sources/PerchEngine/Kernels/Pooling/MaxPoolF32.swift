@@ -6,7 +6,7 @@ import CPerchShims
 /// sticks and later ones are ignored. Stride-2 windows of width 2 or 3 take eight outputs at a
 /// time from 16-float loads split into even and odd lanes, stride-1 windows eight from 8-float loads; edges and other shapes go one output
 /// at a time.
-func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, planes: Range<Int>? = nil) {
     let g = p.g
     let vectorWidth = g.sW == 2 && (g.kW == 2 || g.kW == 3) ? g.kW : (g.sW == 1 ? 1 : 0)
     // Output columns whose whole window is inside the row.
@@ -15,7 +15,7 @@ func maxPool2DF32(_ p: PoolParameters, x: UnsafePointer<Float>, y: UnsafeMutable
     #if arch(x86_64)
     let avx512 = VectorISA.best().avx512
     #endif
-    for plane in 0..<(g.batch * g.inChannels) {
+    for plane in planes ?? 0..<(g.batch * g.inChannels) {
         let xp = x + plane * g.inSize
         let yp = y + plane * g.outSize
         for oh in 0..<g.outH {

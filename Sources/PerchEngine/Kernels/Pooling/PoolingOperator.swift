@@ -43,7 +43,7 @@ public enum PoolingOperator {
         if wantIndices { outputs.append(TensorDesc(dtype: .i64, shape: y.shape)) }
         let params = p
         if isMax && !wantIndices && (x.dtype == .u8 || x.dtype == .i8) && p.g.inD == 1 && p.g.kD == 1 && p.g.outD == 1 {
-            return maxPool8(params, signed: x.dtype == .i8, outputs: outputs)
+            return maxPool8(params, signed: x.dtype == .i8, outputs: outputs, maxThreads: ctx.threads)
         }
         switch x.dtype {
         case .f32 where ctx.node.op == .globalAveragePool:
@@ -54,8 +54,13 @@ public enum PoolingOperator {
                 for c in 0..<planes { dst[c] = perch_mean_f32(src + c * size, size) }
             }
         case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
+            // Planes split across threads (GoogLeNet's pools were a sixth of its 2-thread time).
+            let planes = p.g.batch * p.g.inChannels
+            let work = planes * p.g.outSize * p.g.kernelSize
             return PreparedOp(outputs: outputs) { args in
-                maxPool2DF32(params, x: UnsafePointer(args.input(0).pointer(as: Float.self)), y: args.output(0).pointer(as: Float.self))
+                let x = UnsafePointer(args.input(0).pointer(as: Float.self)), y = args.output(0).pointer(as: Float.self)
+                let parts = work >= 1 << 16 ? Swift.min(args.threads, planes) : 1
+                args.parallelFor(parts) { t in maxPool2DF32(params, x: x, y: y, planes: splitRange(planes, parts: parts, part: t)) }
             }
         case .f32:
             return PreparedOp(outputs: outputs) { args in
@@ -85,17 +90,45 @@ public enum PoolingOperator {
 
 /// MaxPool on 8-bit tensors (1-D/2-D, no indices) directly on the bytes: max commutes with
 /// (de)quantization, so a DequantizeLinear → MaxPool → QuantizeLinear with one scale runs here.
-func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc]) -> PreparedOp {
+func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc], maxThreads: Int) -> PreparedOp {
     let g = p.g
     let flip: UInt8 = signed ? 0x80 : 0
-    // Common case (no padding, no dilation, windows inside the input): a vectorized C plane kernel.
-    if g.pH == 0 && g.pW == 0 && g.dH == 1 && g.dW == 1 && (g.outH - 1) * g.sH + g.kH <= g.inH && (g.outW - 1) * g.sW + g.kW <= g.inW {
-        return PreparedOp(outputs: outputs, scratchBytes: MemoryPlannerAlign.up(g.inW)) { args in
+    // 2-D without dilation: the vectorized C plane kernel, channels split across threads. Padded
+    // pools (Inception's 3×3/1 pad-1 branches) first copy the plane into one bordered with the
+    // lowest code, which no window's max can pick over a real value (ONNX pads MaxPool with −∞).
+    if g.dH == 1 && g.dW == 1 && g.outH > 0 && g.outW > 0 {
+        let hp = (g.outH - 1) * g.sH + g.kH, wp = (g.outW - 1) * g.sW + g.kW
+        let inside = g.pH == 0 && g.pW == 0 && hp <= g.inH && wp <= g.inW
+        // Stride 1 with padding: whole-plane passes (perch_maxpool8_s1_plane, 3 planes of work).
+        let flat = !inside && g.sH == 1 && g.sW == 1
+        let planeBytes = inside ? 0 : MemoryPlannerAlign.up(hp * wp * (flat ? 3 : 1) + 16)
+        let slot = planeBytes + MemoryPlannerAlign.up(Swift.max(g.inW, wp) + 16)
+        let planes = g.batch * g.inChannels
+        let lowest = flip  // the raw byte whose flipped value is 0
+        return PreparedOp(outputs: outputs, scratchBytes: slot * maxThreads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-            let tmp = args.scratch!.assumingMemoryBound(to: UInt8.self)
-            for c in 0..<(g.batch * g.inChannels) {
-                perch_maxpool8_plane(src + c * g.inSize, g.inW, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
+            let parts = planes * g.outSize * g.kernelSize >= 1 << 16 ? Swift.min(args.threads, maxThreads, planes) : 1
+            args.parallelFor(parts) { t in
+                let plane = args.scratch!.advanced(by: t * slot).assumingMemoryBound(to: UInt8.self)
+                let tmp = plane + planeBytes
+                for c in splitRange(planes, parts: parts, part: t) {
+                    let x = src + c * g.inSize
+                    if inside {
+                        perch_maxpool8_plane(x, g.inW, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
+                        continue
+                    }
+                    if flat {
+                        perch_maxpool8_s1_plane(x, g.inH, g.inW, g.pH, g.pW, g.outH, g.outW, g.kH, g.kW, flip, dst + c * g.outSize, plane)
+                        continue
+                    }
+                    plane.update(repeating: lowest, count: hp * wp)
+                    let rows = Swift.min(g.inH, hp - g.pH), cols = Swift.min(g.inW, wp - g.pW)
+                    if cols > 0 {
+                        for r in 0..<Swift.max(0, rows) { (plane + (r + g.pH) * wp + g.pW).update(from: x + r * g.inW, count: cols) }
+                    }
+                    perch_maxpool8_plane(plane, wp, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
+                }
             }
         }
     }

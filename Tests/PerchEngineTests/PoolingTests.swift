@@ -129,6 +129,37 @@ final class PoolingTests: XCTestCase {
     }
 }
 
+/// fp32 AveragePool (pads not counted) against the definition: stride 1 and 2, asymmetric pads,
+/// ceil mode, windows larger than the map.
+final class AveragePoolF32Tests: XCTestCase {
+    func testAveragePoolMatchesDefinition() throws {
+        let cases: [(h: Int, w: Int, k: Int, s: Int, p: [Int], ceil: Int)] = [
+            (28, 28, 3, 1, [1, 1, 1, 1], 0), (13, 17, 3, 2, [0, 1, 1, 0], 1), (7, 7, 5, 1, [2, 2, 2, 2], 0), (9, 6, 2, 2, [0, 0, 0, 0], 1),
+            (2, 3, 3, 1, [1, 1, 1, 1], 0),
+        ]
+        for c in cases {
+            let chans = 3
+            let values = (0..<(chans * c.h * c.w)).map { Float(($0 * 53) % 97) / 9 - 4 }
+            let y = try runSingleNode(.averagePool, inputs: [("x", floats([1, chans, c.h, c.w], values))],
+                                      attributes: ["kernel_shape": .ints([c.k, c.k]), "strides": .ints([c.s, c.s]), "pads": .ints(c.p),
+                                                   "ceil_mode": .int(c.ceil)])[0]
+            let oh = y.shape[2], ow = y.shape[3]
+            var want = [Float]()
+            for ch in 0..<chans { for oy in 0..<oh { for ox in 0..<ow {
+                var sum = 0.0, n = 0
+                for ky in 0..<c.k { for kx in 0..<c.k {
+                    let iy = oy * c.s - c.p[0] + ky, ix = ox * c.s - c.p[1] + kx
+                    guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
+                    sum += Double(values[(ch * c.h + iy) * c.w + ix])
+                    n += 1
+                } }
+                want.append(Float(sum / Double(n)))
+            } } }
+            assertClose(y, floats([1, chans, oh, ow], want), rtol: 1e-5, atol: 1e-5)
+        }
+    }
+}
+
 /// 8-bit MaxPool against the definition (each window's max over the positions inside the input):
 /// the whole-plane stride-1 path with padding, the padded copy for other strides, the 3×3/2
 /// and 2×2/2 vector rows, maps narrower and wider than a vector, int8 and uint8.

@@ -53,6 +53,26 @@ public enum PoolingOperator {
                 let src = UnsafePointer(args.input(0).pointer(as: Float.self)), dst = args.output(0).pointer(as: Float.self)
                 for c in 0..<planes { dst[c] = perch_mean_f32(src + c * size, size) }
             }
+        case .f32 where !p.isMax && !p.countIncludePad && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1
+            && p.g.outH > 0 && p.g.outW > 0:
+            // AveragePool without dilation (pads excluded from the count): padded planes, channels
+            // split across threads.
+            let g = p.g, planes = g.batch * g.inChannels
+            let hp = (g.outH - 1) * g.sH + g.kH, wp = (g.outW - 1) * g.sW + g.kW
+            let slot = MemoryPlanner.roundUp(hp * wp + wp, 16)
+            let slots = ctx.threads
+            let work = planes * g.outSize * g.kernelSize
+            return PreparedOp(outputs: outputs, scratchBytes: slot * 4 * slots) { args in
+                let x = UnsafePointer(args.input(0).pointer(as: Float.self)), y = args.output(0).pointer(as: Float.self)
+                let parts = work >= 1 << 16 ? Swift.min(args.threads, slots, planes) : 1
+                args.parallelFor(parts) { t in
+                    let ws = args.scratch!.assumingMemoryBound(to: Float.self) + t * slot
+                    for c in splitRange(planes, parts: parts, part: t) {
+                        perch_avgpool_f32_plane(x + c * g.inSize, g.inH, g.inW, g.pH, g.pW, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW,
+                                                y + c * g.outSize, ws)
+                    }
+                }
+            }
         case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
             // Planes split across threads (GoogLeNet's pools were a sixth of its 2-thread time).
             let planes = p.g.batch * p.g.inChannels

@@ -91,11 +91,30 @@ static inline void perch_sgemm_pack_b_conv(long kc, long q0, long j0, long cols,
     }
     const long taps = g->kH * g->kW;
     const int whole = segs == 1 && cols == PERCH_SGEMM_NR && (g->sW == 1 || g->sW == 2);
+    // A full panel across one row end (56-, 28-wide maps: every other panel): the first row's
+    // part and the next row's, each as one unconditional 16-float load, blended by column. The
+    // loads stay inside the plane: past the first part is the rest of the padded row and the next
+    // rows; before the second part, the end of the row above it.
+    const int straddle = segs == 2 && cols == PERCH_SGEMM_NR && g->sW == 1 && g->Wp >= PERCH_SGEMM_NR;
+    const long split = segCol[1 < segs ? 1 : 0];
     long c = q0 / taps, t = q0 % taps;
     for (long p = 0; p < kc; p++) {
         const float *base = g->x + c * g->planeSize + (t / g->kW) * g->dH * g->Wp + (t % g->kW) * g->dW;
         float *d = dst + p * PERCH_SGEMM_NR;
-        if (whole && g->sW == 1) {
+        if (straddle) {
+            const float *a = base + segOff[0], *b = base + segOff[1] - split;
+#if defined(__x86_64__)
+            // SSE2 (the x86-64 baseline): 4 lanes at a time, lane j < split from a.
+            const __m128i sp = _mm_set1_epi32((int)split);
+            for (int q = 0; q < 4; q++) {
+                __m128 m = _mm_castsi128_ps(_mm_cmplt_epi32(_mm_setr_epi32(4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3), sp));
+                __m128 va = _mm_loadu_ps(a + 4 * q), vb = _mm_loadu_ps(b + 4 * q);
+                _mm_storeu_ps(d + 4 * q, _mm_or_ps(_mm_and_ps(m, va), _mm_andnot_ps(m, vb)));
+            }
+#else
+            for (int l = 0; l < PERCH_SGEMM_NR; l++) d[l] = l < split ? a[l] : b[l];
+#endif
+        } else if (whole && g->sW == 1) {
             __builtin_memcpy(d, base + segOff[0], PERCH_SGEMM_NR * sizeof(float));
         } else if (whole) {
             // Stride 2 (stem convs): a fixed-length even-element gather, which vectorizes.

@@ -88,11 +88,15 @@ public enum NormalizationOperator {
                 let bias = args.input(2).pointer(as: Float.self)
                 let mean = args.input(3).pointer(as: Float.self)
                 let variance = args.input(4).pointer(as: Float.self)
-                for b in 0..<batch {
-                    for c in 0..<channels {
+                // Channels split across threads (DenseNet's unfoldable BNs, after each Concat).
+                let planes = batch * channels
+                let parts = planes * spatial >= 1 << 16 ? Swift.min(args.threads, planes) : 1
+                args.parallelFor(parts) { t in
+                    for bc in splitRange(planes, parts: parts, part: t) {
+                        let c = bc % channels
                         let a = scale[c] / perch_sqrtf(variance[c] + epsilon)
                         let shift = bias[c] - mean[c] * a
-                        let base = (b * channels + c) * spatial
+                        let base = bc * spatial
                         for s in 0..<spatial { py[base + s] = px[base + s] * a + shift }
                     }
                 }

@@ -158,20 +158,16 @@ func convIm2colGemmF32(
     }
 }
 
-/// Depthwise conv (one input channel per group). With AVX-512 and a channel multiplier of 1, 2-D
-/// convs run 16 channels at a time (`DepthwiseTilesF32`). Otherwise each output channel m reads
-/// input channel m / (M / group) directly, with the valid kernel taps precomputed per output row;
-/// channels are split across the session's threads; 2-D kernels with stride 1 or 2 run over a
-/// padded copy of the channel (`DepthwisePlane`). `planes` holds `planeFloats` per thread part.
+/// Depthwise conv (one input channel per group), where `DepthwiseTilesF32` does not apply (no
+/// AVX-512, or a channel multiplier above 1): each output channel m reads input channel
+/// m / (M / group) directly, with the valid kernel taps precomputed per output row; channels are
+/// split across the session's threads; 2-D kernels with stride 1 or 2 run over a padded copy of
+/// the channel (`DepthwisePlane`). `planes` holds `planeFloats` per thread part.
 func convDepthwiseF32(
     _ g: ConvGeometry, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
     bias: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, args: KernelArgs,
     planes: UnsafeMutablePointer<Float>? = nil, planeFloats: Int = 0, planeSlots: Int = 1, clamp: (Float, Float)? = nil
 ) {
-    if let planes, let tiles = DepthwiseTilesF32(g), planeFloats >= tiles.floatsPerSlot(g) {
-        tiles.run(g, x: x, w: w, bias: bias, y: y, args: args, scratch: planes, slots: planeSlots, clamp: clamp)
-        return
-    }
     let total = g.batch * g.outChannels
     var parts = total * g.outSize * g.kernelSize >= 32768 ? Swift.min(args.threads, total) : 1
     if planes != nil { parts = Swift.min(parts, planeSlots) }  // one padded plane per part

@@ -91,11 +91,17 @@ public enum ConvOperator {
         }
         if g.inPerGroup == 1 && g.group > 1 {
             // One scratch slot per thread: a padded plane, or the 16-channel tiles' working set.
-            let planeFloats = Swift.max(DepthwisePlane(g)?.floats ?? 0, DepthwiseTilesF32(g)?.floatsPerSlot(g) ?? 0)
+            let tiles = DepthwiseTilesF32(g)
+            let planeFloats = Swift.max(DepthwisePlane(g)?.floats ?? 0, tiles?.floatsPerSlot(g) ?? 0)
             let slots = ctx.threads
             return PreparedOp(outputs: [out], scratchBytes: (wFloats + planeFloats * slots) * 4) { args in
                 let wp = convWeightsF32(args, half: wHalf)
                 let planes = planeFloats > 0 ? args.scratch!.assumingMemoryBound(to: Float.self) + wFloats : nil
+                if let tiles, let planes {
+                    tiles.run(geo, x: args.input(0).pointer(as: Float.self), w: wp, bias: hasBias ? args.input(2).pointer(as: Float.self) : nil,
+                              y: args.output(0).pointer(as: Float.self), args: args, scratch: planes, slots: slots, clamp: clamp)
+                    return
+                }
                 convDepthwiseF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self), args: args,
                                  planes: planes, planeFloats: planeFloats, planeSlots: slots, clamp: clamp)

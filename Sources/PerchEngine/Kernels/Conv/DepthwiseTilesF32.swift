@@ -12,6 +12,8 @@ struct DepthwiseTilesF32 {
     let bandRows: Int
     let tileRows: Int
     let taps: Int
+    /// Tap offsets in tile pixels, row-major (computed here, not on every run).
+    let offsets: [Int]
 
     /// nil where this path does not apply (see the type's documentation), or without AVX-512.
     init?(_ g: ConvGeometry) {
@@ -24,6 +26,9 @@ struct DepthwiseTilesF32 {
         let maxRows = Swift.max(span, 12 * 1024 / (wp * 16))
         bandRows = Swift.min(g.outH, Swift.max(1, (maxRows - span) / g.sH + 1))
         tileRows = (bandRows - 1) * g.sH + span
+        var offsets = [Int](repeating: 0, count: taps)
+        for kh in 0..<g.kH { for kw in 0..<g.kW { offsets[kh * g.kW + kw] = kh * g.dH * wp + kw * g.dW } }
+        self.offsets = offsets
         #else
         return nil
         #endif
@@ -46,8 +51,6 @@ struct DepthwiseTilesF32 {
         let work = g.batch * g.outChannels * g.outSize * taps
         let parts = work >= 32768 ? Swift.min(args.threads, slots, items) : 1
         let slot = floatsPerSlot(g)
-        var offsets = [Int](repeating: 0, count: taps)
-        for kh in 0..<g.kH { for kw in 0..<g.kW { offsets[kh * g.kW + kw] = kh * g.dH * wp + kw * g.dW } }
         offsets.withUnsafeBufferPointer { off in
             args.parallelFor(parts) { part in
                 let tile = scratch + part * slot

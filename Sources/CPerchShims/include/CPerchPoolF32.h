@@ -5,6 +5,7 @@
 // SIMD16 evenHalf/oddHalf compiled to 8 at a time and SqueezeNet's 3×3/2 pools ran 3× ORT's time.
 #include <stdint.h>
 #include <stddef.h>
+#include "CPerchDepthwiseF32.h"  // perch_dw_pad_plane_f32
 
 /// The mean of x[0..<n] for GlobalAveragePool: sixteen running sums (element i goes to sum i mod
 /// 16, which vectorizes on every ISA and is the same order everywhere), added in order, over n.
@@ -29,11 +30,7 @@ static inline void perch_avgpool_f32_plane(const float *x, long inH, long inW, l
                                            long kW, long sH, long sW, float *y, float *work) {
     long hp = (outH - 1) * sH + kH, wp = (outW - 1) * sW + kW;
     float *plane = work, *v = work + hp * wp;
-    for (long i = 0; i < hp * wp; i++) plane[i] = 0.0f;
-    for (long r = 0; r < inH && r + pH < hp; r++) {
-        long cols = inW < wp - pW ? inW : wp - pW;
-        for (long j = 0; j < cols; j++) plane[(r + pH) * wp + pW + j] = x[r * inW + j];
-    }
+    perch_dw_pad_plane_f32(x, inH, inW, pH, pW, wp, hp, plane);
     for (long oy = 0; oy < outH; oy++) {
         const float *r0 = plane + oy * sH * wp;
         for (long j = 0; j < wp; j++) v[j] = r0[j];

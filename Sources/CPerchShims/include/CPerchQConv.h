@@ -237,6 +237,19 @@ static inline void perch_maxpool8_plane(const uint8_t *x, size_t inW, uint8_t *y
     }
 }
 
+/// An 8-bit plane copied into `dst` (hp rows of wp bytes) at row pH, column pW, each byte XORed
+/// with `flip`; the border and whatever of the window lies past the input get `pad`.
+static inline void perch_pad_plane_u8(const uint8_t *x, size_t inH, size_t inW, size_t pH, size_t pW, size_t hp, size_t wp,
+                                      uint8_t flip, uint8_t pad, uint8_t *dst) {
+    memset(dst, pad, hp * wp);
+    size_t cols = pW >= wp ? 0 : (inW < wp - pW ? inW : wp - pW);
+    for (size_t r = 0; r < inH && r + pH < hp; r++) {
+        uint8_t *d = dst + (r + pH) * wp + pW;
+        const uint8_t *s = x + r * inW;
+        for (size_t j = 0; j < cols; j++) d[j] = s[j] ^ flip;
+    }
+}
+
 /// dst[i] = max(a[i], b[i]) for i < n (bytes).
 static inline void perch_max_bytes(const uint8_t *a, const uint8_t *b, size_t n, uint8_t *dst) {
     size_t i = 0;
@@ -259,13 +272,7 @@ static inline void perch_maxpool8_s1_plane(const uint8_t *x, size_t inH, size_t 
                                            size_t outW, size_t kH, size_t kW, uint8_t flip, uint8_t *y, uint8_t *work) {
     size_t hp = outH + kH - 1, wp = outW + kW - 1, n = outH * wp;
     uint8_t *plane = work, *v = work + hp * wp, *h = v + hp * wp;
-    memset(plane, 0, hp * wp);
-    for (size_t r = 0; r < inH && r + pH < hp; r++) {
-        uint8_t *d = plane + (r + pH) * wp + pW;
-        const uint8_t *s = x + r * inW;
-        size_t cols = inW < wp - pW ? inW : wp - pW;
-        for (size_t j = 0; j < cols; j++) d[j] = s[j] ^ flip;
-    }
+    perch_pad_plane_u8(x, inH, inW, pH, pW, hp, wp, flip, 0, plane);
     // v[i] = max over kh of plane[i + kh·wp] for i < outH·wp. h's windows of the dropped columns
     // past outW read up to kW − 1 bytes beyond (inside `work`, never used).
     memcpy(v, plane, n);
@@ -480,6 +487,23 @@ PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x
     return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
 }
 
+/// Four vectors of 16 requantized int32 (zero point added, not clamped) → their 64 bytes in
+/// order: saturating packs to int16, then to uint8 (`unsignedOut`) or int8 — the same as clamping
+/// to that type's range — and the clamp to [lo, hi] on the bytes, once per 64 outputs instead of
+/// per 16. [lo, hi] lies inside the packed type's range.
+PERCH_AVX512_TARGET static inline __m512i perch_pack64_clamped_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3, int unsignedOut,
+                                                                      __m512i lo8, __m512i hi8) {
+    // Each 128-bit lane of the packs holds 4 outputs of each vector: gathered per vector.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i w01 = _mm512_packs_epi32(y0, y1), w23 = _mm512_packs_epi32(y2, y3);
+    if (unsignedOut) {
+        __m512i b = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
+        return _mm512_min_epu8(_mm512_max_epu8(b, lo8), hi8);
+    }
+    __m512i b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23));
+    return _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
+}
+
 PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *acc, size_t n, int32_t add, int32_t mult,
                                                                  int32_t shift, int32_t zp, int32_t lo, int32_t hi,
                                                                  uint8_t *out) {
@@ -490,11 +514,7 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *
     if (left == 0 && right <= 31) {
         const __m512i k = _mm512_set1_epi64((int64_t)1 << (30 + right));
         const __m128i sh = _mm_cvtsi32_si128(31 + right);
-        // 64 at a time: the int32 results narrowed by saturating packs (to int16, then to uint8 or
-        // int8: the same as clamping to that type's range) and the clamp to [lo, hi] done on
-        // bytes, once per 64 instead of per 16. [lo, hi] lies inside the packed type's range.
-        const int unsignedOut = lo >= 0;
-        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        // 64 at a time, narrowed and clamped as bytes.
         const __m512i lo8 = _mm512_set1_epi8((char)lo), hi8 = _mm512_set1_epi8((char)hi);
         for (; i + 64 <= n; i += 64) {
             __m512i y[4];
@@ -502,11 +522,7 @@ PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *
             for (int v = 0; v < 4; v++)
                 y[v] = perch_requant16_right_unclamped_avx512(_mm512_add_epi32(_mm512_loadu_si512(acc + i + 16 * v), vadd), vmult, k,
                                                               sh, vzp);
-            __m512i w01 = _mm512_packs_epi32(y[0], y[1]), w23 = _mm512_packs_epi32(y[2], y[3]);
-            __m512i b = unsignedOut ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
-            b = _mm512_permutexvar_epi32(order, b);  // each 128-bit lane held 4 outputs of each vector
-            b = unsignedOut ? _mm512_min_epu8(_mm512_max_epu8(b, lo8), hi8) : _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
-            _mm512_storeu_si512(out + i, b);
+            _mm512_storeu_si512(out + i, perch_pack64_clamped_avx512(y[0], y[1], y[2], y[3], lo >= 0, lo8, hi8));
         }
         for (; i + 16 <= n; i += 16) {
             __m512i x = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vadd);

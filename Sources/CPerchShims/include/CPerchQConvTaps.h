@@ -103,16 +103,7 @@ perch_q8_store_rows(__m512i y0, __m512i y1, __m512i y2, __m512i y3, const perch_
         y2 = perch_requant16_right_unclamped_avx512(y2, vm, k, sh, vzp);
         y3 = perch_requant16_right_unclamped_avx512(y3, vm, k, sh, vzp);
     }
-    // Saturating packs (int32 → int16 → 8 bit) then the clamp on bytes, as perch_qrequant_row_avx512.
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512i w01 = _mm512_packs_epi32(y0, y1), w23 = _mm512_packs_epi32(y2, y3), b;
-    if (rq->lo >= 0) {
-        b = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
-        b = _mm512_min_epu8(_mm512_max_epu8(b, _mm512_set1_epi8((char)rq->lo)), _mm512_set1_epi8((char)rq->hi));
-    } else {
-        b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23));
-        b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)rq->lo)), _mm512_set1_epi8((char)rq->hi));
-    }
+    __m512i b = perch_pack64_clamped_avx512(y0, y1, y2, y3, rq->lo >= 0, _mm512_set1_epi8((char)rq->lo), _mm512_set1_epi8((char)rq->hi));
     _mm256_mask_storeu_epi8(o0, mask, _mm512_castsi512_si256(b));
     if (two) _mm256_mask_storeu_epi8(o1, mask, _mm512_extracti64x4_epi64(b, 1));
 }

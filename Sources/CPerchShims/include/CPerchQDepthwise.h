@@ -209,13 +209,16 @@ PERCH_AVX512_TARGET static inline perch_requant16_lanes perch_requant16_lanes_ma
     return q;
 }
 
-PERCH_AVX512_TARGET static inline __m512i perch_requant16_lanes_apply(__m512i x, const perch_requant16_lanes *q, __m512i vzp,
-                                                                      __m512i vlo, __m512i vhi) {
+/// The lanes' requantization with the zero point added, not clamped (for byte packing).
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_lanes_unclamped(__m512i x, const perch_requant16_lanes *q, __m512i vzp) {
     __m512i te = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->multE), q->kE), q->shE);
     __m512i to = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->multO), q->kO), q->shO);
-    __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
-    y = _mm512_add_epi32(y, vzp);
-    return _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+    return _mm512_add_epi32(_mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80), vzp);
+}
+
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_lanes_apply(__m512i x, const perch_requant16_lanes *q, __m512i vzp,
+                                                                      __m512i vlo, __m512i vhi) {
+    return _mm512_min_epi32(_mm512_max_epi32(perch_requant16_lanes_unclamped(x, q, vzp), vlo), vhi);
 }
 
 /// AVX-512: one pixel's 16 channels per vector, two pixels in flight; requires every shift ≤ 0

@@ -25,7 +25,6 @@
 #include <string.h>
 #include "CPerchQConv.h"
 
-
 #if defined(__x86_64__)
 #include <immintrin.h>
 

@@ -60,23 +60,11 @@ static inline void perch_transpose_bytes(const uint8_t *src, size_t rows, size_t
 /// One pixel's 64 channels (four vectors of accumulators) requantized with per-lane constants and
 /// stored as 64 bytes under `mask`: saturating packs, then the clamp on bytes.
 PERCH_AVX512_TARGET static inline __attribute__((always_inline)) void
-perch_q8_store_pixel(const __m512i *acc, const perch_requant16_lanes *q, __m512i vzp, __m512i order, int unsignedOut, __m512i lo8,
-                     __m512i hi8, uint8_t *o, __mmask64 mask) {
-    __m512i y[4];
-    PERCH_UNROLL
-    for (int j = 0; j < 4; j++) {
-        __m512i te = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(acc[j], q[j].multE), q[j].kE), q[j].shE);
-        __m512i to = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc[j], 32), q[j].multO), q[j].kO), q[j].shO);
-        y[j] = _mm512_add_epi32(_mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80), vzp);
-    }
-    __m512i w01 = _mm512_packs_epi32(y[0], y[1]), w23 = _mm512_packs_epi32(y[2], y[3]), b;
-    if (unsignedOut) {
-        b = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
-        b = _mm512_min_epu8(_mm512_max_epu8(b, lo8), hi8);
-    } else {
-        b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w01, w23));
-        b = _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
-    }
+perch_q8_store_pixel(const __m512i *acc, const perch_requant16_lanes *q, __m512i vzp, int unsignedOut, __m512i lo8, __m512i hi8,
+                     uint8_t *o, __mmask64 mask) {
+    __m512i b = perch_pack64_clamped_avx512(perch_requant16_lanes_unclamped(acc[0], &q[0], vzp), perch_requant16_lanes_unclamped(acc[1], &q[1], vzp),
+                                            perch_requant16_lanes_unclamped(acc[2], &q[2], vzp), perch_requant16_lanes_unclamped(acc[3], &q[3], vzp),
+                                            unsignedOut, lo8, hi8);
     _mm512_mask_storeu_epi8(o, mask, b);
 }
 
@@ -87,7 +75,6 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4t_q8_vnni(size_t M, size_t 
                                                                const int8_t *B, size_t ldb, const perch_qchannel_requant *rq,
                                                                uint8_t *out, size_t ldo) {
     const __m512i vzp = _mm512_set1_epi32(rq->zp), lo8 = _mm512_set1_epi8((char)rq->lo), hi8 = _mm512_set1_epi8((char)rq->hi);
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const int unsignedOut = rq->lo >= 0;
     for (size_t n = 0; n < N; n += 64) {
         __mmask16 mk[4];
@@ -131,7 +118,7 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4t_q8_vnni(size_t M, size_t 
             }
             PERCH_UNROLL
             for (int r = 0; r < 4; r++)
-                perch_q8_store_pixel(acc[r], q, vzp, order, unsignedOut, lo8, hi8, out + (m + (size_t)r) * ldo + n, mb);
+                perch_q8_store_pixel(acc[r], q, vzp, unsignedOut, lo8, hi8, out + (m + (size_t)r) * ldo + n, mb);
         }
         for (; m < M; m++) {
             __m512i acc[4] = {add[0], add[1], add[2], add[3]};
@@ -143,7 +130,7 @@ PERCH_AVX512_TARGET static inline void perch_qconv_k4t_q8_vnni(size_t M, size_t 
                 acc[2] = _mm512_dpbusd_epi32(acc[2], a, _mm512_loadu_si512(b + 128));
                 acc[3] = _mm512_dpbusd_epi32(acc[3], a, _mm512_loadu_si512(b + 192));
             }
-            perch_q8_store_pixel(acc, q, vzp, order, unsignedOut, lo8, hi8, out + m * ldo + n, mb);
+            perch_q8_store_pixel(acc, q, vzp, unsignedOut, lo8, hi8, out + m * ldo + n, mb);
         }
     }
 }

@@ -1,8 +1,8 @@
 #ifndef CPERCH_QSOFTMAX_H
 #define CPERCH_QSOFTMAX_H
 // QLinearSoftmax rows (PerchEngine's QLinearSoftmaxOperator documents the arithmetic, which is
-// ONNX Runtime's table softmax): the sum runs in order in float, as ORT adds, so it stays a scalar
-// loop; the max and the divisions vectorize.
+// ONNX Runtime's table softmax): the sum runs in order in float, as ORT adds it, so that loop is
+// a scalar chain; rounding uses no libm call (see below).
 #include <stdint.h>
 #include <stddef.h>
 

@@ -79,13 +79,7 @@ struct ImplicitIm2col {
 
     /// Copies planes `channels` of x (each g.inSize floats) into `dst` with the padding.
     func fill(_ g: ConvGeometry, x: UnsafePointer<Float>, channels: Range<Int>, dst: UnsafeMutablePointer<Float>) {
-        let rows = Swift.min(g.inH, hp - g.pH), cols = Swift.min(g.inW, wp - g.pW)
-        for c in channels {
-            let plane = dst + c * hp * wp
-            plane.update(repeating: 0, count: hp * wp)
-            if rows <= 0 || cols <= 0 { continue }
-            for ih in 0..<rows { (plane + (ih + g.pH) * wp + g.pW).update(from: x + c * g.inSize + ih * g.inW, count: cols) }
-        }
+        for c in channels { perch_dw_pad_plane_f32(x + c * g.inSize, g.inH, g.inW, g.pH, g.pW, wp, hp, dst + c * hp * wp) }
     }
 
     func geometry(_ g: ConvGeometry, x: UnsafePointer<Float>) -> perch_conv_im2col {

@@ -142,11 +142,7 @@ func maxPool8(_ p: PoolParameters, signed: Bool, outputs: [TensorDesc], maxThrea
                         perch_maxpool8_s1_plane(x, g.inH, g.inW, g.pH, g.pW, g.outH, g.outW, g.kH, g.kW, flip, dst + c * g.outSize, plane)
                         continue
                     }
-                    plane.update(repeating: lowest, count: hp * wp)
-                    let rows = Swift.min(g.inH, hp - g.pH), cols = Swift.min(g.inW, wp - g.pW)
-                    if cols > 0 {
-                        for r in 0..<Swift.max(0, rows) { (plane + (r + g.pH) * wp + g.pW).update(from: x + r * g.inW, count: cols) }
-                    }
+                    perch_pad_plane_u8(x, g.inH, g.inW, g.pH, g.pW, hp, wp, 0, lowest, plane)
                     perch_maxpool8_plane(plane, wp, dst + c * g.outSize, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW, flip, tmp)
                 }
             }

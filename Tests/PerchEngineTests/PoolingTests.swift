@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchEngine
 import PerchGraph
 import XCTest
@@ -157,6 +158,30 @@ final class AveragePoolF32Tests: XCTestCase {
             } } }
             assertClose(y, floats([1, chans, oh, ow], want), rtol: 1e-5, atol: 1e-5)
         }
+    }
+
+    /// The AVX-512 plane kernel against the portable one, bit for bit: maps narrower and wider
+    /// than a vector, stride 1 (vector horizontal pass) and 2 (scalar), windows past the map.
+    func testAVX512PlaneKernelMatchesPortableBits() throws {
+        #if arch(x86_64)
+        guard VectorISA.best().avx512 else { throw XCTSkip("no AVX-512 on this CPU") }
+        let cases: [(h: Int, w: Int, k: Int, s: Int, pH: Int, pW: Int, outH: Int, outW: Int)] = [
+            (28, 28, 3, 1, 1, 1, 28, 28), (14, 14, 3, 1, 1, 1, 14, 14), (7, 7, 3, 1, 1, 1, 7, 7), (7, 7, 7, 1, 0, 0, 1, 1),
+            (13, 37, 5, 1, 2, 2, 13, 37), (13, 17, 3, 2, 0, 1, 7, 9), (3, 40, 3, 1, 1, 1, 5, 42), (2, 3, 3, 1, 1, 1, 2, 3),
+        ]
+        var rng = TestRandom(seed: 5)
+        for c in cases {
+            let x = rng.floats(c.h * c.w)
+            let hp = (c.outH - 1) * c.s + c.k, wp = (c.outW - 1) * c.s + c.k
+            var work = [Float](repeating: 0, count: hp * wp + wp + 16)
+            var a = [Float](repeating: -1, count: c.outH * c.outW), b = a
+            perch_avgpool_f32_plane_avx512(x, c.h, c.w, c.pH, c.pW, c.outH, c.outW, c.k, c.k, c.s, c.s, &a, &work)
+            perch_avgpool_f32_plane(x, c.h, c.w, c.pH, c.pW, c.outH, c.outW, c.k, c.k, c.s, c.s, &b, &work)
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(c)")
+        }
+        #else
+        throw XCTSkip("x86-64 only")
+        #endif
     }
 }
 

@@ -74,6 +74,43 @@ final class PassesTests: XCTestCase {
         XCTAssertTrue(h.nodes.contains { $0.op == .neg })
     }
 
+    /// Caffe2's BatchNorm export: Conv → Mul(Unsqueeze(scale)) → Add([1, C, 1, 1]) → Relu. After
+    /// model loading's folds the Mul and Add are in the Conv's weights and bias; a constant that
+    /// varies over space, or a Conv output read twice, is left alone.
+    func testConvAffineFoldingTakesChannelMulAndAdd() throws {
+        var inits: [String: Tensor] = ["w": Fixtures.randomTensor([3, 2, 3, 3], seed: 21), "b": Fixtures.randomTensor([3], seed: 22)]
+        inits["scale"] = Tensor(shape: [3], values: [1.5, -0.5, 2] as [Float])
+        inits["shift"] = Tensor(shape: [1, 3, 1, 1], values: [0.1, -0.2, 0.3] as [Float])
+        inits["axes"] = Tensor(shape: [2], values: [1, 2] as [Int64])
+        inits["spatial"] = Fixtures.randomTensor([1, 1, 5, 5], seed: 23)
+        let g = Graph(
+            nodes: [
+                Node(name: "conv", op: .conv, inputs: ["x", "w", "b"], outputs: ["h"], attributes: Attributes(["pads": .ints([1, 1, 1, 1])])),
+                Node(name: "unsq", op: .unsqueeze, inputs: ["scale", "axes"], outputs: ["s"]),
+                Node(name: "mul", op: .mul, inputs: ["h", "s"], outputs: ["m"]),
+                Node(name: "add", op: .add, inputs: ["shift", "m"], outputs: ["a"]),
+                Node(name: "relu", op: .relu, inputs: ["a"], outputs: ["r"]),
+                Node(name: "conv2", op: .conv, inputs: ["r", "w"], outputs: ["h2"], attributes: Attributes(["pads": .ints([1, 1, 1, 1])])),
+                Node(name: "sp", op: .mul, inputs: ["h2", "spatial"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 2, 5, 5]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, 3, 5, 5]))], initializers: inits)
+        // conv2 reads r with 3 input channels: give it fitting weights.
+        var h = g
+        h.initializers["w2"] = Fixtures.randomTensor([3, 3, 3, 3], seed: 24)
+        h.nodes[5].inputs[1] = "w2"
+        try Fixtures.assertPreserves(h, ["x": Fixtures.randomTensor([1, 2, 5, 5], seed: 25)]) { g in
+            _ = try Simplifier.simplify(&g, passes: [ConstantFolding(onlyOps: [.unsqueeze]), ConvAffineFolding(), DeadNodeRemoval()])
+            XCTAssertEqual(g.nodes.map(\.op), [.conv, .relu, .conv, .mul])
+        }
+        // The Conv output read by two nodes keeps its Mul.
+        var twice = h
+        twice.nodes.append(Node(name: "extra", op: .relu, inputs: ["h"], outputs: ["e"]))
+        twice.outputs.append(ValueInfo(name: "e", type: TensorType(dtype: .f32, shape: [1, 3, 5, 5])))
+        _ = try ConstantFolding(onlyOps: [.unsqueeze]).run(&twice)
+        XCTAssertEqual(try ConvAffineFolding().run(&twice), 0)
+    }
+
     func testIdentityDropoutAndTransposeCancellation() throws {
         let g = Graph(
             nodes: [

@@ -53,6 +53,56 @@ static inline void perch_avgpool_f32_plane(const float *x, long inH, long inW, l
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/// perch_avgpool_f32_plane with AVX-512, the same sums in the same order and the same division
+/// (so the same bits): the vertical pass 16 columns at a time, and for stride 1 the horizontal
+/// pass 16 outputs at a time with each lane's count of input positions computed in vector
+/// integers. GoogLeNet-v2's eight 3×3/1 pools took 6% of its time with the portable loops.
+__attribute__((target("avx512f"))) static inline void perch_avgpool_f32_plane_avx512(const float *x, long inH, long inW, long pH,
+                                                                                     long pW, long outH, long outW, long kH, long kW,
+                                                                                     long sH, long sW, float *y, float *work) {
+    long hp = (outH - 1) * sH + kH, wp = (outW - 1) * sW + kW;
+    float *plane = work, *v = work + hp * wp;
+    perch_dw_pad_plane_f32(x, inH, inW, pH, pW, wp, hp, plane);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i zero = _mm512_setzero_si512(), vinW = _mm512_set1_epi32((int)inW);
+    for (long oy = 0; oy < outH; oy++) {
+        const float *r0 = plane + oy * sH * wp;
+        for (long j = 0; j < wp; j += 16) {
+            __mmask16 m = (__mmask16)(wp - j >= 16 ? 0xffff : (1u << (wp - j)) - 1);
+            __m512 acc = _mm512_maskz_loadu_ps(m, r0 + j);
+            for (long kh = 1; kh < kH; kh++) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, r0 + kh * wp + j));
+            _mm512_mask_storeu_ps(v + j, m, acc);
+        }
+        long iy0 = oy * sH - pH, iy1 = iy0 + kH;
+        long rows = (iy1 < inH ? iy1 : inH) - (iy0 > 0 ? iy0 : 0);
+        float *yr = y + oy * outW;
+        if (sW != 1 || rows <= 0) {
+            for (long ox = 0; ox < outW; ox++) {
+                const float *t = v + ox * sW;
+                float s = t[0];
+                for (long kw = 1; kw < kW; kw++) s += t[kw];
+                long ix0 = ox * sW - pW, ix1 = ix0 + kW;
+                long cols = (ix1 < inW ? ix1 : inW) - (ix0 > 0 ? ix0 : 0);
+                long count = rows > 0 && cols > 0 ? rows * cols : 0;
+                yr[ox] = count > 0 ? s / (float)count : 0.0f;
+            }
+            continue;
+        }
+        const __m512i vrows = _mm512_set1_epi32((int)rows);
+        for (long ox = 0; ox < outW; ox += 16) {
+            __mmask16 m = (__mmask16)(outW - ox >= 16 ? 0xffff : (1u << (outW - ox)) - 1);
+            __m512 s = _mm512_maskz_loadu_ps(m, v + ox);
+            for (long kw = 1; kw < kW; kw++) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, v + ox + kw));
+            __m512i ix0 = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(ox - pW)));
+            __m512i ix1 = _mm512_add_epi32(ix0, _mm512_set1_epi32((int)kW));
+            __m512i cols = _mm512_sub_epi32(_mm512_min_epi32(ix1, vinW), _mm512_max_epi32(ix0, zero));
+            __mmask16 some = _mm512_cmpgt_epi32_mask(cols, zero);
+            __m512 count = _mm512_cvtepi32_ps(_mm512_mullo_epi32(cols, vrows));
+            _mm512_mask_storeu_ps(yr + ox, m, _mm512_maskz_div_ps(some, s, count));
+        }
+    }
+}
+
 /// out[o] for o < n: the window max over rows[0..<nrows] at columns 2o .. 2o + kW − 1 (kW 2 or 3),
 /// combined as maxPool2DF32's vector path (per row: even, then odd, then the next even, each
 /// replacing when greater; rows likewise), so NaNs and signed zeros come out the same. Reads only

@@ -62,12 +62,22 @@ public enum PoolingOperator {
             let slot = MemoryPlanner.roundUp(hp * wp + wp, 16)
             let slots = ctx.threads
             let work = planes * g.outSize * g.kernelSize
+            #if arch(x86_64)
+            let avx512 = VectorISA.best().avx512
+            #endif
             return PreparedOp(outputs: outputs, scratchBytes: slot * 4 * slots) { args in
                 let x = UnsafePointer(args.input(0).pointer(as: Float.self)), y = args.output(0).pointer(as: Float.self)
                 let parts = work >= 1 << 16 ? Swift.min(args.threads, slots, planes) : 1
                 args.parallelFor(parts) { t in
                     let ws = args.scratch!.assumingMemoryBound(to: Float.self) + t * slot
                     for c in splitRange(planes, parts: parts, part: t) {
+                        #if arch(x86_64)
+                        if avx512 {
+                            perch_avgpool_f32_plane_avx512(x + c * g.inSize, g.inH, g.inW, g.pH, g.pW, g.outH, g.outW, g.kH, g.kW,
+                                                           g.sH, g.sW, y + c * g.outSize, ws)
+                            continue
+                        }
+                        #endif
                         perch_avgpool_f32_plane(x + c * g.inSize, g.inH, g.inW, g.pH, g.pW, g.outH, g.outW, g.kH, g.kW, g.sH, g.sW,
                                                 y + c * g.outSize, ws)
                     }

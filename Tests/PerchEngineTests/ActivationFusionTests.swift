@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchEngine
 import PerchGraph
 import XCTest
@@ -68,5 +69,55 @@ final class ActivationFusionTests: XCTestCase {
         let out = try session.run(["x": x])
         XCTAssertEqual(out["y"]!.floats, out["c"]!.floats.map { $0 < 0 ? 0 : $0 })
         XCTAssertTrue(out["c"]!.floats.contains { $0 < 0 }, "the raw conv output is kept")
+    }
+
+    /// An inference BatchNormalization (DenseNet's, after each Concat) takes the Relu after it:
+    /// the same bits as BN then Relu, for f32 (the affine kernel) and f64 (the generic path).
+    func testBatchNormTakesTheRelu() throws {
+        var rng = TestRandom(seed: 8)
+        for dtype in [DType.f32, .f64] {
+            func tensor(_ shape: [Int], _ v: [Float]) -> Tensor {
+                dtype == .f32 ? Tensor(shape: shape, values: v) : Tensor(shape: shape, values: v.map { Double($0) })
+            }
+            var g = Graph(name: "bn", nodes: [
+                Node(name: "bn", op: .batchNormalization, inputs: ["x", "s", "b", "m", "v"], outputs: ["n"]),
+                Node(name: "relu", op: .relu, inputs: ["n"], outputs: ["y"]),
+            ], inputs: [ValueInfo(name: "x", type: TensorType(dtype: dtype, shape: [2, 3, 5, 7]))],
+                outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, dims: []))])
+            for (name, v) in [("s", rng.floats(3)), ("b", rng.floats(3)), ("m", rng.floats(3)), ("v", rng.floats(3).map { abs($0) + 0.1 })] {
+                g.initializers[name] = tensor([3], v)
+            }
+            let x = tensor([2, 3, 5, 7], rng.floats(210).map { $0 * 3 })
+            let fused = try Session(graph: g)
+            XCTAssertFalse(fused.graph.nodes.contains { $0.op == .relu }, "\(dtype): Relu fused")
+            var plain = g
+            plain.outputs = [ValueInfo(name: "n", type: TensorType(dtype: dtype, dims: []))]
+            plain.nodes.removeLast()
+            let n = try Session(graph: plain).run(["x": x])["n"]!.doubles
+            let y = try fused.run(["x": x])["y"]!.doubles
+            XCTAssertEqual(y, n.map { $0 < 0 ? 0 : $0 }, "\(dtype)")
+            XCTAssertTrue(n.contains { $0 < 0 } && n.contains { $0 > 0 })
+        }
+    }
+
+    /// The AVX-512 per-channel affine against the scalar one, bit for bit, with and without a clamp,
+    /// NaN included, at lengths around a vector.
+    func testAffineKernelAVX512MatchesScalar() throws {
+        #if arch(x86_64)
+        guard VectorISA.best().avx512 else { throw XCTSkip("no AVX-512 on this CPU") }
+        var rng = TestRandom(seed: 9)
+        for n in [1, 15, 16, 17, 49, 196, 3136] {
+            var x = rng.floats(n).map { $0 * 4 }
+            x[n / 2] = .nan
+            for clamp in [Int32(0), 1] {
+                var a = [Float](repeating: 7, count: n), b = a
+                perch_affine_f32_avx512(x, n, 1.7, -0.3, clamp, 0, 6, &a)
+                perch_affine_f32_scalar(x, n, 1.7, -0.3, clamp, 0, 6, &b)
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "n \(n) clamp \(clamp)")
+            }
+        }
+        #else
+        throw XCTSkip("x86-64 only")
+        #endif
     }
 }

@@ -77,7 +77,7 @@ final class PassesTests: XCTestCase {
     /// Caffe2's BatchNorm export: Conv → Mul(Unsqueeze(scale)) → Add([1, C, 1, 1]) → Relu. After
     /// model loading's folds the Mul and Add are in the Conv's weights and bias; a constant that
     /// varies over space, or a Conv output read twice, is left alone.
-    func testConvAffineFoldingTakesChannelMulAndAdd() throws {
+    func testChannelAffineFoldingTakesChannelMulAndAdd() throws {
         var inits: [String: Tensor] = ["w": Fixtures.randomTensor([3, 2, 3, 3], seed: 21), "b": Fixtures.randomTensor([3], seed: 22)]
         inits["scale"] = Tensor(shape: [3], values: [1.5, -0.5, 2] as [Float])
         inits["shift"] = Tensor(shape: [1, 3, 1, 1], values: [0.1, -0.2, 0.3] as [Float])
@@ -100,7 +100,7 @@ final class PassesTests: XCTestCase {
         h.initializers["w2"] = Fixtures.randomTensor([3, 3, 3, 3], seed: 24)
         h.nodes[5].inputs[1] = "w2"
         try Fixtures.assertPreserves(h, ["x": Fixtures.randomTensor([1, 2, 5, 5], seed: 25)]) { g in
-            _ = try Simplifier.simplify(&g, passes: [ConstantFolding(onlyOps: [.unsqueeze]), ConvAffineFolding(), DeadNodeRemoval()])
+            _ = try Simplifier.simplify(&g, passes: [ConstantFolding(onlyOps: [.unsqueeze]), ChannelAffineFolding(), DeadNodeRemoval()])
             XCTAssertEqual(g.nodes.map(\.op), [.conv, .relu, .conv, .mul])
         }
         // The Conv output read by two nodes keeps its Mul.
@@ -108,7 +108,41 @@ final class PassesTests: XCTestCase {
         twice.nodes.append(Node(name: "extra", op: .relu, inputs: ["h"], outputs: ["e"]))
         twice.outputs.append(ValueInfo(name: "e", type: TensorType(dtype: .f32, shape: [1, 3, 5, 5])))
         _ = try ConstantFolding(onlyOps: [.unsqueeze]).run(&twice)
-        XCTAssertEqual(try ConvAffineFolding().run(&twice), 0)
+        XCTAssertEqual(try ChannelAffineFolding().run(&twice), 0)
+    }
+
+    /// DenseNet's pre-activation: Concat → BatchNorm → Mul([C, 1, 1]) → Add([C, 1, 1]) → Relu → Conv.
+    /// The BatchNorm's input rank comes from the Concat of Conv outputs, so the Mul and Add fold
+    /// into its scale and bias; with the input's rank unknown a [C, 1, 1] constant stays a Mul.
+    func testChannelAffineFoldingIntoBatchNorm() throws {
+        var inits: [String: Tensor] = ["w": Fixtures.randomTensor([2, 2, 1, 1], seed: 31), "w2": Fixtures.randomTensor([3, 4, 3, 3], seed: 32)]
+        inits["gamma"] = Tensor(shape: [4], values: [1.5, 0.5, -1, 2] as [Float])
+        inits["beta"] = Tensor(shape: [4], values: [0.1, 0.2, 0.3, 0.4] as [Float])
+        inits["mean"] = Tensor(shape: [4], values: [0.5, -0.5, 0, 1] as [Float])
+        inits["var"] = Tensor(shape: [4], values: [1, 2, 0.5, 4] as [Float])
+        inits["m"] = Tensor(shape: [4, 1, 1], values: [2, -1, 0.5, 3] as [Float])
+        inits["a"] = Tensor(shape: [4, 1, 1], values: [0.25, -0.5, 1, 0] as [Float])
+        let g = Graph(
+            nodes: [
+                Node(name: "c1", op: .conv, inputs: ["x", "w"], outputs: ["h"]),
+                Node(name: "cat", op: .concat, inputs: ["x", "h"], outputs: ["k"], attributes: Attributes(["axis": .int(1)])),
+                Node(name: "bn", op: .batchNormalization, inputs: ["k", "gamma", "beta", "mean", "var"], outputs: ["n"]),
+                Node(name: "mul", op: .mul, inputs: ["n", "m"], outputs: ["p"]),
+                Node(name: "add", op: .add, inputs: ["p", "a"], outputs: ["q"]),
+                Node(name: "relu", op: .relu, inputs: ["q"], outputs: ["r"]),
+                Node(name: "c2", op: .conv, inputs: ["r", "w2"], outputs: ["y"], attributes: Attributes(["pads": .ints([1, 1, 1, 1])])),
+            ],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 2, 5, 5]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [1, 3, 5, 5]))], initializers: inits)
+        try Fixtures.assertPreserves(g, ["x": Fixtures.randomTensor([1, 2, 5, 5], seed: 33)]) { g in
+            XCTAssertEqual(try ChannelAffineFolding().run(&g), 2)
+            XCTAssertEqual(g.nodes.map(\.op), [.conv, .concat, .batchNormalization, .relu, .conv])
+        }
+        var unknown = g
+        unknown.inputs = [ValueInfo(name: "x", type: TensorType(dtype: .f32, dims: []))]
+        unknown.nodes[1].inputs = ["h", "h"]
+        unknown.nodes[0].inputs[1] = "nope"
+        XCTAssertEqual(try ChannelAffineFolding().run(&unknown), 0)
     }
 
     func testIdentityDropoutAndTransposeCancellation() throws {

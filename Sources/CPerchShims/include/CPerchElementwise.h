@@ -22,6 +22,19 @@
 #include <math.h>
 #include "CPerchQConv.h"
 
+// MARK: Per-channel affine (inference BatchNormalization)
+
+/// y[i] = x[i]·a + b for i < n — a multiply, then an add (never one fused multiply-add, so
+/// every ISA rounds alike) — then Clip's clamp to [lo, hi] when `clamp` (a Relu/Clip fused into
+/// the BatchNormalization; NaN passes). One channel of an inference BatchNormalization.
+static inline void perch_affine_f32_scalar(const float *x, long n, float a, float b, int clamp, float lo, float hi, float *y) {
+    for (long i = 0; i < n; i++) {
+        float t = x[i] * a;
+        float v = t + b;
+        y[i] = clamp ? (v < lo ? lo : (v > hi ? hi : v)) : v;
+    }
+}
+
 // MARK: LRN rows
 
 /// sq[i] += row[i]² for i < n (one channel of an LRN window; channels added in order).
@@ -235,6 +248,20 @@ PERCH_AVX512F_TARGET static inline void perch_dequantize_8bit_f32_avx512(const u
 }
 
 /// perch_expf_poly on 16 lanes (bit-identical).
+/// perch_affine_f32_scalar 16 floats at a time (masked tail), the same operations: bit-exact.
+/// DenseNet-121's 62 BatchNorms after its Concats ran at a fifth of a Mul's speed as a Swift loop.
+PERCH_AVX512F_TARGET static inline void perch_affine_f32_avx512(const float *x, long n, float a, float b, int clamp, float lo,
+                                                                 float hi, float *y) {
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), va), vb);
+        // max(lo, v) then min(hi, ·) return v when it is NaN, as Clip's expression does.
+        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
 PERCH_AVX512F_TARGET static inline __m512 perch_expf16_avx512(__m512 x) {
     x = _mm512_min_ps(_mm512_set1_ps(PERCH_EXPF_HI), x);  // NaN in x stays NaN (second operand)
     __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(PERCH_EXPF_LO), _CMP_LT_OQ);

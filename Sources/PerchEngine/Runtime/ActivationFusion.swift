@@ -2,12 +2,13 @@ import PerchGraph
 
 import CPerchShims
 
-/// Folds a float Relu or Clip (constant bounds) into the Conv that feeds it, as ONNX Runtime's
-/// Conv+activation fusion does: the Conv gets the internal attributes `_clamp_min`/`_clamp_max`
-/// and clamps each output tile in the GEMM micro-kernel's epilogue while it is in registers
-/// (depthwise: each channel while it is in cache), instead of a separate pass over the whole
-/// activation. Only when the Conv's output has that one reader and
-/// is not a graph output. The clamp is the Clip kernel's expression, so results are unchanged.
+/// Folds a float Relu or Clip (constant bounds) into the Conv or inference BatchNormalization
+/// that feeds it, as ONNX Runtime's Conv+activation fusion does: the layer gets the internal
+/// attributes `_clamp_min`/`_clamp_max` and clamps each output tile in the GEMM micro-kernel's
+/// epilogue while it is in registers (depthwise: each channel while it is in cache; BatchNorm:
+/// each value as it is written), instead of a separate pass over the whole activation. Only when
+/// the layer's output has that one reader and is not a graph output. The clamp is the Clip
+/// kernel's expression, so results are unchanged.
 public enum ActivationFusion {
     public static func apply(_ graph: inout Graph) {
         var readers: [String: Int] = [:]
@@ -21,7 +22,7 @@ public enum ActivationFusion {
         for i in 0..<graph.nodes.count {
             let act = graph.nodes[i]
             guard act.op == .relu || act.op == .clip, let x = act.input(0), readers[x] == 1, let p = producer[x],
-                  graph.nodes[p].op == .conv, graph.nodes[p].attributes["_clamp_min"] == nil,
+                  graph.nodes[p].op == .conv || isInferenceBatchNorm(graph.nodes[p]), graph.nodes[p].attributes["_clamp_min"] == nil,
                   act.outputs.count == 1, !act.outputs[0].isEmpty,
                   let (lo, hi) = bounds(act, graph) else { continue }
             var conv = graph.nodes[p]
@@ -35,6 +36,12 @@ public enum ActivationFusion {
         var kept = [Node]()
         for (i, node) in graph.nodes.enumerated() where !removed[i] { kept.append(node) }
         graph.nodes = kept
+    }
+
+    /// A BatchNormalization with one output (inference): its kernel clamps each result.
+    static func isInferenceBatchNorm(_ node: Node) -> Bool {
+        node.op == .batchNormalization && node.attributes.int("training_mode", default: 0) == 0
+            && node.outputs.dropFirst().allSatisfy { $0.isEmpty }
     }
 
     /// Relu's [0, ∞), or Clip's bounds when they are attributes (opset < 11) or float32 constants.

@@ -12,7 +12,7 @@ public protocol GraphPass: Sendable {
 /// The simplification passes in the order `perch optimize` applies them.
 public enum Simplifier {
     public static var defaultPasses: [any GraphPass] { [
-        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), ConvAffineFolding(), TransposeReshapeCancellation(),
+        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), ChannelAffineFolding(), TransposeReshapeCancellation(),
         DeadNodeRemoval(),
     ] }
 

@@ -34,7 +34,7 @@ enum ModelLoading {
         let affine = graph.nodes.contains { $0.op == .batchNormalization || $0.op == .mul || $0.op == .add }
         if foldBatchNorm && affine && graph.nodes.contains(where: { $0.op == .conv || $0.op == .gemm || $0.op == .convTranspose }) {
             _ = try Simplifier.simplify(&graph, passes: [ConstantFolding(onlyOps: [.constantOfShape, .unsqueeze, .reshape]), BatchNormFolding(),
-                                                         ConvAffineFolding(), DeadNodeRemoval()])
+                                                         ChannelAffineFolding(), DeadNodeRemoval()])
         }
         return graph
     }

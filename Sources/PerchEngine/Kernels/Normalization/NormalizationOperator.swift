@@ -80,7 +80,15 @@ public enum NormalizationOperator {
         if ctx.node.outputs.count > 1 && ctx.node.outputs[1...].contains(where: { !$0.isEmpty }) {
             throw ctx.unsupported("mean/variance outputs without training_mode (opsets before 9)")
         }
+        // A Relu/Clip fused in by ActivationFusion: Clip's expression on each result.
+        let clamp: (Float, Float)? = ctx.attributes["_clamp_min"] == nil ? nil
+            : (ctx.attributes.float("_clamp_min", default: -Float.infinity), ctx.attributes.float("_clamp_max", default: Float.infinity))
         if x.dtype == .f32 && (1..<5).allSatisfy({ ctx.inputs[$0]!.dtype == .f32 }) {
+            #if arch(x86_64)
+            let avx512 = VectorISA.best().avx512
+            #endif
+            let (lo, hi) = clamp ?? (0, 0)
+            let clampFlag: Int32 = clamp == nil ? 0 : 1
             return PreparedOp(outputs: [x]) { args in
                 let px = args.input(0).pointer(as: Float.self)
                 let py = args.output(0).pointer(as: Float.self)
@@ -97,7 +105,13 @@ public enum NormalizationOperator {
                         let a = scale[c] / perch_sqrtf(variance[c] + epsilon)
                         let shift = bias[c] - mean[c] * a
                         let base = bc * spatial
-                        for s in 0..<spatial { py[base + s] = px[base + s] * a + shift }
+                        #if arch(x86_64)
+                        if avx512 {
+                            perch_affine_f32_avx512(px + base, spatial, a, shift, clampFlag, lo, hi, py + base)
+                            continue
+                        }
+                        #endif
+                        perch_affine_f32_scalar(px + base, spatial, a, shift, clampFlag, lo, hi, py + base)
                     }
                 }
             }
@@ -110,7 +124,11 @@ public enum NormalizationOperator {
                     let a = args.input(1).double(c) / perch_sqrt(args.input(4).double(c) + Double(epsilon))
                     let shift = args.input(2).double(c) - args.input(3).double(c) * a
                     let base = (b * channels + c) * spatial
-                    for s in 0..<spatial { dst.setDouble(base + s, src.double(base + s) * a + shift) }
+                    for s in 0..<spatial {
+                        var v = src.double(base + s) * a + shift
+                        if let (lo, hi) = clamp { v = v < Double(lo) ? Double(lo) : (v > Double(hi) ? Double(hi) : v) }
+                        dst.setDouble(base + s, v)
+                    }
                 }
             }
         }

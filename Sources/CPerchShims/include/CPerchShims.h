@@ -17,6 +17,7 @@
 #include "CPerchQGemmSIMD.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
+#include "CPerchConvDirectF32.h"
 #include "CPerchDepthwiseF32.h"
 #include "CPerchDepthwiseTilesF32.h"
 #include "CPerchHalf.h"

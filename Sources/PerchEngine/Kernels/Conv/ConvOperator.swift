@@ -118,6 +118,27 @@ public enum ConvOperator {
         let colFloats = pointwise ? 0 : ImplicitIm2col(g).map { $0.floats(channels: g.inPerGroup) } ?? rows * g.outSize
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
+        if !wHalf, !pointwise, DirectConvF32.worthIt(g), var direct = DirectConvF32(g) {
+            // Constant weights (and bias) are packed now; others on each run.
+            if let wt = ctx.value(1), wt.dtype == .f32, wt.count == g.outChannels * rows {
+                let bt = hasBias ? ctx.value(2) : nil
+                if !hasBias || (bt?.dtype == .f32 && bt?.count == g.outChannels) {
+                    wt.withUnsafeBufferPointer(of: Float.self) { w in
+                        if let bt {
+                            bt.withUnsafeBufferPointer(of: Float.self) { direct.prepack(weights: w, bias: $0, outChannels: g.outChannels) }
+                        } else {
+                            direct.prepack(weights: w, bias: nil, outChannels: g.outChannels)
+                        }
+                    }
+                }
+            }
+            let run = direct
+            return PreparedOp(outputs: [out], scratchBytes: run.scratchFloats(g) * 4) { args in
+                run.run(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                        bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
+                        scratch: args.scratch?.assumingMemoryBound(to: Float.self), args: args, clamp: clamp)
+            }
+        }
         // Constant float32 weights: packed once here, not on every run.
         if !wHalf, let wt = ctx.value(1), wt.dtype == .f32, wt.count == g.outChannels * rows {
             let perGroup = sgemmPackedACount(m: g.outPerGroup, k: rows)

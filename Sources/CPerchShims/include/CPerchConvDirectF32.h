@@ -1,0 +1,148 @@
+#ifndef CPERCH_CONV_DIRECT_F32_H
+#define CPERCH_CONV_DIRECT_F32_H
+// fp32 direct convolution with output channels in the vector lanes, the arrangement ONNX
+// Runtime's NCHWc kernels use, here reading NCHW input and writing NCHW output directly. A tile is
+// up to 12 neighbouring output pixels of one row × 32 output channels, in 24 zmm accumulators;
+// each (input channel, kh, kw) step loads 32 channels of packed weights (two vectors) and
+// broadcasts each pixel's input value, so nothing is packed per run. The im2col + GEMM path packs
+// the column matrix (kH·kW times the input) on every run and shares each packed panel among only
+// M/6 micro-kernel calls: DenseNet's 32-channel 3×3 convs ran at 79 GFLOP/s there.
+//
+// Sums run over (c, kh, kw) in order from the bias, one fused multiply-add each: the same order as
+// perch_conv_direct_reference, which the tests hold the AVX-512 kernel to, bit for bit.
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include "CPerchQConv.h"  // PERCH_UNROLL
+
+/// Channels per weight block and the widest pixel tile.
+enum { PERCH_CONV_DIRECT_CO = 32, PERCH_CONV_DIRECT_MAXT = 12 };
+
+/// The input a direct conv reads: channel planes of `planeSize` floats, rows `Wp` floats apart,
+/// already padded (every window inside), and the output's row width and plane size.
+typedef struct {
+    const float *x;
+    long planeSize, Wp, cin, kH, kW, sH, sW, dH, dW, outW, outSize;
+} perch_conv_direct;
+
+/// Packs W ([cout][k], k = cin·kH·kW) into blocks of 32 output channels, wt[b][q][l] = W[32b + l][q],
+/// zero past cout. `wt` holds ceil(cout / 32) · k · 32 floats.
+static inline void perch_conv_direct_pack(const float *w, long cout, long k, float *wt) {
+    long blocks = (cout + PERCH_CONV_DIRECT_CO - 1) / PERCH_CONV_DIRECT_CO;
+    for (long b = 0; b < blocks; b++)
+        for (long q = 0; q < k; q++)
+            for (long l = 0; l < PERCH_CONV_DIRECT_CO; l++) {
+                long co = b * PERCH_CONV_DIRECT_CO + l;
+                wt[(b * k + q) * PERCH_CONV_DIRECT_CO + l] = co < cout ? w[co * k + q] : 0.0f;
+            }
+}
+
+static inline float perch_conv_direct_clamp(float v, int clamp, float lo, float hi) {
+    return clamp ? (v < lo ? lo : (v > hi ? hi : v)) : v;
+}
+
+/// The reference for one tile: pixels ox0 … ox0 + nt − 1 of output row oy, channels co0 … co0 +
+/// nco − 1 of block `wt` (this block's [k][32] weights), `bias` the block's 32 starting values,
+/// `y` the output at (co0, oy, ox0).
+static inline void perch_conv_direct_tile_reference(const perch_conv_direct *g, const float *wt, const float *bias, long oy,
+                                                    long ox0, long nt, long nco, int clamp, float lo, float hi, float *y) {
+    for (long co = 0; co < nco; co++)
+        for (long j = 0; j < nt; j++) {
+            float acc = bias[co];
+            const float *w = wt + co;
+            for (long c = 0; c < g->cin; c++)
+                for (long kh = 0; kh < g->kH; kh++)
+                    for (long kw = 0; kw < g->kW; kw++) {
+                        const float *p = g->x + c * g->planeSize + (oy * g->sH + kh * g->dH) * g->Wp + (ox0 + j) * g->sW + kw * g->dW;
+                        acc = fmaf(*p, *w, acc);
+                        w += PERCH_CONV_DIRECT_CO;
+                    }
+            y[co * g->outSize + j] = perch_conv_direct_clamp(acc, clamp, lo, hi);
+        }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// One tile with NT pixels (a constant at every call, so the loops unroll into registers), input
+/// stride S (1, 2, or 0 for "g->sW"), WIDE = two vectors of channels (else one, nco ≤ 16).
+__attribute__((target("avx512f"), always_inline)) static inline void
+perch_conv_direct_tile_avx512_t(const perch_conv_direct *g, const float *wt, const float *bias, long oy, long ox0, const int NT,
+                                const int S, const int WIDE, long nco, int clamp, float lo, float hi, float *y) {
+    __m512 a0[PERCH_CONV_DIRECT_MAXT], a1[PERCH_CONV_DIRECT_MAXT];
+    const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+    PERCH_UNROLL for (int j = 0; j < NT; j++) {
+        a0[j] = b0;
+        a1[j] = b1;
+    }
+    const long s = S ? S : g->sW;
+    const float *xr = g->x + oy * g->sH * g->Wp + ox0 * s;
+    for (long c = 0; c < g->cin; c++) {
+        for (long kh = 0; kh < g->kH; kh++) {
+            const float *p = xr + c * g->planeSize + kh * g->dH * g->Wp;
+            for (long kw = 0; kw < g->kW; kw++) {
+                const __m512 w0 = _mm512_loadu_ps(wt);
+                if (WIDE) {
+                    const __m512 w1 = _mm512_loadu_ps(wt + 16);
+                    PERCH_UNROLL for (int j = 0; j < NT; j++) {
+                        const __m512 xb = _mm512_set1_ps(p[j * s]);
+                        a0[j] = _mm512_fmadd_ps(xb, w0, a0[j]);
+                        a1[j] = _mm512_fmadd_ps(xb, w1, a1[j]);
+                    }
+                } else {
+                    PERCH_UNROLL for (int j = 0; j < NT; j++) a0[j] = _mm512_fmadd_ps(_mm512_set1_ps(p[j * s]), w0, a0[j]);
+                }
+                wt += PERCH_CONV_DIRECT_CO;
+                p += g->dW;
+            }
+        }
+    }
+    // Channels × pixels: each channel's NT results are one masked store into its output row.
+    float t[PERCH_CONV_DIRECT_MAXT * PERCH_CONV_DIRECT_CO] __attribute__((aligned(64)));
+    PERCH_UNROLL for (int j = 0; j < NT; j++) {
+        _mm512_store_ps(t + j * PERCH_CONV_DIRECT_CO, a0[j]);
+        if (WIDE) _mm512_store_ps(t + j * PERCH_CONV_DIRECT_CO + 16, a1[j]);
+    }
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(PERCH_CONV_DIRECT_CO));
+    const __mmask16 m = (__mmask16)((1u << NT) - 1);
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (long co = 0; co < nco; co++) {
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, t + co, 4);
+        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+        _mm512_mask_storeu_ps(y + co * g->outSize, m, v);
+    }
+}
+
+/// Dispatches one tile of nt ≤ 12 pixels to its unrolled kernel.
+__attribute__((target("avx512f"))) static inline void perch_conv_direct_tile_avx512(const perch_conv_direct *g, const float *wt,
+                                                                                    const float *bias, long oy, long ox0, long nt,
+                                                                                    long nco, int clamp, float lo, float hi, float *y) {
+    const int wide = nco > 16;
+#define PERCH_DC(N, S)                                                                                             \
+    case N:                                                                                                        \
+        if (wide) perch_conv_direct_tile_avx512_t(g, wt, bias, oy, ox0, N, S, 1, nco, clamp, lo, hi, y);          \
+        else perch_conv_direct_tile_avx512_t(g, wt, bias, oy, ox0, N, S, 0, nco, clamp, lo, hi, y);               \
+        return;
+#define PERCH_DC_ALL(S) switch (nt) { PERCH_DC(1, S) PERCH_DC(2, S) PERCH_DC(3, S) PERCH_DC(4, S) PERCH_DC(5, S) PERCH_DC(6, S) \
+        PERCH_DC(7, S) PERCH_DC(8, S) PERCH_DC(9, S) PERCH_DC(10, S) PERCH_DC(11, S) PERCH_DC(12, S) default: return; }
+    if (g->sW == 1) { PERCH_DC_ALL(1) }
+    else { PERCH_DC_ALL(0) }
+#undef PERCH_DC_ALL
+#undef PERCH_DC
+}
+
+/// Output rows oy0 ..< oy1 of one 32-channel block: tiles of `tile` pixels (the last of a row
+/// narrower).
+__attribute__((target("avx512f"))) static inline void perch_conv_direct_rows_avx512(const perch_conv_direct *g, const float *wt,
+                                                                                    const float *bias, long oy0, long oy1, long tile,
+                                                                                    long nco, int clamp, float lo, float hi, float *y) {
+    for (long oy = oy0; oy < oy1; oy++)
+        for (long ox = 0; ox < g->outW; ox += tile) {
+            long nt = g->outW - ox < tile ? g->outW - ox : tile;
+            perch_conv_direct_tile_avx512(g, wt, bias, oy, ox, nt, nco, clamp, lo, hi, y + oy * g->outW + ox);
+        }
+}
+#endif
+
+#endif

@@ -118,7 +118,7 @@ public enum ConvOperator {
         let colFloats = pointwise ? 0 : ImplicitIm2col(g).map { $0.floats(channels: g.inPerGroup) } ?? rows * g.outSize
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
-        if !wHalf, !pointwise, DirectConvF32.worthIt(g), var direct = DirectConvF32(g) {
+        if !wHalf, DirectConvF32.worthIt(g), var direct = DirectConvF32(g) {
             // Constant weights (and bias) are packed now; others on each run.
             if let wt = ctx.value(1), wt.dtype == .f32, wt.count == g.outChannels * rows {
                 let bt = hasBias ? ctx.value(2) : nil

@@ -35,7 +35,10 @@ struct DirectConvF32 {
         if let e = getenv("PERCH_CONV_DIRECT") { return e.pointee == 0x31 }
         // Short sums (a 3-channel stem: 27 taps) spend more on the tile's transposed store than
         // on the multiply-adds; there the GEMM path was faster (SqueezeNet's stem 0.73 vs 1.12 ms).
-        return g.kernelSize > 1 && g.inChannels * g.kernelSize >= 192
+        // A 1×1 conv's GEMM reads X in place, so only the longest sums gain (ResNet-50's 1024-
+        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%).
+        let taps = g.inChannels * g.kernelSize
+        return g.kernelSize > 1 ? taps >= 192 : taps >= 1024
     }
 
     /// Packs constant weights (`cout × k`) and bias once.

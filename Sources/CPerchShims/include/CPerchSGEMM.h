@@ -441,6 +441,24 @@ static inline void perch_sgemm_6x16_ep(int variant, long kc, const float *a, con
     }
 }
 
+/// One column of micro-tiles: row panels 0 ..< panels of a packed A block (each 6·kc floats,
+/// consecutive) against one packed B panel, C tiles 6 rows apart, `m` rows in all from the first.
+/// `bias` (may be NULL) is the first row's; `clamp` applies Clip's clamp to the finished tile. The
+/// loop is here rather than in Swift: with short sums (a 3-channel stem: 27 taps, 162 multiply-
+/// adds per tile) the per-call work around each micro-kernel in Swift cost as much as the tile.
+static inline void perch_sgemm_column(int variant, long kc, const float *a, long panels, long m, const float *b, float *c, long ldc,
+                                      long cols, int add, const float *bias, int clamp, float lo, float hi) {
+    perch_sgemm_epilogue ep = { 0, clamp, lo, hi };
+    const int useEp = bias != 0 || clamp;
+    for (long ip = 0; ip < panels; ip++) {
+        long left = m - ip * PERCH_SGEMM_MR;
+        long rows = left < PERCH_SGEMM_MR ? left : PERCH_SGEMM_MR;
+        ep.bias = bias ? bias + ip * PERCH_SGEMM_MR : 0;
+        perch_sgemm_6x16_ep(variant, kc, a + ip * PERCH_SGEMM_MR * kc, b, c + ip * PERCH_SGEMM_MR * ldc, ldc, rows, cols, add,
+                            useEp ? &ep : 0);
+    }
+}
+
 /// The micro-kernel with a plain store (no bias, no clamp).
 static inline void perch_sgemm_6x16(int variant, long kc, const float *a, const float *b, float *c, long ldc,
                                     long rows, long cols, int add) {

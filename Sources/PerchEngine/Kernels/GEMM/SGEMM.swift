@@ -127,17 +127,10 @@ public func sgemm(
                     let j0 = jc + jp * nr
                     let cols = min(nr, n - j0)
                     let bp = packed.b.map { $0 + pc * packed.bColumns + (packed.bColumn0 + j0) * kc } ?? UnsafePointer(packB + jp * kc * nr)
-                    for ip in 0..<mcPanels {
-                        let i0 = ic + ip * mr
-                        let rows = min(mr, m - i0)
-                        let ap = packed.a.map { $0 + pc * packed.aRows + (packed.aRow0 + i0) * kc } ?? UnsafePointer(packA + ip * kc * mr)
-                        if epilogue {
-                            ep.bias = biasHere.map { $0 + i0 }
-                            perch_sgemm_6x16_ep(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add, &ep)
-                        } else {
-                            perch_sgemm_6x16(variant, kc, ap, bp, c + i0 * ldc + j0, ldc, rows, cols, add)
-                        }
-                    }
+                    // Row panels are consecutive (6·kc floats apart) in both A layouts.
+                    let ap = packed.a.map { $0 + pc * packed.aRows + (packed.aRow0 + ic) * kc } ?? UnsafePointer(packA)
+                    perch_sgemm_column(variant, kc, ap, mcPanels, mc, bp, c + ic * ldc + j0, ldc, cols, add,
+                                       epilogue ? biasHere.map { $0 + ic } : nil, epilogue ? ep.clamp : 0, ep.lo, ep.hi)
                 }
                 ic += mc
             }

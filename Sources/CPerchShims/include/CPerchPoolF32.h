@@ -20,6 +20,21 @@ static inline float perch_mean_f32(const float *x, long n) {
     return s / (float)n;
 }
 
+/// One output row of AveragePool from its window-row sums `v` (the kH rows of the padded plane
+/// added column by column): each output the sum of its kW columns in order, over its count of
+/// input positions (`rows` of them vertically; 0 outputs where none).
+static inline void perch_avgpool_row_f32(const float *v, long rows, long inW, long pW, long outW, long kW, long sW, float *y) {
+    for (long ox = 0; ox < outW; ox++) {
+        const float *t = v + ox * sW;
+        float s = t[0];
+        for (long kw = 1; kw < kW; kw++) s += t[kw];
+        long ix0 = ox * sW - pW, ix1 = ix0 + kW;
+        long cols = (ix1 < inW ? ix1 : inW) - (ix0 > 0 ? ix0 : 0);
+        long count = rows > 0 && cols > 0 ? rows * cols : 0;
+        y[ox] = count > 0 ? s / (float)count : 0.0f;
+    }
+}
+
 /// AveragePool of one channel, 2-D, no dilation, count_include_pad = 0 (pads and ceil-mode
 /// overhang do not count): the window sums come from a zero-bordered copy of the plane (`work`:
 /// hp·wp + wp floats, hp = (outH − 1)·sH + kH, wp = (outW − 1)·sW + kW) as a vertical pass per
@@ -38,15 +53,7 @@ static inline void perch_avgpool_f32_plane(const float *x, long inH, long inW, l
             for (long j = 0; j < wp; j++) v[j] += r0[kh * wp + j];
         long iy0 = oy * sH - pH, iy1 = iy0 + kH;
         long rows = (iy1 < inH ? iy1 : inH) - (iy0 > 0 ? iy0 : 0);
-        for (long ox = 0; ox < outW; ox++) {
-            const float *t = v + ox * sW;
-            float s = t[0];
-            for (long kw = 1; kw < kW; kw++) s += t[kw];
-            long ix0 = ox * sW - pW, ix1 = ix0 + kW;
-            long cols = (ix1 < inW ? ix1 : inW) - (ix0 > 0 ? ix0 : 0);
-            long count = rows > 0 && cols > 0 ? rows * cols : 0;
-            y[oy * outW + ox] = count > 0 ? s / (float)count : 0.0f;
-        }
+        perch_avgpool_row_f32(v, rows, inW, pW, outW, kW, sW, y + oy * outW);
     }
 }
 
@@ -77,15 +84,7 @@ __attribute__((target("avx512f"))) static inline void perch_avgpool_f32_plane_av
         long rows = (iy1 < inH ? iy1 : inH) - (iy0 > 0 ? iy0 : 0);
         float *yr = y + oy * outW;
         if (sW != 1 || rows <= 0) {
-            for (long ox = 0; ox < outW; ox++) {
-                const float *t = v + ox * sW;
-                float s = t[0];
-                for (long kw = 1; kw < kW; kw++) s += t[kw];
-                long ix0 = ox * sW - pW, ix1 = ix0 + kW;
-                long cols = (ix1 < inW ? ix1 : inW) - (ix0 > 0 ? ix0 : 0);
-                long count = rows > 0 && cols > 0 ? rows * cols : 0;
-                yr[ox] = count > 0 ? s / (float)count : 0.0f;
-            }
+            perch_avgpool_row_f32(v, rows, inW, pW, outW, kW, sW, yr);
             continue;
         }
         const __m512i vrows = _mm512_set1_epi32((int)rows);

@@ -64,6 +64,7 @@ final class ConvTests: XCTestCase {
             Config(x: [1, 3, 40, 70], w: [4, 3, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),  // stem: whole stride-2 panels
             // direct conv (AVX-512): two 32-channel blocks, the second one vector wide; 14-wide rows in tiles of 7
             Config(x: [1, 40, 14, 14], w: [45, 40, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),
+            Config(x: [2, 24, 6, 7], w: [10, 24, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),  // direct, batch of 2
             Config(x: [1, 24, 15, 29], w: [33, 24, 3, 3], attrs: ["strides": .ints([2, 2]), "dilations": .ints([1, 2]), "pads": .ints([0, 1, 2, 1])], bias: false),
             // 1×1 convs with ≥ 1024 input channels take the direct kernel too, strided or not
             Config(x: [1, 1024, 3, 5], w: [20, 1024, 1, 1], attrs: [:]),

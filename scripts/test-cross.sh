@@ -10,7 +10,7 @@
 #     must report it as `int8_isa`, so a path is not silently replaced), the int8 outputs of tiny-cnn-qdq
 #     (depthwise + pointwise QLinearConv, QGemm) and tiny-mlp-qop (QLinearMatMul) are bit-identical to
 #     the host's; cortex-a72 / cortex-a76 / max cores detect neon / neondot / i8mm by themselves;
-#  5. Tests/CKernels/qkernels_test.c: each int8 SIMD kernel against its scalar reference on ragged
+#  5. Tests/CKernels/qkernels_test.c: each int8 SIMD kernel (and the fp32 NEON direct conv) against its scalar reference on ragged
 #     shapes, cross-compiled and run under qemu (and natively for the host's AVX2 kernels).
 # The agent is built once per run (and cached across runs by source hash).
 # Usage: scripts/test-cross.sh [PERCH]   (default .build/release/perch); PYTHON=… for numpy.
@@ -172,7 +172,7 @@ CLANG=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
 KT=Tests/CKernels/qkernels_test.c
 if "$CLANG" --target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu -O2 -I Sources/CPerchShims/include -c "$KT" -o "$T/qk.o" &&
    aarch64-linux-gnu-gcc -static "$T/qk.o" -o "$T/qk-aarch64" -lm; then
-  check "aarch64 int8 kernels (neon, neondot, i8mm) bit-exact with scalar under qemu" "${QEMU[@]}" "$T/qk-aarch64"
+  check "aarch64 int8 kernels (neon, neondot, i8mm) and the fp32 NEON direct conv bit-exact with scalar under qemu" "${QEMU[@]}" "$T/qk-aarch64"
 else
   bad "aarch64 int8 kernel test builds"
 fi
@@ -233,6 +233,46 @@ a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.a
 err = np.abs(a - b).max() / np.abs(b).max()
 assert err <= 1e-5, f"max error {err:.3g}"
 print(f"max error {err:.3g} of the output range")
+PY
+
+# The fp32 direct conv on the device (NEON, 6 pixels × 16 channels; DirectConvF32): 3×3 convs with
+# 24 and 40 input channels (≥ 192 taps per output, so they take it), stride 1 and 2, a Relu fused
+# in. The device's outputs match the host's (AVX-512 direct conv, the same summation order) to
+# 1e-5, and differ in rounding from the device's own GEMM path (PERCH_CONV_DIRECT=0), so the
+# direct path really ran.
+mkdir -p "$T/direct/inputs"
+"$PY" - "$T/direct.onnx" "$T/direct/inputs/image.npy" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(11)
+w1 = (rng.standard_normal((40, 24, 3, 3)) * 0.1).astype(np.float32)  # two 16-channel halves + 8
+w2 = (rng.standard_normal((20, 40, 3, 3)) * 0.1).astype(np.float32)
+b1 = (rng.standard_normal(40) * 0.1).astype(np.float32)
+nodes = [helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])]
+g = helper.make_graph(nodes, "direct-convs", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 24, 13, 17])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, 7, 9])],
+                      [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(b1, "b1")])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+np.save(sys.argv[2], rng.standard_normal((1, 24, 13, 17)).astype(np.float32))
+PY
+"$PERCH" import "$T/direct.onnx" -o "$T/direct.perchm" 2>/dev/null
+"$PERCH" pack "$T/direct.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "direct-convs" \
+  --eval-dir "$T/direct" -o "$T/direct.perch" 2>/dev/null
+check "direct conv: agent installs the signed bundle" agent install "$T/direct.perch"
+rm -rf "$T/direct-dev" "$T/direct-gemm" "$T/direct-host"
+agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-dev" >/dev/null 2>"$T/direct-run.err" || cat "$T/direct-run.err"
+PERCH_CONV_DIRECT=0 agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-gemm" >/dev/null 2>&1 || true
+"$PERCH" run "$T/direct.perchm" --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-host" >/dev/null
+check "direct conv: device NEON matches the host (1e-5) and differs in rounding from its GEMM path" "$PY" - "$T/direct-dev" \
+  "$T/direct-host" "$T/direct-gemm" <<'PY'
+import numpy as np, os, sys
+a, b, c = (np.load(os.path.join(d, "y.npy")).astype(np.float64) for d in sys.argv[1:4])
+scale = np.abs(b).max()
+err, gemm = np.abs(a - b).max() / scale, np.abs(a - c).max() / scale
+assert err <= 1e-5, f"device vs host {err:.3g}"
+assert 0 < gemm <= 1e-5, f"device direct vs device GEMM {gemm:.3g}: 0 means the direct path did not run"
+print(f"device vs host {err:.3g}, direct vs GEMM {gemm:.3g} of the output range")
 PY
 
 echo "$passed passed, $failed failed, $skipped skipped"

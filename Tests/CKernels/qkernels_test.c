@@ -8,6 +8,7 @@
 #include "CPerchShims.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t state = 88172645463325252ull;
 static uint32_t rnd(void) {
@@ -177,6 +178,50 @@ static void test_elementwise(void) {
     printf("elementwise ");
 }
 
+/// The fp32 direct conv (CPerchConvDirectF32.h): the NEON tile kernel against the scalar reference,
+/// bit for bit (both fused multiply-adds in (c, kh, kw) order), every tile width, both channel
+/// halves, stride 1 and 2, dilation, a clamp.
+static void test_conv_direct(void) {
+#if defined(__aarch64__)
+    static const long shapes[][8] = {  // cin, kH, kW, s, d, outH, outW, cout
+        {3, 3, 3, 1, 1, 3, 13, 40}, {5, 3, 3, 2, 1, 2, 9, 32}, {2, 5, 3, 1, 2, 2, 7, 7}, {4, 1, 1, 1, 1, 2, 11, 20},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const long *sh = shapes[i];
+        long cin = sh[0], kH = sh[1], kW = sh[2], st = sh[3], d = sh[4], outH = sh[5], outW = sh[6], cout = sh[7];
+        long hp = (outH - 1) * st + (kH - 1) * d + 1, wp = (outW - 1) * st + (kW - 1) * d + 1;
+        long k = cin * kH * kW, blocks = (cout + 31) / 32;
+        float *x = malloc(sizeof(float) * cin * hp * wp), *w = malloc(sizeof(float) * cout * k);
+        float *wt = malloc(sizeof(float) * blocks * k * 32), *bias = malloc(sizeof(float) * blocks * 32);
+        float *a = malloc(sizeof(float) * 32 * outH * outW), *b = malloc(sizeof(float) * 32 * outH * outW);
+        for (long j = 0; j < cin * hp * wp; j++) x[j] = (float)((int)(rnd() % 2001) - 1000) / 250.0f;
+        for (long j = 0; j < cout * k; j++) w[j] = (float)((int)(rnd() % 2001) - 1000) / 700.0f;
+        for (long j = 0; j < blocks * 32; j++) bias[j] = (float)((int)(rnd() % 201) - 100) / 50.0f;
+        perch_conv_direct_pack(w, cout, k, wt);
+        perch_conv_direct g = {x, hp * wp, wp, cin, kH, kW, st, st, d, d, outW, outH * outW};
+        for (long blk = 0; blk < blocks; blk++)
+            for (long half = 0; half < 2; half++) {
+                long nco = cout - blk * 32 - half * 16;
+                if (nco <= 0) continue;
+                if (nco > 16) nco = 16;
+                for (int clamp = 0; clamp < 2; clamp++)
+                    for (long nt = 1; nt <= 6 && nt <= outW; nt++)
+                        for (long oy = 0; oy < outH; oy++) {
+                            long ox0 = outW - nt, off = oy * outW + ox0;
+                            for (long j = 0; j < 32 * outH * outW; j++) a[j] = b[j] = 9.0f;
+                            const float *wb = wt + blk * k * 32 + half * 16, *bb = bias + blk * 32 + half * 16;
+                            perch_conv_direct_tile_neon(&g, wb, bb, oy, ox0, nt, nco, clamp, -0.5f, 0.75f, a + off);
+                            perch_conv_direct_tile_reference(&g, wb, bb, oy, ox0, nt, nco, clamp, -0.5f, 0.75f, b + off);
+                            expect(memcmp(a, b, sizeof(float) * 32 * outH * outW) == 0, "conv_direct", "neon", (size_t)i,
+                                   (size_t)nt, (size_t)oy);
+                        }
+            }
+        free(x); free(w); free(wt); free(bias); free(a); free(b);
+    }
+    printf("conv_direct ");
+#endif
+}
+
 int main(void) {
     struct path paths[4];
     int np = 0, f = perch_cpu_features();
@@ -201,6 +246,7 @@ int main(void) {
         printf("%s ", paths[i].name);
     }
     test_elementwise();
+    test_conv_direct();
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;
 }

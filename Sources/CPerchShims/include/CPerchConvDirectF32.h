@@ -1,15 +1,17 @@
 #ifndef CPERCH_CONV_DIRECT_F32_H
 #define CPERCH_CONV_DIRECT_F32_H
 // fp32 direct convolution with output channels in the vector lanes, the arrangement ONNX
-// Runtime's NCHWc kernels use, here reading NCHW input and writing NCHW output directly. A tile is
-// up to 12 neighbouring output pixels of one row × 32 output channels, in 24 zmm accumulators;
+// Runtime's NCHWc kernels use, here reading NCHW input and writing NCHW output directly. An
+// AVX-512 tile is up to 12 neighbouring output pixels of one row × 32 output channels, in 24 zmm
+// accumulators (NEON: 6 pixels × 16 channels in 24 q registers);
 // each (input channel, kh, kw) step loads 32 channels of packed weights (two vectors) and
 // broadcasts each pixel's input value, so nothing is packed per run. The im2col + GEMM path packs
 // the column matrix (kH·kW times the input) on every run and shares each packed panel among only
 // M/6 micro-kernel calls: DenseNet's 32-channel 3×3 convs ran at 79 GFLOP/s there.
 //
 // Sums run over (c, kh, kw) in order from the bias, one fused multiply-add each: the same order as
-// perch_conv_direct_reference, which the tests hold the AVX-512 kernel to, bit for bit.
+// perch_conv_direct_tile_reference, which the tests hold the AVX-512 kernel (DirectConvTests) and
+// the NEON one (Tests/CKernels/qkernels_test.c, under qemu) to, bit for bit.
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -142,6 +144,73 @@ __attribute__((target("avx512f"))) static inline void perch_conv_direct_rows_avx
             long nt = g->outW - ox < tile ? g->outW - ox : tile;
             perch_conv_direct_tile_avx512(g, wt, bias, oy, ox, nt, nco, clamp, lo, hi, y + oy * g->outW + ox);
         }
+}
+#endif
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+/// The NEON tile: NT ≤ 6 pixels × 16 channels (one half of a 32-channel weight block, `half` 0 or
+/// 1) in 24 q-register accumulators; each step loads 16 weights and multiplies each pixel's input
+/// value in by element (fmla … v.s[0], fused like the reference's fmaf). NT is a constant at
+/// every call, so the loops unroll into registers.
+__attribute__((always_inline)) static inline void perch_conv_direct_tile_neon_t(const perch_conv_direct *g, const float *wt,
+                                                                                 const float *bias, long oy, long ox0, const int NT,
+                                                                                 long nco, int clamp, float lo, float hi, float *y) {
+    float32x4_t acc[6][4];
+    PERCH_UNROLL for (int j = 0; j < NT; j++)
+        PERCH_UNROLL for (int q = 0; q < 4; q++) acc[j][q] = vld1q_f32(bias + 4 * q);
+    const long s = g->sW;
+    const float *xr = g->x + oy * g->sH * g->Wp + ox0 * s;
+    for (long c = 0; c < g->cin; c++) {
+        for (long kh = 0; kh < g->kH; kh++) {
+            const float *p = xr + c * g->planeSize + kh * g->dH * g->Wp;
+            for (long kw = 0; kw < g->kW; kw++) {
+                const float32x4_t w0 = vld1q_f32(wt), w1 = vld1q_f32(wt + 4), w2 = vld1q_f32(wt + 8), w3 = vld1q_f32(wt + 12);
+                PERCH_UNROLL for (int j = 0; j < NT; j++) {
+                    const float v = p[j * s];
+                    acc[j][0] = vfmaq_n_f32(acc[j][0], w0, v);
+                    acc[j][1] = vfmaq_n_f32(acc[j][1], w1, v);
+                    acc[j][2] = vfmaq_n_f32(acc[j][2], w2, v);
+                    acc[j][3] = vfmaq_n_f32(acc[j][3], w3, v);
+                }
+                wt += PERCH_CONV_DIRECT_CO;
+                p += g->dW;
+            }
+        }
+    }
+    float t[6 * 16];
+    PERCH_UNROLL for (int j = 0; j < NT; j++)
+        PERCH_UNROLL for (int q = 0; q < 4; q++) vst1q_f32(t + j * 16 + 4 * q, acc[j][q]);
+    for (long co = 0; co < nco; co++)
+        for (int j = 0; j < NT; j++) y[co * g->outSize + j] = perch_conv_direct_clamp(t[j * 16 + co], clamp, lo, hi);
+}
+
+/// One tile of nt ≤ 6 pixels and nco ≤ 16 channels; `wt` and `bias` already offset to the half.
+static inline void perch_conv_direct_tile_neon(const perch_conv_direct *g, const float *wt, const float *bias, long oy, long ox0,
+                                               long nt, long nco, int clamp, float lo, float hi, float *y) {
+    switch (nt) {
+    case 1: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 1, nco, clamp, lo, hi, y); return;
+    case 2: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 2, nco, clamp, lo, hi, y); return;
+    case 3: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 3, nco, clamp, lo, hi, y); return;
+    case 4: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 4, nco, clamp, lo, hi, y); return;
+    case 5: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 5, nco, clamp, lo, hi, y); return;
+    default: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 6, nco, clamp, lo, hi, y); return;
+    }
+}
+
+/// Output rows oy0 ..< oy1 of one 32-channel block, in tiles of ≤ 6 pixels and 16 channels.
+static inline void perch_conv_direct_rows_neon(const perch_conv_direct *g, const float *wt, const float *bias, long oy0, long oy1,
+                                               long nco, int clamp, float lo, float hi, float *y) {
+    for (long half = 0; half * 16 < nco; half++) {
+        long n = nco - half * 16 < 16 ? nco - half * 16 : 16;
+        for (long oy = oy0; oy < oy1; oy++)
+            for (long ox = 0; ox < g->outW; ox += 6) {
+                long nt = g->outW - ox < 6 ? g->outW - ox : 6;
+                perch_conv_direct_tile_neon(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi,
+                                            y + half * 16 * g->outSize + oy * g->outW + ox);
+            }
+    }
 }
 #endif
 

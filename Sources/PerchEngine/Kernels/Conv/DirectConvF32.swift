@@ -3,8 +3,9 @@ import CPerchShims
 /// A 2-D float32 conv (group 1) run by the direct kernel of `CPerchConvDirectF32.h`: output
 /// channels in the vector lanes, 32 at a time, pixels broadcast from the (padded) NCHW input, so
 /// a run packs no column matrix. Constant weights are packed into 32-channel blocks at prepare
-/// (weights known only at run time are packed into scratch on each run, the same bits);
-/// x86-64 with AVX-512 only (other CPUs keep the im2col + GEMM path).
+/// (weights known only at run time are packed into scratch on each run, the same bits).
+/// x86-64 with AVX-512 (12 pixels × 32 channels a tile) and aarch64 (NEON, 6 pixels × 16
+/// channels); x86-64 CPUs without AVX-512 keep the im2col + GEMM path.
 struct DirectConvF32 {
     /// Constant weights packed [block][k][32], and the bias padded to 32 per block.
     var packed: [Float]?
@@ -16,8 +17,11 @@ struct DirectConvF32 {
 
     /// nil when the conv or the CPU does not fit the kernel.
     init?(_ g: ConvGeometry) {
+        #if arch(x86_64) || arch(arm64)
         #if arch(x86_64)
-        guard VectorISA.best().avx512, g.group == 1, g.spatialRank == 2, g.outW > 0, g.outH > 0, g.inChannels > 0,
+        guard VectorISA.best().avx512 else { return nil }
+        #endif
+        guard g.group == 1, g.spatialRank == 2, g.outW > 0, g.outH > 0, g.inChannels > 0,
               let implicit = ImplicitIm2col(g) else { return nil }
         self.implicit = implicit
         k = g.inChannels * g.kernelSize
@@ -59,7 +63,7 @@ struct DirectConvF32 {
 
     func run(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias runtimeBias: UnsafePointer<Float>?,
              y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?, args: KernelArgs, clamp: (Float, Float)?) {
-        #if arch(x86_64)
+        #if arch(x86_64) || arch(arm64)
         let padFloats = MemoryPlanner.roundUp(implicit.floats(channels: g.inChannels), 16)
         if let packed, let bias {
             packed.withUnsafeBufferPointer { wt in
@@ -79,13 +83,13 @@ struct DirectConvF32 {
 
     private func run(_ g: ConvGeometry, x: UnsafePointer<Float>, wt: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                      y: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>?, args: KernelArgs, clamp: (Float, Float)?) {
-        #if arch(x86_64)
+        #if arch(x86_64) || arch(arm64)
         let (lo, hi) = clamp ?? (0, 0)
         let clampFlag: Int32 = clamp == nil ? 0 : 1
         // Items: a 32-channel block × a band of output rows, enough of them to share out.
         let threads = args.threads
         let bands = threads > 1 ? Swift.min(g.outH, Swift.max(1, (4 * threads + blocks - 1) / blocks)) : 1
-        let blocks = self.blocks, k = self.k, tile = self.tile, implicit = self.implicit
+        let blocks = self.blocks, k = self.k, implicit = self.implicit
         for n in 0..<g.batch {
             let xn = x + n * g.inChannels * g.inSize
             let yn = y + n * g.outChannels * g.outSize
@@ -108,8 +112,13 @@ struct DirectConvF32 {
                     let rows = splitRange(g.outH, parts: bands, part: band)
                     if rows.isEmpty { return }
                     let nco = Swift.min(32, g.outChannels - blk * 32)
-                    perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, tile, nco,
+                    #if arch(x86_64)
+                    perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, self.tile, nco,
                                                   clampFlag, lo, hi, yn + blk * 32 * g.outSize)
+                    #else
+                    perch_conv_direct_rows_neon(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
+                                                clampFlag, lo, hi, yn + blk * 32 * g.outSize)
+                    #endif
                 }
             }
         }

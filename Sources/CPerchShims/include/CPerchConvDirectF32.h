@@ -134,14 +134,15 @@ __attribute__((target("avx512f"))) static inline void perch_conv_direct_tile_avx
 #undef PERCH_DC
 }
 
-/// Output rows oy0 ..< oy1 of one 32-channel block: tiles of `tile` pixels (the last of a row
-/// narrower).
+/// Output rows oy0 ..< oy1 of one 32-channel block, each row cut into the fewest tiles of at most
+/// 12 pixels, of widths differing by at most one (a 14-wide row is two tiles of 7, not 12 and 2).
 __attribute__((target("avx512f"))) static inline void perch_conv_direct_rows_avx512(const perch_conv_direct *g, const float *wt,
-                                                                                    const float *bias, long oy0, long oy1, long tile,
-                                                                                    long nco, int clamp, float lo, float hi, float *y) {
+                                                                                    const float *bias, long oy0, long oy1, long nco,
+                                                                                    int clamp, float lo, float hi, float *y) {
+    const long tiles = (g->outW + PERCH_CONV_DIRECT_MAXT - 1) / PERCH_CONV_DIRECT_MAXT;
     for (long oy = oy0; oy < oy1; oy++)
-        for (long ox = 0; ox < g->outW; ox += tile) {
-            long nt = g->outW - ox < tile ? g->outW - ox : tile;
+        for (long t = 0; t < tiles; t++) {
+            long ox = g->outW * t / tiles, nt = g->outW * (t + 1) / tiles - ox;
             perch_conv_direct_tile_avx512(g, wt, bias, oy, ox, nt, nco, clamp, lo, hi, y + oy * g->outW + ox);
         }
 }
@@ -199,14 +200,16 @@ static inline void perch_conv_direct_tile_neon(const perch_conv_direct *g, const
     }
 }
 
-/// Output rows oy0 ..< oy1 of one 32-channel block, in tiles of ≤ 6 pixels and 16 channels.
+/// Output rows oy0 ..< oy1 of one 32-channel block, in tiles of 16 channels × at most 6 pixels,
+/// each row cut into tiles of widths differing by at most one (a 7-wide row is 4 + 3, not 6 + 1).
 static inline void perch_conv_direct_rows_neon(const perch_conv_direct *g, const float *wt, const float *bias, long oy0, long oy1,
                                                long nco, int clamp, float lo, float hi, float *y) {
+    const long tiles = (g->outW + 5) / 6;
     for (long half = 0; half * 16 < nco; half++) {
         long n = nco - half * 16 < 16 ? nco - half * 16 : 16;
         for (long oy = oy0; oy < oy1; oy++)
-            for (long ox = 0; ox < g->outW; ox += 6) {
-                long nt = g->outW - ox < 6 ? g->outW - ox : 6;
+            for (long t = 0; t < tiles; t++) {
+                long ox = g->outW * t / tiles, nt = g->outW * (t + 1) / tiles - ox;
                 perch_conv_direct_tile_neon(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi,
                                             y + half * 16 * g->outSize + oy * g->outW + ox);
             }

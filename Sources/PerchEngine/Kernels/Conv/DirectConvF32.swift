@@ -12,7 +12,6 @@ struct DirectConvF32 {
     var bias: [Float]?
     let blocks: Int
     let k: Int
-    let tile: Int
     let implicit: ImplicitIm2col
 
     /// nil when the conv or the CPU does not fit the kernel.
@@ -26,8 +25,6 @@ struct DirectConvF32 {
         self.implicit = implicit
         k = g.inChannels * g.kernelSize
         blocks = (g.outChannels + 31) / 32
-        let tiles = (g.outW + 11) / 12
-        tile = (g.outW + tiles - 1) / tiles
         #else
         return nil
         #endif
@@ -113,7 +110,7 @@ struct DirectConvF32 {
                     if rows.isEmpty { return }
                     let nco = Swift.min(32, g.outChannels - blk * 32)
                     #if arch(x86_64)
-                    perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, self.tile, nco,
+                    perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
                                                   clampFlag, lo, hi, yn + blk * 32 * g.outSize)
                     #else
                     perch_conv_direct_rows_neon(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,

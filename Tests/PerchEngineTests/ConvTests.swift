@@ -68,6 +68,7 @@ final class ConvTests: XCTestCase {
             Config(x: [1, 24, 15, 29], w: [33, 24, 3, 3], attrs: ["strides": .ints([2, 2]), "dilations": .ints([1, 2]), "pads": .ints([0, 1, 2, 1])], bias: false),
             // 1×1 convs with ≥ 1024 input channels take the direct kernel too, strided or not
             Config(x: [1, 1024, 3, 5], w: [20, 1024, 1, 1], attrs: [:]),
+            Config(x: [1, 80, 5, 7], w: [24, 80, 1, 1], attrs: [:]),  // and narrow ones (≤ 48 outputs) with ≥ 64
             Config(x: [1, 1024, 5, 5], w: [40, 1024, 1, 1], attrs: ["strides": .ints([2, 2])]),
         ]
         var rng = TestRandom(seed: 11)

@@ -37,9 +37,12 @@ struct DirectConvF32 {
         // Short sums (a 3-channel stem: 27 taps) spend more on the tile's transposed store than
         // on the multiply-adds; there the GEMM path was faster (SqueezeNet's stem 0.73 vs 1.12 ms).
         // A 1×1 conv's GEMM reads X in place, so only the longest sums gain (ResNet-50's 1024-
-        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%).
+        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%), and narrow outputs,
+        // where the GEMM's 6-row tiles share each B panel among few calls (SqueezeNet's 16- to
+        // 48-channel squeeze convs, 8–20%).
         let taps = g.inChannels * g.kernelSize
-        return g.kernelSize > 1 ? taps >= 192 : taps >= 1024
+        if g.kernelSize > 1 { return taps >= 192 }
+        return taps >= 1024 || (g.outChannels <= 48 && taps >= 64)
     }
 
     /// Packs constant weights (`cout × k`) and bias once.

@@ -47,15 +47,20 @@ final class ThreadsTests: XCTestCase {
             Node(name: "gm", op: .gemm, inputs: ["f", "w4", "b4"], outputs: ["gm"]),
             Node(name: "mm", op: .matMul, inputs: ["gm", "w5"], outputs: ["y"]),
             Node(name: "mm2", op: .matMul, inputs: ["c3", "w3t"], outputs: ["z"]),
+            // A grouped 1×1 conv whose groups are too small to split: groups go to threads.
+            Node(name: "c4", op: .conv, inputs: ["c3", "w6", "b6"], outputs: ["g"], attributes: Attributes(["group": .int(4)])),
         ]
+        g.initializers["w6"] = weight([24, 12, 1, 1])
+        g.initializers["b6"] = weight([24])
         // 1440×33×192 ≈ 9M MACs: above sgemmParallel's threshold for splitting.
         g.initializers["w3t"] = weight([33, 192])
-        g.outputs = [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: [])), ValueInfo(name: "z", type: TensorType(dtype: .f32, dims: []))]
+        g.outputs = [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: [])), ValueInfo(name: "z", type: TensorType(dtype: .f32, dims: [])),
+                     ValueInfo(name: "g", type: TensorType(dtype: .f32, dims: []))]
         let x = weight([1, 8, 30, 33])
         let one = try Session(graph: g).run(["x": x])
         for threads in [2, 3] {
             let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(["x": x])
-            for name in ["y", "z"] {
+            for name in ["y", "z", "g"] {
                 XCTAssertEqual(one[name]!.shape, many[name]!.shape)
                 XCTAssertEqual(one[name]!.bytes, many[name]!.bytes, "\(name) differs with \(threads) threads")
             }

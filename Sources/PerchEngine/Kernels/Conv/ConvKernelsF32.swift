@@ -107,6 +107,25 @@ func convIm2colGemmF32(
     let rows = cg * g.kernelSize
     let p = g.outSize
     let parts = Swift.min(args.threads, cg)
+    // Grouped 1×1 convs whose groups are each too small to split (ShuffleNet's: 136 × 49 × 136
+    // MACs a group) run whole groups on different threads instead, each with its own workspace
+    // slot; every group is the same single-thread sgemm as below, so the bits are too.
+    let items = g.batch * g.group
+    if pointwise && g.group > 1 && mg * p * rows < 1 << 20 && Swift.min(args.threads, slots, items) > 1 {
+        let groupParts = Swift.min(args.threads, slots, items)
+        let slot = sgemmWorkspaceCount(m: mg, n: p, k: rows)
+        args.parallelFor(groupParts) { t in
+            for item in splitRange(items, parts: groupParts, part: t) {
+                let n = item / g.group, grp = item % g.group
+                sgemm(m: mg, n: p, k: rows, a: UnsafePointer(w + grp * mg * rows), aRowStride: rows, aColStride: 1,
+                      b: UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize), bRowStride: p, bColStride: 1,
+                      c: y + (n * g.outChannels + grp * mg) * p, ldc: p, accumulate: false, workspace: workspace + t * slot,
+                      packed: SGEMMPrepacked(a: packedW.map { $0 + grp * packedGroupStride }, m: mg),
+                      bias: bias.map { UnsafePointer($0 + grp * mg) }, clamp: clamp)
+            }
+        }
+        return
+    }
     for n in 0..<g.batch {
         for grp in 0..<g.group {
             let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * g.inSize)

@@ -167,6 +167,28 @@ final class PassesTests: XCTestCase {
         }
     }
 
+    /// A Dropout in training mode (a true training_mode input, or one only known at run time) is
+    /// not the identity and stays; with a constant false one it goes.
+    func testDropoutInTrainingModeIsKept() throws {
+        for (mode, kept) in [(Tensor(shape: [], values: [true]), true), (Tensor(shape: [], values: [false]), false)] {
+            var g = Graph(
+                nodes: [Node(name: "drop", op: .dropout, inputs: ["x", "", "mode"], outputs: ["y"])],
+                inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [2, 3]))],
+                outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [2, 3]))], initializers: ["mode": mode])
+            g.nodes.insert(Node(name: "relu", op: .relu, inputs: ["x"], outputs: ["r"]), at: 0)
+            g.nodes[1].inputs[0] = "r"
+            XCTAssertEqual(try IdentityRemoval().run(&g), kept ? 0 : 1)
+            XCTAssertEqual(g.nodes.contains { $0.op == .dropout }, kept)
+        }
+        var runtime = Graph(
+            nodes: [Node(name: "relu", op: .relu, inputs: ["x"], outputs: ["r"]),
+                    Node(name: "drop", op: .dropout, inputs: ["r", "", "mode"], outputs: ["y"])],
+            inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [2, 3])),
+                     ValueInfo(name: "mode", type: TensorType(dtype: .bool, shape: []))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [2, 3]))])
+        XCTAssertEqual(try IdentityRemoval().run(&runtime), 0)
+    }
+
     func testReshapeOfReshapeAndConstantFolding() throws {
         let g = Graph(
             nodes: [

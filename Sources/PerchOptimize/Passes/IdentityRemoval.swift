@@ -1,6 +1,7 @@
 import PerchGraph
 
-/// Removes Identity and inference-mode Dropout nodes by rewiring their readers to their input.
+/// Removes Identity and inference-mode Dropout nodes (no training_mode input, or a constant false
+/// one) by rewiring their readers to their input.
 ///
 /// When the node's output is a graph output, the producer of its input is renamed instead, so
 /// graph output names never change; a graph input passed straight to an output keeps its node.
@@ -16,6 +17,12 @@ public struct IdentityRemoval: GraphPass {
             guard node.op == .identity || node.op == .dropout, let input = node.input(0),
                   let output = node.outputs.first, !output.isEmpty
             else { i += 1; continue }
+            // A Dropout is the identity only in inference: its training_mode input (opset 12+), when
+            // given, must be a constant false.
+            if node.op == .dropout, let mode = node.input(2) {
+                guard let t = graph.initializers[mode], !graph.runtimeInputs.contains(where: { $0.name == mode }),
+                      t.int64s.allSatisfy({ $0 == 0 }) else { i += 1; continue }
+            }
             // Dropout's mask output must be unread.
             if node.outputs.count > 1 {
                 let mask = node.outputs[1]

@@ -31,8 +31,9 @@ enum ModelLoading {
         // (6% of ResNet-50's fp32 time, on one thread even with two). A per-channel Mul or Add of
         // a constant after a Conv (Caffe2's BatchNorm export) folds the same way; its constant
         // is often an Unsqueeze or Reshape of an initializer, so those are folded first too.
-        let affine = graph.nodes.contains { $0.op == .batchNormalization || $0.op == .mul || $0.op == .add }
-        if foldBatchNorm && affine && graph.nodes.contains(where: { $0.op == .conv || $0.op == .gemm || $0.op == .convTranspose }) {
+        let batchNorm = graph.nodes.contains { $0.op == .batchNormalization }
+        let affine = graph.nodes.contains { $0.op == .mul || $0.op == .add } && graph.nodes.contains { $0.op == .conv }
+        if foldBatchNorm && (batchNorm || affine) {
             _ = try Simplifier.simplify(&graph, passes: [ConstantFolding(onlyOps: [.constantOfShape, .unsqueeze, .reshape]), BatchNormFolding(),
                                                          ChannelAffineFolding(), DeadNodeRemoval()])
         }

@@ -193,6 +193,15 @@ assert np.allclose(a, b, rtol=1e-4, atol=1e-6), np.abs(a - b).max()' "$T/fp32-ho
 # the fp16 GEMM on the device. Its outputs must be close to the host's fp32 compute (fp16 rounding:
 # 2e-2 of the output's range) and measurably different from it (the fp16 path really ran); with
 # PERCH_FP16_ARITH=0 the device computes in fp32 and matches the host to 1e-5.
+# install_bundle NAME BUNDLE_NAME LABEL: imports $T/NAME.onnx, packs it signed for rpi5 with the
+# eval inputs in $T/NAME/inputs, and installs it on the agent (a check named "LABEL: …").
+install_bundle() {
+  "$PERCH" import "$T/$1.onnx" -o "$T/$1.perchm" 2>/dev/null
+  "$PERCH" pack "$T/$1.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "$2" \
+    --eval-dir "$T/$1" -o "$T/$1.perch" 2>/dev/null
+  check "$3: agent installs the signed bundle" agent install "$T/$1.perch"
+}
+
 mkdir -p "$T/fp16/inputs"
 "$PY" - "$T/fp16.onnx" "$T/fp16/inputs/image.npy" <<'PY'
 import sys, numpy as np, onnx
@@ -210,10 +219,7 @@ g = helper.make_graph(nodes, "fp16-convs", [helper.make_tensor_value_info("image
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
 np.save(sys.argv[2], rng.standard_normal((1, 8, 20, 21)).astype(np.float32))
 PY
-"$PERCH" import "$T/fp16.onnx" -o "$T/fp16.perchm" 2>/dev/null
-"$PERCH" pack "$T/fp16.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "fp16-convs" \
-  --eval-dir "$T/fp16" -o "$T/fp16.perch" 2>/dev/null
-check "fp16: agent installs the signed bundle" agent install "$T/fp16.perch"
+install_bundle fp16 fp16-convs "fp16"
 rm -rf "$T/fp16-dev" "$T/fp16-dev32" "$T/fp16-host"
 agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev" >/dev/null 2>"$T/fp16-run.err" || cat "$T/fp16-run.err"
 PERCH_FP16_ARITH=0 agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev32" >/dev/null 2>&1 || true
@@ -256,10 +262,7 @@ g = helper.make_graph(nodes, "direct-convs", [helper.make_tensor_value_info("ima
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
 np.save(sys.argv[2], rng.standard_normal((1, 24, 13, 17)).astype(np.float32))
 PY
-"$PERCH" import "$T/direct.onnx" -o "$T/direct.perchm" 2>/dev/null
-"$PERCH" pack "$T/direct.perchm" --profile rpi5 --sign-key "$T/keys/perch-signing.key" --name "direct-convs" \
-  --eval-dir "$T/direct" -o "$T/direct.perch" 2>/dev/null
-check "direct conv: agent installs the signed bundle" agent install "$T/direct.perch"
+install_bundle direct direct-convs "direct conv"
 rm -rf "$T/direct-dev" "$T/direct-gemm" "$T/direct-host"
 agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-dev" >/dev/null 2>"$T/direct-run.err" || cat "$T/direct-run.err"
 PERCH_CONV_DIRECT=0 agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-gemm" >/dev/null 2>&1 || true

@@ -202,6 +202,16 @@ install_bundle() {
   check "$3: agent installs the signed bundle" agent install "$T/$1.perch"
 }
 
+# run_bundle NAME SWITCH: runs the installed bundle on $T/NAME's eval input on the device
+# ($T/NAME-dev), on the device with SWITCH=0 ($T/NAME-off) and on the host ($T/NAME-host).
+run_bundle() {
+  local input="image=$T/$1/inputs/image.npy"
+  rm -rf "$T/$1-dev" "$T/$1-off" "$T/$1-host"
+  agent run --input "$input" --output-dir "$T/$1-dev" >/dev/null 2>"$T/$1-run.err" || cat "$T/$1-run.err"
+  (export "$2=0"; agent run --input "$input" --output-dir "$T/$1-off" >/dev/null 2>&1) || true
+  "$PERCH" run "$T/$1.perchm" --input "$input" --output-dir "$T/$1-host" >/dev/null
+}
+
 mkdir -p "$T/fp16/inputs"
 "$PY" - "$T/fp16.onnx" "$T/fp16/inputs/image.npy" <<'PY'
 import sys, numpy as np, onnx
@@ -220,10 +230,7 @@ onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys
 np.save(sys.argv[2], rng.standard_normal((1, 8, 20, 21)).astype(np.float32))
 PY
 install_bundle fp16 fp16-convs "fp16"
-rm -rf "$T/fp16-dev" "$T/fp16-dev32" "$T/fp16-host"
-agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev" >/dev/null 2>"$T/fp16-run.err" || cat "$T/fp16-run.err"
-PERCH_FP16_ARITH=0 agent run --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-dev32" >/dev/null 2>&1 || true
-"$PERCH" run "$T/fp16.perchm" --input "image=$T/fp16/inputs/image.npy" --output-dir "$T/fp16-host" >/dev/null
+run_bundle fp16 PERCH_FP16_ARITH
 check "fp16: device fp16 arithmetic is close to the host's fp32 (2e-2 of range) and not identical" "$PY" - "$T/fp16-dev" "$T/fp16-host" <<'PY'
 import numpy as np, os, sys
 a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
@@ -233,7 +240,7 @@ assert err <= 2e-2, f"max error {err:.3g} of the output range"
 assert err > 1e-6, f"max error {err:.3g}: identical to fp32, the fp16 path did not run"
 print(f"max error {err:.3g} of the output range")
 PY
-check "fp16: PERCH_FP16_ARITH=0 on the device matches the host's fp32 (1e-5)" "$PY" - "$T/fp16-dev32" "$T/fp16-host" <<'PY'
+check "fp16: PERCH_FP16_ARITH=0 on the device matches the host's fp32 (1e-5)" "$PY" - "$T/fp16-off" "$T/fp16-host" <<'PY'
 import numpy as np, os, sys
 a, b = (np.load(os.path.join(d, "logits.npy")).astype(np.float64) for d in sys.argv[1:3])
 err = np.abs(a - b).max() / np.abs(b).max()
@@ -263,12 +270,9 @@ onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), sys
 np.save(sys.argv[2], rng.standard_normal((1, 24, 13, 17)).astype(np.float32))
 PY
 install_bundle direct direct-convs "direct conv"
-rm -rf "$T/direct-dev" "$T/direct-gemm" "$T/direct-host"
-agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-dev" >/dev/null 2>"$T/direct-run.err" || cat "$T/direct-run.err"
-PERCH_CONV_DIRECT=0 agent run --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-gemm" >/dev/null 2>&1 || true
-"$PERCH" run "$T/direct.perchm" --input "image=$T/direct/inputs/image.npy" --output-dir "$T/direct-host" >/dev/null
+run_bundle direct PERCH_CONV_DIRECT
 check "direct conv: device NEON matches the host (1e-5) and differs in rounding from its GEMM path" "$PY" - "$T/direct-dev" \
-  "$T/direct-host" "$T/direct-gemm" <<'PY'
+  "$T/direct-host" "$T/direct-off" <<'PY'
 import numpy as np, os, sys
 a, b, c = (np.load(os.path.join(d, "y.npy")).astype(np.float64) for d in sys.argv[1:4])
 scale = np.abs(b).max()

@@ -22,9 +22,7 @@ public struct BatchNormFolding: GraphPass {
                   bn.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
                   bn.attributes.int("training_mode", default: 0) == 0
             else { continue }
-            let consumers = GraphEditing.consumers(graph)
-            guard consumers[x]?.count == 1, !GraphEditing.isGraphOutput(graph, x),
-                  let p = GraphEditing.producers(graph)[x] else { continue }
+            guard GraphEditing.hasOneReader(graph, x), let p = GraphEditing.producers(graph)[x] else { continue }
             var params = [[Float]]()
             for k in 1...4 {
                 guard let name = bn.input(k), let t = graph.initializers[name] else { break }
@@ -82,9 +80,7 @@ public struct BatchNormFolding: GraphPass {
             while layer.inputs.count <= biasIndex { layer.inputs.append("") }
             layer.inputs[biasIndex] = newBName
             if layer.op == .gemm { layer.attributes["beta"] = .float(1) }
-            layer.outputs[0] = bn.outputs[0]
-            graph.nodes[p] = layer
-            graph.nodes.remove(at: i - 1)
+            GraphEditing.absorb(&graph, node: i - 1, into: p, as: layer)
             i -= 1
             folded += 1
         }

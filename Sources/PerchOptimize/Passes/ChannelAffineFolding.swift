@@ -37,16 +37,13 @@ public struct ChannelAffineFolding: GraphPass {
                 }
             }
             guard let (p, x, constant) = pick else { continue }
-            let consumers = GraphEditing.consumers(graph)
-            guard consumers[x]?.count == 1, !GraphEditing.isGraphOutput(graph, x) else { continue }
+            guard GraphEditing.hasOneReader(graph, x) else { continue }
             let layer = graph.nodes[p]
             let rewritten = layer.op == .conv
                 ? foldIntoConv(layer, node.op, constant, &graph, &taken)
                 : foldIntoBatchNorm(layer, node.op, constant, &graph, &taken, producers: producers)
-            guard var done = rewritten else { continue }
-            done.outputs[0] = node.outputs[0]
-            graph.nodes[p] = done
-            graph.nodes.remove(at: i - 1)
+            guard let done = rewritten else { continue }
+            GraphEditing.absorb(&graph, node: i - 1, into: p, as: done)
             i -= 1
             folded += 1
         }

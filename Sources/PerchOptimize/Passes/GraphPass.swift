@@ -56,6 +56,21 @@ enum GraphEditing {
         graph.outputs.contains { $0.name == name }
     }
 
+    /// Whether a layer's output `value` can be folded into the node that reads it: that node is
+    /// its only reader and it is not a graph output.
+    static func hasOneReader(_ graph: Graph, _ value: String) -> Bool {
+        consumers(graph)[value]?.count == 1 && !isGraphOutput(graph, value)
+    }
+
+    /// Puts `layer` at node `p`, writing what node `i` (now folded into it) wrote, and removes
+    /// node `i`.
+    static func absorb(_ graph: inout Graph, node i: Int, into p: Int, as layer: Node) {
+        var layer = layer
+        layer.outputs[0] = graph.nodes[i].outputs[0]
+        graph.nodes[p] = layer
+        graph.nodes.remove(at: i)
+    }
+
     /// Replaces every read of `old` with `new`.
     static func rewire(_ graph: inout Graph, from old: String, to new: String) {
         for i in graph.nodes.indices {

@@ -294,17 +294,21 @@ final class QConvFastTests: XCTestCase {
             let pad: UInt8 = 7, zp: Int32 = 3, flip: UInt8 = sh.chans == 5 ? 0x80 : 0
             var offsets = [Int]()
             for kh in 0..<sh.kH { for kw in 0..<sh.kW { offsets.append(kh * sh.d * wp + kw * sh.d) } }
-            var want = [UInt8](repeating: 0, count: sh.chans * oh * ow)
-            for c in 0..<sh.chans { for y in 0..<oh { for xx in 0..<ow {
-                var acc = initial[c]
-                for kh in 0..<sh.kH { for kw in 0..<sh.kW {
-                    let iy = y * sh.s + kh * sh.d - sh.p, ix = xx * sh.s + kw * sh.d - sh.p
-                    let v = iy >= 0 && iy < sh.h && ix >= 0 && ix < sh.w ? x[(c * sh.h + iy) * sh.w + ix] ^ flip : pad
-                    acc &+= Int32(v) &* w[(kh * sh.kW + kw) * 16 + c]
-                } }
-                let q = QuantizedMultiplier(multiplier: mult[c], shift: shift[c])
-                want[(c * oh + y) * ow + xx] = UInt8(requantize(acc, q, zeroPoint: zp, lo: 0, hi: 255))
-            } } }
+            func directSums(_ w: [Int32]) -> [UInt8] {
+                var want = [UInt8](repeating: 0, count: sh.chans * oh * ow)
+                for c in 0..<sh.chans { for y in 0..<oh { for xx in 0..<ow {
+                    var acc = initial[c]
+                    for kh in 0..<sh.kH { for kw in 0..<sh.kW {
+                        let iy = y * sh.s + kh * sh.d - sh.p, ix = xx * sh.s + kw * sh.d - sh.p
+                        let v = iy >= 0 && iy < sh.h && ix >= 0 && ix < sh.w ? x[(c * sh.h + iy) * sh.w + ix] ^ flip : pad
+                        acc &+= Int32(v) &* w[(kh * sh.kW + kw) * 16 + c]
+                    } }
+                    let q = QuantizedMultiplier(multiplier: mult[c], shift: shift[c])
+                    want[(c * oh + y) * ow + xx] = UInt8(requantize(acc, q, zeroPoint: zp, lo: 0, hi: 255))
+                } } }
+                return want
+            }
+            let want = directSums(w)
             for isa in [QConvISA.scalar] + paths {
                 var tile = [UInt8](repeating: 0xEE, count: hp * wp * 16)
                 var outTile = [UInt8](repeating: 0, count: oh * ow * 16)
@@ -325,13 +329,60 @@ final class QConvFastTests: XCTestCase {
                 for kh in 0..<sh.kH { for m in 0..<pairs { for c in 0..<16 { for e in 0..<2 where 2 * m + e < sh.kW {
                     wPairs[((kh * pairs + m) * 16 + c) * 2 + e] = Int16(w[(kh * sh.kW + 2 * m + e) * 16 + c])
                 } } } }
-                tile += [UInt8](repeating: 0xEE, count: 16)  // the pair builder's slack
+                tile += [UInt8](repeating: 0xEE, count: 48)  // the pair and quad builders' slack
                 var pairTile = [Int16](repeating: 0, count: hp * wq * 32)
                 got = [UInt8](repeating: 0xEE, count: sh.chans * oh * ow)
                 isa.depthwisePairs16(tile, rows: hp, wp: wp, pairTile: &pairTile, wq: wq, g, outH: oh, pairs: pairs, w: wPairs, initial: initial,
                                      mult: mult, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
                 perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
                 XCTAssertEqual(got, want, "pairs \(sh)")
+                // The quad kernel (a kernel row per vpdpbusd) on int8 weights, for kernels at most 4 wide.
+                guard sh.kW <= 4 else { continue }
+                let w8 = w.map { Swift.min(127, Swift.max(-128, $0)) }
+                var wQuads = [Int8](repeating: 0, count: sh.kH * 64)
+                for kh in 0..<sh.kH { for c in 0..<16 { for kw in 0..<sh.kW { wQuads[(kh * 16 + c) * 4 + kw] = Int8(w8[(kh * sh.kW + kw) * 16 + c]) } } }
+                var quadTile = [UInt8](repeating: 0, count: hp * ow * 64)
+                got = [UInt8](repeating: 0xEE, count: sh.chans * oh * ow)
+                isa.depthwiseQuads16(tile, rows: hp, wp: wp, quadTile: &quadTile, g, outH: oh, w: wQuads, initial: initial, mult: mult,
+                                     rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
+                perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
+                XCTAssertEqual(got, directSums(w8), "quads \(sh)")
+            }
+        }
+    }
+
+    /// The depthwise tiles' transposes (NCHW planes ↔ [pixels][16 channels]) on every path this
+    /// machine has against the portable ones: full and partial channel blocks, bands that start
+    /// inside the padding or the map, rows narrower and wider than a vector, ragged pixel counts.
+    func testDepthwiseTileTransposesMatchPortable() {
+        var rng = SplitMix(seed: 25)
+        let cases: [(chans: Int, h: Int, w: Int, p: Int, r0: Int, rows: Int, wp: Int)] = [
+            (16, 40, 40, 1, 0, 22, 42), (16, 40, 40, 1, 19, 22, 42), (16, 80, 80, 1, 70, 12, 82), (16, 20, 37, 2, 3, 9, 41),
+            (16, 10, 10, 1, 0, 12, 12), (7, 40, 40, 1, 5, 20, 42), (16, 5, 17, 0, 0, 5, 17), (16, 9, 16, 1, 0, 11, 18),
+        ]
+        for c in cases {
+            let x = (0..<(c.chans * c.h * c.w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var want = [UInt8](repeating: 0, count: c.rows * c.wp * 16)
+            perch_qdw_tile16_pack(x, c.chans, c.h * c.w, c.h, c.w, c.p, c.p, c.r0, c.rows, c.wp, 0x80, 9, &want)
+            for isa in paths {
+                var got = [UInt8](repeating: 0xEE, count: c.rows * c.wp * 16)
+                x.withUnsafeBufferPointer { px in
+                    var g = ConvGeometry()
+                    g.inH = c.h; g.inW = c.w; g.pH = c.p; g.pW = c.p
+                    isa.packTile16(px.baseAddress!, chans: c.chans, g, firstRow: c.r0, rows: c.rows, wp: c.wp, flip: 0x80, pad: 9, &got)
+                }
+                XCTAssertEqual(got, want, "pack \(isa) \(c)")
+            }
+        }
+        for (pixels, chans) in [(16, 16), (1600, 16), (37, 16), (100, 16), (9, 16), (400, 5)] {
+            let tile = (0..<(pixels * 16)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let planeSize = pixels + 3
+            var want = [UInt8](repeating: 0xEE, count: chans * planeSize)
+            perch_qdw_tile16_unpack(tile, pixels, chans, planeSize, &want)
+            for isa in paths {
+                var got = [UInt8](repeating: 0xEE, count: chans * planeSize)
+                isa.unpackTile16(tile, pixels: pixels, chans: chans, planeSize: planeSize, &got)
+                XCTAssertEqual(got, want, "unpack \(isa) pixels=\(pixels) chans=\(chans)")
             }
         }
     }

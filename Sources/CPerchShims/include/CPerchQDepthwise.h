@@ -150,17 +150,109 @@ static inline void perch_qdw_tile16_unpack(const uint8_t *src, size_t P, size_t 
 }
 
 #if defined(__x86_64__)
-/// The same transposes compiled for AVX-512 machines: VEX/EVEX three-operand forms and wider
-/// fills halve the time of the SSE2 baseline build (which a package build without -march gets).
+/// The constants of perch_transpose16x16_zmm, opaque to the optimizer: with known constants
+/// clang rewrote 512-bit shuffles into several 256-bit ones.
+typedef struct {
+    __m512i gather, bytes;
+} perch_zmm_transpose;
+
+PERCH_AVX512_TARGET static inline perch_zmm_transpose perch_zmm_transpose_make(void) {
+    perch_zmm_transpose t;
+    t.gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    t.bytes = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    __asm__("" : "+v"(t.gather), "+v"(t.bytes));
+    return t;
+}
+
+/// A 16×16 byte transpose in four vectors (self-inverse). In: z[i] holds rows 4i..4i+3, one per
+/// 128-bit lane. Out: r[k] lane L holds row 4L + k. A dword permute and an in-lane byte shuffle
+/// turn each input vector into [column][4 rows] words, and a 4×4 dword transpose in the lanes
+/// joins the four row quartets — 16 shuffles where sixteen 128-bit registers took 64 and spilled.
+PERCH_AVX512_TARGET static inline __attribute__((always_inline)) void perch_transpose16x16_zmm(const perch_zmm_transpose *c, __m512i z[4],
+                                                                                               __m512i r[4]) {
+    PERCH_UNROLL
+    for (int i = 0; i < 4; i++) z[i] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(c->gather, z[i]), c->bytes);
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    r[0] = _mm512_unpacklo_epi64(t0, t2);
+    r[1] = _mm512_unpackhi_epi64(t0, t2);
+    r[2] = _mm512_unpacklo_epi64(t1, t3);
+    r[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/// AVX-512 pack: 16-pixel runs of full 16-channel blocks through perch_transpose16x16_zmm (other
+/// cases as perch_qdw_tile16_pack).
 PERCH_AVX512_TARGET static inline void perch_qdw_tile16_pack_avx512(const uint8_t *x, size_t chans, size_t inSize, long inH,
                                                                     long inW, long pH, long pW, long r0, long rows, long Wp,
                                                                     uint8_t flip, uint8_t pad, uint8_t *tile) {
-    perch_qdw_tile16_pack_body(x, chans, inSize, inH, inW, pH, pW, r0, rows, Wp, flip, pad, tile);
+    long xEnd = inW < Wp - pW ? inW : Wp - pW;
+    if (chans != 16 || xEnd < 16) {
+        perch_qdw_tile16_pack_body(x, chans, inSize, inH, inW, pH, pW, r0, rows, Wp, flip, pad, tile);
+        return;
+    }
+    memset(tile, pad, (size_t)(rows * Wp * 16));
+    long yStart = r0 - pH > 0 ? r0 - pH : 0;
+    long yEnd = inH < r0 + rows - pH ? inH : r0 + rows - pH;
+    tile -= r0 * Wp * 16;
+    const perch_zmm_transpose c = perch_zmm_transpose_make();
+    const __m512i f = _mm512_set1_epi8((char)flip);
+    for (long y = yStart; y < yEnd; y++) {
+        uint8_t *d = tile + ((y + pH) * Wp + pW) * 16;
+        const uint8_t *row = x + y * inW;
+        for (long i = 0; i < xEnd; i += 16) {
+            if (i + 16 > xEnd) i = xEnd - 16;
+            __m512i z[4], r[4];
+            PERCH_UNROLL
+            for (int k = 0; k < 4; k++) {  // z[k] lane L: channel 4L + k's 16 pixels
+                const uint8_t *p = row + (size_t)k * inSize + i;
+                __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)p));
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 4 * inSize)), 1);
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 8 * inSize)), 2);
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 12 * inSize)), 3);
+                z[k] = _mm512_xor_si512(v, f);
+            }
+            // perch_transpose16x16_zmm's steps in reverse order: the dword transpose makes zz[m]
+            // lane L dword k channel 4L + k's pixels 4m..4m+3, the byte shuffle turns them into
+            // pixel (4m + j)'s channels 4L..4L+3, the permute gathers each pixel's 16 channels.
+            __m512i zz[4];
+            __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+            __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+            zz[0] = _mm512_unpacklo_epi64(t0, t2);
+            zz[1] = _mm512_unpackhi_epi64(t0, t2);
+            zz[2] = _mm512_unpacklo_epi64(t1, t3);
+            zz[3] = _mm512_unpackhi_epi64(t1, t3);
+            PERCH_UNROLL
+            for (int k = 0; k < 4; k++) {
+                r[k] = _mm512_permutexvar_epi32(c.gather, _mm512_shuffle_epi8(zz[k], c.bytes));
+                _mm512_storeu_si512((void *)(d + (i + 4 * k) * 16), r[k]);
+            }
+        }
+    }
 }
 
+/// AVX-512 unpack: full 16-channel blocks of at least 16 pixels through perch_transpose16x16_zmm.
 PERCH_AVX512_TARGET static inline void perch_qdw_tile16_unpack_avx512(const uint8_t *src, size_t P, size_t chans, size_t outSize,
                                                                       uint8_t *dst) {
-    perch_qdw_tile16_unpack_body(src, P, chans, outSize, dst);
+    if (chans != 16 || P < 16) {
+        perch_qdw_tile16_unpack_body(src, P, chans, outSize, dst);
+        return;
+    }
+    const perch_zmm_transpose c = perch_zmm_transpose_make();
+    for (size_t p = 0; p < P; p += 16) {
+        if (p + 16 > P) p = P - 16;
+        __m512i z[4], r[4];
+        PERCH_UNROLL
+        for (int i = 0; i < 4; i++) z[i] = _mm512_loadu_si512((const void *)(src + (p + 4 * i) * 16));
+        perch_transpose16x16_zmm(&c, z, r);
+        PERCH_UNROLL
+        for (int k = 0; k < 4; k++) {  // r[k] lane L: channel 4L + k
+            uint8_t *o = dst + (size_t)k * outSize + p;
+            _mm_storeu_si128((__m128i *)(void *)o, _mm512_castsi512_si128(r[k]));
+            _mm_storeu_si128((__m128i *)(void *)(o + 4 * outSize), _mm512_extracti32x4_epi32(r[k], 1));
+            _mm_storeu_si128((__m128i *)(void *)(o + 8 * outSize), _mm512_extracti32x4_epi32(r[k], 2));
+            _mm_storeu_si128((__m128i *)(void *)(o + 12 * outSize), _mm512_extracti32x4_epi32(r[k], 3));
+        }
+    }
 }
 #endif
 
@@ -323,6 +415,69 @@ PERCH_AVX512_TARGET static inline void perch_qdw_pairs16_avx512(const int16_t *q
                 for (long m = 0; m < pairs; m++)
                     a0 = _mm512_dpwssd_epi32(a0, _mm512_loadu_si512(r + m * jstep * 32), _mm512_loadu_si512(w + m * 32));
             }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &rq, vzp, vlo, vhi)));
+        }
+    }
+}
+
+/// Quad tile for perch_qdw_quads16_vnni: q[y][j] holds, for 16 channels, one 32-bit word per
+/// channel of the 4 bytes tile[y][j·sW + e], e = 0..3, so one vpdpbusd adds up to four
+/// horizontal taps of 16 channels (3×3 kernels: one instruction per kernel row instead of two
+/// vpdpwssd). Each position is one 64-byte load of four tile pixels, a dword permute that gathers
+/// each channel quartet's four pixels into one 128-bit lane and a byte shuffle that transposes
+/// them. j < Wq; the last position reads up to 3 pixels past the row (the next row or 48 bytes of
+/// slack the tile must have), which the kernel weights with 0.
+PERCH_AVX512_TARGET static inline void perch_qdw_tile16_quads(const uint8_t *tile, long Hp, long Wp, long sW, long Wq, uint8_t *q) {
+    __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i transpose = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    // Opaque to the optimizer: with known constants clang rewrote the two shuffles into five
+    // 256-bit ones (the build twice as slow).
+    __asm__("" : "+v"(gather), "+v"(transpose));
+    for (long y = 0; y < Hp; y++) {
+        const uint8_t *row = tile + y * Wp * 16;
+        uint8_t *d = q + y * Wq * 64;
+        for (long j = 0; j < Wq; j++) {
+            __m512i z = _mm512_loadu_si512((const void *)(row + j * sW * 16));
+            _mm512_storeu_si512((void *)(d + j * 64), _mm512_shuffle_epi8(_mm512_permutexvar_epi32(gather, z), transpose));
+        }
+    }
+}
+
+/// The depthwise tile with up to four horizontal taps per vpdpbusd (AVX-512 VNNI, exact int32
+/// sums: u8 activations × int8 weights): output (oy, ox) adds, for each kernel row kh,
+/// q[oy·sH + kh·dH][ox] · w4[kh] (w4: 16 channels × (w[kh][0..<kW], then 0) as int8). For kW ≤ 4
+/// and dW = 1, any sW (the quads are built at the output columns). Four output pixels in flight,
+/// requantized in the lanes and narrowed 64 bytes at a time. Requires every shift ≤ 0.
+PERCH_AVX512_TARGET static inline void perch_qdw_quads16_vnni(const uint8_t *q, long Wq, long oH, long oW, long sH, long dH, long kH,
+                                                              const int8_t *w4, const int32_t *init, const int32_t *mult,
+                                                              const int32_t *rshift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
+    const __m512i vinit = _mm512_loadu_si512(init);
+    const perch_requant16_lanes rq = perch_requant16_lanes_make(mult, rshift);
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    const __m512i lo8 = _mm512_set1_epi8((char)lo), hi8 = _mm512_set1_epi8((char)hi);
+    for (long oy = 0; oy < oH; oy++) {
+        uint8_t *o = out + oy * oW * 16;
+        long ox = 0;
+        for (; ox + 4 <= oW; ox += 4) {
+            __m512i a0 = vinit, a1 = vinit, a2 = vinit, a3 = vinit;
+            for (long kh = 0; kh < kH; kh++) {
+                const uint8_t *r = q + ((oy * sH + kh * dH) * Wq + ox) * 64;
+                __m512i wv = _mm512_loadu_si512((const void *)(w4 + kh * 64));
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)r), wv);
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512((const void *)(r + 64)), wv);
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512((const void *)(r + 128)), wv);
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512((const void *)(r + 192)), wv);
+            }
+            __m512i b = perch_pack64_clamped_avx512(perch_requant16_lanes_unclamped(a0, &rq, vzp), perch_requant16_lanes_unclamped(a1, &rq, vzp),
+                                                    perch_requant16_lanes_unclamped(a2, &rq, vzp), perch_requant16_lanes_unclamped(a3, &rq, vzp),
+                                                    lo >= 0, lo8, hi8);
+            _mm512_storeu_si512((void *)(o + ox * 16), b);
+        }
+        for (; ox < oW; ox++) {
+            __m512i a0 = vinit;
+            for (long kh = 0; kh < kH; kh++)
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(q + ((oy * sH + kh * dH) * Wq + ox) * 64)),
+                                         _mm512_loadu_si512((const void *)(w4 + kh * 64)));
             _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &rq, vzp, vlo, vhi)));
         }
     }

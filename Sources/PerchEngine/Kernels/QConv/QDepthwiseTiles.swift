@@ -3,14 +3,14 @@ import PerchGraph
 
 extension QConvISA {
     /// Whether the channel-tiled depthwise kernels beat the per-channel phase planes here. The
-    /// word-pair kernel does on every map size measured; the plain tile kernel (dilated rows,
+    /// quad and word-pair kernels do on every map size measured; the plain tile kernel (dilated rows,
     /// horizontal strides above 2) only on strided and small maps, where the planes' per-row set-up
     /// dominated (MobileNet's 20×20 and 10×10 layers ran 4–7× slower than ONNX Runtime's NHWC
     /// kernel). AVX-512 only, and only with right shifts (multipliers < 1, as every convolution
     /// quantized from float has).
     func prefersChannelTiles(_ g: ConvGeometry, multipliers: [QuantizedMultiplier]) -> Bool {
         guard self == .avx512, multipliers.allSatisfy({ $0.isRightShift }) else { return false }
-        return QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
+        return QDepthwiseTiles.usesQuads(g) || QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
     }
 
     /// Fills a band of the padded channel tile (perch_qdw_tile16_pack).
@@ -55,6 +55,20 @@ extension QConvISA {
         #endif
     }
 
+    /// The quad form of a tile (see perch_qdw_quads16_vnni): up to four horizontal taps per
+    /// vpdpbusd, for kernels at most 4 wide with int8 weights (3×3 depthwise layers of MobileNets).
+    @inline(__always)
+    func depthwiseQuads16(_ tile: UnsafePointer<UInt8>, rows: Int, wp: Int, quadTile: UnsafeMutablePointer<UInt8>, _ g: ConvGeometry,
+                          outH: Int, w: UnsafePointer<Int8>, initial: UnsafePointer<Int32>, mult: UnsafePointer<Int32>,
+                          rightShift: UnsafePointer<Int32>, zp: Int32, lo: Int32, hi: Int32, _ out: UnsafeMutablePointer<UInt8>) {
+        #if arch(x86_64)
+        perch_qdw_tile16_quads(tile, rows, wp, g.sW, g.outW, quadTile)
+        perch_qdw_quads16_vnni(quadTile, g.outW, outH, g.outW, g.sH, g.dH, g.kH, w, initial, mult, rightShift, zp, lo, hi, out)
+        #else
+        preconditionFailure("the quad depthwise kernel is AVX-512 only")
+        #endif
+    }
+
     /// One 16-channel tile of a depthwise convolution (see CPerchQDepthwise.h).
     @inline(__always)
     func depthwiseTile16(_ tile: UnsafePointer<UInt8>, wp: Int, outH: Int, outW: Int, sH: Int, sW: Int, offsets: UnsafePointer<Int>,
@@ -75,12 +89,20 @@ extension QConvISA {
 /// transposed into a zero-point-padded [Hp][Wp][16] tile, convolved one output pixel (16 channels)
 /// per vector with per-channel weights and requantization in the vector lanes, and transposed back
 /// to NCHW. The cost per channel no longer grows with the number of rows, which is what small maps need.
+/// Kernels at most 4 wide with int8 weights (3×3) add a kernel row per vpdpbusd from a quad tile;
+/// other unit-dilation rows two taps per vpdpwssd from a word-pair tile; the rest one tap at a time.
 enum QDepthwiseTiles {
     static let lanes = 16
 
     /// Whether the word-pair kernel applies: horizontal taps adjacent (no dilation across a row)
     /// and a horizontal stride of 1 or 2 (pairs start at every or every other pixel).
     static func usesPairs(_ g: ConvGeometry) -> Bool { g.dW == 1 && (g.sW == 1 || g.sW == 2) }
+
+    /// Whether the quad kernel applies (given int8 weights): a kernel row fits one 4-byte word
+    /// of horizontally adjacent taps.
+    static func usesQuads(_ g: ConvGeometry) -> Bool {
+        return g.dW == 1 && g.kW <= 4
+    }
 
     static func prepare(_ g: ConvGeometry, aIsI8: Bool, za: Int32, weights: [Int32], wZeros: [Int32], bias: [Int32]?,
                         multipliers: [QuantizedMultiplier], zy: Int32, lo: Int32, hi: Int32, outDesc: TensorDesc, threads: Int,
@@ -106,8 +128,16 @@ enum QDepthwiseTiles {
             shift[blk * lanes + lane] = multipliers[c].shift
         }
         let rightShift = shift.map { -$0 }
+        // Quad form: per block, kH vectors of 16 channels × (w[kh][0..<kW], 0…) as int8.
+        let quadMode = isa == .avx512 && usesQuads(g) && w.allSatisfy { $0 >= -128 && $0 <= 127 }
+        var wQuads = [Int8](repeating: 0, count: quadMode ? blocks * g.kH * 4 * lanes : 0)
+        if quadMode {
+            for blk in 0..<blocks { for kh in 0..<g.kH { for lane in 0..<lanes { for kw in 0..<g.kW {
+                wQuads[((blk * g.kH + kh) * lanes + lane) * 4 + kw] = Int8(w[(blk * taps + kh * g.kW + kw) * lanes + lane])
+            } } } }
+        }
         // Pair form: per block, kH × ⌈kW/2⌉ vectors of 16 channels × (w[kh][2m], w[kh][2m + 1] or 0).
-        let pairMode = isa == .avx512 && usesPairs(g)
+        let pairMode = !quadMode && isa == .avx512 && usesPairs(g)
         let pairs = (g.kW + 1) / 2
         var wPairs = [Int16](repeating: 0, count: pairMode ? blocks * g.kH * pairs * 2 * lanes : 0)
         if pairMode {
@@ -125,12 +155,13 @@ enum QDepthwiseTiles {
         // Large maps go in bands of output rows whose tiles stay near L1 (an 80×80 map's whole
         // word-pair tile is 430 KB): the padded rows a band of n output rows reads.
         func tileRows(_ n: Int) -> Int { (n - 1) * g.sH + (g.kH - 1) * g.dH + 1 }
-        let rowBytes = wp * lanes + (pairMode ? wq * lanes * 4 : 0)
+        let rowBytes = wp * lanes + (pairMode ? wq * lanes * 4 : 0) + (quadMode ? g.outW * lanes * 4 : 0)
         var band = g.outH
         while band > 1 && tileRows(band) * rowBytes > 96 * 1024 { band = (band + 1) / 2 }
-        let tileBytes = MemoryPlannerAlign.up(tileRows(band) * wp * lanes + lanes)  // + the pair builder's slack
+        let tileBytes = MemoryPlannerAlign.up(tileRows(band) * wp * lanes + 4 * lanes)  // + the pair and quad builders' slack
         let outBytes = MemoryPlannerAlign.up(band * g.outW * lanes)
-        let pairBytes = pairMode ? MemoryPlannerAlign.up(tileRows(band) * wq * lanes * 4) : 0
+        let pairBytes = pairMode ? MemoryPlannerAlign.up(tileRows(band) * wq * lanes * 4)
+            : quadMode ? MemoryPlannerAlign.up(tileRows(band) * g.outW * lanes * 4) : 0
         let slot = tileBytes + outBytes + pairBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let pad = UInt8(truncatingIfNeeded: za)
@@ -144,6 +175,7 @@ enum QDepthwiseTiles {
                 let tile = (base + t * slot).assumingMemoryBound(to: UInt8.self)
                 let outTile = (base + t * slot + tileBytes).assumingMemoryBound(to: UInt8.self)
                 let pairTile = (base + t * slot + tileBytes + outBytes).assumingMemoryBound(to: Int16.self)
+                let quadTile = (base + t * slot + tileBytes + outBytes).assumingMemoryBound(to: UInt8.self)
                 w.withUnsafeBufferPointer { wAll in initial.withUnsafeBufferPointer { ini in mult.withUnsafeBufferPointer { mu in
                     shift.withUnsafeBufferPointer { sh in rightShift.withUnsafeBufferPointer { rs in offsets.withUnsafeBufferPointer { off in
                         for item in splitRange(work, parts: parts, part: t) {
@@ -155,7 +187,14 @@ enum QDepthwiseTiles {
                                 let n = Swift.min(band, g.outH - oy0), rows = tileRows(n)
                                 isa.packTile16(src + (b * channels + c0) * g.inSize, chans: chans, g, firstRow: oy0 * g.sH, rows: rows,
                                                wp: wp, flip: flip, pad: pad, tile)
-                                if pairMode {
+                                if quadMode {
+                                    wQuads.withUnsafeBufferPointer { wqAll in
+                                        isa.depthwiseQuads16(tile, rows: rows, wp: wp, quadTile: quadTile, g, outH: n,
+                                                             w: wqAll.baseAddress! + blk * g.kH * 4 * lanes, initial: ini.baseAddress! + p,
+                                                             mult: mu.baseAddress! + p, rightShift: rs.baseAddress! + p, zp: zy, lo: lo,
+                                                             hi: hi, outTile)
+                                    }
+                                } else if pairMode {
                                     wPairs.withUnsafeBufferPointer { wpAll in
                                         isa.depthwisePairs16(tile, rows: rows, wp: wp, pairTile: pairTile, wq: wq, g, outH: n, pairs: pairs,
                                                              w: wpAll.baseAddress! + blk * g.kH * pairs * 2 * lanes,

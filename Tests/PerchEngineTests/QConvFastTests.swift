@@ -200,13 +200,12 @@ final class QConvFastTests: XCTestCase {
             let mult = qs.map { $0.multiplier }, right = qs.map { -$0.shift }
             for isa in [QConvISA.scalar] + (paths.contains(.avx512) ? [.avx512] : []) {
                 var out = [UInt8](repeating: 0xEE, count: c.n * ldo)
-                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { m in right.withUnsafeBufferPointer { r in
-                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: m.baseAddress!, right: r.baseAddress!, zp: zp, lo: lo, hi: hi)
+                QChannelRequant(add: add, mult: mult, right: right, zp: zp, lo: lo, hi: hi).withParameters(from: 0) { rq in
                     offsets.withUnsafeBufferPointer { off in
                         isa.convTapsRequant(n: c.n, p: c.p, k4: c.k4, taps: c.taps, offsets: off.baseAddress!, x: x, ldx: ldx, w: w, ldw: ldw,
-                                            requant: &rq, out: &out, ldo: ldo)
+                                            requant: rq, out: &out, ldo: ldo)
                     }
-                } } }
+                }
                 XCTAssertEqual(out, want, "\(isa) \(c)")
             }
         }
@@ -228,11 +227,10 @@ final class QConvFastTests: XCTestCase {
             var outs = [[UInt8]]()
             for isa in [QConvISA.avx512, .scalar] {
                 var out = [UInt8](repeating: 0xEE, count: n * ldo)
-                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { mu in right.withUnsafeBufferPointer { rs in
-                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: mu.baseAddress!, right: rs.baseAddress!, zp: 9, lo: 0, hi: 250)
+                QChannelRequant(add: add, mult: mult, right: right, zp: 9, lo: 0, hi: 250).withParameters(from: 0) { rq in
                     isa.convTapsRowsRequant(n: n, rows: rows, outW: outW, wp: wp, k4: k4, taps: k * k, offsets: offsets, x: x, ldx: ldx, w: w,
-                                            ldw: ldw, requant: &rq, out: &out, ldo: ldo)
-                } } }
+                                            ldw: ldw, requant: rq, out: &out, ldo: ldo)
+                }
                 outs.append(out)
             }
             XCTAssertEqual(outs[0], outs[1], "n=\(n) rows=\(rows) outW=\(outW) k=\(k)")
@@ -262,10 +260,9 @@ final class QConvFastTests: XCTestCase {
             let mult = qs.map { $0.multiplier }, right = qs.map { -$0.shift }
             for isa in [QConvISA.scalar] + (paths.contains(.avx512) ? [.avx512] : []) {
                 var out = [UInt8](repeating: 0xEE, count: m * ldo)
-                add.withUnsafeBufferPointer { a in mult.withUnsafeBufferPointer { mu in right.withUnsafeBufferPointer { rs in
-                    var rq = perch_qchannel_requant(add: a.baseAddress!, mult: mu.baseAddress!, right: rs.baseAddress!, zp: zp, lo: lo, hi: hi)
-                    isa.convK4TransposedRequant(m: m, n: n, k4: k4, x: x, ldx: m, b: b, ldb: ldb, requant: &rq, out: &out, ldo: ldo)
-                } } }
+                QChannelRequant(add: add, mult: mult, right: right, zp: zp, lo: lo, hi: hi).withParameters(from: 0) { rq in
+                    isa.convK4TransposedRequant(m: m, n: n, k4: k4, x: x, ldx: m, b: b, ldb: ldb, requant: rq, out: &out, ldo: ldo)
+                }
                 XCTAssertEqual(out, want, "\(isa) m=\(m) n=\(n) k4=\(k4)")
             }
         }

@@ -472,13 +472,17 @@ PERCH_AVX512_TARGET static inline __m512i perch_requant16_avx512(__m512i x, int 
 
 /// 16 lanes of perch_requant1 for shift <= 0 (right = −shift) with one 64-bit arithmetic shift:
 /// (x·mult + k) >> sh with k = 2^(30 + right), sh = 31 + right, the low dwords gathered.
-PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_unclamped_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
-                                                                                 __m512i vzp) {
+/// The same without the zero point (or with it folded into k, see perch_qchannel_requant).
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_raw_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh) {
     __m512i te = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, vmult), k), sh);
     __m512i to = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), vmult), k), sh);
     // Low dwords: even lanes from te, odd lanes from to (its dword 0 and 2 of each 128-bit lane).
-    __m512i y = _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
-    return _mm512_add_epi32(y, vzp);
+    return _mm512_mask_shuffle_epi32(te, 0xAAAA, to, (_MM_PERM_ENUM)0x80);
+}
+
+PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_unclamped_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,
+                                                                                 __m512i vzp) {
+    return _mm512_add_epi32(perch_requant16_right_raw_avx512(x, vmult, k, sh), vzp);
 }
 
 PERCH_AVX512_TARGET static inline __m512i perch_requant16_right_avx512(__m512i x, __m512i vmult, __m512i k, __m128i sh,

@@ -10,17 +10,34 @@ struct QChannelRequant {
     let zp: Int32
     let lo: Int32
     let hi: Int32
+    /// The AVX-512 epilogue's ready-made constants (see perch_qchannel_requant).
+    let mult64: [Int64]
+    let round64: [Int64]
+    let shift64: [Int64]
+    let zpFolded: Bool
 
     /// nil where the fused epilogue does not apply: weights with zero points (their row sums are
     /// subtracted between the GEMM and the requantization) or a multiplier of 1 or more.
     init?(_ layer: QLinearLayer) {
         guard !layer.needsRowSums, !layer.int32Output, layer.multipliers.allSatisfy({ $0.isRightShift }) else { return nil }
-        add = layer.columnTerm
-        mult = layer.multipliers.map { $0.multiplier }
-        right = layer.multipliers.map { -$0.shift }
-        zp = layer.outZero
-        lo = layer.lo
-        hi = layer.hi
+        self.init(add: layer.columnTerm, mult: layer.multipliers.map { $0.multiplier }, right: layer.multipliers.map { -$0.shift },
+                  zp: layer.outZero, lo: layer.lo, hi: layer.hi)
+    }
+
+    /// Channels with accumulators starting at `add`, multipliers `mult` and right shifts `right` (0...31).
+    init(add: [Int32], mult: [Int32], right: [Int32], zp: Int32, lo: Int32, hi: Int32) {
+        self.add = add
+        self.mult = mult
+        self.right = right
+        self.zp = zp
+        self.lo = lo
+        self.hi = hi
+        // |x·m| < 2^62 and |zp|·2^(31 + right) ≤ 2^61 keep the folded sum inside int64.
+        let fold = right.allSatisfy { $0 <= 22 } && zp >= -256 && zp <= 256
+        zpFolded = fold
+        mult64 = mult.map { Int64($0) }
+        shift64 = right.map { 31 + Int64($0) }
+        round64 = right.map { r in (Int64(1) << (30 + Int64(r))) + (fold ? Int64(zp) << (31 + Int64(r)) : 0) }
     }
 
     /// Calls `body` with the parameters of channels `first...` (channel `first` is the kernel's row 0).
@@ -29,9 +46,17 @@ struct QChannelRequant {
         add.withUnsafeBufferPointer { a in
             mult.withUnsafeBufferPointer { m in
                 right.withUnsafeBufferPointer { r in
-                    var p = perch_qchannel_requant(add: a.baseAddress! + first, mult: m.baseAddress! + first,
-                                                   right: r.baseAddress! + first, zp: zp, lo: lo, hi: hi)
-                    return withUnsafePointer(to: &p) { body($0) }
+                    mult64.withUnsafeBufferPointer { m64 in
+                        round64.withUnsafeBufferPointer { k64 in
+                            shift64.withUnsafeBufferPointer { s64 in
+                                var p = perch_qchannel_requant(add: a.baseAddress! + first, mult: m.baseAddress! + first,
+                                                               right: r.baseAddress! + first, zp: zp, lo: lo, hi: hi,
+                                                               mult64: m64.baseAddress! + first, round64: k64.baseAddress! + first,
+                                                               shift64: s64.baseAddress! + first, zpFolded: zpFolded ? 1 : 0)
+                                return withUnsafePointer(to: &p) { body($0) }
+                            }
+                        }
+                    }
                 }
             }
         }

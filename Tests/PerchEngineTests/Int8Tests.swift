@@ -102,8 +102,9 @@ final class Int8Tests: XCTestCase {
             // 1×1 on small maps as pixels × channels: a channel tail past 64, and channels split by threads.
             (40, 80, 1, 1, 1, 0, .u8), (32, 144, 1, 1, 1, 0, .i8),
         ]
-        // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails).
-        for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true)] { for t in cases {
+        // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails);
+        // 14×14: 1×1 convs as pixels × channels with too few channels to split, so threads split pixels.
+        for (h, w, wU8) in [(7, 6, false), (19, 37, false), (19, 37, true), (14, 14, false)] { for t in cases {
             let x = Tensor(dtype: t.xType, shape: [1, t.c, h, w], bytes: (0..<(t.c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let cg = t.c / t.group
             let wt = Tensor(dtype: wU8 ? .u8 : .i8, shape: [t.m, cg, t.k, t.k], bytes: (0..<(t.m * cg * t.k * t.k)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 255) })
@@ -152,7 +153,8 @@ final class Int8Tests: XCTestCase {
     /// output rows (each band re-reads its halo rows), against direct sums, stride 1 and 2, odd sizes.
     func testDepthwiseOnLargeMapsMatchesDirectReference() throws {
         var rng = SplitMix(seed: 53)
-        for (c, h, w, stride, k) in [(20, 71, 66, 1, 3), (18, 83, 90, 2, 3), (16, 64, 64, 1, 5)] {
+        // 16 and 40 channels: one and three 16-channel blocks, so two threads split output rows.
+        for (c, h, w, stride, k) in [(20, 71, 66, 1, 3), (18, 83, 90, 2, 3), (16, 64, 64, 1, 5), (40, 37, 45, 2, 3)] {
             let pad = k / 2
             let x = Tensor(dtype: .u8, shape: [1, c, h, w], bytes: (0..<(c * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let wt = Tensor(dtype: .i8, shape: [c, 1, k, k], bytes: (0..<(c * k * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })

@@ -33,11 +33,16 @@ enum QConvPointwiseRows {
         // Weights as [K4][ldb][4], ldb a multiple of the kernel's 64 channels, zero padded.
         let layer = { var packed = layer; packed.packRowMajor(columnBlock: 64); return packed }()
         let ldb = layer.ldb
-        // Threads split the channels, in multiples of 16 (whole transpose blocks).
-        let parts = Swift.max(1, Swift.min(threads, n / 64))
-        let chunk = (0..<parts).map { splitRange(n, parts: parts, part: $0, align: 16).count }.max() ?? n
-        let packBytes = MemoryPlannerAlign.up(k4 * 4 * p)
-        let slot = packBytes + MemoryPlannerAlign.up(p * chunk)
+        // Threads split the channels, in multiples of 16 (whole transpose blocks), when each gets
+        // 64 or more; else the pixels, each thread packing its own (MobileNetV2's 96-channel
+        // projections on 14×14 ran on one thread).
+        let channelParts = Swift.max(1, Swift.min(threads, n / 64))
+        let pixelParts = channelParts < threads && p >= 32 * threads ? threads : 1
+        let parts = pixelParts > 1 ? pixelParts : channelParts
+        let chunk = (0..<channelParts).map { splitRange(n, parts: channelParts, part: $0, align: 16).count }.max() ?? n
+        let pixels = (0..<pixelParts).map { splitRange(p, parts: pixelParts, part: $0, align: 16).count }.max() ?? p
+        let packBytes = MemoryPlannerAlign.up(k4 * 4 * pixels)
+        let slot = packBytes + MemoryPlannerAlign.up(pixels * (pixelParts > 1 ? n : chunk))
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let requant = QChannelRequant(layer)!  // `applies` admits only layers it takes
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * parts) { args in
@@ -47,16 +52,17 @@ enum QConvPointwiseRows {
                 let s = args.scratch! + t * slot
                 let pack = s.assumingMemoryBound(to: UInt8.self)
                 let bytes = (s + packBytes).assumingMemoryBound(to: UInt8.self)
-                let range = splitRange(n, parts: parts, part: t, align: 16)
-                let count = range.count
-                guard count > 0 else { return }
+                let range = pixelParts > 1 ? 0..<n : splitRange(n, parts: channelParts, part: t, align: 16)
+                let mine = pixelParts > 1 ? splitRange(p, parts: pixelParts, part: t, align: 16) : 0..<p
+                let count = range.count, m = mine.count
+                guard count > 0, m > 0 else { return }
                 layer.packedB.withUnsafeBufferPointer { b in
                     requant.withParameters(from: range.lowerBound) { rq in
                         for batch in 0..<g.batch {
-                            perch_interleave4(src + batch * g.inChannels * g.inSize, g.inSize, k, p, p, flip, pack)
-                            isa.convK4TransposedRequant(m: p, n: count, k4: k4, x: pack, ldx: p, b: b.baseAddress! + range.lowerBound * 4,
+                            perch_interleave4(src + batch * g.inChannels * g.inSize + mine.lowerBound, g.inSize, k, m, m, flip, pack)
+                            isa.convK4TransposedRequant(m: m, n: count, k4: k4, x: pack, ldx: m, b: b.baseAddress! + range.lowerBound * 4,
                                                         ldb: ldb, requant: rq, out: bytes, ldo: count)
-                            perch_transpose_bytes(bytes, p, count, count, dst + (batch * n + range.lowerBound) * p, p)
+                            perch_transpose_bytes(bytes, m, count, count, dst + (batch * n + range.lowerBound) * p + mine.lowerBound, p)
                         }
                     }
                 }

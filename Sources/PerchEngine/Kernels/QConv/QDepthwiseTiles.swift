@@ -165,7 +165,11 @@ enum QDepthwiseTiles {
         let slot = tileBytes + outBytes + pairBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let pad = UInt8(truncatingIfNeeded: za)
-        let work = g.batch * blocks
+        // Threads take whole channel blocks; when the blocks do not divide evenly among them
+        // (MobileNetV2's 144 channels: 9 blocks, 5 and 4 per thread) each thread takes a band of
+        // output rows of every block instead.
+        let rowParts = threads > 1 && (g.batch * blocks) % threads != 0 && g.outH >= 4 * threads ? threads : 1
+        let work = g.batch * blocks * rowParts
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * Swift.min(threads, work)) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
@@ -178,13 +182,15 @@ enum QDepthwiseTiles {
                 let quadTile = (base + t * slot + tileBytes + outBytes).assumingMemoryBound(to: UInt8.self)
                 w.withUnsafeBufferPointer { wAll in initial.withUnsafeBufferPointer { ini in mult.withUnsafeBufferPointer { mu in
                     shift.withUnsafeBufferPointer { sh in rightShift.withUnsafeBufferPointer { rs in offsets.withUnsafeBufferPointer { off in
-                        for item in splitRange(work, parts: parts, part: t) {
+                        for workItem in splitRange(work, parts: parts, part: t) {
+                            let item = workItem % (g.batch * blocks)
+                            let outRows = splitRange(g.outH, parts: rowParts, part: workItem / (g.batch * blocks))
                             let blk = item % blocks, b = item / blocks
                             let c0 = blk * lanes
                             let chans = Swift.min(lanes, channels - c0)
                             let p = blk * lanes
-                            for oy0 in stride(from: 0, to: g.outH, by: band) {
-                                let n = Swift.min(band, g.outH - oy0), rows = tileRows(n)
+                            for oy0 in stride(from: outRows.lowerBound, to: outRows.upperBound, by: band) {
+                                let n = Swift.min(band, outRows.upperBound - oy0), rows = tileRows(n)
                                 isa.packTile16(src + (b * channels + c0) * g.inSize, chans: chans, g, firstRow: oy0 * g.sH, rows: rows,
                                                wp: wp, flip: flip, pad: pad, tile)
                                 if quadMode {

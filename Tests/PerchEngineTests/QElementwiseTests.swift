@@ -234,21 +234,25 @@ final class QLinearMatMulDynamicTests: XCTestCase {
     }
 
     /// A constant-B QLinearMatMul above the threading threshold (256×256×128 ≈ 8.4M MACs): row
-    /// blocks split over 2 and 3 threads give the bytes 1 thread gives.
+    /// blocks split over 2 and 3 threads give the bytes 1 thread gives; and so do the column
+    /// ranges threads take on a classifier-like GEMV (1×1000 by 1000×700) and a few rows (3×640 by 640×520).
     func testLargeQLinearMatMulGivesTheSameBytesOnMoreThreads() throws {
         var rng = SplitMix(seed: 63)
-        let a = Tensor(dtype: .u8, shape: [256, 256], bytes: (0..<(256 * 256)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-        let w = Tensor(dtype: .i8, shape: [256, 128], bytes: (0..<(256 * 128)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 64) })
-        let node = Node(name: "mm", op: .qLinearMatMul, inputs: ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], outputs: ["y"])
-        var g = Graph(name: "t", nodes: [node], inputs: [ValueInfo(name: "a", type: TensorType(dtype: .u8, shape: [256, 256]))],
-                      outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: [256, 128]))])
-        g.initializers = ["as": Tensor(shape: [], values: [Float(0.01)]), "az": Tensor(shape: [], values: [UInt8(128)]), "w": w,
-                          "ws": Tensor(shape: [], values: [Float(0.02)]), "wz": Tensor(shape: [], values: [Int8(0)]),
-                          "ys": Tensor(shape: [], values: [Float(0.5)]), "yz": Tensor(shape: [], values: [UInt8(128)])]
-        let one = try XCTUnwrap(try Session(graph: g).run(["a": a])["y"])
-        XCTAssertGreaterThan(Set(one.bytes).count, 10)
-        for t in [2, 3] {
-            XCTAssertEqual(try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: t)).run(["a": a])["y"]).bytes, one.bytes)
+        for (m, k, n) in [(256, 256, 128), (1, 1000, 700), (3, 640, 520)] {
+            let a = Tensor(dtype: .u8, shape: [m, k], bytes: (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let w = Tensor(dtype: .i8, shape: [k, n], bytes: (0..<(k * n)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 64) })
+            let node = Node(name: "mm", op: .qLinearMatMul, inputs: ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], outputs: ["y"])
+            var g = Graph(name: "t", nodes: [node], inputs: [ValueInfo(name: "a", type: TensorType(dtype: .u8, shape: [m, k]))],
+                          outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: [m, n]))])
+            g.initializers = ["as": Tensor(shape: [], values: [Float(0.01)]), "az": Tensor(shape: [], values: [UInt8(128)]), "w": w,
+                              "ws": Tensor(shape: [], values: [Float(0.02)]), "wz": Tensor(shape: [], values: [Int8(0)]),
+                              "ys": Tensor(shape: [], values: [Float(0.5)]), "yz": Tensor(shape: [], values: [UInt8(128)])]
+            let one = try XCTUnwrap(try Session(graph: g).run(["a": a])["y"])
+            XCTAssertGreaterThan(Set(one.bytes).count, 10)
+            for t in [2, 3] {
+                XCTAssertEqual(try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: t)).run(["a": a])["y"]).bytes, one.bytes,
+                               "\(m)×\(k)×\(n) on \(t) threads")
+            }
         }
     }
 

@@ -119,12 +119,13 @@ public struct VectorISA: Sendable, Equatable {
 }
 
 /// Runs `body(range)` over `0..<n` split into up to `args.threads` parts (bounds multiples of
-/// 64) when n is at least `minimum`, else once over everything on the calling thread. The SIMD
-/// kernels above take well under a nanosecond per element, so waking a worker (microseconds, and
-/// far more when the cores are shared) pays only for large tensors.
+/// 64, each at least `grain` elements) when n is at least `minimum`, else once over everything on
+/// the calling thread. The SIMD kernels above take well under a nanosecond per element, so waking
+/// a worker (microseconds, and far more when the cores are shared) pays only for large tensors;
+/// slower bodies pass smaller bounds.
 @inline(__always)
-func parallelElementwise(_ args: KernelArgs, _ n: Int, minimum: Int = 1 << 18, _ body: (Range<Int>) -> Void) {
-    let parts = n >= minimum ? Swift.min(args.threads, n / (1 << 17)) : 1
+func parallelElementwise(_ args: KernelArgs, _ n: Int, minimum: Int = 1 << 18, grain: Int = 1 << 17, _ body: (Range<Int>) -> Void) {
+    let parts = n >= minimum ? Swift.min(args.threads, n / grain) : 1
     if parts <= 1 {
         body(0..<n)
         return

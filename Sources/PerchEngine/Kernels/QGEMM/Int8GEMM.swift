@@ -126,25 +126,30 @@ struct QLinearLayer {
     /// Rows 0..<m of A (uint8, stride lda ≥ 4·⌈K/4⌉, zero padded) through the row-major kernel
     /// into `acc` (m×n), then requantized row by row into `out` (m×n bytes, row-major).
     @inline(__always)
+    /// `columns` (default: all) selects output columns, so threads can split a single row's
+    /// columns (a classifier's GEMV); a range should start at a multiple of 64.
     func runRowMajor(m: Int, a: UnsafePointer<UInt8>, lda: Int, rowSums: UnsafePointer<Int32>, acc: UnsafeMutablePointer<Int32>,
-                     out: UnsafeMutablePointer<UInt8>, isa: QConvISA) {
+                     out: UnsafeMutablePointer<UInt8>, isa: QConvISA, columns: Range<Int>? = nil) {
+        let cols = columns ?? 0..<n
+        let c0 = cols.lowerBound, cn = cols.count
         packedB.withUnsafeBufferPointer { b in
-            isa.gemmRowMajor(m: m, n: n, k4: (k + 3) / 4, a: a, lda: lda, b: b.baseAddress!, ldb: ldb, c: acc, ldc: n)
+            isa.gemmRowMajor(m: m, n: cn, k4: (k + 3) / 4, a: a, lda: lda, b: b.baseAddress! + c0 * 4, ldb: ldb, c: acc + c0, ldc: n)
         }
         if needsRowSums {
             weightZero.withUnsafeBufferPointer { wz in
                 for i in 0..<m {
                     let rs = rowSums[i]
                     let row = acc + i * n
-                    for j in 0..<n { row[j] = row[j] &- wz[j] &* rs }
+                    for j in cols { row[j] = row[j] &- wz[j] &* rs }
                 }
             }
         }
         columnTerm.withUnsafeBufferPointer { ct in mults.withUnsafeBufferPointer { mu in shifts.withUnsafeBufferPointer { sh in
             rightShifts.withUnsafeBufferPointer { rs in
                 for i in 0..<m {
-                    isa.requantColumns(acc + i * n, n, add: ct.baseAddress!, mult: mu.baseAddress!, shift: sh.baseAddress!,
-                                       rightShift: rs.baseAddress!, allRight: allRightShifts, zp: outZero, lo: lo, hi: hi, out + i * n)
+                    isa.requantColumns(acc + i * n + c0, cn, add: ct.baseAddress! + c0, mult: mu.baseAddress! + c0, shift: sh.baseAddress! + c0,
+                                       rightShift: rs.baseAddress! + c0, allRight: allRightShifts, zp: outZero, lo: lo, hi: hi,
+                                       out + i * n + c0)
                 }
             }
         } } }

@@ -116,7 +116,10 @@ public enum QGemmOperator {
         let rows = a.count / Swift.max(k, 1)
         // Row blocks are split over the pool's threads, one scratch slot each, from about 10 µs of
         // work (2M MACs; the pool's workers spin between jobs of one run, see ThreadPool.spins).
-        let threads = rows * n * layer.kp >= 1 << 21 ? ctx.threads : 1
+        // A few rows against large weights (a classifier's GEMV: 1×1280 by 1280×1000) is bound by
+        // streaming the weights: threads split the columns, each core reading its share.
+        let splitColumns = rowMajor && ctx.threads > 1 && rows < 4 * ctx.threads && n >= 128 * ctx.threads && n * layer.kp >= 1 << 18
+        let threads = rows * n * layer.kp >= 1 << 21 || splitColumns ? ctx.threads : 1
         // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
         // kernel's 4-row tile).
         let block = threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + threads - 1) / threads + 3) / 4 * 4)) : rowBlock
@@ -130,19 +133,20 @@ public enum QGemmOperator {
         return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: outShape)], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(ai).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data
-            let parts = Swift.max(1, Swift.min(args.threads, threads, blocks))
+            let parts = splitColumns ? Swift.min(args.threads, threads) : Swift.max(1, Swift.min(args.threads, threads, blocks))
             args.parallelFor(parts) { t in
             let s = args.scratch! + t * slot
             let pack = s.assumingMemoryBound(to: UInt8.self)
             let acc = (s + accOffset).assumingMemoryBound(to: Int32.self)
             let sums = (s + sumOffset).assumingMemoryBound(to: Int32.self)
-            for bi in splitRange(blocks, parts: parts, part: t) {
+            let columns = splitColumns ? splitRange(n, parts: parts, part: t, align: 64) : 0..<n
+            for bi in splitColumns ? 0..<blocks : splitRange(blocks, parts: parts, part: t) where !columns.isEmpty {
                 let r0 = bi * block
                 let m = Swift.min(block, rows - r0)
                 packRows(src + r0 * k, rows: m, k: k, kp: kp, flip: aIsI8, rowSums: layer.needsRowSums ? sums : nil, into: pack)
                 if rowMajor {
                     layer.runRowMajor(m: m, a: pack, lda: kp, rowSums: sums, acc: acc,
-                                      out: (dst + r0 * n).assumingMemoryBound(to: UInt8.self), isa: qisa)
+                                      out: (dst + r0 * n).assumingMemoryBound(to: UInt8.self), isa: qisa, columns: columns)
                 } else {
                     layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
                 }

@@ -8,6 +8,7 @@
                       GELU (erf form), residual Adds (1×64×128)
   mobilenet-v1-075.onnx  MobileNet v1, width 0.75, 1×3×224×224, 1000 classes: a ≈ 10 MB model for
                       timing `perch optimize` (bench/optimize_time.sh)
+  mobilenet-v2.onnx   MobileNetV2 (inverted residuals, residual Adds, 1×3×224×224, 1000 classes)
 
 Only this generator is committed; the .onnx files go to a git-ignored folder.
 Usage: bench/make_models.py OUT_DIR
@@ -43,9 +44,9 @@ class Builder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
-    def conv(self, x, cin, cout, k, stride=1, group=1, act="relu6"):
+    def conv(self, x, cin, cout, k, stride=1, group=1, act="relu6", gain=1.0):
         fan_in = cin // group * k * k
-        w = self.const("w", (rng.randn(cout, cin // group, k, k) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+        w = self.const("w", (rng.randn(cout, cin // group, k, k) * gain * np.sqrt(2.0 / fan_in)).astype(np.float32))
         b = self.const("b", (rng.randn(cout) * 0.05).astype(np.float32))
         y = self.op("Conv", [x, w, b], kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group)
         if act == "relu6":
@@ -100,6 +101,32 @@ def mobilenet_v1(path, width=0.75, size=224, classes=1000):
     y = b.op("GlobalAveragePool", [y])
     y = b.op("Flatten", [y])
     y = b.gemm(y, c, classes)
+    b.save(path, [("input", [1, 3, size, size])], y, [1, classes])
+
+
+def mobilenet_v2(path, size=224, classes=1000):
+    """MobileNetV2 (Sandler et al. 2018): inverted residual blocks (1×1 expansion ×6, 3×3 depthwise,
+    linear 1×1 projection, residual Add where shapes allow), 3.5 M parameters. The projections get
+    a small gain (as a zero-initialised last BatchNorm would), so the random network stays well
+    conditioned instead of amplifying every rounding difference through 17 blocks."""
+    b = Builder("mobilenet_v2")
+    y = b.conv("input", 3, 32, 3, stride=2)
+    c = 32
+    for t, cout, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden, x = c * t, y
+            if t != 1:
+                y = b.conv(y, c, hidden, 1)
+            y = b.conv(y, hidden, hidden, 3, stride=stride, group=hidden)
+            y = b.conv(y, hidden, cout, 1, act=None, gain=0.25)
+            if stride == 1 and c == cout:
+                y = b.op("Add", [x, y])
+            c = cout
+    y = b.conv(y, c, 1280, 1)
+    y = b.op("GlobalAveragePool", [y])
+    y = b.op("Flatten", [y])
+    y = b.gemm(y, 1280, classes)
     b.save(path, [("input", [1, 3, size, size])], y, [1, classes])
 
 
@@ -159,8 +186,9 @@ def main():
     mobilenet(os.path.join(out, "mobilenet-dw.onnx"))
     vgg(os.path.join(out, "vgg-conv.onnx"))
     transformer(os.path.join(out, "transformer.onnx"))
-    mobilenet_v1(os.path.join(out, "mobilenet-v1-075.onnx"))  # last: the others keep their weights
-    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx, mobilenet-v1-075.onnx to " + out)
+    mobilenet_v1(os.path.join(out, "mobilenet-v1-075.onnx"))  # after the others: they keep their weights
+    mobilenet_v2(os.path.join(out, "mobilenet-v2.onnx"))
+    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx, mobilenet-v1-075.onnx, mobilenet-v2.onnx to " + out)
 
 
 if __name__ == "__main__":

@@ -508,6 +508,39 @@ PERCH_AVX512_TARGET static inline __m512i perch_pack64_clamped_avx512(__m512i y0
     return _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
 }
 
+/// QLinearAdd of two runs of n codes with TFLite's integer formula, 64 outputs per step:
+/// y = clamp(requant(MBQM((a − za)·2^20, qa) + MBQM((b − zb)·2^20, qb), qOut) + zy, lo, hi), every
+/// multiplier a right shift (ra, rb, rOut ≤ 31; the caller checks). The same integers as
+/// perch_requant1 over the operands' term tables, computed instead of looked up: the 64 KiB pair
+/// table's one load per element ran at 0.8 ns per element. signedA/B: the codes are int8.
+PERCH_AVX512_TARGET static inline void perch_qadd_avx512(const uint8_t *a, int signedA, int32_t za, int32_t ma, int32_t ra, const uint8_t *b,
+                                                         int signedB, int32_t zb, int32_t mb, int32_t rb, int32_t mo, int32_t ro, int32_t zy,
+                                                         int32_t lo, int32_t hi, size_t n, uint8_t *out) {
+    const __m512i vma = _mm512_set1_epi64(ma), vka = _mm512_set1_epi64((int64_t)1 << (30 + ra));
+    const __m512i vmb = _mm512_set1_epi64(mb), vkb = _mm512_set1_epi64((int64_t)1 << (30 + rb));
+    const __m512i vmo = _mm512_set1_epi64(mo), vko = _mm512_set1_epi64((int64_t)1 << (30 + ro));
+    const __m128i sha = _mm_cvtsi32_si128(31 + ra), shb = _mm_cvtsi32_si128(31 + rb), sho = _mm_cvtsi32_si128(31 + ro);
+    const __m512i vza = _mm512_set1_epi32(za), vzb = _mm512_set1_epi32(zb), vzy = _mm512_set1_epi32(zy);
+    const __m512i lo8 = _mm512_set1_epi8((char)lo), hi8 = _mm512_set1_epi8((char)hi);
+    for (size_t i = 0; i < n; i += 64) {
+        size_t left = n - i;
+        __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i y[4];
+        PERCH_UNROLL
+        for (int j = 0; j < 4; j++) {
+            __mmask16 mj = (__mmask16)(m >> (16 * j));
+            __m128i qa = _mm_maskz_loadu_epi8(mj, a + i + 16 * j), qb = _mm_maskz_loadu_epi8(mj, b + i + 16 * j);
+            __m512i xa = signedA ? _mm512_cvtepi8_epi32(qa) : _mm512_cvtepu8_epi32(qa);
+            __m512i xb = signedB ? _mm512_cvtepi8_epi32(qb) : _mm512_cvtepu8_epi32(qb);
+            xa = _mm512_slli_epi32(_mm512_sub_epi32(xa, vza), 20);
+            xb = _mm512_slli_epi32(_mm512_sub_epi32(xb, vzb), 20);
+            __m512i t = _mm512_add_epi32(perch_requant16_right_raw_avx512(xa, vma, vka, sha), perch_requant16_right_raw_avx512(xb, vmb, vkb, shb));
+            y[j] = _mm512_add_epi32(perch_requant16_right_raw_avx512(t, vmo, vko, sho), vzy);
+        }
+        _mm512_mask_storeu_epi8(out + i, m, perch_pack64_clamped_avx512(y[0], y[1], y[2], y[3], lo >= 0, lo8, hi8));
+    }
+}
+
 PERCH_AVX512_TARGET static inline void perch_qrequant_row_avx512(const int32_t *acc, size_t n, int32_t add, int32_t mult,
                                                                  int32_t shift, int32_t zp, int32_t lo, int32_t hi,
                                                                  uint8_t *out) {

@@ -22,6 +22,7 @@
 #include "CPerchDepthwiseTilesF32.h"
 #include "CPerchHalf.h"
 #include "CPerchElementwise.h"
+#include "CPerchErfGelu.h"
 #include "CPerchPeak.h"
 #include "CPerchPoolF32.h"
 #include "CPerchQSoftmax.h"

@@ -32,6 +32,16 @@ public struct VectorISA: Sendable, Equatable {
         }
     }
 
+    /// dst[i] = erf(src[i]), or GELU (erf form) with `gelu` (see CPerchErfGelu.h); dst may be src.
+    @inline(__always)
+    public func erfGelu(_ src: UnsafePointer<Float>, _ n: Int, gelu: Bool, _ dst: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        if avx512 { perch_erf_gelu_f32_avx512(src, n, gelu ? 1 : 0, dst); return }
+        if avx2 { perch_erf_gelu_f32_avx2(src, n, gelu ? 1 : 0, dst); return }
+        #endif
+        perch_erf_gelu_f32_scalar(src, n, gelu ? 1 : 0, dst)
+    }
+
     /// dst[i] = table[src[i]] for a 256-entry table.
     @inline(__always)
     public func lookup(_ src: UnsafePointer<UInt8>, _ n: Int, _ table: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>) {

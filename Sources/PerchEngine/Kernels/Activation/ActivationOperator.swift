@@ -18,11 +18,15 @@ public enum ActivationOperator {
             return try preparedFloatMap(ctx, HardSigmoidMap(alpha: a.float("alpha", default: 0.2), beta: a.float("beta", default: 0.5)))
         case .hardSwish: return try preparedFloatMap(ctx, HardSigmoidMap(alpha: 1.0 / 6.0, beta: 0.5, timesX: true))
         case .tanh: return try preparedFloatMap(ctx, TanhMap())
-        case .erf: return try preparedFloatMap(ctx, ErfMap())
+        case .erf:
+            if let op = try erfGeluF32(ctx, gelu: false) { return op }
+            return try preparedFloatMap(ctx, ErfMap())
         case .gelu:
             let approximate = a.string("approximate", default: "none")
             switch approximate {
-            case "none": return try preparedFloatMap(ctx, GeluMap(tanhApproximation: false))
+            case "none":
+                if let op = try erfGeluF32(ctx, gelu: true) { return op }
+                return try preparedFloatMap(ctx, GeluMap(tanhApproximation: false))
             case "tanh": return try preparedFloatMap(ctx, GeluMap(tanhApproximation: true))
             default: throw ctx.invalid("approximate must be \"none\" or \"tanh\", got \"" + approximate + "\"")
             }
@@ -33,6 +37,17 @@ public enum ActivationOperator {
         case .softplus: return try preparedFloatMap(ctx, SoftplusMap())
         case .softsign: return try preparedFloatMap(ctx, SoftsignMap())
         default: throw ctx.unsupported("not an activation")
+        }
+    }
+
+    /// float32 Erf and GELU (erf form) through the vectorized C kernels (CPerchErfGelu.h); nil for
+    /// other types.
+    static func erfGeluF32(_ ctx: OpContext, gelu: Bool) throws(EngineError) -> PreparedOp? {
+        let x = try ctx.input(0)
+        guard x.dtype == .f32 else { return nil }
+        let n = x.count, vector = VectorISA.best()
+        return PreparedOp(outputs: [x]) { args in
+            vector.erfGelu(args.input(0).pointer(as: Float.self), n, gelu: gelu, args.output(0).pointer(as: Float.self))
         }
     }
 

@@ -111,6 +111,41 @@ final class PassesTests: XCTestCase {
         XCTAssertEqual(try ChannelAffineFolding().run(&twice), 0)
     }
 
+    /// GELU's erf form in both exporter spellings — (x·(1 + erf(x/√2)))·0.5 and
+    /// (x·0.5)·(1 + erf(x·(1/√2))) — becomes one Gelu node with the same values; a chain whose
+    /// Erf output is also a graph output, or whose constant is not 1, is left alone.
+    func testGeluFusionTakesBothErfSpellings() throws {
+        let inits: [String: Tensor] = ["sqrt2": Tensor(shape: [], values: [Float(1.4142135)]), "rsqrt2": Tensor(shape: [], values: [Float(0.70710677)]),
+                                       "one": Tensor(shape: [], values: [Float(1)]), "half": Tensor(shape: [], values: [Float(0.5)]),
+                                       "two": Tensor(shape: [], values: [Float(2)])]
+        let io = (inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [4, 33]))],
+                  outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [4, 33]))])
+        let first = Graph(nodes: [
+            Node(name: "d", op: .div, inputs: ["x", "sqrt2"], outputs: ["d"]), Node(name: "e", op: .erf, inputs: ["d"], outputs: ["e"]),
+            Node(name: "a", op: .add, inputs: ["e", "one"], outputs: ["a"]), Node(name: "m", op: .mul, inputs: ["x", "a"], outputs: ["m"]),
+            Node(name: "h", op: .mul, inputs: ["m", "half"], outputs: ["y"]),
+        ], inputs: io.inputs, outputs: io.outputs, initializers: inits)
+        let second = Graph(nodes: [
+            Node(name: "h", op: .mul, inputs: ["half", "x"], outputs: ["h"]), Node(name: "d", op: .mul, inputs: ["x", "rsqrt2"], outputs: ["d"]),
+            Node(name: "e", op: .erf, inputs: ["d"], outputs: ["e"]), Node(name: "a", op: .add, inputs: ["one", "e"], outputs: ["a"]),
+            Node(name: "m", op: .mul, inputs: ["a", "h"], outputs: ["y"]),
+        ], inputs: io.inputs, outputs: io.outputs, initializers: inits)
+        let x = Fixtures.randomTensor([4, 33], seed: 41)
+        for g in [first, second] {
+            try Fixtures.assertPreserves(g, ["x": x]) { g in
+                XCTAssertEqual(try GeluFusion().run(&g), 1)
+                XCTAssertEqual(g.nodes.map(\.op), [.gelu])
+                XCTAssertEqual(g.nodes[0].inputs, ["x"])
+            }
+        }
+        var shared = first
+        shared.outputs.append(ValueInfo(name: "e", type: TensorType(dtype: .f32, shape: [4, 33])))
+        XCTAssertEqual(try GeluFusion().run(&shared), 0)
+        var notOne = first
+        notOne.nodes[2].inputs[1] = "two"
+        XCTAssertEqual(try GeluFusion().run(&notOne), 0)
+    }
+
     /// DenseNet's pre-activation: Concat → BatchNorm → Mul([C, 1, 1]) → Add([C, 1, 1]) → Relu → Conv.
     /// The BatchNorm's input rank comes from the Concat of Conv outputs, so the Mul and Add fold
     /// into its scale and bias; with the input's rank unknown a [C, 1, 1] constant stays a Mul.

@@ -37,6 +37,11 @@ enum ModelLoading {
             _ = try Simplifier.simplify(&graph, passes: [ConstantFolding(onlyOps: [.constantOfShape, .unsqueeze, .reshape]), BatchNormFolding(),
                                                          ChannelAffineFolding(), DeadNodeRemoval()])
         }
+        // GELU written out as Div → Erf → Add → Mul → Mul runs as one Gelu node (ONNX Runtime's
+        // Gelu fusion): five passes over the FFN activation become one.
+        if foldBatchNorm && graph.nodes.contains(where: { $0.op == .erf }) {
+            _ = try GeluFusion().run(&graph)
+        }
         return graph
     }
 

@@ -217,7 +217,11 @@ enum QConvFast {
         // layers (one or two blocks) they split the output channels instead, each packing the same
         // block (packing is O(K·P), the GEMM O(N·K·P)). Item `i` of `work`: channel part
         // i / items, pixel block i % items — so a thread's contiguous range covers whole blocks.
-        let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads ? threads : 1
+        // Narrow layers (fewer than 64 output channels per thread: MobileNetV2's 144→24 and 192→32
+        // projections) keep pixel blocks when those balance, as the duplicated packing would cost
+        // about as much as their share of the GEMM.
+        let balancedPixels = items % threads == 0 && ocg < 64 * threads
+        let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads && !balancedPixels ? threads : 1
         let work = items * channelParts
         return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)

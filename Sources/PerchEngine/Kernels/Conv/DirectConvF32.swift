@@ -37,12 +37,15 @@ struct DirectConvF32 {
         // Short sums (a 3-channel stem: 27 taps) spend more on the tile's transposed store than
         // on the multiply-adds; there the GEMM path was faster (SqueezeNet's stem 0.73 vs 1.12 ms).
         // A 1×1 conv's GEMM reads X in place, so only the longest sums gain (ResNet-50's 1024-
-        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%), and narrow outputs,
-        // where the GEMM's 6-row tiles share each B panel among few calls (SqueezeNet's 16- to
-        // 48-channel squeeze convs, 8–20%).
+        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%), narrow outputs, where
+        // the GEMM's 6-row tiles share each B panel among few calls (SqueezeNet's 16- to
+        // 48-channel squeeze convs, 8–20%; ResNet-50's 256→64 on 56×56, 1.41 → 1.09 ms), and
+        // long sums on tiny maps (MobileNetV2's 960→320 on 7×7, 0.34 → 0.27 ms). Measured
+        // losers stay on the GEMM: 384→96 and 576→96 on 14×14, 512→128 on 28×28 (8–25%).
         let taps = g.inChannels * g.kernelSize
         if g.kernelSize > 1 { return taps >= 192 }
-        return taps >= 1024 || (g.outChannels <= 48 && taps >= 64)
+        return taps >= 1024 || (g.outChannels <= 48 && taps >= 64) || (g.outChannels <= 64 && taps >= 256)
+            || (g.outSize <= 64 && taps >= 768)
     }
 
     /// Packs constant weights (`cout × k`) and bias once.

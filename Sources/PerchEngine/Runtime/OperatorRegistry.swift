@@ -37,6 +37,8 @@ public enum OperatorRegistry {
             return try QConvOperator.prepare(ctx)
         case .qLinearAdd, .qLinearMul, .qLinearGlobalAveragePool, .qLinearSigmoid, .qLinearLeakyRelu, .qLinearLookup:
             return try QElementwiseOperator.prepare(ctx)
+        case .lstm:
+            return try LSTMOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)

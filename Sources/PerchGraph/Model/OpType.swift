@@ -111,4 +111,6 @@ public enum OpType: String, Sendable, CaseIterable {
     case qLinearSoftmax = "QLinearSoftmax"
     case qGemm = "QGemm"
     case qLinearLookup = "QLinearLookup"
+    // Recurrent.
+    case lstm = "LSTM"
 }

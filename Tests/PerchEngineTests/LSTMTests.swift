@@ -1,0 +1,62 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// LSTM's forward cases are checked against ONNX's backend data by the conformance suite
+/// (defaults, bias, peepholes with sequence_lens and initial states, layout 1); these check what
+/// those cases do not: the reverse and bidirectional directions, against the forward direction run
+/// on time-reversed input, with R known at prepare time (packed once) and only at run time.
+final class LSTMTests: XCTestCase {
+    let (seq, batch, inSize, hidden) = (5, 2, 3, 4)
+
+    func weights(_ dirs: Int, seed: UInt64) -> [String: Tensor] {
+        func t(_ shape: [Int], _ s: UInt64) -> Tensor {
+            var rng = SplitMix(seed: s)
+            return Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in Float(Int64(rng.next() % 2001) - 1000) / 1500 })
+        }
+        return ["W": t([dirs, 4 * hidden, inSize], seed), "R": t([dirs, 4 * hidden, hidden], seed + 1),
+                "B": t([dirs, 8 * hidden], seed + 2), "P": t([dirs, 3 * hidden], seed + 3)]
+    }
+
+    func run(_ x: Tensor, _ w: [String: Tensor], direction: String, constantR: Bool) throws -> [Tensor] {
+        var constants = w
+        if !constantR { constants["R"] = nil }
+        return try runSingleNode(.lstm, inputs: [("x", x), ("W", w["W"]!), ("R", w["R"]!), ("B", w["B"]!), ("", x), ("", x), ("", x), ("P", w["P"]!)],
+                                 constants: constants, outputs: ["Y", "Yh", "Yc"],
+                                 attributes: ["hidden_size": .int(hidden), "direction": .string(direction)])
+    }
+
+    /// [S, …] rows in reverse time order.
+    func reversedInTime(_ t: Tensor) -> Tensor {
+        let v = t.floats, row = v.count / seq
+        return Tensor(shape: t.shape, values: (0..<seq).flatMap { s in v[((seq - 1 - s) * row)..<((seq - s) * row)] })
+    }
+
+    func testReverseAndBidirectionalMatchForwardOnReversedInput() throws {
+        var rng = SplitMix(seed: 71)
+        let x = Tensor(shape: [seq, batch, inSize], values: (0..<(seq * batch * inSize)).map { _ in Float(Int64(rng.next() % 2001) - 1000) / 500 })
+        let fw = weights(1, seed: 10), bw = weights(1, seed: 20)
+        for constantR in [true, false] {
+            let forward = try run(x, fw, direction: "forward", constantR: constantR)
+            let reverse = try run(reversedInTime(x), fw, direction: "reverse", constantR: constantR)
+            // The reverse direction over reversed input is the forward one, its Y in reversed order.
+            assertClose(reverse[0], reversedInTime(forward[0]), rtol: 1e-5, atol: 1e-6)
+            assertClose(reverse[1], forward[1], rtol: 1e-5, atol: 1e-6)
+            assertClose(reverse[2], forward[2], rtol: 1e-5, atol: 1e-6)
+            // Bidirectional = forward with the first weights, reverse with the second.
+            var both = [String: Tensor]()
+            for k in ["W", "R", "B", "P"] {
+                both[k] = Tensor(shape: [2] + Array(fw[k]!.shape.dropFirst()), values: fw[k]!.floats + bw[k]!.floats)
+            }
+            let bi = try run(x, both, direction: "bidirectional", constantR: constantR)
+            let back = try run(x, bw, direction: "reverse", constantR: constantR)
+            XCTAssertEqual(bi[0].shape, [seq, 2, batch, hidden])
+            let y = bi[0].floats, yf = forward[0].floats, yb = back[0].floats, step = batch * hidden
+            for s in 0..<seq {
+                XCTAssertEqual(Array(y[(2 * s * step)..<((2 * s + 1) * step)]), Array(yf[(s * step)..<((s + 1) * step)]), "forward half, step \(s)")
+                XCTAssertEqual(Array(y[((2 * s + 1) * step)..<((2 * s + 2) * step)]), Array(yb[(s * step)..<((s + 1) * step)]), "reverse half, step \(s)")
+            }
+            XCTAssertEqual(bi[1].floats, forward[1].floats + back[1].floats)
+        }
+    }
+}

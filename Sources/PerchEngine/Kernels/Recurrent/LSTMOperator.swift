@@ -102,7 +102,8 @@ enum LSTMOperator {
                         }
                     }
                     for b in 0..<batch {
-                        let len = hasLens ? Int(args.input(4).int64(b)) : seq
+                        // A length outside 0...S (invalid input) is clamped rather than read past X.
+                        let len = hasLens ? Swift.min(seq, Swift.max(0, Int(args.input(4).int64(b)))) : seq
                         guard step < len else { continue }
                         let t = reverse ? len - 1 - step : step
                         let gp = gates + b * g4, pp = proj + xRow(t, b) * g4

@@ -139,10 +139,7 @@ enum LSTMOperator {
         }
     }
 
+    /// The Sigmoid activation's own formula (no overflow for large |x|).
     @inline(__always)
-    static func sigmoid(_ x: Float) -> Float {
-        if x >= 0 { return 1 / (1 + perch_expf(-x)) }
-        let e = perch_expf(x)
-        return e / (1 + e)
-    }
+    static func sigmoid(_ x: Float) -> Float { SigmoidMap().apply(x) }
 }

@@ -10,7 +10,9 @@ extension QConvISA {
     /// quantized from float has).
     func prefersChannelTiles(_ g: ConvGeometry, multipliers: [QuantizedMultiplier]) -> Bool {
         guard self == .avx512, multipliers.allSatisfy({ $0.isRightShift }) else { return false }
-        return QDepthwiseTiles.usesQuads(g) || QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
+        // (Every layer the quad kernel takes — unit horizontal dilation — is one the pair rule or
+        // the stride rule already admits.)
+        return QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
     }
 
     /// Fills a band of the padded channel tile (perch_qdw_tile16_pack).
@@ -100,9 +102,7 @@ enum QDepthwiseTiles {
 
     /// Whether the quad kernel applies (given int8 weights): a kernel row fits one 4-byte word
     /// of horizontally adjacent taps.
-    static func usesQuads(_ g: ConvGeometry) -> Bool {
-        return g.dW == 1 && g.kW <= 4
-    }
+    static func usesQuads(_ g: ConvGeometry) -> Bool { g.dW == 1 && g.kW <= 4 }
 
     static func prepare(_ g: ConvGeometry, aIsI8: Bool, za: Int32, weights: [Int32], wZeros: [Int32], bias: [Int32]?,
                         multipliers: [QuantizedMultiplier], zy: Int32, lo: Int32, hi: Int32, outDesc: TensorDesc, threads: Int,

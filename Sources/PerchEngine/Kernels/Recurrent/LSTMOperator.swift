@@ -59,6 +59,7 @@ enum LSTMOperator {
             }
         }
         /// Index of (direction, batch, unit) in a state tensor of this layout.
+        let vector = VectorISA.best()
         let stateIndex = { (d: Int, b: Int, j: Int) -> Int in layout == 0 ? (d * batch + b) * hidden + j : (b * dirs + d) * hidden + j }
         return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
             let xp = args.input(0).pointer(as: Float.self), wp = args.input(1).pointer(as: Float.self)
@@ -109,22 +110,38 @@ enum LSTMOperator {
                         let gp = gates + b * g4, pp = proj + xRow(t, b) * g4
                         let hb = h + b * hidden, cb = c + b * hidden
                         let yRow = layout == 0 ? y + ((t * dirs + d) * batch + b) * hidden : y + ((b * seq + t) * dirs + d) * hidden
-                        for j in 0..<hidden {
-                            var gi = gp[j] + pp[j], go = gp[hidden + j] + pp[hidden + j]
-                            var gf = gp[2 * hidden + j] + pp[2 * hidden + j], gc = gp[3 * hidden + j] + pp[3 * hidden + j]
-                            if let p = peep {
-                                gi += p[j] * cb[j]
-                                gf += p[2 * hidden + j] * cb[j]
+                        // Gate pre-activations, then the curves on whole segments (CPerchSigmoidTanh.h).
+                        for j in 0..<g4 { gp[j] += pp[j] }
+                        let gi = gp, go = gp + hidden, gf = gp + 2 * hidden, gc = gp + 3 * hidden
+                        if let p = peep {
+                            for j in 0..<hidden {
+                                gi[j] += p[j] * cb[j]
+                                gf[j] += p[2 * hidden + j] * cb[j]
                             }
+                        }
+                        if let k = clip {
+                            // With peepholes, o is clipped once its peephole term is in (below).
+                            for j in 0..<g4 where peep == nil || j < hidden || j >= 2 * hidden { gp[j] = Swift.min(Swift.max(gp[j], -k), k) }
+                        }
+                        // i, o, f are contiguous; o waits for its peephole on the new cell state.
+                        if peep == nil {
+                            vector.sigmoidTanh(gi, 3 * hidden, .sigmoid, gi)
+                        } else {
+                            vector.sigmoidTanh(gi, hidden, .sigmoid, gi)
+                            vector.sigmoidTanh(gf, hidden, .sigmoid, gf)
+                        }
+                        vector.sigmoidTanh(gc, hidden, .tanh, gc)
+                        for j in 0..<hidden { cb[j] = gf[j] * cb[j] + gi[j] * gc[j] }
+                        if let p = peep {
+                            for j in 0..<hidden { go[j] += p[hidden + j] * cb[j] }
                             if let k = clip {
-                                gi = Swift.min(Swift.max(gi, -k), k); gf = Swift.min(Swift.max(gf, -k), k)
-                                gc = Swift.min(Swift.max(gc, -k), k)
+                                for j in 0..<hidden { go[j] = Swift.min(Swift.max(go[j], -k), k) }
                             }
-                            let cNew = sigmoid(gf) * cb[j] + sigmoid(gi) * perch_tanhf(gc)
-                            if let p = peep { go += p[hidden + j] * cNew }
-                            if let k = clip { go = Swift.min(Swift.max(go, -k), k) }
-                            cb[j] = cNew
-                            hb[j] = sigmoid(go) * perch_tanhf(cNew)
+                            vector.sigmoidTanh(go, hidden, .sigmoid, go)
+                        }
+                        vector.sigmoidTanh(cb, hidden, .tanh, hb)
+                        for j in 0..<hidden {
+                            hb[j] *= go[j]
                             yRow[j] = hb[j]
                         }
                     }
@@ -138,8 +155,4 @@ enum LSTMOperator {
             }
         }
     }
-
-    /// The Sigmoid activation's own formula (no overflow for large |x|).
-    @inline(__always)
-    static func sigmoid(_ x: Float) -> Float { SigmoidMap().apply(x) }
 }

@@ -186,6 +186,53 @@ final class QElementwiseOperatorTests: XCTestCase {
     }
 }
 
+/// QLookupMulFusion: QLinearMul(x, QLinearLookup(x)) — a quantized SiLU — becomes one lookup
+/// giving the pair's bits for every code (uint8 and int8, either operand order, a Sigmoid
+/// function lookup and a precomputed table); a lookup on another scale is left alone.
+final class QLookupMulFusionTests: XCTestCase {
+    func graph(_ dtype: DType, lookupFirst: Bool, lookupScale: Float = 0.05, tableLookup: Bool = false) -> Graph {
+        let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v)]) }
+        let (zx, zs, zy) = dtype == .u8 ? (128, 0, 30) : (0, -128, -98)
+        var lookupInputs = ["x", "ls", "xz", "ss", "sz"]
+        var attrs = Attributes(["function": .string("Sigmoid")])
+        if tableLookup {
+            lookupInputs.append("t")
+            attrs = Attributes(["function": .string("Table")])
+        }
+        let lookup = Node(name: "sig", op: .qLinearLookup, inputs: lookupInputs, outputs: ["s"], attributes: attrs)
+        let mulInputs = lookupFirst ? ["s", "ss", "sz", "x", "xs", "xz", "ys", "yz"] : ["x", "xs", "xz", "s", "ss", "sz", "ys", "yz"]
+        let mul = Node(name: "mul", op: .qLinearMul, inputs: mulInputs, outputs: ["y"])
+        var g = Graph(name: "silu", nodes: [lookup, mul], inputs: [ValueInfo(name: "x", type: TensorType(dtype: dtype, shape: [4, 300]))],
+                      outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, dims: []))])
+        g.initializers = ["xs": Tensor(shape: [], values: [Float(0.05)]), "ls": Tensor(shape: [], values: [lookupScale]), "xz": zero(zx),
+                          "ss": Tensor(shape: [], values: [Float(1.0 / 256)]), "sz": zero(zs),
+                          "ys": Tensor(shape: [], values: [Float(0.027)]), "yz": zero(zy),
+                          "t": Tensor(dtype: .u8, shape: [256], bytes: (0..<256).map { UInt8(($0 * 37 + 11) % 256) })]
+        return g
+    }
+
+    func testFusedLookupGivesThePairsBits() throws {
+        var rng = SplitMix(seed: 77)
+        for dtype in [DType.u8, .i8] {
+            let x = Tensor(dtype: dtype, shape: [4, 300], bytes: (0..<1200).map { $0 < 256 ? UInt8($0) : UInt8(truncatingIfNeeded: rng.next()) })
+            for lookupFirst in [false, true] {
+                for tableLookup in [false, true] {
+                    let g = graph(dtype, lookupFirst: lookupFirst, tableLookup: tableLookup)
+                    let fused = try Session(graph: g)
+                    XCTAssertEqual(fused.graph.nodes.map(\.op), [.qLinearLookup], "\(dtype) lookup first \(lookupFirst)")
+                    let want = try Session(graph: g, options: SessionOptions(fuseQuantized: false)).run(["x": x])["y"]!
+                    let got = try fused.run(["x": x])["y"]!
+                    XCTAssertEqual(got.dtype, dtype)
+                    XCTAssertEqual(got.bytes, want.bytes, "\(dtype) lookup first \(lookupFirst) table \(tableLookup)")
+                    XCTAssertGreaterThan(Set(got.bytes).count, 40, "a real curve, not a constant")
+                }
+            }
+        }
+        let other = try Session(graph: graph(.u8, lookupFirst: false, lookupScale: 0.06))
+        XCTAssertEqual(other.graph.nodes.map(\.op), [.qLinearLookup, .qLinearMul], "another scale on the lookup's input: kept")
+    }
+}
+
 /// QLinearMatMul with B computed at run time (QLinearMatMulDynamic) against the integer
 /// definition, and the QDQ fusion of an activation × activation MatMul against the fake-quant graph.
 final class QLinearMatMulDynamicTests: XCTestCase {

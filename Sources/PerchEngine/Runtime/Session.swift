@@ -47,7 +47,7 @@ public final class Session {
     var weights: UnsafeMutableRawPointer?
     var isPrepared = false
 
-    /// Validates and topologically sorts `graph`, applies `QDQFusion` when
+    /// Validates and topologically sorts `graph`, applies `QDQFusion` and `QLookupMulFusion` when
     /// `options.fuseQuantized` is on and `ActivationFusion` always, and starts `options.threads - 1` worker threads. Nothing
     /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
@@ -64,6 +64,7 @@ public final class Session {
         if options.fuseQuantized {
             Self.foldQuantizedConstants(&g)
             QDQFusion.apply(&g)
+            QLookupMulFusion.apply(&g)
             do {
                 try g.validate()
             } catch {

@@ -29,7 +29,7 @@ public enum OperatorRegistry {
             return try ElementwiseOperator.prepare(ctx)
         case .reduceMean, .reduceSum, .reduceMax, .reduceMin, .reduceProd, .argMax, .argMin:
             return try ReduceOperator.prepare(ctx)
-        case .cast, .quantizeLinear, .dequantizeLinear:
+        case .cast, .quantizeLinear, .dequantizeLinear, .dynamicQuantizeLinear:
             return try CastOperator.prepare(ctx)
         case .qLinearMatMul, .matMulInteger, .qGemm:
             return try QGemmOperator.prepare(ctx)

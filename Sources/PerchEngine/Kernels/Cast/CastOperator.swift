@@ -7,6 +7,7 @@ public enum CastOperator {
         switch ctx.node.op {
         case .cast: return try prepareCast(ctx)
         case .quantizeLinear: return try prepareQuantize(ctx)
+        case .dynamicQuantizeLinear: return try prepareDynamicQuantize(ctx)
         case .dequantizeLinear: return try prepareDequantize(ctx)
         default: throw ctx.unsupported("not a cast")
         }
@@ -150,6 +151,42 @@ public enum CastOperator {
 
     /// y = saturate(round_half_even(x / scale) + zero_point); y's type is zero_point's, else the
     /// `output_dtype` attribute (opset 21), else uint8.
+    /// DynamicQuantizeLinear (opset 11, uint8): the range [min(x, 0), max(x, 0)] over 255 steps,
+    /// in ONNX's function body's float32 operations — scale = range / 255, zero point =
+    /// round_half_even(clip(0 − min/scale, 0, 255)) — then QuantizeLinear's kernel. An all-zero
+    /// (or empty) tensor has scale 0, zero point 0 and codes 0 (the body would divide 0 by 0).
+    static func prepareDynamicQuantize(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        guard x.dtype == .f32 else { throw ctx.unsupported("input type " + x.dtype.name + " (float32 only)") }
+        let n = x.count
+        let vector = VectorISA.best()
+        let outputs = [TensorDesc(dtype: .u8, shape: x.shape), TensorDesc(dtype: .f32, shape: []), TensorDesc(dtype: .u8, shape: [])]
+        return PreparedOp(outputs: outputs) { args in
+            let src = args.input(0).pointer(as: Float.self), dst = args.output(0).pointer(as: UInt8.self)
+            var lo: Float = 0, hi: Float = 0
+            for i in 0..<n {
+                let v = src[i]
+                lo = v < lo ? v : lo
+                hi = v > hi ? v : hi
+            }
+            let scale = (hi - lo) / 255
+            var zero: Float = 0
+            if scale > 0 {
+                let z = 0 - lo / scale
+                zero = perch_roundf_even(z < 0 ? 0 : (z > 255 ? 255 : z))
+            }
+            args.output(1).pointer(as: Float.self)[0] = scale
+            args.output(2).pointer(as: UInt8.self)[0] = UInt8(zero)
+            if scale > 0 {
+                parallelElementwise(args, n) { r in
+                    vector.quantize(src + r.lowerBound, r.count, scale: scale, zero: zero, lo: 0, hi: 255, dst + r.lowerBound)
+                }
+            } else {
+                dst.update(repeating: 0, count: n)
+            }
+        }
+    }
+
     static func prepareQuantize(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         let scale = try ctx.input(1)

@@ -49,12 +49,16 @@ public enum QConvOperator {
         var zy: Int32 = 0
         var bias: [Int32]? = nil
         if isInteger {
-            if ctx.has(2) {
-                let z = try ctx.requiredValue(2)
-                guard z.count == 1 else { throw ctx.unsupported("per-channel x_zero_point") }
-                za = Int32(truncatingIfNeeded: z.int64s[0])
-            }
             if ctx.has(3) { wZeros = try ctx.requiredValue(3).int64s.map { Int32(truncatingIfNeeded: $0) } }
+            if ctx.has(2) {
+                guard try ctx.input(2).count == 1 else { throw ctx.unsupported("per-channel x_zero_point") }
+                if let z = ctx.value(2) {
+                    za = Int32(truncatingIfNeeded: z.int64s[0])
+                } else {
+                    // Computed at run time (quantize_dynamic's DynamicQuantizeLinear): direct loops.
+                    return ConvIntegerDirect(g, weights: wValue, weightZeros: wZeros, inputIsI8: x.dtype == .i8).prepared(outShape: [g.batch, outChannels] + outSpatial)
+                }
+            }
         } else {
             let px = try QuantParams(ctx, scale: 1, zero: 2, dtypeIfNoZero: x.dtype)
             guard px.isPerTensor else { throw ctx.unsupported("per-channel x_scale") }

@@ -52,6 +52,10 @@ public enum QGemmOperator {
         let aK = a.shape[a.rank - 1]
         guard aK == k else { throw ctx.invalid("A " + shapeText(a.shape) + " and B " + shapeText(b.shape) + " do not multiply") }
         let aIsI8 = a.dtype == .i8
+        // MatMulInteger's a_zero_point computed at run time (a DynamicQuantizeLinear's, in models
+        // from ONNX Runtime's quantize_dynamic): the product is computed for zero point 0 and
+        // each output then loses z·Σₖ(B[k][j] − b_zero[j]).
+        var runtimeZero = false
         var za: Int32 = 0
         var sa: Double = 1
         if let s = aScale {
@@ -60,9 +64,8 @@ public enum QGemmOperator {
             za = p.zero(0)
             sa = Double(p.scale(0))
         } else if ctx.has(aZero) {
-            let z = try ctx.requiredValue(aZero)
-            guard z.count == 1 else { throw ctx.unsupported("per-row a_zero_point") }
-            za = Int32(truncatingIfNeeded: z.int64s[0])
+            guard try ctx.input(aZero).count == 1 else { throw ctx.unsupported("per-row a_zero_point") }
+            if let z = ctx.value(aZero) { za = Int32(truncatingIfNeeded: z.int64s[0]) } else { runtimeZero = true }
         }
         if aIsI8 { za += 128 }
         var wScales = [Float](repeating: 1, count: 1)
@@ -97,6 +100,20 @@ public enum QGemmOperator {
         let (lo, hi) = outType == .i32 ? (Int32.min, Int32.max) : outputRange(ctx, outType)
         let raw = bValue.bytes
         let bIsU8 = b.dtype == .u8
+        guard !runtimeZero || outType == .i32 else { throw ctx.unsupported("a run-time a_zero_point with a quantized output") }
+        var zeroColumnSums = [Int32]()
+        if runtimeZero {
+            zeroColumnSums = [Int32](repeating: 0, count: n)
+            for j in 0..<n {
+                let zw = wZeros.count == 1 ? wZeros[0] : wZeros[j]
+                var sum: Int32 = 0
+                for i in 0..<k {
+                    let idx = transB ? j * k + i : i * n + j
+                    sum &+= (bIsU8 ? Int32(raw[idx]) : Int32(Int8(bitPattern: raw[idx]))) &- zw
+                }
+                zeroColumnSums[j] = sum
+            }
+        }
         var layer = QLinearLayer(
             n: n, k: k,
             weight: { j, i in
@@ -151,6 +168,12 @@ public enum QGemmOperator {
                     layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
                 }
             }
+            }
+            if runtimeZero {
+                let z = Int32(truncatingIfNeeded: args.input(aZero).int64(0)), out = dst.assumingMemoryBound(to: Int32.self)
+                if z != 0 {
+                    for r in 0..<rows { for j in 0..<n { out[r * n + j] &-= z &* zeroColumnSums[j] } }
+                }
             }
         }
     }

@@ -113,4 +113,6 @@ public enum OpType: String, Sendable, CaseIterable {
     case qLinearLookup = "QLinearLookup"
     // Recurrent.
     case lstm = "LSTM"
+    case gru = "GRU"
+    case rnn = "RNN"
 }

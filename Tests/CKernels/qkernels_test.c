@@ -178,6 +178,71 @@ static void test_elementwise(void) {
     printf("elementwise ");
 }
 
+/// CPerchSigmoidTanh.h: Sigmoid, Tanh and SiLU (NEON on aarch64, AVX2 and AVX-512 on x86) bit for
+/// bit with the scalar reference, on ragged lengths over ±100 (both tanh branches, the e^x clamps).
+static void test_sigmoid_tanh(void) {
+    float x[300], want[300], got[300];
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = 1 + rnd() % 300;
+        float range = trial % 3 == 0 ? 0.01f : (trial % 3 == 1 ? 0.0005f : 0.0001f);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((int)(rnd() % 2000001) - 1000000) * range;
+        if (n > 8) x[2] = 0.625f, x[4] = -0.0f, x[6] = INFINITY;
+        int fn = trial % 3;
+        perch_sigmoid_tanh_f32_scalar(x, n, fn, want);
+#if defined(__aarch64__)
+        perch_sigmoid_tanh_f32_neon(x, n, fn, got);
+        expect(!memcmp(want, got, n * 4), "sigmoid_tanh", "neon", n, (size_t)fn, 0);
+#elif defined(__x86_64__)
+        if ((perch_cpu_features() & PERCH_CPU_AVX2) && __builtin_cpu_supports("fma")) {
+            perch_sigmoid_tanh_f32_avx2(x, n, fn, got);
+            expect(!memcmp(want, got, n * 4), "sigmoid_tanh", "avx2", n, (size_t)fn, 0);
+        }
+        if (perch_cpu_features() & PERCH_CPU_AVX512VNNI) {
+            perch_sigmoid_tanh_f32_avx512(x, n, fn, got);
+            expect(!memcmp(want, got, n * 4), "sigmoid_tanh", "avx512", n, (size_t)fn, 0);
+        }
+#endif
+    }
+    printf("sigmoid_tanh ");
+}
+
+/// CPerchSGEMV.h: one row against packed B panels, bit for bit with row 0 of the 6×16 micro-kernel
+/// of the same variant (NEON on aarch64; AVX2 and AVX-512 on x86), with accumulation, bias, clamp.
+static void test_sgemv(void) {
+    enum { KMAX = 70, PMAX = 11 };
+    static float a[KMAX * PERCH_SGEMM_MR], b[KMAX * PERCH_SGEMM_NR * PMAX], c0[PMAX * 16], want[PMAX * 16], got[PMAX * 16];
+    int variants[3], nv = 0;
+#if defined(__aarch64__)
+    variants[nv++] = PERCH_SGEMM_NEON;
+#elif defined(__x86_64__)
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
+#endif
+    for (int trial = 0; trial < 120; trial++) {
+        long kc = 1 + rnd() % KMAX, n = 1 + rnd() % (PMAX * 16), panels = (n + 15) / 16;
+        int add = trial % 3 == 1, clamp = trial % 3 == 2;
+        float bias = (float)((int)(rnd() % 201) - 100) / 50.0f;
+        for (long i = 0; i < kc * PERCH_SGEMM_MR; i++) a[i] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
+        for (long i = 0; i < kc * 16 * panels; i++) b[i] = (float)((int)(rnd() % 2001) - 1000) / 700.0f;
+        for (long i = 0; i < n; i++) c0[i] = (float)((int)(rnd() % 2001) - 1000) / 100.0f;
+        float arow[KMAX];
+        for (long p = 0; p < kc; p++) arow[p] = a[p * PERCH_SGEMM_MR];  // row 0 of the packed A panel
+        for (int v = 0; v < nv; v++) {
+            perch_sgemm_epilogue ep = { add ? 0 : &bias, clamp, -0.5f, 0.75f };
+            memcpy(want, c0, sizeof(float) * n);
+            for (long q = 0; q < panels; q++) {
+                long cols = n - q * 16 < 16 ? n - q * 16 : 16;
+                perch_sgemm_6x16_ep(variants[v], kc, a, b + q * kc * 16, want + q * 16, 0, 1, cols, add, &ep);
+            }
+            memcpy(got, c0, sizeof(float) * n);
+            perch_sgemv_panels(variants[v], kc, arow, b, n, got, add, add ? 0.0f : bias, clamp, -0.5f, 0.75f);
+            expect(!memcmp(want, got, sizeof(float) * n), "sgemv", variants[v] == PERCH_SGEMM_AVX512 ? "avx512" : "avx2/neon", (size_t)kc,
+                   (size_t)n, (size_t)(add * 2 + clamp));
+        }
+    }
+    printf("sgemv ");
+}
+
 /// The fp32 direct conv (CPerchConvDirectF32.h): the NEON tile kernel against the scalar reference,
 /// bit for bit (both fused multiply-adds in (c, kh, kw) order), every tile width, both channel
 /// halves, stride 1 and 2, dilation, a clamp.
@@ -246,6 +311,8 @@ int main(void) {
         printf("%s ", paths[i].name);
     }
     test_elementwise();
+    test_sigmoid_tanh();
+    test_sgemv();
     test_conv_direct();
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;

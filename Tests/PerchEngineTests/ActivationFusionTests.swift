@@ -1,4 +1,5 @@
 import CPerchShims
+import Foundation
 import PerchEngine
 import PerchGraph
 import XCTest
@@ -69,6 +70,46 @@ final class ActivationFusionTests: XCTestCase {
         let out = try session.run(["x": x])
         XCTAssertEqual(out["y"]!.floats, out["c"]!.floats.map { $0 < 0 ? 0 : $0 })
         XCTAssertTrue(out["c"]!.floats.contains { $0 < 0 }, "the raw conv output is kept")
+    }
+
+    /// SiLU written out as Mul(x, Sigmoid(x)) — either operand order — runs as one Sigmoid with
+    /// `_times_input`: x·sigmoid(x) with the kernel's bits (f32) or within 1e-15 (f64, the generic
+    /// path). Not fused when the Sigmoid's output is also a graph output.
+    func testSiLUFusesIntoTheSigmoid() throws {
+        var rng = TestRandom(seed: 12)
+        let values = rng.floats(2 * 3 * 40).map { $0 * 9 }
+        for dtype in [DType.f32, .f64] {
+            for swapped in [false, true] {
+                let g = Graph(name: "silu", nodes: [
+                    Node(name: "s", op: .sigmoid, inputs: ["x"], outputs: ["s"]),
+                    Node(name: "m", op: .mul, inputs: swapped ? ["s", "x"] : ["x", "s"], outputs: ["y"]),
+                ], inputs: [ValueInfo(name: "x", type: TensorType(dtype: dtype, shape: [2, 3, 40]))],
+                    outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, dims: []))])
+                let session = try Session(graph: g)
+                XCTAssertEqual(session.graph.nodes.map(\.op), [.sigmoid], "\(dtype) swapped \(swapped)")
+                let x = dtype == .f32 ? Tensor(shape: [2, 3, 40], values: values) : Tensor(shape: [2, 3, 40], values: values.map { Double($0) })
+                let y = try session.run(["x": x])["y"]!
+                if dtype == .f32 {
+                    var want = [Float](repeating: 0, count: values.count)
+                    perch_sigmoid_tanh_f32_scalar(values, values.count, FloatCurve.silu.rawValue, &want)
+                    XCTAssertEqual(y.floats.map(\.bitPattern), want.map(\.bitPattern))
+                } else {
+                    for (got, v) in zip(y.doubles, values) {
+                        let d = Double(v)
+                        XCTAssertEqual(got, d / (1 + Foundation.exp(-d)), accuracy: 1e-15 * max(1, abs(d)))
+                    }
+                }
+            }
+        }
+        let kept = Graph(name: "silu", nodes: [
+            Node(name: "s", op: .sigmoid, inputs: ["x"], outputs: ["s"]),
+            Node(name: "m", op: .mul, inputs: ["x", "s"], outputs: ["y"]),
+        ], inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [4]))],
+            outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: [])), ValueInfo(name: "s", type: TensorType(dtype: .f32, dims: []))])
+        let session = try Session(graph: kept)
+        XCTAssertEqual(session.graph.nodes.map(\.op), [.sigmoid, .mul])
+        let out = try session.run(["x": Tensor(shape: [4], values: [Float(-2), 0, 1, 3])])
+        XCTAssertEqual(out["y"]!.floats, zip([Float(-2), 0, 1, 3], out["s"]!.floats).map { $0 * $1 })
     }
 
     /// An inference BatchNormalization (DenseNet's, after each Concat) takes the Relu after it:

@@ -80,6 +80,43 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// One row (the GEMV kernel, CPerchSGEMV.h) gives the bits that row gets inside a taller GEMM
+    /// (the 6×16 micro-kernel) on every variant: ragged widths (8-, 4- and 1-panel groups, a
+    /// partial panel), several K blocks, packed or per-call B, bias, clamp and accumulation.
+    func testOneRowMatchesTheRowInsideATallerGemm() {
+        var rng = TestRandom(seed: 17)
+        for (n, k) in [(1, 1), (15, 3), (16, 64), (17, 128), (100, 700), (300, 33), (520, 129)] {
+            let m = 7, row = 3
+            let a = rng.floats(m * k), b = rng.floats(k * n), bias = rng.floats(m), c0 = rng.floats(m * n)
+            var pb = [Float](repeating: .nan, count: sgemmPackedBCount(k: k, n: n))
+            sgemmPackB(k: k, n: n, b: b, bRowStride: n, bColStride: 1, into: &pb)
+            for variant in sgemmSupportedVariants() {
+                for (accumulate, clamp) in [(false, nil), (true, nil), (false, (Float(-0.5), Float(0.75)))] as [(Bool, (Float, Float)?)] {
+                    var ws = [Float](repeating: .nan, count: sgemmWorkspaceCount(m: m, n: n, k: k))
+                    var tall = c0
+                    sgemm(m: m, n: n, k: k, a: a, aRowStride: k, aColStride: 1, b: b, bRowStride: n, bColStride: 1, c: &tall, ldc: n,
+                          accumulate: accumulate, workspace: &ws, bias: accumulate ? nil : bias, clamp: clamp, variant: variant)
+                    let want = Array(tall[(row * n)..<((row + 1) * n)])
+                    for usePacked in [false, true] {
+                        var one = Array(c0[(row * n)..<((row + 1) * n)])
+                        pb.withUnsafeBufferPointer { pbp in
+                            a.withUnsafeBufferPointer { ap in
+                                bias.withUnsafeBufferPointer { biasp in
+                                    sgemm(m: 1, n: n, k: k, a: ap.baseAddress! + row * k, aRowStride: k, aColStride: 1, b: b, bRowStride: n,
+                                          bColStride: 1, c: &one, ldc: n, accumulate: accumulate, workspace: &ws,
+                                          packed: usePacked ? SGEMMPrepacked(b: pbp.baseAddress, n: n) : SGEMMPrepacked(),
+                                          bias: accumulate ? nil : biasp.baseAddress! + row, clamp: clamp, variant: variant)
+                                }
+                            }
+                        }
+                        XCTAssertEqual(one.map(\.bitPattern), want.map(\.bitPattern),
+                                       "variant \(variant) 1×\(n)×\(k) accumulate \(accumulate) clamp \(clamp != nil) packed \(usePacked)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Prepacked weights (A, B or both, also for a row or column block of the problem as a
     /// thread computes it) give the same bits as packing on every call.
     func testPrepackedOperandsMatchPackingPerCall() {

@@ -42,6 +42,19 @@ public struct VectorISA: Sendable, Equatable {
         perch_erf_gelu_f32_scalar(src, n, gelu ? 1 : 0, dst)
     }
 
+    /// dst[i] = sigmoid, tanh or SiLU of src[i] (see CPerchSigmoidTanh.h: bit-identical on every
+    /// path); dst may be src.
+    @inline(__always)
+    public func sigmoidTanh(_ src: UnsafePointer<Float>, _ n: Int, _ function: FloatCurve, _ dst: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        if avx512 { perch_sigmoid_tanh_f32_avx512(src, n, function.rawValue, dst); return }
+        if avx2 { perch_sigmoid_tanh_f32_avx2(src, n, function.rawValue, dst); return }
+        #elseif arch(arm64)
+        if neon { perch_sigmoid_tanh_f32_neon(src, n, function.rawValue, dst); return }
+        #endif
+        perch_sigmoid_tanh_f32_scalar(src, n, function.rawValue, dst)
+    }
+
     /// dst[i] = table[src[i]] for a 256-entry table.
     @inline(__always)
     public func lookup(_ src: UnsafePointer<UInt8>, _ n: Int, _ table: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>) {
@@ -126,6 +139,14 @@ public struct VectorISA: Sendable, Equatable {
         perch_layernorm_row_f32_scalar(x, n, scale, bias, epsilon, y, &mean, &inv)
         return (mean, inv)
     }
+}
+
+/// The functions of `VectorISA.sigmoidTanh` (raw values are CPerchSigmoidTanh.h's PERCH_ACT_*).
+public enum FloatCurve: Int32, Sendable {
+    case sigmoid = 0
+    case tanh = 1
+    /// x·sigmoid(x) (Swish with α = 1): a Sigmoid and the Mul by its own input, fused.
+    case silu = 2
 }
 
 /// Runs `body(range)` over `0..<n` split into up to `args.threads` parts (bounds multiples of

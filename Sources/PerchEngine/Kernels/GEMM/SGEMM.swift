@@ -90,6 +90,14 @@ public func sgemm(
             let biasHere = add == 0 ? bias : nil
             let epilogue = biasHere != nil || (clamp != nil && pc + kc == k)
             ep.clamp = clamp != nil && pc + kc == k ? 1 : 0
+            if m == 1 && packed.a == nil && aColStride == 1 && alpha == 1 {
+                // One row: the GEMV kernel reads A in place (CPerchSGEMV.h), same bits as the tile.
+                let bp = packed.b.map { $0 + pc * packed.bColumns + (packed.bColumn0 + jc) * kc } ?? UnsafePointer(packB)
+                let start: Float = epilogue ? biasHere?[0] ?? 0 : 0
+                perch_sgemv_panels(variant, kc, a + pc, bp, nc, c + jc, add, start, ep.clamp, ep.lo, ep.hi)
+                pc += kc
+                continue
+            }
             var ic = 0
             while ic < m {
                 let mc = min(mcMax, m - ic)

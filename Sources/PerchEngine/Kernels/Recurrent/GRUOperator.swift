@@ -29,6 +29,7 @@ enum GRUOperator {
         // block 1 (linear_before_reset = 0): R_h, multiplied by r ⊙ H.
         let packedR = RecurrentPackedR(ctx, shape, blocks: linearBeforeReset ? [(rowStart: 0, rows: g3)]
                                                                              : [(rowStart: 0, rows: 2 * hidden), (rowStart: 2 * hidden, rows: hidden)])
+        let vector = VectorISA.best()
         return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
             let s = args.scratch!.assumingMemoryBound(to: Float.self)
@@ -52,18 +53,22 @@ enum GRUOperator {
                             let t = reverse ? len - 1 - step : step
                             let gp = gates + b * g3, pp = proj + shape.xRow(t, b) * g3
                             let hb = h + b * hidden, yRow = y + shape.yOffset(t, d, b)
+                            // z and r (contiguous), then h's pre-activation Xh + Wbh + r ⊙ (H·Rhᵀ + Rbh) in place.
+                            for j in 0..<(2 * hidden) { gp[j] += pp[j] }
+                            shape.applyClip(gp, 2 * hidden)
+                            f.apply(gp, 2 * hidden, vector)
+                            let z = gp, r = gp + hidden, hp = gp + 2 * hidden
+                            for j in 0..<hidden { hp[j] = pp[2 * hidden + j] + r[j] * (hp[j] + (rbh?[j] ?? 0)) }
+                            shape.applyClip(hp, hidden)
+                            g.apply(hp, hidden, vector)
                             for j in 0..<hidden {
-                                let z = f.apply(shape.clipped(gp[j] + pp[j]))
-                                let r = f.apply(shape.clipped(gp[hidden + j] + pp[hidden + j]))
-                                let linear = gp[2 * hidden + j] + (rbh?[j] ?? 0)
-                                let hNew = g.apply(shape.clipped(pp[2 * hidden + j] + r * linear))
-                                hb[j] = (1 - z) * hNew + z * hb[j]
+                                hb[j] = (1 - z[j]) * hp[j] + z[j] * hb[j]
                                 yRow[j] = hb[j]
                             }
                         }
                         continue
                     }
-                    // z into the gate buffer, r ⊙ H into rh (0 for rows past their length), then (r ⊙ H)·R_hᵀ.
+                    // z and r, r ⊙ H into rh (0 for rows past their length), then (r ⊙ H)·R_hᵀ.
                     for b in 0..<batch {
                         let len = shape.length(args, b)
                         let rhb = rh + b * hidden
@@ -73,10 +78,10 @@ enum GRUOperator {
                         }
                         let t = reverse ? len - 1 - step : step
                         let gp = gates + b * g3, pp = proj + shape.xRow(t, b) * g3, hb = h + b * hidden
-                        for j in 0..<hidden {
-                            gp[j] = f.apply(shape.clipped(gp[j] + pp[j]))
-                            rhb[j] = f.apply(shape.clipped(gp[hidden + j] + pp[hidden + j])) * hb[j]
-                        }
+                        for j in 0..<(2 * hidden) { gp[j] += pp[j] }
+                        shape.applyClip(gp, 2 * hidden)
+                        f.apply(gp, 2 * hidden, vector)
+                        for j in 0..<hidden { rhb[j] = gp[hidden + j] * hb[j] }
                     }
                     packedR.multiply(args, shape, direction: d, block: 1, a: rh, c: gates + 2 * hidden, ldc: g3, workspace: work)
                     for b in 0..<batch {
@@ -85,10 +90,12 @@ enum GRUOperator {
                         let t = reverse ? len - 1 - step : step
                         let gp = gates + b * g3, pp = proj + shape.xRow(t, b) * g3
                         let hb = h + b * hidden, yRow = y + shape.yOffset(t, d, b)
+                        let z = gp, hp = gp + 2 * hidden
+                        for j in 0..<hidden { hp[j] += pp[2 * hidden + j] }
+                        shape.applyClip(hp, hidden)
+                        g.apply(hp, hidden, vector)
                         for j in 0..<hidden {
-                            let z = gp[j]
-                            let hNew = g.apply(shape.clipped(gp[2 * hidden + j] + pp[2 * hidden + j]))
-                            hb[j] = (1 - z) * hNew + z * hb[j]
+                            hb[j] = (1 - z[j]) * hp[j] + z[j] * hb[j]
                             yRow[j] = hb[j]
                         }
                     }

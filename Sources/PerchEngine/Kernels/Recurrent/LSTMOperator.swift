@@ -26,6 +26,7 @@ enum LSTMOperator {
         let projCount = seq * batch * g4, gateCount = batch * g4, stateCount = batch * hidden
         let scratchFloats = projCount + gateCount + 2 * stateCount + shape.workspaceCount + 16
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: g4)])
+        let vector = VectorISA.best()
         return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
             let yc = args.output(2).pointer(as: Float.self)
@@ -49,19 +50,33 @@ enum LSTMOperator {
                         let gp = gates + b * g4, pp = proj + shape.xRow(t, b) * g4
                         let hb = h + b * hidden, cb = c + b * hidden
                         let yRow = y + shape.yOffset(t, d, b)
-                        for j in 0..<hidden {
-                            var gi = gp[j] + pp[j], go = gp[hidden + j] + pp[hidden + j]
-                            var gf = gp[2 * hidden + j] + pp[2 * hidden + j], gc = gp[3 * hidden + j] + pp[3 * hidden + j]
-                            if let p = peep {
-                                gi += p[j] * cb[j]
-                                gf += p[2 * hidden + j] * cb[j]
+                        // Gate pre-activations, then the activations on whole segments.
+                        for j in 0..<g4 { gp[j] += pp[j] }
+                        let gi = gp, go = gp + hidden, gf = gp + 2 * hidden, gc = gp + 3 * hidden
+                        if let p = peep {
+                            for j in 0..<hidden {
+                                gi[j] += p[j] * cb[j]
+                                gf[j] += p[2 * hidden + j] * cb[j]
                             }
-                            gi = shape.clipped(gi); gf = shape.clipped(gf); gc = shape.clipped(gc)
-                            let cNew = f.apply(gf) * cb[j] + f.apply(gi) * g.apply(gc)
-                            if let p = peep { go += p[hidden + j] * cNew }
-                            go = shape.clipped(go)
-                            cb[j] = cNew
-                            hb[j] = f.apply(go) * hAct.apply(cNew)
+                            // o is clipped once its peephole term on the new cell state is in (below).
+                            shape.applyClip(gi, hidden); shape.applyClip(gf, hidden)
+                            f.apply(gi, hidden, vector); f.apply(gf, hidden, vector)
+                        } else {
+                            // i, o, f are contiguous.
+                            shape.applyClip(gi, 3 * hidden)
+                            f.apply(gi, 3 * hidden, vector)
+                        }
+                        shape.applyClip(gc, hidden)
+                        g.apply(gc, hidden, vector)
+                        for j in 0..<hidden { cb[j] = gf[j] * cb[j] + gi[j] * gc[j] }
+                        if let p = peep {
+                            for j in 0..<hidden { go[j] += p[hidden + j] * cb[j] }
+                            shape.applyClip(go, hidden)
+                            f.apply(go, hidden, vector)
+                        }
+                        hAct.apply(cb, hidden, hb, vector)
+                        for j in 0..<hidden {
+                            hb[j] *= go[j]
                             yRow[j] = hb[j]
                         }
                     }

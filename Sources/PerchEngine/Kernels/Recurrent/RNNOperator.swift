@@ -18,6 +18,7 @@ enum RNNOperator {
         let projCount = seq * batch * hidden, stateCount = batch * hidden
         let scratchFloats = projCount + 2 * stateCount + shape.workspaceCount + 16
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: hidden)])
+        let vector = VectorISA.best()
         return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
             let s = args.scratch!.assumingMemoryBound(to: Float.self)
@@ -35,10 +36,10 @@ enum RNNOperator {
                         let t = reverse ? len - 1 - step : step
                         let gp = gates + b * hidden, pp = proj + shape.xRow(t, b) * hidden
                         let hb = h + b * hidden, yRow = y + shape.yOffset(t, d, b)
-                        for j in 0..<hidden {
-                            hb[j] = f.apply(shape.clipped(gp[j] + pp[j]))
-                            yRow[j] = hb[j]
-                        }
+                        for j in 0..<hidden { gp[j] += pp[j] }
+                        shape.applyClip(gp, hidden)
+                        f.apply(gp, hidden, hb, vector)
+                        yRow.update(from: hb, count: hidden)
                     }
                 }
                 shape.storeState(h, direction: d, into: yh)

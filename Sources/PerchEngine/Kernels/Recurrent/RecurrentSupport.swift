@@ -8,11 +8,27 @@ enum RecurrentActivation: Equatable {
     case leakyRelu(Float), thresholdedRelu(Float), elu(Float)
     case hardSigmoid(Float, Float), affine(Float, Float), scaledTanh(Float, Float)
 
+    /// dst[0..<n] = f(src[0..<n]) (dst may be src): Sigmoid and Tanh through the vectorized
+    /// kernels of CPerchSigmoidTanh.h, the others element by element.
+    @inline(__always)
+    func apply(_ src: UnsafePointer<Float>, _ n: Int, _ dst: UnsafeMutablePointer<Float>, _ vector: VectorISA) {
+        switch self {
+        case .sigmoid: vector.sigmoidTanh(src, n, .sigmoid, dst)
+        case .tanh: vector.sigmoidTanh(src, n, .tanh, dst)
+        default: for j in 0..<n { dst[j] = apply(src[j]) }
+        }
+    }
+
+    /// x[0..<n] = f(x[0..<n]).
+    @inline(__always)
+    func apply(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ vector: VectorISA) { apply(x, n, x, vector) }
+
+    /// One element, with the same bits as the segment form.
     @inline(__always)
     func apply(_ x: Float) -> Float {
         switch self {
-        case .sigmoid: return SigmoidMap().apply(x)
-        case .tanh: return perch_tanhf(x)
+        case .sigmoid: return perch_sigmoid_f32_one(x)
+        case .tanh: return perch_tanh_f32_one(x)
         case .relu: return x > 0 ? x : 0
         case .softsign: return SoftsignMap().apply(x)
         case .softplus: return SoftplusMap().apply(x)
@@ -157,10 +173,10 @@ struct RecurrentShape {
     }
     /// Offset of the (d, b) row of a state tensor (initial_h, Y_h, …).
     @inline(__always) func stateOffset(_ d: Int, _ b: Int) -> Int { layout == 0 ? (d * batch + b) * hidden : (b * dirs + d) * hidden }
-    /// Clamped to ±clip when the op has `clip`.
-    @inline(__always) func clipped(_ x: Float) -> Float {
-        guard let k = clip else { return x }
-        return Swift.min(Swift.max(x, -k), k)
+    /// x[0..<n] clamped to ±clip when the op has `clip`.
+    @inline(__always) func applyClip(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        guard let k = clip else { return }
+        for j in 0..<n { x[j] = Swift.min(Swift.max(x[j], -k), k) }
     }
 
     /// Steps batch entry `b` runs: its `sequence_lens` entry, an entry outside 0...S (invalid

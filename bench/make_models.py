@@ -55,6 +55,8 @@ class Builder:
             y = self.op("Clip", [y, lo, hi])
         elif act == "relu":
             y = self.op("Relu", [y])
+        elif act == "silu":  # as PyTorch exports nn.SiLU: x · Sigmoid(x)
+            y = self.op("Mul", [y, self.op("Sigmoid", [y])])
         return y
 
     def gemm(self, x, cin, cout):
@@ -130,6 +132,75 @@ def mobilenet_v2(path, size=224, classes=1000):
     b.save(path, [("input", [1, 3, size, size])], y, [1, classes])
 
 
+def yolo(path, size=256, classes=20):
+    """A YOLOv5-style detector (SiLU after every Conv, C3 blocks with a residual bottleneck and a
+    Concat, SPPF's chained 5×5 MaxPools, an FPN with nearest Resize ×2 and Concat, three 1×1
+    heads of 3·(5 + classes) channels reshaped, concatenated and passed through a Sigmoid)."""
+    b = Builder("yolo_silu")
+
+    def c3(x, cin, cout):
+        h = cout // 2
+        a = b.conv(x, cin, h, 1, act="silu")
+        a = b.op("Add", [a, b.conv(b.conv(a, h, h, 1, act="silu"), h, h, 3, act="silu")])
+        side = b.conv(x, cin, h, 1, act="silu")
+        return b.conv(b.op("Concat", [a, side], axis=1), 2 * h, cout, 1, act="silu")
+
+    def up(x):
+        scales = b.const("scales", np.array([1, 1, 2, 2], np.float32))
+        return b.op("Resize", [x, "", scales], mode="nearest")
+
+    y = b.conv("input", 3, 16, 3, stride=2, act="silu")
+    y = c3(b.conv(y, 16, 32, 3, stride=2, act="silu"), 32, 32)
+    p3 = c3(b.conv(y, 32, 64, 3, stride=2, act="silu"), 64, 64)
+    p4 = c3(b.conv(p3, 64, 128, 3, stride=2, act="silu"), 128, 128)
+    p5 = c3(b.conv(p4, 128, 256, 3, stride=2, act="silu"), 256, 256)
+    a = b.conv(p5, 256, 128, 1, act="silu")  # SPPF
+    m1 = b.op("MaxPool", [a], kernel_shape=[5, 5], pads=[2, 2, 2, 2])
+    m2 = b.op("MaxPool", [m1], kernel_shape=[5, 5], pads=[2, 2, 2, 2])
+    m3 = b.op("MaxPool", [m2], kernel_shape=[5, 5], pads=[2, 2, 2, 2])
+    p5 = b.conv(b.op("Concat", [a, m1, m2, m3], axis=1), 512, 256, 1, act="silu")
+    t5 = b.conv(p5, 256, 128, 1, act="silu")
+    h4 = c3(b.op("Concat", [up(t5), p4], axis=1), 256, 128)
+    t4 = b.conv(h4, 128, 64, 1, act="silu")
+    h3 = c3(b.op("Concat", [up(t4), p3], axis=1), 128, 64)
+    outs, n = [], 3 * (5 + classes)
+    for x, c, hw in [(h3, 64, (size // 8) ** 2), (h4, 128, (size // 16) ** 2), (t5, 128, (size // 32) ** 2)]:
+        head = b.conv(x, c, n, 1, act=None)
+        outs.append(b.op("Reshape", [head, b.const("shape", np.array([1, n, hw], np.int64))]))
+    y = b.op("Sigmoid", [b.op("Concat", outs, axis=2)])
+    total = sum((size // s) ** 2 for s in (8, 16, 32))
+    b.save(path, [("input", [1, 3, size, size])], y, [1, n, total])
+
+
+def crnn(path, height=32, width=128, hidden=96, classes=37):
+    """A CRNN text recognizer (Shi et al. 2015): a VGG-style Conv/Relu/MaxPool stack down to one
+    row of 32 columns, a bidirectional LSTM over the columns, a per-step linear layer and
+    LogSoftmax (CTC's input)."""
+    b = Builder("crnn_lstm")
+    y = b.conv("input", 1, 32, 3, act="relu")
+    y = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])           # 16 × 64
+    y = b.conv(y, 32, 64, 3, act="relu")
+    y = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])           # 8 × 32
+    y = b.conv(b.conv(y, 64, 128, 3, act="relu"), 128, 128, 3, act="relu")
+    y = b.op("MaxPool", [y], kernel_shape=[2, 1], strides=[2, 1])           # 4 × 32
+    y = b.conv(y, 128, 128, 3, act="relu")
+    y = b.op("MaxPool", [y], kernel_shape=[4, 1], strides=[4, 1])           # 1 × 32
+    seq = width // 4
+    y = b.op("Squeeze", [y, b.const("axes", np.array([2], np.int64))])      # [1, 128, 32]
+    y = b.op("Transpose", [y], perm=[2, 0, 1])                              # [32, 1, 128]
+    w = b.const("lstm_w", (rng.randn(2, 4 * hidden, 128) * 0.1).astype(np.float32))
+    r = b.const("lstm_r", (rng.randn(2, 4 * hidden, hidden) * 0.1).astype(np.float32))
+    bias = b.const("lstm_b", (rng.randn(2, 8 * hidden) * 0.05).astype(np.float32))
+    out = b.fresh("lstm")
+    b.nodes.append(helper.make_node("LSTM", [y, w, r, bias], [out], name=out, hidden_size=hidden, direction="bidirectional"))
+    y = b.op("Transpose", [out], perm=[0, 2, 1, 3])                         # [32, 1, 2, 96]
+    y = b.op("Reshape", [y, b.const("shape", np.array([seq, 1, 2 * hidden], np.int64))])
+    fc = b.const("fc_w", (rng.randn(2 * hidden, classes) * np.sqrt(1.0 / (2 * hidden))).astype(np.float32))
+    y = b.op("Add", [b.op("MatMul", [y, fc]), b.const("fc_b", np.zeros(classes, np.float32))])
+    y = b.op("LogSoftmax", [y], axis=2)
+    b.save(path, [("input", [1, 1, height, width])], y, [seq, 1, classes])
+
+
 def vgg(path):
     b = Builder("vgg_conv")
     y, c = "input", 3
@@ -188,7 +259,10 @@ def main():
     transformer(os.path.join(out, "transformer.onnx"))
     mobilenet_v1(os.path.join(out, "mobilenet-v1-075.onnx"))  # after the others: they keep their weights
     mobilenet_v2(os.path.join(out, "mobilenet-v2.onnx"))
-    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx, mobilenet-v1-075.onnx, mobilenet-v2.onnx to " + out)
+    yolo(os.path.join(out, "yolo-silu.onnx"))
+    crnn(os.path.join(out, "crnn-lstm.onnx"))
+    print("wrote mobilenet-dw.onnx, vgg-conv.onnx, transformer.onnx, mobilenet-v1-075.onnx, mobilenet-v2.onnx, yolo-silu.onnx,"
+          " crnn-lstm.onnx to " + out)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ def main():
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "make_models.py"), WORK], check=True, stdout=subprocess.DEVNULL)
 
     models = [("tiny-cnn", os.path.join(ROOT, "examples", "tiny-cnn.onnx"))]
-    models += [(n, os.path.join(WORK, n + ".onnx")) for n in ["mobilenet-dw", "mobilenet-v2", "vgg-conv", "transformer"]]
+    models += [(n, os.path.join(WORK, n + ".onnx")) for n in ["mobilenet-dw", "mobilenet-v2", "vgg-conv", "transformer",
+                                                                "yolo-silu", "crnn-lstm"]]
     light_dir = next((d for d in LIGHT_DIRS if os.path.isdir(d)), None)
     if light_dir and args.light != "none":
         names = sorted(os.path.basename(p)[6:-5] for p in glob.glob(light_dir + "/light_*.onnx"))

@@ -112,6 +112,12 @@ final class PoolingTests: XCTestCase {
             // Stride 1 takes eight windows at a time: wider rows, no padding, a 5×5 window.
             ([1, 2, 7, 43], ["kernel_shape": .ints([3, 3]), "strides": .ints([1, 1])]),
             ([1, 2, 9, 40], ["kernel_shape": .ints([5, 5]), "strides": .ints([1, 1]), "pads": .ints([2, 2, 2, 2])]),
+            // The separable stride-1 kernel: YOLO's SPPF on a small map, windows wider than the
+            // map, asymmetric pads, a 1-wide kernel axis.
+            ([1, 3, 8, 8], ["kernel_shape": .ints([5, 5]), "strides": .ints([1, 1]), "pads": .ints([2, 2, 2, 2])]),
+            ([1, 2, 3, 4], ["kernel_shape": .ints([5, 5]), "strides": .ints([1, 1]), "pads": .ints([2, 2, 2, 2])]),
+            ([2, 2, 6, 11], ["kernel_shape": .ints([3, 4]), "strides": .ints([1, 1]), "pads": .ints([0, 3, 2, 1])]),
+            ([1, 2, 9, 10], ["kernel_shape": .ints([1, 7]), "strides": .ints([1, 1]), "pads": .ints([0, 3, 0, 3])]),
             // SqueezeNet's 3×3/2 on a 111-wide row: 16 outputs per AVX-512 step plus a masked tail.
             ([1, 2, 5, 111], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2])]),
         ]

@@ -44,6 +44,41 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(y[0].int64s, [10, 10, 20, 30, 10, 10, 20, 30, 40, 40, 50, 60, 40, 40, 50, 60])
     }
 
+    /// Nearest runs as a raw-element gather: a 2× upsample of NCHW (YOLO's FPN) gives each value
+    /// in a 2×2 block for 1-, 2-, 4- and 8-byte types; a 0.75× downsample of a 3-D tensor picks
+    /// the elements the definition picks (half_pixel, round_prefer_floor).
+    func testNearestGatherAcrossElementSizes() throws {
+        let values = (0..<(2 * 3 * 4)).map { $0 * 7 - 40 }
+        var want = [Int]()
+        for c in 0..<2 { for h in 0..<6 { for w in 0..<8 { want.append(values[c * 12 + (h / 2) * 4 + w / 2]) } } }
+        let s = floats([4], [1, 1, 2, 2])
+        let inputs: [Tensor] = [
+            Tensor(shape: [1, 2, 3, 4], values: values.map { Int8($0) }),
+            Tensor(shape: [1, 2, 3, 4], values: values.map { Int16($0) }),
+            Tensor(shape: [1, 2, 3, 4], values: values.map { Float($0) }),
+            Tensor(shape: [1, 2, 3, 4], values: values.map { Int64($0) }),
+        ]
+        for x in inputs {
+            let y = try runSingleNode(.resize, inputs: [("x", x), ("", Tensor(dtype: .f32, shape: [0])), ("s", s)], constants: ["s": s],
+                                      attributes: ["mode": .string("nearest")])[0]
+            XCTAssertEqual(y.dtype, x.dtype)
+            XCTAssertEqual(y.shape, [1, 2, 6, 8])
+            XCTAssertEqual(y.int64s, want.map { Int64($0) }, "\(x.dtype)")
+        }
+        // 0.75× on the last two axes of [2, 4, 8] → [2, 3, 6]: x_in = (o + 0.5)/0.75 − 0.5, ties down.
+        let x3 = Tensor(shape: [2, 4, 8], values: (0..<64).map { Float($0) })
+        let y3 = try runSingleNode(.resize, inputs: [("x", x3), ("", Tensor(dtype: .f32, shape: [0])), ("s", floats([3], [1, 0.75, 0.75]))],
+                                   constants: ["s": floats([3], [1, 0.75, 0.75])], attributes: ["mode": .string("nearest")])[0]
+        func src(_ o: Int, _ len: Int) -> Int {
+            let v = (Double(o) + 0.5) / 0.75 - 0.5, f = v.rounded(.down)
+            return Swift.min(len - 1, Swift.max(0, Int(v - f > 0.5 ? f + 1 : f)))
+        }
+        var want3 = [Float]()
+        for b in 0..<2 { for h in 0..<3 { for w in 0..<6 { want3.append(Float(b * 32 + src(h, 4) * 8 + src(w, 8))) } } }
+        XCTAssertEqual(y3.shape, [2, 3, 6])
+        XCTAssertEqual(y3.floats, want3)
+    }
+
     func testOpset10InputsAndUpsampleRewrite() throws {
         // Hand-derived. Opset 10: Resize(X, scales), asymmetric; nearest downsampling rounds up.
         let x = floats([1, 1, 1, 4], [1, 2, 3, 4])

@@ -5,7 +5,50 @@
 // SIMD16 evenHalf/oddHalf compiled to 8 at a time and SqueezeNet's 3×3/2 pools ran 3× ORT's time.
 #include <stdint.h>
 #include <stddef.h>
+#include <math.h>
 #include "CPerchDepthwiseF32.h"  // perch_dw_pad_plane_f32
+
+/// Stride-1 MaxPool of one plane (dilation 1), separably: each input row's kW-wide maxima into
+/// `tmp` (inH × outW floats), then each output row the maximum of its kH rows of `tmp` — kH + kW
+/// comparisons per output instead of kH·kW (YOLO's SPPF: three 5×5/1 pools on an 8×8 map ran
+/// 30× ONNX Runtime's time one window at a time). Each fold starts at its window's first tap
+/// inside the plane and replaces only when greater (`v > m ? v : m`, a vmaxps), so the result
+/// is the row-major fold's bit for bit, NaN included: the first tap of the first row decides a
+/// leading NaN in both. Windows with no tap inside give −∞ like the reference.
+static inline void perch_maxpool_s1_plane_f32(const float *x, long inH, long inW, long kH, long kW, long pH, long pW, long outH,
+                                              long outW, float *tmp, float *y) {
+    for (long r = 0; r < inH; r++) {
+        const float *row = x + r * inW;
+        float *t = tmp + r * outW;
+        for (long ow = 0; ow < outW; ow++) {
+            long s = ow - pW, w0 = s < 0 ? -s : 0, w1 = kW < inW - s ? kW : inW - s;
+            if (w0 == 0 && w1 == kW) {
+                // The run of whole windows: one pass per tap across it (vectorizes).
+                long end = ow;
+                while (end < outW && end - pW + kW <= inW) end++;
+                for (long o = ow; o < end; o++) t[o] = row[o - pW];
+                for (long kw = 1; kw < kW; kw++)
+                    for (long o = ow; o < end; o++) { float v = row[o - pW + kw]; t[o] = v > t[o] ? v : t[o]; }
+                ow = end - 1;
+                continue;
+            }
+            float m = w1 > w0 ? row[s + w0] : -INFINITY;
+            for (long kw = w0 + 1; kw < w1; kw++) { float v = row[s + kw]; m = v > m ? v : m; }
+            t[ow] = m;
+        }
+    }
+    for (long oh = 0; oh < outH; oh++) {
+        long s = oh - pH, h0 = s < 0 ? -s : 0, h1 = kH < inH - s ? kH : inH - s;
+        float *yr = y + oh * outW;
+        if (h1 <= h0) { for (long o = 0; o < outW; o++) yr[o] = -INFINITY; continue; }
+        const float *t0 = tmp + (s + h0) * outW;
+        for (long o = 0; o < outW; o++) yr[o] = t0[o];
+        for (long kh = h0 + 1; kh < h1; kh++) {
+            const float *t = tmp + (s + kh) * outW;
+            for (long o = 0; o < outW; o++) { float v = t[o]; yr[o] = v > yr[o] ? v : yr[o]; }
+        }
+    }
+}
 
 /// The mean of x[0..<n] for GlobalAveragePool: sixteen running sums (element i goes to sum i mod
 /// 16, which vectorizes on every ISA and is the same order everywhere), added in order, over n.

@@ -83,6 +83,22 @@ public enum PoolingOperator {
                     }
                 }
             }
+        case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1
+            && p.g.sH == 1 && p.g.sW == 1 && p.g.kernelSize > 4:
+            // Stride 1 (SPPF's 5×5, GoogLeNet's 3×3 branches): separable, planes across threads,
+            // one inH × outW row-maxima buffer per thread.
+            let g = p.g, planes = g.batch * g.inChannels, slot = MemoryPlanner.roundUp(g.inH * g.outW, 16), slots = ctx.threads
+            let work = planes * g.outSize * (g.kH + g.kW)
+            return PreparedOp(outputs: outputs, scratchBytes: slot * 4 * slots) { args in
+                let x = UnsafePointer(args.input(0).pointer(as: Float.self)), y = args.output(0).pointer(as: Float.self)
+                let parts = work >= 1 << 16 ? Swift.min(args.threads, slots, planes) : 1
+                args.parallelFor(parts) { t in
+                    let tmp = args.scratch!.assumingMemoryBound(to: Float.self) + t * slot
+                    for c in splitRange(planes, parts: parts, part: t) {
+                        perch_maxpool_s1_plane_f32(x + c * g.inSize, g.inH, g.inW, g.kH, g.kW, g.pH, g.pW, g.outH, g.outW, tmp, y + c * g.outSize)
+                    }
+                }
+            }
         case .f32 where p.isMax && !wantIndices && p.g.inD == 1 && p.g.outD == 1 && p.g.kD == 1 && p.g.dH == 1 && p.g.dW == 1:
             // Planes split across threads (GoogLeNet's pools were a sixth of its 2-thread time).
             let planes = p.g.batch * p.g.inChannels

@@ -6,7 +6,8 @@ import PerchGraph
 /// table of input taps (1 for nearest, 2 for linear, 4 for cubic) with their weights, following
 /// the ONNX reference implementation (edge-clamped neighbours, `exclude_outside` renormalization,
 /// `tf_crop_and_resize` extrapolation). The kernel sums the tensor product of the taps. Axes that
-/// map every output coordinate onto itself get a single tap. `antialias` (opset 18) widens the
+/// map every output coordinate onto itself get a single tap; a plan of single taps only (nearest)
+/// runs as a gather of raw elements (`ResizeGather`). `antialias` (opset 18) widens the
 /// linear/cubic filter by 1/scale when downsampling, as the reference does. fp32 and f64 run directly; other
 /// types are widened to Double in scratch.
 public enum ResizeOperator {
@@ -264,6 +265,21 @@ public enum ResizeOperator {
         let coordBytes = rank * 8
         if out.count == 0 {
             return PreparedOp(outputs: [out]) { _ in }
+        }
+        if let gather = ResizeGather(p) {
+            func gathering<T>(_: T.Type) -> PreparedOp {
+                PreparedOp(outputs: [out], scratchBytes: coordBytes) { args in
+                    gather.run(x: UnsafePointer(args.input(0).data.assumingMemoryBound(to: T.self)),
+                               y: args.output(0).data.assumingMemoryBound(to: T.self), coords: args.scratch!.assumingMemoryBound(to: Int.self))
+                }
+            }
+            switch x.dtype.byteSize {
+            case 1: return gathering(UInt8.self)
+            case 2: return gathering(UInt16.self)
+            case 4: return gathering(UInt32.self)
+            case 8: return gathering(UInt64.self)
+            default: break
+            }
         }
         switch x.dtype {
         case .f32:

@@ -207,19 +207,20 @@ struct RecurrentShape {
 
     /// proj[row] = X[row]·W_dᵀ + Wb_d + Rb_d (Rb only in the first `recurrentBiasColumns` columns:
     /// GRU with linear_before_reset keeps Rb_h inside the reset product) for all S·B rows of X.
+    /// The bias is written into every row first and the GEMM accumulates onto it (a separate add
+    /// pass over the projections cost as much as the GEMM itself).
     func projectInputs(_ args: KernelArgs, direction d: Int, recurrentBiasColumns: Int,
                        into proj: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
-        let n = gateColumns
-        sgemm(m: seq * batch, n: n, k: inSize, a: args.input(0).pointer(as: Float.self), aRowStride: inSize, aColStride: 1,
-              b: args.input(1).pointer(as: Float.self) + d * n * inSize, bRowStride: 1, bColStride: inSize,
-              c: proj, ldc: n, accumulate: false, workspace: workspace)
-        guard hasBias else { return }
-        let bp = args.input(3).pointer(as: Float.self) + d * 2 * n
-        for row in 0..<(seq * batch) {
-            let p = proj + row * n
-            for j in 0..<recurrentBiasColumns { p[j] += bp[j] + bp[n + j] }
-            for j in recurrentBiasColumns..<n { p[j] += bp[j] }
+        let n = gateColumns, rows = seq * batch
+        if hasBias && rows > 0 {
+            let bp = args.input(3).pointer(as: Float.self) + d * 2 * n
+            for j in 0..<recurrentBiasColumns { proj[j] = bp[j] + bp[n + j] }
+            for j in recurrentBiasColumns..<n { proj[j] = bp[j] }
+            for row in 1..<rows { (proj + row * n).update(from: proj, count: n) }
         }
+        sgemm(m: rows, n: n, k: inSize, a: args.input(0).pointer(as: Float.self), aRowStride: inSize, aColStride: 1,
+              b: args.input(1).pointer(as: Float.self) + d * n * inSize, bRowStride: 1, bColStride: inSize,
+              c: proj, ldc: n, accumulate: hasBias, workspace: workspace)
     }
 }
 

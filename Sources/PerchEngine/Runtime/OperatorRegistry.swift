@@ -39,6 +39,10 @@ public enum OperatorRegistry {
             return try QElementwiseOperator.prepare(ctx)
         case .lstm:
             return try LSTMOperator.prepare(ctx)
+        case .gru:
+            return try GRUOperator.prepare(ctx)
+        case .rnn:
+            return try RNNOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)

@@ -113,6 +113,8 @@ public enum OpType: String, Sendable, CaseIterable {
     case qLinearLookup = "QLinearLookup"
     // Recurrent.
     case lstm = "LSTM"
+    case gru = "GRU"
+    case rnn = "RNN"
     /// Per-tensor uint8 quantization with the scale and zero point taken from the tensor's own
     /// range (what ONNX Runtime's `quantize_dynamic` puts before each MatMulInteger).
     case dynamicQuantizeLinear = "DynamicQuantizeLinear"

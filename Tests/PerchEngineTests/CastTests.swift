@@ -27,6 +27,20 @@ final class CastTests: XCTestCase {
         XCTAssertEqual(big.int64s, [9_007_199_254_740_993])
     }
 
+    /// Narrow integers to float32 (the vectorized loop): values rounded once to nearest even,
+    /// 2^24 + 1 → 2^24 and 2^24 + 3 → 2^24 + 4, extremes of each type.
+    func testNarrowIntegersToFloat() throws {
+        let i32: [Int32] = [0, -7, 16_777_217, 16_777_219, Int32.max, Int32.min, 123_456_789]
+        let f = try runSingleNode(.cast, inputs: [("x", Tensor(shape: [i32.count], values: i32))], attributes: ["to": .int(1)])[0]
+        XCTAssertEqual(f.floats, [0, -7, 16_777_216, 16_777_220, 2_147_483_648, -2_147_483_648, 123_456_792])
+        for (x, want) in [(Tensor(shape: [3], values: [UInt8(0), 200, 255]), [Float(0), 200, 255]),
+                          (Tensor(shape: [3], values: [Int8(-128), 5, 127]), [-128, 5, 127]),
+                          (Tensor(shape: [3], values: [Int16(-32768), 9, 32767]), [-32768, 9, 32767]),
+                          (Tensor(shape: [2], values: [UInt16(65535), 1]), [65535, 1])] {
+            XCTAssertEqual(try runSingleNode(.cast, inputs: [("x", x)], attributes: ["to": .int(1)])[0].floats, want, "\(x.dtype)")
+        }
+    }
+
     func testCastUnsupportedTypes() {
         XCTAssertThrowsError(try runSingleNode(.cast, inputs: [("x", floats([1], [1]))], attributes: ["to": .int(8)])) { error in
             XCTAssertTrue(String(describing: error).contains("string"))

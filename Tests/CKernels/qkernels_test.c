@@ -206,6 +206,21 @@ static void test_sigmoid_tanh(void) {
     printf("sigmoid_tanh ");
 }
 
+/// perch_gather_even_bytes (a stride-2 im2col row; AVX-512 BW on x86 when present) against the
+/// definition dst[i] = src[2i] ^ flip, every length 1…100, the source ending at its last read byte.
+static void test_gather_even(void) {
+    for (long n = 1; n <= 100; n++) {
+        uint8_t *src = malloc((size_t)(2 * n - 1)), got[100], want[100];
+        for (long i = 0; i < 2 * n - 1; i++) src[i] = (uint8_t)rnd();
+        uint8_t flip = n % 2 ? 0x80 : 0;
+        for (long i = 0; i < n; i++) want[i] = src[2 * i] ^ flip;
+        perch_gather_even_bytes(src, n, flip, got);
+        expect(!memcmp(want, got, (size_t)n), "gather_even", "best", (size_t)n, flip, 0);
+        free(src);
+    }
+    printf("gather_even ");
+}
+
 /// CPerchSGEMV.h: one row against packed B panels, bit for bit with row 0 of the 6×16 micro-kernel
 /// of the same variant (NEON on aarch64; AVX2 and AVX-512 on x86), with accumulation, bias, clamp.
 static void test_sgemv(void) {
@@ -313,6 +328,7 @@ int main(void) {
     test_elementwise();
     test_sigmoid_tanh();
     test_sgemv();
+    test_gather_even();
     test_conv_direct();
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;

@@ -33,6 +33,8 @@ Tanh Erf Gelu Elu Softmax LogSoftmax Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Mi
 AveragePool GlobalAveragePool GlobalMaxPool LRN Concat Split Slice Gather Reshape Flatten Transpose
 Squeeze Unsqueeze Pad Resize Upsample ReduceMean ReduceSum ReduceMax LayerNormalization Shape Cast
 Identity Dropout Where Equal Less Greater Expand ConstantOfShape Range Tile Constant LSTM
+PRelu Selu Softplus Softsign Sum Mean Reciprocal Floor Ceil Not And Or Xor LessOrEqual GreaterOrEqual
+ReduceMin ReduceProd ArgMax ArgMin Size
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -35,6 +35,8 @@ Squeeze Unsqueeze Pad Resize Upsample ReduceMean ReduceSum ReduceMax LayerNormal
 Identity Dropout Where Equal Less Greater Expand ConstantOfShape Range Tile Constant LSTM
 PRelu Selu Softplus Softsign Sum Mean Reciprocal Floor Ceil Not And Or Xor LessOrEqual GreaterOrEqual
 ReduceMin ReduceProd ArgMax ArgMin Size
+TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND ScatterND ScatterElements Scatter
+Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,8 +5,8 @@ import PerchGraph
 ///
 /// What the engine needs to know about opset-dependent semantics travels on each node as the
 /// attribute `_opset` (the model's default-domain opset). Spellings that Perch folds into one
-/// operator are rewritten here: `Upsample` becomes `Resize` (marked `_upsample`), `Constant`
-/// becomes an initializer.
+/// operator are rewritten here: `Upsample` becomes `Resize` (marked `_upsample`), `Scatter`
+/// becomes `ScatterElements`, `Constant` becomes an initializer.
 public enum ONNXImporter {
     /// Default-domain opsets whose semantics Perch implements (6 for the PyTorch-exported models
     /// of ONNX's own test data; 7–22 as the contract promises).
@@ -170,6 +170,9 @@ struct GraphConverter {
                 inputs = [inputs[0], "", inputs[1]]
             }
             attributes["scales"] = nil
+        case "Scatter":
+            // Opset 9–10 Scatter is ScatterElements without `reduction`.
+            opName = "ScatterElements"
         default:
             break
         }

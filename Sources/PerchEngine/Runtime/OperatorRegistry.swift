@@ -39,6 +39,19 @@ public enum OperatorRegistry {
             return try QElementwiseOperator.prepare(ctx)
         case .lstm:
             return try LSTMOperator.prepare(ctx)
+        case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
+            .depthToSpace, .spaceToDepth:
+            return try IndexingOperator.prepare(ctx)
+        case .instanceNormalization:
+            return try InstanceNormalizationOperator.prepare(ctx)
+        case .sin, .cos, .round, .sign, .mod:
+            return try ElementwiseOperator.prepareMath(ctx)
+        case .mish:
+            return try ActivationOperator.prepare(ctx)
+        case .hardmax:
+            return try HardmaxOperator.prepare(ctx)
+        case .reduceL1, .reduceL2, .reduceSumSquare, .reduceLogSumExp, .reduceLogSum:
+            return try ReduceOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)

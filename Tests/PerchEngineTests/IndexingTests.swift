@@ -1,0 +1,193 @@
+import PerchEngine
+import PerchGraph
+import XCTest
+
+/// The Indexing family (TopK, GatherElements, GatherND, ScatterND, ScatterElements, OneHot,
+/// CumSum, Trilu, DepthToSpace, SpaceToDepth). References from NumPy, pasted as literals.
+final class IndexingTests: XCTestCase {
+    let row8 = floats([2, 8], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3])
+
+    func testTopKLargestSmallestAndTies() throws {
+        let k = int64s([1], [3])
+        let r = try runSingleNode(.topK, inputs: [("x", row8), ("k", k)], constants: ["k": k], outputs: ["v", "i"])
+        assertClose(r[0], floats([2, 3], [9, 6, 5, 9, 9, 8]))
+        XCTAssertEqual(r[1].dtype, .i64)
+        // Row 2 holds 9 twice: the lower index (4) comes first.
+        XCTAssertEqual(r[1].int64s, [5, 7, 4, 4, 6, 3])
+        let s = try runSingleNode(.topK, inputs: [("x", row8), ("k", k)], constants: ["k": k], outputs: ["v", "i"],
+                                  attributes: ["largest": .int(0)])
+        assertClose(s[0], floats([2, 3], [1, 1, 2, 3, 3, 5]))
+        XCTAssertEqual(s[1].int64s, [1, 3, 6, 1, 7, 0])
+    }
+
+    func testTopKAxis0IntegerAndAttributeK() throws {
+        let x = floats([3, 2], [1, 6, 4, 2, 4, 5])
+        let k = int64s([1], [2])
+        let r = try runSingleNode(.topK, inputs: [("x", x), ("k", k)], constants: ["k": k], outputs: ["v", "i"], attributes: ["axis": .int(0)])
+        assertClose(r[0], floats([2, 2], [4, 6, 4, 5]))
+        XCTAssertEqual(r[1].int64s, [1, 0, 2, 2])
+        // Opset 1 form (attribute k) on int64 values beyond Double's exact range.
+        let big = int64s([4], [9_007_199_254_740_993, 9_007_199_254_740_992, -5, 9_007_199_254_740_993])
+        let b = try runSingleNode(.topK, inputs: [("x", big)], outputs: ["v", "i"], attributes: ["k": .int(3)])
+        XCTAssertEqual(b[0].int64s, [9_007_199_254_740_993, 9_007_199_254_740_993, 9_007_199_254_740_992])
+        XCTAssertEqual(b[1].int64s, [0, 3, 1])
+    }
+
+    func testGatherElementsNegativeIndices() throws {
+        let d = floats([3, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        let i = int64s([3, 2], [-1, 0, 1, 2, 0, 0])
+        let y = try runSingleNode(.gatherElements, inputs: [("d", d), ("i", i)], attributes: ["axis": .int(1)])[0]
+        assertClose(y, floats([3, 2], [3, 1, 5, 6, 7, 7]))
+    }
+
+    func testGatherNDWithAndWithoutBatchDims() throws {
+        let d = int64s([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7])
+        let b1 = try runSingleNode(.gatherND, inputs: [("d", d), ("i", int64s([2, 1], [1, 0]))], attributes: ["batch_dims": .int(1)])[0]
+        XCTAssertEqual(b1.shape, [2, 2])
+        XCTAssertEqual(b1.int64s, [2, 3, 4, 5])
+        let full = try runSingleNode(.gatherND, inputs: [("d", d), ("i", int64s([2, 3], [1, 0, 1, 0, 1, -1]))])[0]
+        XCTAssertEqual(full.shape, [2])
+        XCTAssertEqual(full.int64s, [5, 3])
+    }
+
+    func testScatterNDNoneAndAdd() throws {
+        let d = floats([4, 2], [0, 1, 2, 3, 4, 5, 6, 7])
+        let i = int64s([3, 1], [1, 3, 1])
+        let u = floats([3, 2], [1, 1, 2, 2, 5, 5])
+        let none = try runSingleNode(.scatterND, inputs: [("d", d), ("i", i), ("u", u)])[0]
+        assertClose(none, floats([4, 2], [0, 1, 5, 5, 4, 5, 2, 2]))
+        let add = try runSingleNode(.scatterND, inputs: [("d", d), ("i", i), ("u", u)], attributes: ["reduction": .string("add")])[0]
+        assertClose(add, floats([4, 2], [0, 1, 8, 9, 4, 5, 8, 9]))
+    }
+
+    func testScatterElementsReductions() throws {
+        let d = floats([1, 5], [1, 2, 3, 4, 5])
+        let i = int64s([1, 3], [1, 3, 1])
+        let u = floats([1, 3], [1.1, 2, 3])
+        let mul = try runSingleNode(.scatterElements, inputs: [("d", d), ("i", i), ("u", u)],
+                                    attributes: ["axis": .int(1), "reduction": .string("mul")])[0]
+        assertClose(mul, floats([1, 5], [1, 6.6, 3, 8, 5]))
+        let mx = try runSingleNode(.scatterElements, inputs: [("d", d), ("i", i), ("u", u)],
+                                   attributes: ["axis": .int(-1), "reduction": .string("max")])[0]
+        assertClose(mx, floats([1, 5], [1, 3, 3, 4, 5]))
+        let none = try runSingleNode(.scatterElements, inputs: [("d", d), ("i", int64s([1, 2], [-1, 0])), ("u", floats([1, 2], [9, 8]))],
+                                     attributes: ["axis": .int(1)])[0]
+        assertClose(none, floats([1, 5], [8, 2, 3, 4, 9]))
+    }
+
+    func testOneHotAxis0NegativeAndOutOfRange() throws {
+        let depth = int64s([], [3])
+        let y = try runSingleNode(.oneHot, inputs: [("i", int64s([3], [1, -1, 5])), ("depth", depth), ("v", floats([2], [-2, 7]))],
+                                  constants: ["depth": depth], attributes: ["axis": .int(0)])[0]
+        assertClose(y, floats([3, 3], [-2, -2, -2, 7, -2, -2, -2, 7, -2]))
+    }
+
+    func testCumSumExclusiveReverseAndAxis0() throws {
+        let x = floats([2, 3], [1, 2, 3, 4, 5, 6])
+        let a1 = int64s([], [1]), a0 = int64s([], [0])
+        let r = try runSingleNode(.cumSum, inputs: [("x", x), ("a", a1)], constants: ["a": a1],
+                                  attributes: ["exclusive": .int(1), "reverse": .int(1)])[0]
+        assertClose(r, floats([2, 3], [5, 3, 0, 11, 6, 0]))
+        let c = try runSingleNode(.cumSum, inputs: [("x", x), ("a", a0)], constants: ["a": a0])[0]
+        assertClose(c, floats([2, 3], [1, 2, 3, 5, 7, 9]))
+        let i = try runSingleNode(.cumSum, inputs: [("x", int64s([3], [1 << 60, 1, 2])), ("a", a0)], constants: ["a": a0])[0]
+        XCTAssertEqual(i.int64s, [1 << 60, (1 << 60) + 1, (1 << 60) + 3])
+    }
+
+    func testTriluLowerAndUpperWithK() throws {
+        var v = [Float]()
+        for i in 1...12 { v.append(Float(i)) }
+        let x = floats([3, 4], v)
+        let lower = try runSingleNode(.trilu, inputs: [("x", x), ("k", int64s([], [-1]))], attributes: ["upper": .int(0)])[0]
+        assertClose(lower, floats([3, 4], [0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0]))
+        let upper = try runSingleNode(.trilu, inputs: [("x", x), ("k", int64s([], [1]))])[0]
+        assertClose(upper, floats([3, 4], [0, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 12]))
+        let plain = try runSingleNode(.trilu, inputs: [("x", x)])[0]
+        assertClose(plain, floats([3, 4], [1, 2, 3, 4, 0, 6, 7, 8, 0, 0, 11, 12]))
+    }
+
+    func testDepthToSpaceModesAndSpaceToDepth() throws {
+        var v = [Float]()
+        for i in 0..<16 { v.append(Float(i)) }
+        let x = floats([1, 8, 1, 2], v)
+        let dcr = try runSingleNode(.depthToSpace, inputs: [("x", x)], attributes: ["blocksize": .int(2)])[0]
+        assertClose(dcr, floats([1, 2, 2, 4], [0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15]))
+        let crd = try runSingleNode(.depthToSpace, inputs: [("x", x)], attributes: ["blocksize": .int(2), "mode": .string("CRD")])[0]
+        assertClose(crd, floats([1, 2, 2, 4], [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15]))
+        let s2d = try runSingleNode(.spaceToDepth, inputs: [("x", floats([1, 1, 4, 4], v))], attributes: ["blocksize": .int(2)])[0]
+        assertClose(s2d, floats([1, 4, 2, 2], [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]))
+        // SpaceToDepth undoes DepthToSpace in DCR mode.
+        let back = try runSingleNode(.spaceToDepth, inputs: [("x", dcr)], attributes: ["blocksize": .int(2)])[0]
+        assertClose(back, x)
+    }
+}
+
+/// Sin, Cos, Round, Sign, Mod, Mish, Hardmax, InstanceNormalization and the added reductions.
+final class DetectionMathTests: XCTestCase {
+    func testSinCosRoundSign() throws {
+        let x = floats([9], [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.3, -0.7, 0])
+        assertClose(try runSingleNode(.round, inputs: [("x", x)])[0], floats([9], [-2, -2, 0, 0, 2, 2, 0, -1, 0]), atol: 0)
+        assertClose(try runSingleNode(.sin, inputs: [("x", x)])[0], floats([9], [
+            -0.5984721779823303, -0.9974949955940247, -0.4794255495071411, 0.4794255495071411, 0.9974949955940247,
+            0.5984721779823303, 0.29552021622657776, -0.6442176699638367, 0.0]))
+        assertClose(try runSingleNode(.cos, inputs: [("x", x)])[0], floats([9], [
+            -0.8011435866355896, 0.07073719799518585, 0.8775825500488281, 0.8775825500488281, 0.07073719799518585,
+            -0.8011435866355896, 0.9553365111351013, 0.7648422122001648, 1.0]))
+        assertClose(try runSingleNode(.sign, inputs: [("x", x)])[0], floats([9], [-1, -1, -1, 1, 1, 1, 1, -1, 0]), atol: 0)
+        XCTAssertEqual(try runSingleNode(.sign, inputs: [("x", int64s([3], [-7, 0, 9]))])[0].int64s, [-1, 0, 1])
+    }
+
+    func testModIntegerBothSignsAndFloatFmod() throws {
+        let a = int64s([6], [-4, 7, 5, 4, -7, 8]), b = int64s([6], [2, -3, 8, -2, 3, 5])
+        XCTAssertEqual(try runSingleNode(.mod, inputs: [("a", a), ("b", b)])[0].int64s, [0, -2, 5, 0, 2, 3])
+        XCTAssertEqual(try runSingleNode(.mod, inputs: [("a", a), ("b", b)], attributes: ["fmod": .int(1)])[0].int64s, [0, 1, 5, 0, -1, 3])
+        let af = floats([4], [-4.5, 7.25, 5, -7]), bf = floats([4], [2, -3, -2.5, 3])
+        assertClose(try runSingleNode(.mod, inputs: [("a", af), ("b", bf)], attributes: ["fmod": .int(1)])[0], floats([4], [-0.5, 1.25, 0, -1]))
+        // Broadcast of a scalar divisor.
+        let s = try runSingleNode(.mod, inputs: [("a", int64s([2, 2], [5, -5, 9, -9])), ("b", int64s([], [4]))])[0]
+        XCTAssertEqual(s.int64s, [1, 3, 1, 3])
+    }
+
+    func testMish() throws {
+        let y = try runSingleNode(.mish, inputs: [("x", floats([6], [-3, -1, 0, 0.5, 2, 10]))])[0]
+        assertClose(y, floats([6], [-0.1456474612756246, -0.30340146137410895, 0.0, 0.3752452113048951, 1.9439589595339946, 9.99999995878067]))
+    }
+
+    func testHardmaxAxisAndFirstOfTies() throws {
+        let x = floats([2, 3, 2], [1, 5, 3, 5, 2, 0, 0, 0, -1, 1, 4, -2])
+        let y = try runSingleNode(.hardmax, inputs: [("x", x)], attributes: ["axis": .int(1)])[0]
+        assertClose(y, floats([2, 3, 2], [0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0]), atol: 0)
+        // Opset 11: the input is coerced to 2-D at axis 1, so each batch of 6 gets one 1.
+        let old = try runSingleNode(.hardmax, inputs: [("x", x)], attributes: ["axis": .int(1), "_opset": .int(11)])[0]
+        assertClose(old, floats([2, 3, 2], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), atol: 0)
+    }
+
+    func testInstanceNormalization() throws {
+        let x = floats([1, 2, 2, 3], [0.0, 0.1428571492433548, 0.4040610194206238, 0.7423075437545776, 1.1428571939468384, 1.5971914529800415,
+                                      2.099562644958496, 2.6457512378692627, 3.2324881553649902, 3.857142925262451, 4.5175395011901855, 5.211838722229004])
+        let y = try runSingleNode(.instanceNormalization, inputs: [("x", x), ("s", floats([2], [0.5, -2])), ("b", floats([2], [1, 0.25]))],
+                                  attributes: ["epsilon": .float(1e-2)])[0]
+        assertClose(y, floats([1, 2, 2, 3], [0.41040968894958496, 0.5358325242996216, 0.7651591300964355, 1.0621260404586792, 1.413792610168457,
+                                             1.8126800060272217, 3.0447885990142822, 2.023383140563965, 0.926149845123291, -0.24199211597442627,
+                                             -1.4769734144210815, -2.7753546237945557]), rtol: 1e-5, atol: 1e-5)
+    }
+
+    func testReduceL1L2SumSquareLogSumExpLogSum() throws {
+        let x = floats([2, 3], [1, -2, 3, 0.5, 4, -1])
+        let attrs: [String: Attribute] = ["axes": .ints([1]), "keepdims": .int(0)]
+        assertClose(try runSingleNode(.reduceL1, inputs: [("x", x)], attributes: attrs)[0], floats([2], [6, 5.5]))
+        assertClose(try runSingleNode(.reduceL2, inputs: [("x", x)], attributes: attrs)[0], floats([2], [3.7416574954986572, 4.153311729431152]))
+        assertClose(try runSingleNode(.reduceSumSquare, inputs: [("x", x)], attributes: attrs)[0], floats([2], [14, 17.25]))
+        // Opset 18 form: axes as an input.
+        let axes = int64s([1], [-1])
+        assertClose(try runSingleNode(.reduceLogSumExp, inputs: [("x", x), ("a", axes)], constants: ["a": axes], attributes: ["keepdims": .int(0)])[0],
+                    floats([2], [3.1328452337275756, 4.036269565124779]))
+        let abs = floats([2, 3], [1, 2, 3, 0.5, 4, 1])
+        assertClose(try runSingleNode(.reduceLogSum, inputs: [("x", abs)])[0], floats([1, 1], [2.4423470497131348]))
+        let ints = int64s([2, 2], [3, -4, 1, 2])
+        XCTAssertEqual(try runSingleNode(.reduceL1, inputs: [("x", ints)], attributes: ["axes": .ints([0])])[0].int64s, [4, 6])
+        XCTAssertEqual(try runSingleNode(.reduceSumSquare, inputs: [("x", ints)], attributes: ["axes": .ints([0])])[0].int64s, [10, 20])
+        let empty = try runSingleNode(.reduceLogSumExp, inputs: [("x", floats([2, 0], [])), ("a", axes)], constants: ["a": axes])[0]
+        XCTAssertEqual(empty.floats, [-Float.infinity, -Float.infinity])
+    }
+}

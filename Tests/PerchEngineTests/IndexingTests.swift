@@ -122,6 +122,40 @@ final class IndexingTests: XCTestCase {
     }
 }
 
+/// NonZero and NonMaxSuppression run only when their inputs are known before running.
+final class DataDependentShapeTests: XCTestCase {
+    func testNonZeroOfAKnownInput() throws {
+        let x = floats([2, 3], [0, 1.5, 0, -2, 0, 3])
+        let y = try runSingleNode(.nonZero, inputs: [("x", x)], constants: ["x": x])[0]
+        XCTAssertEqual(y.shape, [2, 3])
+        XCTAssertEqual(y.int64s, [0, 1, 1, 1, 0, 2])
+    }
+
+    func testNonZeroOfALargeRuntimeInputIsUnsupported() {
+        let x = floats([100], [Float](repeating: 1, count: 100))
+        XCTAssertThrowsError(try runSingleNode(.nonZero, inputs: [("x", x)])) { error in
+            guard case .unsupported(_, "NonZero", let reason)? = error as? EngineError else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("depends on the values"), reason)
+        }
+    }
+
+    func testNonMaxSuppressionOfSmallFeeds() throws {
+        // ONNX's suppress_by_IOU example: boxes 1 and 2 overlap box 0, box 4 overlaps box 3.
+        let boxes = floats([1, 6, 4], [0, 0, 1, 1, 0, 0.1, 1, 1.1, 0, -0.1, 1, 0.9, 0, 10, 1, 11, 0, 10.1, 1, 11.1, 0, 100, 1, 101])
+        let scores = floats([1, 1, 6], [0.9, 0.75, 0.6, 0.95, 0.5, 0.3])
+        let feeds: [(String, Tensor)] = [("b", boxes), ("s", scores), ("m", int64s([1], [3])), ("iou", floats([1], [0.5])), ("st", floats([1], [0]))]
+        let y = try runSingleNode(.nonMaxSuppression, inputs: feeds)[0]
+        XCTAssertEqual(y.shape, [3, 3])
+        XCTAssertEqual(y.int64s, [0, 0, 3, 0, 0, 0, 0, 0, 5])
+        // Center-point boxes, a score threshold that drops box 5, and two boxes per class at most.
+        let centers = floats([1, 3, 4], [0.5, 0.5, 1, 1, 0.6, 0.5, 1, 1, 5, 5, 1, 1])
+        let s2 = floats([1, 1, 3], [0.8, 0.9, 0.1])
+        let c = try runSingleNode(.nonMaxSuppression, inputs: [("b", centers), ("s", s2), ("m", int64s([1], [2])), ("iou", floats([1], [0.5])), ("st", floats([1], [0.2]))],
+                                  attributes: ["center_point_box": .int(1)])[0]
+        XCTAssertEqual(c.int64s, [0, 0, 1])
+    }
+}
+
 /// Sin, Cos, Round, Sign, Mod, Mish, Hardmax, InstanceNormalization and the added reductions.
 final class DetectionMathTests: XCTestCase {
     func testSinCosRoundSign() throws {

@@ -137,4 +137,6 @@ public enum OpType: String, Sendable, CaseIterable {
     case mish = "Mish"
     case hardmax = "Hardmax"
     case trilu = "Trilu"
+    case nonZero = "NonZero"
+    case nonMaxSuppression = "NonMaxSuppression"
 }

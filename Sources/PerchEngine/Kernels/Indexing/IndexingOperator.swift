@@ -2,7 +2,8 @@ import PerchGraph
 
 /// Prepares the Indexing family: ops that pick, place or rearrange elements by computed
 /// positions — TopK, GatherElements, GatherND, ScatterND, ScatterElements, OneHot, CumSum,
-/// Trilu, DepthToSpace and SpaceToDepth.
+/// Trilu, DepthToSpace and SpaceToDepth; NonZero and NonMaxSuppression when their inputs are
+/// known before running (DataDependentOps.swift).
 ///
 /// Indices are read at run time (int32 or int64, negative values count from the end of their
 /// axis); an index still out of range after wrapping is skipped (scatter) or reads zero bytes
@@ -20,6 +21,8 @@ public enum IndexingOperator {
         case .cumSum: return try prepareCumSum(ctx)
         case .trilu: return try prepareTrilu(ctx)
         case .depthToSpace, .spaceToDepth: return try prepareDepthSpace(ctx)
+        case .nonZero: return try prepareNonZero(ctx)
+        case .nonMaxSuppression: return try prepareNonMaxSuppression(ctx)
         default: throw ctx.unsupported("not an indexing operator")
         }
     }

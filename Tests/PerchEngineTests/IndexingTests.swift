@@ -156,6 +156,38 @@ final class DataDependentShapeTests: XCTestCase {
     }
 }
 
+final class EinsumTests: XCTestCase {
+    func einsum(_ equation: String, _ operands: [Tensor]) throws -> Tensor {
+        var inputs = [(String, Tensor)]()
+        for (i, t) in operands.enumerated() { inputs.append(("x" + String(i), t)) }
+        return try runSingleNode(.einsum, inputs: inputs, attributes: ["equation": .string(equation)])[0]
+    }
+
+    func testBatchMatMulDiagonalTransposeAndImplicitOutputs() throws {
+        let a = floats([2, 2, 3], [-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
+        var bv = [Float]()
+        for i in 0..<12 { bv.append(Float(i) / 3) }
+        let b = floats([2, 3, 2], bv)
+        assertClose(try einsum("bij, bjk -> bik", [a, b]), floats([2, 2, 2], [
+            -1.1666667461395264, -1.9166667461395264, 0.3333333432674408, 0.3333333134651184,
+            6.3333330154418945, 7.0833330154418945, 12.333333015441895, 13.833333969116211]))
+        var dv = [Float]()
+        for i in 0..<18 { dv.append(Float(i)) }
+        assertClose(try einsum("...ii->...i", [floats([2, 3, 3], dv)]), floats([2, 3], [0, 4, 8, 9, 13, 17]))
+        let m = floats([2, 3], [0, 1, 2, 3, 4, 5])
+        assertClose(try einsum("ij,jk", [m, floats([3, 2], [1, 2, 3, 4, 5, 6])]), floats([2, 2], [13, 16, 40, 52]))
+        assertClose(try einsum("ij->ji", [m]), floats([3, 2], [0, 3, 1, 4, 2, 5]))
+        assertClose(try einsum("i,i", [floats([3], [1, 2, 3]), floats([3], [4, -5, 6])]), floats([], [12]))
+        assertClose(try einsum("...j,j->...", [floats([2, 2, 3], Array(dv[0..<12])), floats([3], [1, 0, -1])]), floats([2, 2], [-2, -2, -2, -2]))
+        XCTAssertEqual(try einsum("ij->i", [int64s([2, 3], [1, 2, 3, 4, 5, 6])]).int64s, [6, 15])
+    }
+
+    func testMismatchedSubscriptsAreInvalid() {
+        XCTAssertThrowsError(try einsum("ij,jk->ik", [floats([2, 3], [0, 0, 0, 0, 0, 0]), floats([2, 2], [0, 0, 0, 0])]))
+        XCTAssertThrowsError(try einsum("ijk->i", [floats([2, 3], [0, 0, 0, 0, 0, 0])]))
+    }
+}
+
 /// Sin, Cos, Round, Sign, Mod, Mish, Hardmax, InstanceNormalization and the added reductions.
 final class DetectionMathTests: XCTestCase {
     func testSinCosRoundSign() throws {

@@ -40,7 +40,7 @@ public enum OperatorRegistry {
         case .lstm:
             return try LSTMOperator.prepare(ctx)
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
-            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression:
+            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
             return try IndexingOperator.prepare(ctx)
         case .instanceNormalization:
             return try InstanceNormalizationOperator.prepare(ctx)

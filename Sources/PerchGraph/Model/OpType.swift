@@ -139,4 +139,5 @@ public enum OpType: String, Sendable, CaseIterable {
     case trilu = "Trilu"
     case nonZero = "NonZero"
     case nonMaxSuppression = "NonMaxSuppression"
+    case einsum = "Einsum"
 }

@@ -3,7 +3,7 @@ import PerchGraph
 /// Prepares the Indexing family: ops that pick, place or rearrange elements by computed
 /// positions — TopK, GatherElements, GatherND, ScatterND, ScatterElements, OneHot, CumSum,
 /// Trilu, DepthToSpace and SpaceToDepth; NonZero and NonMaxSuppression when their inputs are
-/// known before running (DataDependentOps.swift).
+/// known before running (DataDependentOps.swift); Einsum (EinsumOp.swift).
 ///
 /// Indices are read at run time (int32 or int64, negative values count from the end of their
 /// axis); an index still out of range after wrapping is skipped (scatter) or reads zero bytes
@@ -23,6 +23,7 @@ public enum IndexingOperator {
         case .depthToSpace, .spaceToDepth: return try prepareDepthSpace(ctx)
         case .nonZero: return try prepareNonZero(ctx)
         case .nonMaxSuppression: return try prepareNonMaxSuppression(ctx)
+        case .einsum: return try prepareEinsum(ctx)
         default: throw ctx.unsupported("not an indexing operator")
         }
     }

@@ -37,7 +37,7 @@ PRelu Selu Softplus Softsign Sum Mean Reciprocal Floor Ceil Not And Or Xor LessO
 ReduceMin ReduceProd ArgMax ArgMin Size
 TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND ScatterND ScatterElements Scatter
 Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
-NonZero NonMaxSuppression Einsum
+NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

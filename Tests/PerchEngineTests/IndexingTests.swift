@@ -214,6 +214,31 @@ final class DetectionMathTests: XCTestCase {
         XCTAssertEqual(s.int64s, [1, 3, 1, 3])
     }
 
+    func testCastLikeTakesTheSecondInputsType() throws {
+        let y = try runSingleNode(.castLike, inputs: [("x", floats([4], [1.9, -2.7, 300, 0])), ("like", int64s([1], [0]))])[0]
+        XCTAssertEqual(y.dtype, .i64)
+        XCTAssertEqual(y.int64s, [1, -2, 300, 0])
+        let h = try runSingleNode(.castLike, inputs: [("x", int64s([2], [3, -1])), ("like", Tensor(shape: [1], values: [Double(0)]))])[0]
+        XCTAssertEqual(h.dtype, .f64)
+        XCTAssertEqual(h.doubles, [3, -1])
+    }
+
+    func testIsNaNIsInfShrinkCeluThresholdedRelu() throws {
+        let special = floats([4], [Float.nan, Float.infinity, -Float.infinity, 1])
+        XCTAssertEqual(try runSingleNode(.isNaN, inputs: [("x", special)])[0].int64s, [1, 0, 0, 0])
+        XCTAssertEqual(try runSingleNode(.isInf, inputs: [("x", special)])[0].int64s, [0, 1, 1, 0])
+        let negOnly = try runSingleNode(.isInf, inputs: [("x", special)], attributes: ["detect_positive": .int(0)])[0]
+        XCTAssertEqual(negOnly.dtype, .bool)
+        XCTAssertEqual(negOnly.int64s, [0, 0, 1, 0])
+        let x = floats([6], [-3, -1, -0.2, 0.3, 0.5, 2])
+        assertClose(try runSingleNode(.celu, inputs: [("x", x)], attributes: ["alpha": .float(2)])[0],
+                    floats([6], [-1.5537396797031404, -0.7869386805747332, -0.19032516662470655, 0.30000001192092896, 0.5, 2.0]))
+        assertClose(try runSingleNode(.shrink, inputs: [("x", x)], attributes: ["lambd": .float(1), "bias": .float(0.5)])[0],
+                    floats([6], [-2.5, 0, 0, 0, 0, 1.5]))
+        assertClose(try runSingleNode(.thresholdedRelu, inputs: [("x", x)], attributes: ["alpha": .float(0.4)])[0],
+                    floats([6], [0, 0, 0, 0, 0.5, 2]))
+    }
+
     func testMish() throws {
         let y = try runSingleNode(.mish, inputs: [("x", floats([6], [-3, -1, 0, 0.5, 2, 10]))])[0]
         assertClose(y, floats([6], [-0.1456474612756246, -0.30340146137410895, 0.0, 0.3752452113048951, 1.9439589595339946, 9.99999995878067]))

@@ -42,9 +42,11 @@ public enum OperatorRegistry {
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
             .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
             return try IndexingOperator.prepare(ctx)
+        case .castLike:
+            return try CastOperator.prepareCastLike(ctx)
         case .instanceNormalization:
             return try InstanceNormalizationOperator.prepare(ctx)
-        case .sin, .cos, .round, .sign, .mod:
+        case .sin, .cos, .round, .sign, .mod, .isNaN, .isInf, .shrink, .celu, .thresholdedRelu:
             return try ElementwiseOperator.prepareMath(ctx)
         case .mish:
             return try ActivationOperator.prepare(ctx)

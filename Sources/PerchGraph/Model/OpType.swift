@@ -140,4 +140,10 @@ public enum OpType: String, Sendable, CaseIterable {
     case nonZero = "NonZero"
     case nonMaxSuppression = "NonMaxSuppression"
     case einsum = "Einsum"
+    case castLike = "CastLike"
+    case isNaN = "IsNaN"
+    case isInf = "IsInf"
+    case shrink = "Shrink"
+    case celu = "Celu"
+    case thresholdedRelu = "ThresholdedRelu"
 }

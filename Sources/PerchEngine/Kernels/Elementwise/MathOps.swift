@@ -1,7 +1,7 @@
 import CPerchShims
 import PerchGraph
 
-/// Sin, Cos, Round (half to even), Sign and Mod.
+/// Sin, Cos, Round (half to even), Sign, Mod, IsNaN, IsInf, Shrink, Celu and ThresholdedRelu.
 extension ElementwiseOperator {
     public static func prepareMath(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         switch ctx.node.op {
@@ -10,6 +10,10 @@ extension ElementwiseOperator {
         case .round: return try preparedFloatMap(ctx, RoundEvenMap())
         case .sign: return try prepareSign(ctx)
         case .mod: return try prepareMod(ctx)
+        case .isNaN, .isInf: return try prepareIsNaNOrInf(ctx)
+        case .shrink: return try prepareShrink(ctx)
+        case .celu: return try preparedFloatMap(ctx, CeluMap(alpha: ctx.attributes.float("alpha", default: 1)))
+        case .thresholdedRelu: return try preparedFloatMap(ctx, ThresholdedReluMap(alpha: ctx.attributes.float("alpha", default: 1)))
         default: throw ctx.unsupported("not a math operator")
         }
     }
@@ -85,6 +89,43 @@ extension ElementwiseOperator {
         }
     }
 
+    /// IsNaN, and IsInf with `detect_negative` / `detect_positive` (both default 1): bool output.
+    static func prepareIsNaNOrInf(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        guard x.dtype.isFloatingPoint else { throw ctx.unsupported("input type " + x.dtype.name) }
+        let isNaN = ctx.node.op == .isNaN
+        let negative = ctx.attributes.int("detect_negative", default: 1) != 0
+        let positive = ctx.attributes.int("detect_positive", default: 1) != 0
+        let n = x.count
+        let isF32 = x.dtype == .f32
+        return PreparedOp(outputs: [TensorDesc(dtype: .bool, shape: x.shape)]) { args in
+            let src = args.input(0)
+            let px = src.pointer(as: Float.self)
+            let py = args.output(0).pointer(as: UInt8.self)
+            for i in 0..<n {
+                let v = isF32 ? Double(px[i]) : src.double(i)
+                let hit = isNaN ? v != v : ((positive && v == Double.infinity) || (negative && v == -Double.infinity))
+                py[i] = hit ? 1 : 0
+            }
+        }
+    }
+
+    /// Shrink: `x + bias` below `-lambd`, `x - bias` above `lambd`, 0 between (defaults 0.5, 0);
+    /// integer inputs go through Double and truncate back.
+    static func prepareShrink(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
+        let x = try ctx.input(0)
+        let lambd = ctx.attributes.float("lambd", default: 0.5)
+        let bias = ctx.attributes.float("bias", default: 0)
+        if x.dtype.isFloatingPoint { return try preparedFloatMap(ctx, ShrinkMap(lambd: lambd, bias: bias)) }
+        guard x.dtype.isInteger else { throw ctx.unsupported("input type " + x.dtype.name) }
+        let n = x.count
+        let m = ShrinkMap(lambd: lambd, bias: bias)
+        return PreparedOp(outputs: [x]) { args in
+            let src = args.input(0), dst = args.output(0)
+            for i in 0..<n { dst.setDouble(i, m.apply(src.double(i))) }
+        }
+    }
+
     @inline(__always)
     static func integerMod(_ x: Int64, _ y: Int64, fmod: Bool, unsigned64: Bool) -> Int64 {
         if y == 0 { return 0 }
@@ -115,4 +156,30 @@ struct RoundEvenMap: FloatMap {
 struct SignMap: FloatMap {
     func apply(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : x) }
     func apply(_ x: Double) -> Double { x > 0 ? 1 : (x < 0 ? -1 : x) }
+}
+
+struct ShrinkMap: FloatMap {
+    let lambd: Float
+    let bias: Float
+    func apply(_ x: Float) -> Float { x < -lambd ? x + bias : (x > lambd ? x - bias : 0) }
+    func apply(_ x: Double) -> Double {
+        let l = Double(lambd), b = Double(bias)
+        return x < -l ? x + b : (x > l ? x - b : 0)
+    }
+}
+
+/// Celu: `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`.
+struct CeluMap: FloatMap {
+    let alpha: Float
+    func apply(_ x: Float) -> Float { x > 0 ? x : alpha * (perch_expf(x / alpha) - 1) }
+    func apply(_ x: Double) -> Double {
+        let a = Double(alpha)
+        return x > 0 ? x : a * (perch_exp(x / a) - 1)
+    }
+}
+
+struct ThresholdedReluMap: FloatMap {
+    let alpha: Float
+    func apply(_ x: Float) -> Float { x > alpha ? x : 0 }
+    func apply(_ x: Double) -> Double { x > Double(alpha) ? x : 0 }
 }

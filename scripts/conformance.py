@@ -34,6 +34,11 @@ AveragePool GlobalAveragePool GlobalMaxPool LRN Concat Split Slice Gather Reshap
 Squeeze Unsqueeze Pad Resize Upsample ReduceMean ReduceSum ReduceMax LayerNormalization Shape Cast
 Identity Dropout Where Equal Less Greater Expand ConstantOfShape Range Tile Constant LSTM GRU RNN
 DynamicQuantizeLinear
+PRelu Selu Softplus Softsign Sum Mean Reciprocal Floor Ceil Not And Or Xor LessOrEqual GreaterOrEqual
+ReduceMin ReduceProd ArgMax ArgMin Size
+TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND ScatterND ScatterElements Scatter
+Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
+NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

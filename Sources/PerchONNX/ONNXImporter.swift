@@ -5,12 +5,16 @@ import PerchGraph
 ///
 /// What the engine needs to know about opset-dependent semantics travels on each node as the
 /// attribute `_opset` (the model's default-domain opset). Spellings that Perch folds into one
-/// operator are rewritten here: `Upsample` becomes `Resize` (marked `_upsample`), `Constant`
-/// becomes an initializer.
+/// operator are rewritten here: `Upsample` becomes `Resize` (marked `_upsample`), `Scatter`
+/// becomes `ScatterElements`, `Constant` becomes an initializer.
 public enum ONNXImporter {
     /// Default-domain opsets whose semantics Perch implements (6 for the PyTorch-exported models
     /// of ONNX's own test data; 7–22 as the contract promises).
     public static let supportedOpsets: ClosedRange<Int> = 6...22
+
+    /// Operators whose ONNX definition is the same from opset 1 to opset 6: a model of opset 1–5
+    /// that uses only these is imported too (ONNX's own `Not` tests are opset 1).
+    static let unchangedSinceOpset1: Set<String> = ["Not", "Identity", "Transpose", "Softsign", "Softplus", "Shape", "Size"]
 
     /// Reads and imports a model file. External data files are resolved beside it.
     public static func importModel(atPath path: String) throws(ONNXImportError) -> Graph {
@@ -46,7 +50,9 @@ public enum ONNXImporter {
             // IR version 1–2 models had no opset_import; the ONNX default is opset 1.
             opset = 1
         }
-        guard supportedOpsets.contains(opset) else {
+        let legacyButUnchanged = opset >= 1 && opset < supportedOpsets.lowerBound
+            && model.graph.node.allSatisfy { ($0.domain.isEmpty || $0.domain == "ai.onnx") && unchangedSinceOpset1.contains($0.opType) }
+        guard supportedOpsets.contains(opset) || legacyButUnchanged else {
             throw .unsupportedOpset(path: path, domain: "", version: opset, supported: supportedOpsets)
         }
 
@@ -164,6 +170,9 @@ struct GraphConverter {
                 inputs = [inputs[0], "", inputs[1]]
             }
             attributes["scales"] = nil
+        case "Scatter":
+            // Opset 9–10 Scatter is ScatterElements without `reduction`.
+            opName = "ScatterElements"
         default:
             break
         }

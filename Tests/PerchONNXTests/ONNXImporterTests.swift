@@ -90,6 +90,19 @@ final class ONNXImporterTests: XCTestCase {
         }
     }
 
+    func testOpset1ModelOfUnchangedOperatorsIsImported() throws {
+        let notModel = ModelBuilder.model(nodes: [ModelBuilder.node("Not", ["x"], ["y"])],
+                                          inputs: [ModelBuilder.valueInfo("x", [2], elem: 9)], outputs: [ModelBuilder.valueInfo("y", [2], elem: 9)], opset: 1)
+        let graph = try ONNXImporter.importModel(data: notModel, path: "m.onnx", baseDirectory: nil)
+        XCTAssertEqual(graph.nodes.map(\.op), [.not])
+        // One operator whose opset-1 form differs (Relu's consumed_inputs) rejects the whole model.
+        let mixed = ModelBuilder.model(nodes: [ModelBuilder.node("Not", ["x"], ["t"]), ModelBuilder.node("Relu", ["t"], ["y"])],
+                                       inputs: [ModelBuilder.valueInfo("x", [2], elem: 9)], outputs: [ModelBuilder.valueInfo("y", [2], elem: 9)], opset: 1)
+        XCTAssertThrowsError(try ONNXImporter.importModel(data: mixed, path: "m.onnx", baseDirectory: nil)) { error in
+            guard case .unsupportedOpset(_, _, 1, _)? = error as? ONNXImportError else { return XCTFail("\(error)") }
+        }
+    }
+
     func testTruncatedAndRandomBytesAreErrors() throws {
         let good = try Data(contentsOf: Self.repoRoot.appendingPathComponent("examples/tiny-cnn.onnx"))
         for cut in [1, 10, good.count / 3, good.count / 2, good.count - 7] {

@@ -64,5 +64,10 @@ static inline double perch_floor(double x) { return floor(x); }
 static inline double perch_ceil(double x) { return ceil(x); }
 static inline double perch_round_even(double x) { return nearbyint(x); }
 static inline double perch_fmod(double x, double y) { return fmod(x, y); }
+static inline float perch_fmodf(float x, float y) { return fmodf(x, y); }
+static inline float perch_sinf(float x) { return sinf(x); }
+static inline float perch_cosf(float x) { return cosf(x); }
+static inline double perch_sin(double x) { return sin(x); }
+static inline double perch_cos(double x) { return cos(x); }
 
 #endif

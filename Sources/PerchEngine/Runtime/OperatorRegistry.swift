@@ -43,6 +43,21 @@ public enum OperatorRegistry {
             return try GRUOperator.prepare(ctx)
         case .rnn:
             return try RNNOperator.prepare(ctx)
+        case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
+            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
+            return try IndexingOperator.prepare(ctx)
+        case .castLike:
+            return try CastOperator.prepareCastLike(ctx)
+        case .instanceNormalization:
+            return try InstanceNormalizationOperator.prepare(ctx)
+        case .sin, .cos, .round, .sign, .mod, .isNaN, .isInf, .shrink, .celu, .thresholdedRelu:
+            return try ElementwiseOperator.prepareMath(ctx)
+        case .mish:
+            return try ActivationOperator.prepare(ctx)
+        case .hardmax:
+            return try HardmaxOperator.prepare(ctx)
+        case .reduceL1, .reduceL2, .reduceSumSquare, .reduceLogSumExp, .reduceLogSum:
+            return try ReduceOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
             return try DataMovementOperator.prepare(ctx)

@@ -42,6 +42,7 @@ public enum ActivationOperator {
                                                      gamma: a.float("gamma", default: 1.05070102214813232421875)))
         case .softplus: return try preparedFloatMap(ctx, SoftplusMap())
         case .softsign: return try preparedFloatMap(ctx, SoftsignMap())
+        case .mish: return try preparedFloatMap(ctx, MishMap())
         default: throw ctx.unsupported("not an activation")
         }
     }
@@ -236,4 +237,10 @@ struct EluMap: FloatMap {
     let alpha: Float
     func apply(_ x: Float) -> Float { x >= 0 ? x : alpha * (perch_expf(x) - 1) }
     func apply(_ x: Double) -> Double { x >= 0 ? x : Double(alpha) * (perch_exp(x) - 1) }
+}
+
+/// Mish: `x * tanh(softplus(x))`.
+struct MishMap: FloatMap {
+    func apply(_ x: Float) -> Float { x * perch_tanhf(SoftplusMap().apply(x)) }
+    func apply(_ x: Double) -> Double { x * perch_tanh(SoftplusMap().apply(x)) }
 }

@@ -1,12 +1,18 @@
+import CPerchShims
 import PerchGraph
 
-/// Prepares ReduceMean/Sum/Max/Min/Prod and ArgMax/ArgMin.
+/// Prepares ReduceMean/Sum/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp and ArgMax/ArgMin.
 ///
 /// Reduce axes come from the `axes` attribute (before opset 13 for ReduceSum, 18 for the others)
 /// or from input #1 (which must then be known before running). Each output element reads the
 /// input at `outputBase[o] + reducedOffsets[r]`: both tables are built at prepare time.
 public enum ReduceOperator {
-    enum Kind { case mean, sum, max, min, prod }
+    enum Kind {
+        case mean, sum, max, min, prod, l1, l2, sumSquare, logSum, logSumExp
+
+        /// Results that are not integers even for integer inputs: computed in Double.
+        var needsDouble: Bool { self == .l2 || self == .logSum || self == .logSumExp }
+    }
 
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         switch ctx.node.op {
@@ -15,6 +21,11 @@ public enum ReduceOperator {
         case .reduceMax: return try prepareReduce(ctx, .max)
         case .reduceMin: return try prepareReduce(ctx, .min)
         case .reduceProd: return try prepareReduce(ctx, .prod)
+        case .reduceL1: return try prepareReduce(ctx, .l1)
+        case .reduceL2: return try prepareReduce(ctx, .l2)
+        case .reduceSumSquare: return try prepareReduce(ctx, .sumSquare)
+        case .reduceLogSum: return try prepareReduce(ctx, .logSum)
+        case .reduceLogSumExp: return try prepareReduce(ctx, .logSumExp)
         case .argMax, .argMin: return try prepareArg(ctx, isMax: ctx.node.op == .argMax)
         default: throw ctx.unsupported("not a reduction")
         }
@@ -90,12 +101,43 @@ public enum ReduceOperator {
                             let v = p[reducedOffsets[r]]
                             if v < acc || v != v { acc = v }
                         }
+                    case .l1:
+                        acc = 0
+                        for r in 0..<n {
+                            let v = p[reducedOffsets[r]]
+                            acc += v < 0 ? -v : v
+                        }
+                    case .l2, .sumSquare, .logSum:
+                        acc = 0
+                        if kind == .logSum {
+                            for r in 0..<n { acc += p[reducedOffsets[r]] }
+                            acc = perch_logf(acc)
+                        } else {
+                            for r in 0..<n {
+                                let v = p[reducedOffsets[r]]
+                                acc += v * v
+                            }
+                            if kind == .l2 { acc = perch_sqrtf(acc) }
+                        }
+                    case .logSumExp:
+                        var m = -Float.infinity
+                        for r in 0..<n {
+                            let v = p[reducedOffsets[r]]
+                            if v > m || v != v { m = v }
+                        }
+                        if m == Float.infinity || m == -Float.infinity || m != m {
+                            acc = m
+                        } else {
+                            var s: Float = 0
+                            for r in 0..<n { s += perch_expf(p[reducedOffsets[r]] - m) }
+                            acc = m + perch_logf(s)
+                        }
                     }
                     py[o] = acc
                 }
             }
         }
-        if x.dtype.isFloatingPoint {
+        if x.dtype.isFloatingPoint || kind.needsDouble {
             return PreparedOp(outputs: [out]) { args in
                 let src = args.input(0)
                 let dst = args.output(0)
@@ -121,6 +163,37 @@ public enum ReduceOperator {
                         for r in 0..<n {
                             let v = src.double(base + reducedOffsets[r])
                             if v < acc || v != v { acc = v }
+                        }
+                    case .l1:
+                        acc = 0
+                        for r in 0..<n {
+                            let v = src.double(base + reducedOffsets[r])
+                            acc += v < 0 ? -v : v
+                        }
+                    case .l2, .sumSquare, .logSum:
+                        acc = 0
+                        if kind == .logSum {
+                            for r in 0..<n { acc += src.double(base + reducedOffsets[r]) }
+                            acc = perch_log(acc)
+                        } else {
+                            for r in 0..<n {
+                                let v = src.double(base + reducedOffsets[r])
+                                acc += v * v
+                            }
+                            if kind == .l2 { acc = perch_sqrt(acc) }
+                        }
+                    case .logSumExp:
+                        var m = -Double.infinity
+                        for r in 0..<n {
+                            let v = src.double(base + reducedOffsets[r])
+                            if v > m || v != v { m = v }
+                        }
+                        if m == Double.infinity || m == -Double.infinity || m != m {
+                            acc = m
+                        } else {
+                            var s = 0.0
+                            for r in 0..<n { s += perch_exp(src.double(base + reducedOffsets[r]) - m) }
+                            acc = m + perch_log(s)
                         }
                     }
                     dst.setDouble(o, acc)
@@ -155,6 +228,14 @@ public enum ReduceOperator {
                         let v = src.int64(base + reducedOffsets[r])
                         if unsigned64 ? UInt64(bitPattern: v) < UInt64(bitPattern: acc) : v < acc { acc = v }
                     }
+                case .l1, .sumSquare:
+                    acc = 0
+                    for r in 0..<n {
+                        let v = src.int64(base + reducedOffsets[r])
+                        acc = acc &+ (kind == .sumSquare ? v &* v : (unsigned64 || v >= 0 ? v : 0 &- v))
+                    }
+                case .l2, .logSum, .logSumExp:
+                    acc = 0  // computed in Double above
                 }
                 dst.setInt64(o, acc)
             }

@@ -59,4 +59,39 @@ final class LSTMTests: XCTestCase {
             XCTAssertEqual(bi[1].floats, forward[1].floats + back[1].floats)
         }
     }
+
+    /// With two threads a bidirectional LSTM, GRU and RNN run their directions side by side, each
+    /// in its own scratch: the same bits as one thread, R constant or not, with lengths and layout 1.
+    func testBidirectionalOnTwoThreadsMatchesOneThread() throws {
+        var rng = SplitMix(seed: 91)
+        func t(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in Float(Int64(rng.next() % 2001) - 1000) / 1500 })
+        }
+        for (op, gates) in [(OpType.lstm, 4), (.gru, 3), (.rnn, 1)] {
+            for layout in [0, 1] {
+                let x = t(layout == 0 ? [seq, batch, inSize] : [batch, seq, inSize])
+                let w = t([2, gates * hidden, inSize]), r = t([2, gates * hidden, hidden]), b = t([2, 2 * gates * hidden])
+                let lens = Tensor(shape: [batch], values: [Int32(seq), Int32(seq - 2)])
+                for constantR in [true, false] {
+                    let node = Node(name: "rec", op: op, inputs: ["x", "W", "R", "B", "lens"], outputs: ["Y", "Yh"],
+                                    attributes: Attributes(["hidden_size": .int(hidden), "direction": .string("bidirectional"), "layout": .int(layout)]))
+                    var inputs = [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: x.shape))]
+                    var feeds = ["x": x]
+                    if !constantR {
+                        inputs.append(ValueInfo(name: "R", type: TensorType(dtype: .f32, shape: r.shape)))
+                        feeds["R"] = r
+                    }
+                    var g = Graph(name: "bi", nodes: [node], inputs: inputs,
+                                  outputs: [ValueInfo(name: "Y", type: TensorType(dtype: .f32, dims: [])), ValueInfo(name: "Yh", type: TensorType(dtype: .f32, dims: []))])
+                    g.initializers = ["W": w, "B": b, "lens": lens]
+                    if constantR { g.initializers["R"] = r }
+                    let one = try Session(graph: g, options: SessionOptions(threads: 1)).run(feeds)
+                    let two = try Session(graph: g, options: SessionOptions(threads: 2)).run(feeds)
+                    XCTAssertEqual(two["Y"]!.bytes, one["Y"]!.bytes, "\(op) layout \(layout) constant R \(constantR)")
+                    XCTAssertEqual(two["Yh"]!.bytes, one["Yh"]!.bytes, "\(op) layout \(layout) constant R \(constantR)")
+                    XCTAssertTrue(one["Y"]!.floats.contains { $0 != 0 })
+                }
+            }
+        }
+    }
 }

@@ -16,13 +16,8 @@ import CPerchShims
 /// has that one reader and is not a graph output.
 public enum ActivationFusion {
     public static func apply(_ graph: inout Graph) {
-        var readers: [String: Int] = [:]
-        var producer: [String: Int] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
-            for out in node.outputs where !out.isEmpty { producer[out] = i }
-        }
-        for output in graph.outputs { readers[output.name, default: 0] += 100 }
+        let uses = TensorUses(graph)
+        let readers = uses.readers, producer = uses.producer
         var removed = [Bool](repeating: false, count: graph.nodes.count)
         for i in 0..<graph.nodes.count {
             let act = graph.nodes[i]
@@ -52,10 +47,7 @@ public enum ActivationFusion {
                 break
             }
         }
-        if !removed.contains(true) { return }
-        var kept = [Node]()
-        for (i, node) in graph.nodes.enumerated() where !removed[i] { kept.append(node) }
-        graph.nodes = kept
+        graph.removeNodes(removed)
     }
 
     /// A BatchNormalization with one output (inference): its kernel clamps each result.

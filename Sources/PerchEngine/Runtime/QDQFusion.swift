@@ -25,13 +25,8 @@ import PerchGraph
 /// reader and is not a graph output. Everything else is left as is and runs as fake-quant.
 public enum QDQFusion {
     public static func apply(_ graph: inout Graph) {
-        var producer: [String: Int] = [:]
-        var readers: [String: Int] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for out in node.outputs where !out.isEmpty { producer[out] = i }
-            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
-        }
-        for output in graph.outputs { readers[output.name, default: 0] += 100 }
+        let uses = TensorUses(graph)
+        let producer = uses.producer, readers = uses.readers
         var fusedOutputs: [String: Int] = [:]
         // Nodes a rewrite needs before the fused node (requantizing Concat inputs).
         var before: [Int: [Node]] = [:]

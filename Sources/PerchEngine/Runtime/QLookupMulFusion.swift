@@ -12,12 +12,8 @@ import PerchGraph
 /// zero point and table is an initializer.
 public enum QLookupMulFusion {
     public static func apply(_ graph: inout Graph) {
-        var readers: [String: Int] = [:], producer: [String: Int] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
-            for out in node.outputs where !out.isEmpty { producer[out] = i }
-        }
-        for output in graph.outputs { readers[output.name, default: 0] += 100 }
+        let uses = TensorUses(graph)
+        let readers = uses.readers, producer = uses.producer
         var removed = [Bool](repeating: false, count: graph.nodes.count)
         for i in 0..<graph.nodes.count {
             let mul = graph.nodes[i]
@@ -42,10 +38,7 @@ public enum QLookupMulFusion {
                 break
             }
         }
-        if !removed.contains(true) { return }
-        var kept = [Node]()
-        for (i, node) in graph.nodes.enumerated() where !removed[i] { kept.append(node) }
-        graph.nodes = kept
+        graph.removeNodes(removed)
     }
 
     /// Both names are initializers with the same type, shape and bytes (or the same name).

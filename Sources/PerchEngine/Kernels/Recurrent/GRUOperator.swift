@@ -30,12 +30,12 @@ enum GRUOperator {
         let packedR = RecurrentPackedR(ctx, shape, blocks: linearBeforeReset ? [(rowStart: 0, rows: g3)]
                                                                              : [(rowStart: 0, rows: 2 * hidden), (rowStart: 2 * hidden, rows: hidden)])
         let vector = VectorISA.best()
-        return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
+        let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
+        return PreparedOp(outputs: outputs, scratchBytes: slotFloats * slots * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
-            let s = args.scratch!.assumingMemoryBound(to: Float.self)
-            let proj = s, gates = s + projCount, h = gates + gateCount, rh = h + stateCount, work = rh + stateCount
             y.update(repeating: 0, count: seq * dirs * batch * hidden)
-            for d in 0..<dirs {
+            shape.forEachDirection(args, slots: slots, slotFloats: slotFloats) { d, s in
+                let proj = s, gates = s + projCount, h = gates + gateCount, rh = h + stateCount, work = rh + stateCount
                 let reverse = shape.isReverse(d)
                 let f = acts[2 * d], g = acts[2 * d + 1]
                 // Rb_h stays out of the projection with linear_before_reset: it is inside r ⊙ (…).

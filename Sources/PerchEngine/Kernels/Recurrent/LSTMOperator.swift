@@ -27,13 +27,13 @@ enum LSTMOperator {
         let scratchFloats = projCount + gateCount + 2 * stateCount + shape.workspaceCount + 16
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: g4)])
         let vector = VectorISA.best()
-        return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
+        let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
+        return PreparedOp(outputs: outputs, scratchBytes: slotFloats * slots * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
             let yc = args.output(2).pointer(as: Float.self)
-            let s = args.scratch!.assumingMemoryBound(to: Float.self)
-            let proj = s, gates = s + projCount, h = gates + gateCount, c = h + stateCount, work = c + stateCount
             y.update(repeating: 0, count: seq * dirs * batch * hidden)
-            for d in 0..<dirs {
+            shape.forEachDirection(args, slots: slots, slotFloats: slotFloats) { d, s in
+                let proj = s, gates = s + projCount, h = gates + gateCount, c = h + stateCount, work = c + stateCount
                 let reverse = shape.isReverse(d)
                 let f = acts[3 * d], g = acts[3 * d + 1], hAct = acts[3 * d + 2]
                 shape.projectInputs(args, direction: d, recurrentBiasColumns: g4, into: proj, workspace: work)

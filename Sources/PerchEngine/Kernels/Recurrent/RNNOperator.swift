@@ -19,12 +19,12 @@ enum RNNOperator {
         let scratchFloats = projCount + 2 * stateCount + shape.workspaceCount + 16
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: hidden)])
         let vector = VectorISA.best()
-        return PreparedOp(outputs: outputs, scratchBytes: scratchFloats * 4) { args in
+        let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
+        return PreparedOp(outputs: outputs, scratchBytes: slotFloats * slots * 4) { args in
             let y = args.output(0).pointer(as: Float.self), yh = args.output(1).pointer(as: Float.self)
-            let s = args.scratch!.assumingMemoryBound(to: Float.self)
-            let proj = s, gates = s + projCount, h = gates + stateCount, work = h + stateCount
             y.update(repeating: 0, count: seq * dirs * batch * hidden)
-            for d in 0..<dirs {
+            shape.forEachDirection(args, slots: slots, slotFloats: slotFloats) { d, s in
+                let proj = s, gates = s + projCount, h = gates + stateCount, work = h + stateCount
                 let reverse = shape.isReverse(d), f = acts[d]
                 shape.projectInputs(args, direction: d, recurrentBiasColumns: hidden, into: proj, workspace: work)
                 shape.loadState(args, input: 5, present: shape.hasInitialH, direction: d, into: h)

@@ -159,6 +159,22 @@ struct RecurrentShape {
         }
     }
 
+    /// Scratch slots a kernel asks for: one per direction when a bidirectional op has two threads
+    /// (the directions are independent recurrences, each a chain of small GEMMs that one thread
+    /// cannot split usefully), else one.
+    func slots(threads: Int) -> Int { dirs == 2 && threads > 1 ? 2 : 1 }
+
+    /// Runs `body(direction, scratch)` for every direction: with two slots on two threads side by
+    /// side, each in its own `slotFloats` of scratch, else one after another in the first slot.
+    func forEachDirection(_ args: KernelArgs, slots: Int, slotFloats: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        let base = args.scratch!.assumingMemoryBound(to: Float.self)
+        if slots == 2 && args.threads > 1 {
+            args.parallelFor(2) { d in body(d, base + d * slotFloats) }
+        } else {
+            for d in 0..<dirs { body(d, base) }
+        }
+    }
+
     var yShape: [Int] { layout == 0 ? [seq, dirs, batch, hidden] : [batch, seq, dirs, hidden] }
     var stateShape: [Int] { layout == 0 ? [dirs, batch, hidden] : [batch, dirs, hidden] }
     /// Columns of W, R and B for one direction.

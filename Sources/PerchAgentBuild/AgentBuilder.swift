@@ -30,7 +30,7 @@ public final class AgentBuilder {
     }
 
     /// Bumped whenever the recipe below changes, so old cache entries are not reused.
-    static let recipeVersion = "perch-agent-build/1"
+    static let recipeVersion = "perch-agent-build/2"
 
     public let sourceRoot: String
     public let cacheRoot: String
@@ -273,7 +273,10 @@ public final class AgentBuilder {
             throw .write(work + ": " + String(describing: error))
         }
         let sysroot = isa.sysroot
+        // One section per function and datum, so the linker's --gc-sections drops what the agent
+        // never calls (the engine's kernels for ops a device never sees still link if reachable).
         var common = [swiftc, "-target", isa.swiftTarget, "-enable-experimental-feature", "Embedded", "-wmo", "-Osize",
+                      "-Xfrontend", "-function-sections", "-Xcc", "-ffunction-sections", "-Xcc", "-fdata-sections",
                       "-I", work, "-I", work + "/shims", "-I", work + "/agentshims"]
         common += isa.extraSwiftFlags
         if sysroot != "/" {

@@ -19,6 +19,12 @@ final class DynamicQuantizationTests: XCTestCase {
         XCTAssertEqual(zeros[0].int64s, [0, 0, 0, 0])
         XCTAssertEqual(zeros[1].floats, [0])
         XCTAssertEqual(zeros[2].int64s, [0])
+        // Infinities and NaN are bad input, not a crash: a scale of ∞, zero point 0, codes in range.
+        let bad = try runSingleNode(.dynamicQuantizeLinear, inputs: [("x", Tensor(shape: [4], values: [-Float.infinity, 1, .nan, .infinity]))],
+                                    outputs: ["y", "s", "z"])
+        XCTAssertEqual(bad[1].floats, [.infinity])
+        XCTAssertEqual(bad[2].int64s, [0])
+        XCTAssertEqual(bad[0].shape, [4])
     }
 
     func testMatMulIntegerWithARunTimeZeroPoint() throws {

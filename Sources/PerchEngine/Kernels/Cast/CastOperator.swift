@@ -177,7 +177,8 @@ public enum CastOperator {
     /// DynamicQuantizeLinear (opset 11, uint8): the range [min(x, 0), max(x, 0)] over 255 steps,
     /// in ONNX's function body's float32 operations — scale = range / 255, zero point =
     /// round_half_even(clip(0 − min/scale, 0, 255)) — then QuantizeLinear's kernel. An all-zero
-    /// (or empty) tensor has scale 0, zero point 0 and codes 0 (the body would divide 0 by 0).
+    /// (or empty) tensor has scale 0, zero point 0 and codes 0 (the body would divide 0 by 0); NaN
+    /// elements do not count toward the range, and an infinite one gives an infinite scale.
     static func prepareDynamicQuantize(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         guard x.dtype == .f32 else { throw ctx.unsupported("input type " + x.dtype.name + " (float32 only)") }
@@ -196,7 +197,8 @@ public enum CastOperator {
             var zero: Float = 0
             if scale > 0 {
                 let z = 0 - lo / scale
-                zero = perch_roundf_even(z < 0 ? 0 : (z > 255 ? 255 : z))
+                // An infinite input makes the scale infinite and z possibly NaN (−∞/∞): zero point 0.
+                zero = z.isNaN ? 0 : perch_roundf_even(z < 0 ? 0 : (z > 255 ? 255 : z))
             }
             args.output(1).pointer(as: Float.self)[0] = scale
             args.output(2).pointer(as: UInt8.self)[0] = UInt8(zero)

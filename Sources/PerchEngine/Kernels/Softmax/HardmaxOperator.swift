@@ -7,23 +7,7 @@ public enum HardmaxOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         guard x.dtype.isFloatingPoint else { throw ctx.unsupported("input type " + x.dtype.name) }
-        let opset = ctx.attributes.int("_opset", default: 13)
-        let rank = x.rank
-        let outer: Int, n: Int, inner: Int
-        if rank == 0 {
-            (outer, n, inner) = (1, 1, 1)
-        } else {
-            let raw = ctx.attributes.int("axis", default: opset >= 13 ? -1 : 1)
-            let axis = raw < 0 ? raw + rank : raw
-            guard axis >= 0 && (axis < rank || (opset < 13 && axis == rank)) else {
-                throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(rank))
-            }
-            if opset >= 13 {
-                (outer, n, inner) = (product(x.shape[0..<axis]), x.shape[axis], product(x.shape[(axis + 1)...]))
-            } else {
-                (outer, n, inner) = (product(x.shape[0..<axis]), product(x.shape[axis...]), 1)
-            }
-        }
+        let (outer, n, inner) = try SoftmaxOperator.rows(ctx, x)
         let isF32 = x.dtype == .f32
         return PreparedOp(outputs: [x]) { args in
             let src = args.input(0)

@@ -7,28 +7,28 @@ import PerchGraph
 /// to 2-D `[prod(dims[:axis]), prod(dims[axis:])]` (axis default 1) and each row is normalized.
 /// The node does not carry its opset: the importer stores it as the Int attribute `_opset`.
 public enum SoftmaxOperator {
+    /// The slices Softmax, LogSoftmax and Hardmax normalize, as (outer, n, inner): slice `o·inner + i`
+    /// is elements `(o·n + k)·inner + i` for k < n. Opset ≥ 13: the one axis `axis` (default -1);
+    /// before 13, `[prod(dims[:axis]), prod(dims[axis:])]` rows (axis default 1, may equal rank).
+    static func rows(_ ctx: OpContext, _ x: TensorDesc) throws(EngineError) -> (Int, Int, Int) {
+        let opset = ctx.attributes.int("_opset", default: 13)
+        let rank = x.rank
+        if rank == 0 { return (1, 1, 1) }
+        let raw = ctx.attributes.int("axis", default: opset >= 13 ? -1 : 1)
+        // Before 13 axis may equal rank (then each element is its own row).
+        let axis = raw < 0 ? raw + rank : raw
+        guard axis >= 0 && (axis < rank || (opset < 13 && axis == rank)) else {
+            throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(rank))
+        }
+        if opset >= 13 { return (product(x.shape[0..<axis]), x.shape[axis], product(x.shape[(axis + 1)...])) }
+        return (product(x.shape[0..<axis]), product(x.shape[axis...]), 1)
+    }
+
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         guard x.dtype.isFloatingPoint else { throw ctx.unsupported("input type " + x.dtype.name) }
-        let opset = ctx.attributes.int("_opset", default: 13)
-        let rank = x.rank
         let isLog = ctx.node.op == .logSoftmax
-        let outer: Int, n: Int, inner: Int
-        if rank == 0 {
-            (outer, n, inner) = (1, 1, 1)
-        } else {
-            let raw = ctx.attributes.int("axis", default: opset >= 13 ? -1 : 1)
-            // Before 13 axis may equal rank (then each element is its own row).
-            let axis = raw < 0 ? raw + rank : raw
-            guard axis >= 0 && (axis < rank || (opset < 13 && axis == rank)) else {
-                throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(rank))
-            }
-            if opset >= 13 {
-                (outer, n, inner) = (product(x.shape[0..<axis]), x.shape[axis], product(x.shape[(axis + 1)...]))
-            } else {
-                (outer, n, inner) = (product(x.shape[0..<axis]), product(x.shape[axis...]), 1)
-            }
-        }
+        let (outer, n, inner) = try rows(ctx, x)
         if x.dtype == .f32 && inner == 1 && !isLog && n >= 16 {
             // Contiguous rows (attention): the vectorized exp of CPerchElementwise.h, rows split
             // between threads when the tensor is large.

@@ -28,7 +28,7 @@ public enum Evaluator {
         result.reserveCapacity(dataset.count)
         for (i, sample) in dataset.samples.enumerated() {
             try session.bind(sample)
-            session.execute()
+            try session.execute()
             result.append(session.output(first)!)
             progress(i + 1, dataset.count)
         }

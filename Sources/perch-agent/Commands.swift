@@ -276,13 +276,17 @@ func bench(runs: Int, warmup: Int, threads: Int, _ state: AgentState) throws(Age
     try bindBenchFeeds(m)
     pa_release_free_memory()
     let initMs = Double(pa_monotonic_ns() - start) / 1e6
-    for _ in 0..<warmup { m.session.execute() }
     var samples: [Double] = []
     samples.reserveCapacity(runs)
-    for _ in 0..<runs {
-        let t0 = pa_monotonic_ns()
-        m.session.execute()
-        samples.append(Double(pa_monotonic_ns() - t0) / 1e6)
+    do throws(EngineError) {
+        for _ in 0..<warmup { try m.session.execute() }
+        for _ in 0..<runs {
+            let t0 = pa_monotonic_ns()
+            try m.session.execute()
+            samples.append(Double(pa_monotonic_ns() - t0) / 1e6)
+        }
+    } catch {
+        throw AgentError(Exit.internalError, "the active model cannot run: " + error.description, "roll back with 'perch-agent rollback'")
     }
     samples.sort()
     func pct(_ p: Int) -> Double {

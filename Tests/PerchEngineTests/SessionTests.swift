@@ -18,10 +18,10 @@ final class SessionTests: XCTestCase {
             outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [4]))])
         let session = try Session(graph: graph)
         try session.bind(["x": Tensor(shape: [4], values: [Float(-1), 2, -3, 4])])
-        session.execute()
+        try session.execute()
         XCTAssertEqual(session.output("y")?.floats, [0, 4, 0, 8])
-        session.execute()
-        session.execute()
+        try session.execute()
+        try session.execute()
         XCTAssertEqual(session.output("y")?.floats, [0, 4, 0, 8])
     }
 

@@ -18,6 +18,12 @@ public struct MemoryStats: Sendable, Equatable {
 /// Runs one model. `prepare` infers every shape, folds constant subgraphs, plans the arena and
 /// compiles each node to a kernel; `execute` then runs without allocating.
 ///
+/// A node whose output shape depends on values computed while running (NonMaxSuppression over
+/// a detector's boxes, NonZero, a Reshape to a computed shape) cannot be planned up front: it and
+/// every node after it that reads its results form a `ValueDependentStage`, which `execute`
+/// plans and runs once the values it needs exist. Models without such nodes never allocate
+/// while running.
+///
 /// A session is not thread-safe: use one per thread (they can share nothing mutable).
 public final class Session {
     struct Step {
@@ -43,6 +49,11 @@ public final class Session {
     var constantOutputs: [String: Tensor] = [:]
     /// Caller feeds whose values were read while planning; a change forces a new plan.
     var valueDependentFeeds: [String: Tensor] = [:]
+    /// The nodes planned only after the steps have run (nil for most models).
+    var valueStage: ValueDependentStage?
+    /// Every caller feed's value may be read while planning, whatever its size: true for the
+    /// session of a `ValueDependentStage`, whose feeds are the values it waited for.
+    let feedsAreKnown: Bool
     var arena: UnsafeMutableRawPointer?
     var weights: UnsafeMutableRawPointer?
     var isPrepared = false
@@ -52,6 +63,7 @@ public final class Session {
     /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
         self.options = options
+        feedsAreKnown = false
         pool = options.threads > 1 ? ThreadPool(threads: options.threads) : nil
         var g = graph
         do {
@@ -73,6 +85,15 @@ public final class Session {
         }
         ActivationFusion.apply(&g)
         self.graph = g
+    }
+
+    /// The session of a `ValueDependentStage`: `graph` is already validated and fused (a part
+    /// of its parent's graph), and the parent's workers are shared.
+    init(stage graph: Graph, options: SessionOptions, pool: ThreadPool?) {
+        self.options = options
+        self.pool = pool
+        self.graph = graph
+        feedsAreKnown = true
     }
 
     deinit {
@@ -115,6 +136,7 @@ public final class Session {
         arena = nil
         weights = nil
         steps = []
+        valueStage = nil
         inputViews = [:]
         outputViews = [:]
         isPrepared = false
@@ -138,7 +160,7 @@ public final class Session {
             }
             try check(feed, against: input, bindings: &bindings)
             descs[input.name] = TensorDesc(dtype: feed.dtype, shape: feed.shape)
-            if feed.count <= 64 { peekable[input.name] = feed }
+            if feed.count <= 64 || feedsAreKnown { peekable[input.name] = feed }
         }
         for (name, _) in feeds where !graph.runtimeInputs.contains(where: { $0.name == name }) {
             throw .badInput(name: name, reason: "the model has no input of this name (inputs: " + joinedNames(graph.runtimeInputs.map { $0.name }) + ")")
@@ -192,7 +214,20 @@ public final class Session {
             return onDemand[name]
         }
 
+        // Nodes that need values computed while running, and the nodes reading their results.
+        var deferredNodes = [Int]()
+        var deferredValues = Set<String>()
+        var firstDeferral: EngineError?
+        func deferNode(_ index: Int) {
+            deferredNodes.append(index)
+            for out in graph.nodes[index].outputs where !out.isEmpty { deferredValues.insert(out) }
+        }
+
         for (index, node) in graph.nodes.enumerated() {
+            if node.inputs.contains(where: { deferredValues.contains($0) }) {
+                deferNode(index)
+                continue
+            }
             var inputDescs = [TensorDesc?]()
             var allConstant = true
             for name in node.inputs {
@@ -207,7 +242,15 @@ public final class Session {
             let inputNames = node.inputs
             var ctx = OpContext(node: node, inputs: inputDescs) { i in knownValue(inputNames[i], depth: 0) }
             ctx.threads = options.threads
-            let prepared = try OperatorRegistry.prepare(ctx)
+            let prepared: PreparedOp
+            do {
+                prepared = try OperatorRegistry.prepare(ctx)
+            } catch {
+                guard case .dynamicValue = error else { throw error }
+                if firstDeferral == nil { firstDeferral = error }
+                deferNode(index)
+                continue
+            }
             if prepared.outputs.count < node.outputs.filter({ !$0.isEmpty }).count {
                 for (i, out) in node.outputs.enumerated() where i >= prepared.outputs.count && !out.isEmpty {
                     throw .unsupported(node: node.displayName, op: node.op.rawValue, reason: "output #" + String(i) + " ('" + out + "') is not produced")
@@ -224,6 +267,19 @@ public final class Session {
                 }
             } else {
                 pending.append(PendingStep(nodeIndex: index, prepared: prepared))
+            }
+        }
+
+        // A stage's session knows all its feeds, so its first node can always be planned; if
+        // none could, waiting for another stage would not help.
+        if feedsAreKnown && deferredNodes.count == graph.nodes.count, let e = firstDeferral { throw e }
+        // Values the deferred nodes read from before them: constants go with them, the rest are
+        // kept in the arena until the stage has run.
+        var boundary = [String]()
+        var seen = Set<String>()
+        for i in deferredNodes {
+            for name in graph.nodes[i].inputs where !name.isEmpty && !deferredValues.contains(name) && seen.insert(name).inserted {
+                boundary.append(name)
             }
         }
 
@@ -259,6 +315,9 @@ public final class Session {
         }
         for output in graph.outputs {
             if let r = requestIndex[output.name] { requests[r].lastStep = end }
+        }
+        for name in boundary {
+            if let r = requestIndex[name] { requests[r].lastStep = end }
         }
         let plan = MemoryPlanner.plan(requests)
         guard let arenaPointer = perch_aligned_alloc(plan.arenaBytes) else { throw .outOfMemory(bytes: plan.arenaBytes) }
@@ -307,7 +366,7 @@ public final class Session {
         outputViews = [:]
         constantOutputs = [:]
         outputDescs = [:]
-        for output in graph.outputs {
+        for output in graph.outputs where !deferredValues.contains(output.name) {
             if let c = constants[output.name] {
                 constantOutputs[output.name] = c
             } else if let v = view(output.name) {
@@ -321,6 +380,23 @@ public final class Session {
         for input in graph.runtimeInputs { inDescs[input.name] = descs[input.name] }
         inputDescs = inDescs
         valueDependentFeeds = readFeeds
+        if !deferredNodes.isEmpty {
+            var stageGraph = Graph(name: graph.name, metadata: graph.metadata)
+            stageGraph.nodes = deferredNodes.map { graph.nodes[$0] }
+            var views = [(name: String, view: TensorView)]()
+            for name in boundary {
+                if let c = constants[name] {
+                    stageGraph.initializers[name] = c
+                } else if let v = view(name) {
+                    stageGraph.inputs.append(ValueInfo(name: name, type: TensorType(dtype: v.dtype, shape: v.shape)))
+                    views.append((name, v))
+                } else {
+                    throw .graph(.undefinedValue(node: graph.nodes[deferredNodes[0]].displayName, value: name))
+                }
+            }
+            stageGraph.outputs = graph.outputs.filter { deferredValues.contains($0.name) }
+            valueStage = ValueDependentStage(session: Session(stage: stageGraph, options: options, pool: pool), feeds: views)
+        }
         memory = MemoryStats(arenaBytes: plan.arenaBytes, weightsBytes: weightsBytes, arenaLowerBound: plan.lowerBound)
         isPrepared = true
     }
@@ -432,21 +508,26 @@ public final class Session {
         }
     }
 
-    /// Runs every step on the bound inputs. Allocation-free.
-    public func execute() {
+    /// Runs every step on the bound inputs: allocation-free, unless the model has a
+    /// `ValueDependentStage`, which is planned here (and can fail here, e.g. a Reshape to a
+    /// computed shape that does not fit).
+    public func execute() throws(EngineError) {
         for step in steps { step.kernel(step.args) }
+        if let stage = valueStage { try stage.run() }
     }
 
     /// Runs every step like `execute`, adding each step's wall time (nanoseconds) to
     /// `nanoseconds[i]` for step `i` — to find which layers dominate a model's latency.
     /// `nanoseconds` is resized to `stepCount` if needed.
-    public func executeProfiled(into nanoseconds: inout [UInt64]) {
+    /// A `ValueDependentStage` runs after the steps, untimed.
+    public func executeProfiled(into nanoseconds: inout [UInt64]) throws(EngineError) {
         if nanoseconds.count != steps.count { nanoseconds = [UInt64](repeating: 0, count: steps.count) }
         for (i, step) in steps.enumerated() {
             let t0 = perch_monotonic_ns()
             step.kernel(step.args)
             nanoseconds[i] &+= perch_monotonic_ns() &- t0
         }
+        if let stage = valueStage { try stage.run() }
     }
 
     /// The graph node step `i` runs (after QDQ fusion and constant folding).
@@ -455,13 +536,14 @@ public final class Session {
     /// The current value of a graph output (a copy).
     public func output(_ name: String) -> Tensor? {
         if let c = constantOutputs[name] { return c }
-        return outputViews[name]?.toTensor()
+        if let v = outputViews[name] { return v.toTensor() }
+        return valueStage?.session.output(name)
     }
 
     /// Binds, executes, and returns every graph output by name.
     public func run(_ feeds: [String: Tensor]) throws(EngineError) -> [String: Tensor] {
         try bind(feeds)
-        execute()
+        try execute()
         var result: [String: Tensor] = [:]
         for info in graph.outputs { result[info.name] = self.output(info.name) }
         return result

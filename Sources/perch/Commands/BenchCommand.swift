@@ -54,18 +54,18 @@ struct BenchCommand: ParsableCommand {
         }
         try session.bind(feeds)
         let initMs = Double(perch_monotonic_ns() - start) / 1e6
-        for _ in 0..<warmup { session.execute() }
+        for _ in 0..<warmup { try session.execute() }
         var samples = [Double]()
         samples.reserveCapacity(runs)
         for _ in 0..<runs {
             let t0 = perch_monotonic_ns()
-            session.execute()
+            try session.execute()
             samples.append(Double(perch_monotonic_ns() - t0) / 1e6)
         }
         let stats = LatencyStats(samples)
         var layerNs = [UInt64]()
         if profile {
-            for _ in 0..<runs { session.executeProfiled(into: &layerNs) }
+            for _ in 0..<runs { try session.executeProfiled(into: &layerNs) }
         }
         let layers = LayerProfile(session: session, nanoseconds: layerNs, runs: runs)
         let memory = session.memory

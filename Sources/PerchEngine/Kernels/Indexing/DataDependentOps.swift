@@ -2,17 +2,15 @@ import PerchGraph
 
 /// NonZero and NonMaxSuppression: operators whose output shape depends on input values.
 ///
-/// A session fixes every tensor's shape when it prepares (once per input shape set), so these
-/// run only when their inputs are known before running: constants, values folded from
-/// constants, or small caller feeds (≤ 64 elements, which the session re-plans on when they
-/// change). The result is then computed in `prepare` and the kernel writes it. Otherwise — a
-/// detector's NMS over thousands of boxes computed from the image — preparing fails with an
-/// `unsupported` error that says why.
+/// A session fixes every tensor's shape when it prepares, so these compute their result in
+/// `prepare` from known input values and the kernel writes it. When an input is computed while
+/// running — a detector's NMS over boxes decoded from the image — preparing throws
+/// `dynamicValue`, and the session defers this node and everything after it to a
+/// `ValueDependentStage`, planned once those values exist.
 extension IndexingOperator {
     static func dataDependent(_ ctx: OpContext, input: Int) throws(EngineError) -> Tensor {
         if let v = ctx.value(input) { return v }
-        throw ctx.unsupported("its output shape depends on the values of input '" + ctx.node.inputs[input]
-            + "', which are only known while running (Perch plans every shape before running)")
+        throw .dynamicValue(node: ctx.node.displayName, op: ctx.node.op.rawValue, input: ctx.node.inputs[input])
     }
 
     /// A kernel writing the int64 values computed at prepare time.

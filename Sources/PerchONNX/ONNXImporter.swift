@@ -85,6 +85,15 @@ struct GraphConverter {
     }
 
     mutating func convert(_ proto: Onnx_GraphProto) throws(ONNXImportError) -> Graph {
+        let graph = try convertGraph(proto)
+        if !unsupported.isEmpty {
+            throw .unsupportedOperators(path: path, nodes: unsupported)
+        }
+        return graph
+    }
+
+    /// Converts a graph or a body graph, adding unsupported nodes to `unsupported`.
+    mutating func convertGraph(_ proto: Onnx_GraphProto) throws(ONNXImportError) -> Graph {
         var graph = Graph(name: proto.name)
         for initializer in proto.initializer {
             graph.initializers[initializer.name] = try TensorProtoDecoding.tensor(from: initializer, baseDirectory: baseDirectory)
@@ -102,9 +111,6 @@ struct GraphConverter {
             if let converted = try convertNode(node, into: &graph) {
                 graph.nodes.append(converted)
             }
-        }
-        if !unsupported.isEmpty {
-            throw .unsupportedOperators(path: path, nodes: unsupported)
         }
         return graph
     }
@@ -180,7 +186,9 @@ struct GraphConverter {
             unsupported.append(.init(nodeName: name.isEmpty ? (proto.output.first ?? "") : name, opType: proto.opType, domain: ""))
             return nil
         }
-        return Node(name: name, op: op, inputs: inputs, outputs: proto.output, attributes: attributes)
+        var node = Node(name: name, op: op, inputs: inputs, outputs: proto.output, attributes: attributes)
+        BodyGraphs.captureFreeValues(&node)
+        return node
     }
 
     func constantValue(_ attributes: Attributes, node: String) throws(ONNXImportError) -> Tensor? {
@@ -195,13 +203,14 @@ struct GraphConverter {
         return nil
     }
 
-    func attribute(_ a: Onnx_AttributeProto) throws(ONNXImportError) -> Attribute? {
+    mutating func attribute(_ a: Onnx_AttributeProto) throws(ONNXImportError) -> Attribute? {
         var type = a.type
         if type == .undefined {
             // Pre-IR-3 models leave `type` unset: infer it from the field that holds data.
             if a.hasF { type = .float } else if a.hasI { type = .int } else if a.hasS { type = .string }
             else if a.hasT { type = .tensor } else if !a.floats.isEmpty { type = .floats }
             else if !a.ints.isEmpty { type = .ints } else if !a.strings.isEmpty { type = .strings }
+            else if a.hasG { type = .graph }
         }
         switch type {
         case .float: return .float(a.f)
@@ -211,7 +220,8 @@ struct GraphConverter {
         case .ints: return .ints(a.ints.map { Int(clamping: $0) })
         case .strings: return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) })
         case .tensor: return .tensor(try TensorProtoDecoding.tensor(from: a.t, baseDirectory: baseDirectory))
-        default: return nil  // graphs, sparse tensors, type protos: no supported op uses them
+        case .graph: return .graph(try convertGraph(a.g))
+        default: return nil  // lists of graphs, sparse tensors, type protos: no supported op uses them
         }
     }
 }

@@ -46,6 +46,8 @@ public enum OperatorRegistry {
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
             .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
             return try IndexingOperator.prepare(ctx)
+        case .if, .loop:
+            return try ControlFlowOperator.prepare(ctx)
         case .castLike:
             return try CastOperator.prepareCastLike(ctx)
         case .instanceNormalization:

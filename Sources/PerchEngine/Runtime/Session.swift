@@ -516,6 +516,11 @@ public final class Session {
         if let stage = valueStage { try stage.run() }
     }
 
+    /// Runs the steps only: for a body graph whose plan has no value-dependent stage.
+    func runSteps() {
+        for step in steps { step.kernel(step.args) }
+    }
+
     /// Runs every step like `execute`, adding each step's wall time (nanoseconds) to
     /// `nanoseconds[i]` for step `i` — to find which layers dominate a model's latency.
     /// `nanoseconds` is resized to `stepCount` if needed.

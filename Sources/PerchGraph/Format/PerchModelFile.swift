@@ -3,7 +3,7 @@
 /// Layout (all integers little-endian):
 /// ```
 /// 0   magic "PERCHM\r\n" (8 bytes)
-/// 8   u32 format version (currently 1)
+/// 8   u32 format version (1; 2 when a node carries a body graph, which version-1 readers lack)
 /// 12  u32 flags (0)
 /// 16  u64 structure offset   24 u64 structure length
 /// 32  u64 weights offset     40 u64 weights length
@@ -16,7 +16,8 @@
 /// the file and use weights in place with aligned SIMD loads.
 public enum PerchModelFile {
     public static let magic: [UInt8] = [0x50, 0x45, 0x52, 0x43, 0x48, 0x4D, 0x0D, 0x0A]  // "PERCHM\r\n"
-    public static let formatVersion: UInt32 = 1
+    /// The newest version this build reads and writes.
+    public static let formatVersion: UInt32 = 2
     public static let alignment = 64
     static let headerSize = 64
 
@@ -42,19 +43,7 @@ public enum PerchModelFile {
         }
         writeValueInfos(&s, graph.inputs)
         writeValueInfos(&s, graph.outputs)
-        s.varint(graph.nodes.count)
-        for node in graph.nodes {
-            s.string(node.name)
-            s.string(node.op.rawValue)
-            writeStrings(&s, node.inputs)
-            writeStrings(&s, node.outputs)
-            let keys = node.attributes.values.keys.sorted()
-            s.varint(keys.count)
-            for key in keys {
-                s.string(key)
-                writeAttribute(&s, node.attributes.values[key]!)
-            }
-        }
+        writeNodes(&s, graph.nodes)
         s.varint(names.count)
         for (i, name) in names.enumerated() {
             let t = graph.initializers[name]!
@@ -77,7 +66,7 @@ public enum PerchModelFile {
         }
         var h = ByteWriter()
         h.raw(magic)
-        h.u32(formatVersion)
+        h.u32(hasBodyGraphs(graph.nodes) ? 2 : 1)
         h.u32(0)
         h.u64(UInt64(structureOffset))
         h.u64(UInt64(structureLength))
@@ -121,23 +110,7 @@ public enum PerchModelFile {
         }
         graph.inputs = try readValueInfos(&r)
         graph.outputs = try readValueInfos(&r)
-        let nodeCount = try r.count()
-        for _ in 0..<nodeCount {
-            let name = try r.string()
-            let opName = try r.string()
-            guard let op = OpType(rawValue: opName) else {
-                throw .malformedFile(what: what, reason: "unknown operator '" + opName + "' (file from a newer Perch?)")
-            }
-            let inputs = try readStrings(&r)
-            let outputs = try readStrings(&r)
-            var attributes = Attributes()
-            let attributeCount = try r.count()
-            for _ in 0..<attributeCount {
-                let key = try r.string()
-                attributes[key] = try readAttribute(&r)
-            }
-            graph.nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outputs, attributes: attributes))
-        }
+        graph.nodes = try readNodes(&r, depth: 0)
         let tensorCount = try r.count()
         for _ in 0..<tensorCount {
             let name = try r.string()
@@ -154,6 +127,101 @@ public enum PerchModelFile {
     }
 
     static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    static func hasBodyGraphs(_ nodes: [Node]) -> Bool {
+        for node in nodes {
+            for (_, a) in node.attributes.values {
+                if case .graph = a { return true }
+            }
+        }
+        return false
+    }
+
+    static func writeNodes(_ s: inout ByteWriter, _ nodes: [Node]) {
+        s.varint(nodes.count)
+        for node in nodes {
+            s.string(node.name)
+            s.string(node.op.rawValue)
+            writeStrings(&s, node.inputs)
+            writeStrings(&s, node.outputs)
+            let keys = node.attributes.values.keys.sorted()
+            s.varint(keys.count)
+            for key in keys {
+                s.string(key)
+                writeAttribute(&s, node.attributes.values[key]!)
+            }
+        }
+    }
+
+    /// Body graphs nest (a Loop in an If branch); a file nesting deeper than this is refused
+    /// rather than recursing without bound.
+    static let maxBodyDepth = 32
+
+    static func readNodes(_ r: inout ByteReader, depth: Int) throws(GraphError) -> [Node] {
+        var nodes = [Node]()
+        let nodeCount = try r.count()
+        for _ in 0..<nodeCount {
+            let name = try r.string()
+            let opName = try r.string()
+            guard let op = OpType(rawValue: opName) else {
+                throw .malformedFile(what: "model file", reason: "unknown operator '" + opName + "' (file from a newer Perch?)")
+            }
+            let inputs = try readStrings(&r)
+            let outputs = try readStrings(&r)
+            var attributes = Attributes()
+            let attributeCount = try r.count()
+            for _ in 0..<attributeCount {
+                let key = try r.string()
+                attributes[key] = try readAttribute(&r, depth: depth)
+            }
+            nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outputs, attributes: attributes))
+        }
+        return nodes
+    }
+
+    /// A body graph: name, inputs, outputs, nodes, then its (small) constants inline.
+    static func writeBodyGraph(_ s: inout ByteWriter, _ g: Graph) {
+        s.string(g.name)
+        writeValueInfos(&s, g.inputs)
+        writeValueInfos(&s, g.outputs)
+        writeNodes(&s, g.nodes)
+        let names = g.initializers.keys.sorted()
+        s.varint(names.count)
+        for name in names {
+            let t = g.initializers[name]!
+            s.string(name)
+            writeTensorHeader(&s, t)
+            s.varint(t.bytes.count)
+            s.raw(t.bytes)
+        }
+    }
+
+    static func readBodyGraph(_ r: inout ByteReader, depth: Int) throws(GraphError) -> Graph {
+        guard depth < maxBodyDepth else {
+            throw .malformedFile(what: "model file", reason: "body graphs nest deeper than " + String(maxBodyDepth))
+        }
+        var g = Graph()
+        g.name = try r.string()
+        g.inputs = try readValueInfos(&r)
+        g.outputs = try readValueInfos(&r)
+        g.nodes = try readNodes(&r, depth: depth + 1)
+        let count = try r.count()
+        for _ in 0..<count {
+            let name = try r.string()
+            g.initializers[name] = try readInlineTensor(&r)
+        }
+        return g
+    }
+
+    static func readInlineTensor(_ r: inout ByteReader) throws(GraphError) -> Tensor {
+        var t = try readTensorHeader(&r)
+        let n = try r.count()
+        guard n == elementCount(t.shape) * t.dtype.byteSize else {
+            throw .malformedFile(what: "model file", reason: "attribute tensor size mismatch")
+        }
+        t.bytes = try r.raw(n)
+        return t
+    }
 
     static func writeStrings(_ s: inout ByteWriter, _ values: [String]) {
         s.varint(values.count)
@@ -278,10 +346,13 @@ public enum PerchModelFile {
             writeTensorHeader(&s, t)
             s.varint(t.bytes.count)
             s.raw(t.bytes)
+        case .graph(let g):
+            s.u8(8)
+            writeBodyGraph(&s, g)
         }
     }
 
-    static func readAttribute(_ r: inout ByteReader) throws(GraphError) -> Attribute {
+    static func readAttribute(_ r: inout ByteReader, depth: Int) throws(GraphError) -> Attribute {
         let tag = try r.u8()
         switch tag {
         case 1: return .int(Int(try r.i64()))
@@ -298,14 +369,8 @@ public enum PerchModelFile {
             for _ in 0..<n { v.append(try r.f32()) }
             return .floats(v)
         case 6: return .strings(try readStrings(&r))
-        case 7:
-            var t = try readTensorHeader(&r)
-            let n = try r.count()
-            guard n == elementCount(t.shape) * t.dtype.byteSize else {
-                throw .malformedFile(what: "model file", reason: "attribute tensor size mismatch")
-            }
-            t.bytes = try r.raw(n)
-            return .tensor(t)
+        case 7: return .tensor(try readInlineTensor(&r))
+        case 8: return .graph(try readBodyGraph(&r, depth: depth))
         default:
             throw .malformedFile(what: "model file", reason: "unknown attribute kind " + String(tag))
         }

@@ -7,6 +7,8 @@ public enum Attribute: Sendable, Equatable {
     case floats([Float])
     case strings([String])
     case tensor(Tensor)
+    /// A body graph (If's branches, Loop's body).
+    case graph(Graph)
 }
 
 /// The attributes of one node, with typed accessors that apply the caller's default.
@@ -61,6 +63,11 @@ public struct Attributes: Sendable, Equatable {
 
     public func tensor(_ name: String) -> Tensor? {
         if case .tensor(let v) = values[name] { return v }
+        return nil
+    }
+
+    public func graph(_ name: String) -> Graph? {
+        if case .graph(let g) = values[name] { return g }
         return nil
     }
 

@@ -151,4 +151,8 @@ public enum OpType: String, Sendable, CaseIterable {
     case shrink = "Shrink"
     case celu = "Celu"
     case thresholdedRelu = "ThresholdedRelu"
+    // Control flow: the node carries its body graphs as `.graph` attributes, and the outer
+    // values a body reads are appended to its inputs (see `Subgraphs`).
+    case `if` = "If"
+    case loop = "Loop"
 }

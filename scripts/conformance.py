@@ -32,7 +32,7 @@ Conv ConvTranspose Gemm MatMul BatchNormalization Relu LeakyRelu Clip Sigmoid Ha
 Tanh Erf Gelu Elu Softmax LogSoftmax Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Min Max MaxPool
 AveragePool GlobalAveragePool GlobalMaxPool LRN Concat Split Slice Gather Reshape Flatten Transpose
 Squeeze Unsqueeze Pad Resize Upsample ReduceMean ReduceSum ReduceMax LayerNormalization Shape Cast
-Identity If Loop Dropout Where Equal Less Greater Expand ConstantOfShape Range Tile Constant LSTM GRU RNN
+Identity If Loop Scan Dropout Where Equal Less Greater Expand ConstantOfShape Range Tile Constant LSTM GRU RNN
 DynamicQuantizeLinear
 PRelu Selu Softplus Softsign Sum Mean Reciprocal Floor Ceil Not And Or Xor LessOrEqual GreaterOrEqual
 ReduceMin ReduceProd ArgMax ArgMin Size

@@ -9,8 +9,11 @@ Writes into examples/control-flow/ (small, committed):
                       - a Loop with M = rows of x whose body does not read its iteration number:
                         acc = 0.5·acc + mean(x) — the kind Perch plans once
                       - an If on sum(x) > 0 (a condition computed from data): 2·h or −h
+                      - a Scan over the columns of x from last to first (axis 1, reversed):
+                        s = s + column, every 2·s stacked along axis 1
   input-{pos,neg}.npy                 two inputs, one for each If branch
-  expected-{pos,neg}-{name}.npy       ONNX Runtime's outputs (h, hs, acc, accs, branch)
+  expected-{pos,neg}-{name}.npy       ONNX Runtime's outputs (h, hs, acc, accs, branch,
+                                      scan_sum, scan_seq)
 
 Run: python3 scripts/make-control-flow-fixture.py
 """
@@ -23,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "examples", "control-flow")
-OUTPUTS = ["h", "hs", "acc", "accs", "branch"]
+OUTPUTS = ["h", "hs", "acc", "accs", "branch", "scan_sum", "scan_seq"]
 
 
 def t(name, array):
@@ -63,6 +66,12 @@ def build(rng):
     then_branch = helper.make_graph([n("Mul", ["h", "two"], ["doubled"])], "then",
                                     [], [vi("doubled", TensorProto.FLOAT, [1, 32])], [t("two", np.array(2, np.float32))])
     else_branch = helper.make_graph([n("Neg", ["h"], ["negated"])], "else", [], [vi("negated", TensorProto.FLOAT, [1, 32])])
+    scan_body = helper.make_graph(
+        [n("Add", ["s_in", "column"], ["s_out"]), n("Mul", ["s_out", "two_s"], ["s_scan"])],
+        "scan_body",
+        [vi("s_in", TensorProto.FLOAT, [4]), vi("column", TensorProto.FLOAT, [4])],
+        [vi("s_out", TensorProto.FLOAT, [4]), vi("s_scan", TensorProto.FLOAT, [4])],
+        [t("two_s", np.array(2, np.float32))])
     nodes = [
         n("Loop", ["M", "true", "h0"], ["h", "hs"], body=rnn_body),
         n("ReduceMean", ["x"], ["xmean"], keepdims=0, axes=[0, 1]),
@@ -72,6 +81,8 @@ def build(rng):
         n("ReduceSum", ["x"], ["total"], keepdims=0),
         n("Greater", ["total", "zero_f"], ["positive"]),
         n("If", ["positive"], ["branch"], then_branch=then_branch, else_branch=else_branch),
+        n("Scan", ["s0", "x"], ["scan_sum", "scan_seq"], body=scan_body, num_scan_inputs=1,
+          scan_input_axes=[1], scan_input_directions=[1], scan_output_axes=[1]),
     ]
     inits = [
         t("W", (rng.standard_normal((32, 32)) * 0.5).astype(np.float32)),
@@ -81,11 +92,13 @@ def build(rng):
         t("acc0", np.zeros(1, np.float32)),
         t("zero", np.array(0, np.int64)),
         t("zero_f", np.array(0, np.float32)),
+        t("s0", np.zeros(4, np.float32)),
     ]
     graph = helper.make_graph(
         nodes, "control-flow", [vi("x", TensorProto.FLOAT, [4, 32])],
         [vi("h", TensorProto.FLOAT, [1, 32]), vi("hs", TensorProto.FLOAT, [4, 1, 32]), vi("acc", TensorProto.FLOAT, [1]),
-         vi("accs", TensorProto.FLOAT, [4, 1]), vi("branch", TensorProto.FLOAT, [1, 32])],
+         vi("accs", TensorProto.FLOAT, [4, 1]), vi("branch", TensorProto.FLOAT, [1, 32]),
+         vi("scan_sum", TensorProto.FLOAT, [4]), vi("scan_seq", TensorProto.FLOAT, [4, 32])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="perch-fixtures")
     model.ir_version = 8

@@ -4,12 +4,12 @@ import PerchGraph
 @testable import PerchONNX
 import XCTest
 
-/// If and Loop with body graphs that read outer values (scripts/make-control-flow-fixture.py),
+/// If, Loop and Scan with body graphs that read outer values (scripts/make-control-flow-fixture.py),
 /// compared with ONNX Runtime's outputs for two inputs (one per If branch).
 final class ControlFlowModelTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples/control-flow").path
-    static let outputs = ["h", "hs", "acc", "accs", "branch"]
+    static let outputs = ["h", "hs", "acc", "accs", "branch", "scan_sum", "scan_seq"]
 
     func load(_ name: String) throws -> Tensor {
         try NPY.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.root + "/" + name))), what: name)
@@ -66,6 +66,7 @@ final class ControlFlowModelTests: XCTestCase {
         try session.prepare(feeds: ["x": try load("input-pos.npy")])
         let steps = (0..<session.stepCount).map { session.stepNode($0) }
         XCTAssertEqual(steps.filter { $0.op == .loop }.map { $0.outputs }, [["h", "hs"], ["acc", "accs"]])
+        XCTAssertEqual(steps.filter { $0.op == .scan }.count, 1)
         XCTAssertFalse(steps.contains { $0.op == .if })
     }
 }

@@ -46,7 +46,7 @@ public enum OperatorRegistry {
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
             .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
             return try IndexingOperator.prepare(ctx)
-        case .if, .loop:
+        case .if, .loop, .scan:
             return try ControlFlowOperator.prepare(ctx)
         case .castLike:
             return try CastOperator.prepareCastLike(ctx)

@@ -155,4 +155,5 @@ public enum OpType: String, Sendable, CaseIterable {
     // values a body reads are appended to its inputs (see `Subgraphs`).
     case `if` = "If"
     case loop = "Loop"
+    case scan = "Scan"
 }

@@ -1,10 +1,11 @@
 import PerchGraph
 
-/// If and Loop: nodes that run a body graph (see `BodySession` for how bodies are planned).
+/// If, Loop and Scan: nodes that run a body graph (see `BodySession` for how bodies are planned).
 enum ControlFlowOperator {
     static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         switch ctx.node.op {
         case .if: return try prepareIf(ctx)
+        case .scan: return try prepareScan(ctx)
         default: return try prepareLoop(ctx)
         }
     }

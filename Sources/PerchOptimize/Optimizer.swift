@@ -65,6 +65,8 @@ public struct OptimizationReport: Sendable {
     public var fp32Accuracy: Double?
     public var optimizedAccuracy: Double?
     public var agreement: Agreement?
+    /// The values compared with fp32 (`Evaluator.comparedValues`).
+    public var compared = ComparedValues(dense: [], selections: [], beforeValueDependentPart: false)
     public var pureInt8Drop: Double?
     public var arenaBytes = 0
     public var peakBytes = 0
@@ -105,7 +107,9 @@ public struct OptimizationReport: Sendable {
             "warnings": warnings,
         ]
         if let a = agreement {
-            o["agreement"] = ["cosine": a.cosine, "max_abs_error": a.maxAbsError, "top1_agreement": a.top1Agreement]
+            o["agreement"] = ["cosine": a.cosine, "max_abs_error": a.maxAbsError, "top1_agreement": a.top1Agreement,
+                              "compared": compared.dense, "compared_selections": compared.selections,
+                              "before_value_dependent_part": compared.beforeValueDependentPart] as [String: Any]
         }
         return o
     }
@@ -218,7 +222,9 @@ public final class Optimizer {
         lap(.calibrate)
 
         // 4. Sensitivity: only one layer in int8.
-        let reference = try Evaluator.outputs(graph, evalSet, threads: options.threads)
+        let compared = try Evaluator.comparedValues(graph, sample: evalSet.samples.first ?? calibration.samples[0])
+        report.compared = compared
+        let reference = try Evaluator.outputs(graph, evalSet, names: compared.all, threads: options.threads)
         let fp32Acc = labels.map { Evaluator.accuracy(reference, labels: $0) }
         report.fp32Accuracy = fp32Acc
         let cost = CostModel(profile: profile)
@@ -238,9 +244,9 @@ public final class Optimizer {
         var corrections: [String: [Float]] = [:]
         func measure(_ plan: [String: Precision], full: Bool = true) throws -> (Graph, Agreement, Double) {
             let g = Quantizer.apply(graph, layers: layers, plan: plan, ranges: ranges, fp16Compute: fp16Compute, inputMeans: corrections)
-            let outs = try Evaluator.outputs(g, full ? evalSet : subset, threads: options.threads, integerKernels: full)
+            let outs = try Evaluator.outputs(g, full ? evalSet : subset, names: compared.all, threads: options.threads, integerKernels: full)
             let ref = full ? reference : Array(reference.prefix(subsetCount))
-            let a = Evaluator.compare(reference: ref, candidate: outs, labels: full ? labels : subsetLabels)
+            let a = Evaluator.compare(reference: ref, candidate: outs, labels: full ? labels : subsetLabels, selections: compared.selections.count)
             let drop: Double
             if let f = full ? fp32Acc : subsetAcc, let q = a.top1Accuracy {
                 drop = 100 * (f - q)

@@ -91,7 +91,7 @@ final class QuantizationTests: XCTestCase {
         XCTAssertNil(q.initializers["fc_w"])
         let ref = try Fixtures.run(g, feeds)["probabilities"]!
         let out = try Fixtures.run(q, feeds)["probabilities"]!
-        let a = Evaluator.compare(reference: [ref], candidate: [out], labels: nil)
+        let a = Evaluator.compare(reference: [[ref]], candidate: [[out]], labels: nil)
         XCTAssertGreaterThan(a.cosine, 0.999)
         XCTAssertEqual(a.top1Agreement, 1)
         // Encodes as .perchm and decodes to the same graph.

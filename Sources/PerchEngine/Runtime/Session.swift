@@ -535,6 +535,13 @@ public final class Session {
         if let stage = valueStage { try stage.run() }
     }
 
+    /// The values a `ValueDependentStage` waits for, with their types (empty when every node is
+    /// planned up front): for a detector ending in NonMaxSuppression, its boxes and scores —
+    /// what a caller comparing two versions of the model can compare element by element.
+    public var valueDependentInputs: [(name: String, desc: TensorDesc)] {
+        valueStage?.feeds.map { (name: $0.name, desc: $0.view.desc) } ?? []
+    }
+
     /// The graph node step `i` runs (after QDQ fusion and constant folding).
     public func stepNode(_ i: Int) -> Node { graph.nodes[steps[i].nodeIndex] }
 

@@ -140,10 +140,14 @@ struct OptimizeCommand: ParsableCommand {
             lines.append("  top-1: fp32 " + pct(r.fp32Accuracy) + " → optimized " + pct(r.optimizedAccuracy)
                          + String(format: " (drop %.2f pts, budget %.2f; all-int8 drop %.2f)", r.dropPoints, r.budgetPoints, r.pureInt8Drop ?? 0))
         } else {
-            lines.append(String(format: "  agreement with fp32: top-1 %@, drop %.2f pts (budget %.2f)", pct(r.agreement?.top1Agreement), r.dropPoints, r.budgetPoints))
+            let decisions = r.compared.selections.isEmpty ? "top-1" : "selected boxes (" + r.compared.selections.joined(separator: ", ") + ") in common"
+            lines.append(String(format: "  agreement with fp32: %@ %@, drop %.2f pts (budget %.2f)", decisions, pct(r.agreement?.top1Agreement), r.dropPoints, r.budgetPoints))
         }
         if let a = r.agreement {
-            lines.append(String(format: "  output vs fp32: cosine %.6f, max abs error %.4g", a.cosine, a.maxAbsError))
+            let c = r.compared
+            let what = c.beforeValueDependentPart ? "values before the value-dependent part (" + c.dense.joined(separator: ", ") + ")"
+                : c.dense.count > 1 ? "outputs (" + c.dense.joined(separator: ", ") + ")" : "output"
+            lines.append(String(format: "  %@ vs fp32: cosine %.6f, max abs error %.4g", what, a.cosine, a.maxAbsError))
         }
         lines.append(String(format: "  memory: weights %@ + arena %@ = %@ of %@ allowed by the profile",
                             kb(r.weightsBytesAfter), kb(r.arenaBytes), kb(r.peakBytes), kb(r.memoryBudgetBytes)))

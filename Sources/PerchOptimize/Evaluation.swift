@@ -19,13 +19,13 @@ public struct Agreement: Sendable, Equatable {
 
 /// What stands for a model's result when comparing it with another precision of it.
 public struct ComparedValues: Sendable, Equatable {
-    /// Floating-point values compared element by element: every floating-point graph output —
-    /// or, when the outputs' shapes depend on values (a detector ending in NonMaxSuppression),
-    /// the values that part waits for (the decoded boxes and scores).
+    /// Floating-point values compared element by element: every floating-point graph output
+    /// whose shape is planned up front, and the values a value-dependent part waits for (a
+    /// detector's decoded boxes and scores, read by its NonMaxSuppression).
     public var dense: [String]
     /// NonMaxSuppression outputs, compared as sets of selected boxes (value-dependent models).
     public var selections: [String]
-    /// True when `dense` are the inputs of a value-dependent part rather than graph outputs.
+    /// True when `dense` includes the inputs of a value-dependent part.
     public var beforeValueDependentPart: Bool
 
     public var all: [String] { dense + selections }
@@ -38,13 +38,13 @@ public enum Evaluator {
         let stage = session.valueDependentInputs
         var dense = [String]()
         var selections = [String]()
+        // Outputs planned up front (all of them, without a value-dependent stage).
+        for output in graph.outputs where session.outputDescs[output.name]?.dtype.isFloatingPoint ?? false { dense.append(output.name) }
         if !stage.isEmpty {
-            for (name, desc) in stage where desc.dtype.isFloatingPoint && desc.count > 1 { dense.append(name) }
+            for (name, desc) in stage where desc.dtype.isFloatingPoint && desc.count > 1 && !dense.contains(name) { dense.append(name) }
             for node in graph.nodes where node.op == .nonMaxSuppression {
                 if let out = node.outputs.first, !out.isEmpty { selections.append(out) }
             }
-        } else {
-            for output in graph.outputs where session.outputDescs[output.name]?.dtype.isFloatingPoint ?? false { dense.append(output.name) }
         }
         if dense.isEmpty && selections.isEmpty, let first = graph.outputs.first?.name { dense = [first] }
         return ComparedValues(dense: dense, selections: selections, beforeValueDependentPart: !stage.isEmpty)

@@ -145,7 +145,7 @@ struct OptimizeCommand: ParsableCommand {
         }
         if let a = r.agreement {
             let c = r.compared
-            let what = c.beforeValueDependentPart ? "values before the value-dependent part (" + c.dense.joined(separator: ", ") + ")"
+            let what = c.beforeValueDependentPart ? "outputs and values before the value-dependent part (" + c.dense.joined(separator: ", ") + ")"
                 : c.dense.count > 1 ? "outputs (" + c.dense.joined(separator: ", ") + ")" : "output"
             lines.append(String(format: "  %@ vs fp32: cosine %.6f, max abs error %.4g", what, a.cosine, a.maxAbsError))
         }

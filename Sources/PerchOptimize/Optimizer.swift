@@ -173,6 +173,9 @@ public final class Optimizer {
         report.nodesBefore = graph.nodes.count
         report.fileBytesBefore = PerchModelFile.encode(graph).count
         report.weightsBytesBefore = graph.weightsBytes
+        if HalfModels.widen(&graph) {
+            report.warnings.append("the model computes in float16: it is optimized from float32 (its float16 inputs and outputs are kept)")
+        }
 
         // 1. Simplify.
         report.passes = try Simplifier.simplify(&graph)

@@ -58,7 +58,8 @@ public final class Session {
     var weights: UnsafeMutableRawPointer?
     var isPrepared = false
 
-    /// Validates and topologically sorts `graph`, applies `QDQFusion` and `QLookupMulFusion` when
+    /// Validates and topologically sorts `graph`, runs a float16 model in float32 (`HalfModels`),
+    /// applies `QDQFusion` and `QLookupMulFusion` when
     /// `options.fuseQuantized` is on and `ActivationFusion` always, and starts `options.threads - 1` worker threads. Nothing
     /// else is allocated until `prepare`.
     public init(graph: Graph, options: SessionOptions = SessionOptions()) throws(EngineError) {
@@ -72,6 +73,7 @@ public final class Session {
             throw .graph(error)
         }
         g.removeDeadNodes()
+        HalfModels.widen(&g)
         if HalfGEMM.available { HalfWeights.apply(&g) }
         if options.fuseQuantized {
             Self.foldQuantizedConstants(&g)

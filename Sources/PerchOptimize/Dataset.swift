@@ -90,7 +90,7 @@ public struct Dataset: Sendable {
         for _ in 0..<count {
             var feeds: [String: Tensor] = [:]
             for input in inputs {
-                let shape = input.type.concreteShape()
+                let shape = input.type.exampleShape()
                 var t = Tensor(dtype: input.type.dtype, shape: shape)
                 if input.type.dtype == .f32 {
                     t = Tensor(shape: shape, values: (0..<elementCount(shape)).map { _ in next() })

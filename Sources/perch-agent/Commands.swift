@@ -238,7 +238,7 @@ func benchFeeds(_ m: LoadedModel) throws(AgentError) -> [String: Tensor] {
             feeds[input.name] = evalSample(t, stacked: stacked, 0)
             continue
         }
-        var t = Tensor(dtype: input.type.dtype, shape: input.type.concreteShape())
+        var t = Tensor(dtype: input.type.dtype, shape: input.type.exampleShape())
         if input.type.dtype.isFloatingPoint {
             let n = t.count
             let dtype = t.dtype

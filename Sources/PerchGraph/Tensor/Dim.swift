@@ -26,6 +26,23 @@ public struct TensorType: Sendable, Equatable {
         self.dims = shape.map { Dim.fixed($0) }
     }
 
+    /// The shape Perch uses when it must make an input up (`perch import`'s check, `perch bench`
+    /// and the agent's `bench` without inputs, synthetic calibration): a symbolic batch (first)
+    /// dimension is 1, and the other symbolic dimensions of a 4-D floating-point or uint8 input —
+    /// an image, NCHW or NHWC, of a model exported with dynamic height and width — are 224, as a
+    /// 1×1 image would not pass a detector's strides and pools. Other symbolic dimensions are 1.
+    public func exampleShape() -> [Int] {
+        let image = dims.count == 4 && (dtype.isFloatingPoint || dtype == .u8)
+        var shape = [Int]()
+        for (i, dim) in dims.enumerated() {
+            switch dim {
+            case .fixed(let v): shape.append(v)
+            case .symbolic: shape.append(image && i > 0 ? 224 : 1)
+            }
+        }
+        return shape
+    }
+
     /// Resolves symbolic dimensions with `bindings`; unknown symbols default to `defaultSize`.
     public func concreteShape(bindings: [String: Int] = [:], defaultSize: Int = 1) -> [Int] {
         dims.map { dim in

@@ -49,8 +49,11 @@ struct BenchCommand: ParsableCommand {
         let graph = try ModelLoading.load(model)
         let session = try Session(graph: graph, options: SessionOptions(threads: threads))
         var feeds = try inputOptions.feeds(for: session)
+        var madeUp = [String]()
         for input in session.inputs where feeds[input.name] == nil {
-            feeds[input.name] = InputOptions.synthesized(for: input)
+            let t = InputOptions.synthesized(for: input)
+            feeds[input.name] = t
+            madeUp.append(input.name + " " + t.dtype.name + shapeText(t.shape))
         }
         try session.bind(feeds)
         let initMs = Double(perch_monotonic_ns() - start) / 1e6
@@ -86,6 +89,7 @@ struct BenchCommand: ParsableCommand {
             ] + (profile ? [("profile", layers.json)] : [])).text)
         } else {
             print(name + " on " + isa + ", " + String(threads) + " thread(s), " + String(runs) + " runs after " + String(warmup) + " warm-up")
+            if !madeUp.isEmpty { print("made-up inputs (give real ones with --input): " + madeUp.joined(separator: ", ")) }
             print(String(format: "latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  std %.3f",
                          stats.min, stats.p50, stats.p90, stats.p99, stats.mean, stats.std))
             print(String(format: "init %.1f ms; memory: weights %d B + arena %d B = %d B (arena lower bound %d B)",

@@ -79,7 +79,7 @@ enum DeployFlow {
             let graph = try ModelLoading.load(model)
             let session = try Session(graph: graph)
             var feeds: [String: Tensor] = [:]
-            for input in session.inputs { feeds[input.name] = Tensor(dtype: input.type.dtype, shape: input.type.concreteShape()) }
+            for input in session.inputs { feeds[input.name] = Tensor(dtype: input.type.dtype, shape: input.type.exampleShape()) }
             try session.prepare(feeds: feeds)
             modelName = ModelLoading.displayName(graph, path: model)
             let perchm = work + "/" + modelName + ".perchm"

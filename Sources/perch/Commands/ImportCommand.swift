@@ -31,7 +31,7 @@ struct ImportCommand: ParsableCommand {
         let session = try Session(graph: graph)
         var feeds: [String: Tensor] = [:]
         for input in session.inputs {
-            feeds[input.name] = Tensor(dtype: input.type.dtype, shape: input.type.concreteShape())
+            feeds[input.name] = Tensor(dtype: input.type.dtype, shape: input.type.exampleShape())
         }
         try session.prepare(feeds: feeds)
         let bytes = PerchModelFile.encode(session.graph)

@@ -67,9 +67,9 @@ struct InputOptions: ParsableArguments {
     }
 
     /// Deterministic inputs for inputs not given: `arange(n)/n` for floats (as ONNX's test runner
-    /// makes them), zeros otherwise; symbolic dimensions are 1.
+    /// makes them), zeros otherwise; symbolic dimensions as `TensorType.exampleShape` makes them.
     static func synthesized(for info: ValueInfo) -> Tensor {
-        let shape = info.type.concreteShape()
+        let shape = info.type.exampleShape()
         var t = Tensor(dtype: info.type.dtype, shape: shape)
         if info.type.dtype.isFloatingPoint {
             let n = t.count

@@ -14,6 +14,9 @@ Writes into examples/int8/ (all small, committed):
   tiny-pool-qdq.onnx        Conv/Relu → MaxPool → two branches → Concat → Resize (nearest) → MaxPool
                             → Conv, QDQ per channel, uint8 activations: the ops that move or select
                             values and must run on the quantized bytes
+  tiny-contrib-qop.onnx     Conv → two branches → Concat → AveragePool → Conv → GlobalAveragePool as
+                            QOperator, uint8 activations: ONNX Runtime writes the com.microsoft
+                            QLinearConcat and QLinearAveragePool (as in the ONNX model zoo's -int8 models)
   *-input.npy               the fixed input
   *-expected-ort.npy        ONNX Runtime's output for it (default session options, 1 thread)
 
@@ -143,6 +146,40 @@ def tiny_pool():
     return m
 
 
+def tiny_contrib():
+    rng = np.random.default_rng(5)
+
+    def w(*shape):
+        fan = int(np.prod(shape[1:]))
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan)).astype(np.float32)
+
+    def b(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("w0", w(8, 3, 3, 3)), ("b0", b(8)), ("wa", w(8, 8, 1, 1)), ("ba", b(8)),
+        ("wb", w(4, 8, 3, 3)), ("bb", b(4)), ("wc", w(6, 12, 1, 1)), ("bc", b(6))]]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Conv", ["r0", "wa", "ba"], ["ca"]),
+        helper.make_node("Relu", ["ca"], ["ra"]),
+        helper.make_node("Conv", ["r0", "wb", "bb"], ["cb"], pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["ra", "cb"], ["cat"], axis=1),
+        helper.make_node("AveragePool", ["cat"], ["ap"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["ap", "wc", "bc"], ["cc"]),
+        helper.make_node("GlobalAveragePool", ["cc"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny-contrib",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 1, 1])], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
 def run_ort(path, name, x):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -177,6 +214,9 @@ def make(stem, model, input_name, shape, fmt_list, preprocess):
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    if len(sys.argv) > 1 and sys.argv[1] == "--only-contrib":
+        make("tiny-contrib", tiny_contrib(), "x", (1, 3, 16, 16), [("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--only-attn":
         make("tiny-attn", tiny_attn(), "x", (1, 16, 32),
              [("qdq", QuantFormat.QDQ, QuantType.QUInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
@@ -189,5 +229,6 @@ if __name__ == "__main__":
     make("tiny-pool", tiny_pool(), "x", (1, 3, 24, 24), [("qdq", QuantFormat.QDQ, QuantType.QUInt8)], False)
     make("tiny-attn", tiny_attn(), "x", (1, 16, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QUInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
+    make("tiny-contrib", tiny_contrib(), "x", (1, 3, 16, 16), [("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
     make("tiny-mlp", tiny_mlp(), "x", (1, 8, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)

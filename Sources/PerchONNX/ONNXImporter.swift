@@ -136,7 +136,8 @@ struct GraphConverter {
     }
 
     /// The com.microsoft operators Perch implements (ONNX Runtime's quantized QOperator ops);
-    /// any other op of that domain is reported as unsupported.
+    /// `expandedMicrosoftOps` are imported as their QDQ form; any other op of that domain is
+    /// reported as unsupported.
     static let microsoftOps: Set<String> = [
         "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QGemm",
     ]
@@ -144,7 +145,8 @@ struct GraphConverter {
     mutating func convertNode(_ proto: Onnx_NodeProto, into graph: inout Graph) throws(ONNXImportError) -> Node? {
         let domain = proto.domain
         let name = proto.name
-        guard domain.isEmpty || domain == "ai.onnx" || (domain == "com.microsoft" && Self.microsoftOps.contains(proto.opType)) else {
+        let expanded = domain == "com.microsoft" && Self.expandedMicrosoftOps.contains(proto.opType)
+        guard domain.isEmpty || domain == "ai.onnx" || (domain == "com.microsoft" && Self.microsoftOps.contains(proto.opType)) || expanded else {
             unsupported.append(.init(nodeName: name.isEmpty ? proto.output.first ?? "" : name, opType: proto.opType, domain: domain))
             return nil
         }
@@ -153,6 +155,11 @@ struct GraphConverter {
             if let value = try attribute(a) { attributes[a.name] = value }
         }
         attributes["_opset"] = .int(opset)
+        if expanded {
+            attributes["_opset"] = nil
+            try expandMicrosoftQuantized(proto, attributes: attributes, into: &graph)
+            return nil
+        }
 
         var opName = proto.opType
         var inputs = proto.input

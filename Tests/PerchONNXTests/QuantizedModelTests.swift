@@ -137,6 +137,20 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(s, 1.0001)
     }
 
+    /// QLinearConcat and QLinearAveragePool (com.microsoft, as in the ONNX model zoo's -int8
+    /// models) are imported as DequantizeLinear → Concat/AveragePool → QuantizeLinear; the Concat
+    /// then runs on the bytes again (the pass requantizes the input whose scale differs).
+    func testContribQOperatorsWithinOneStepOfONNXRuntime() throws {
+        let (s, g) = try steps(model: "tiny-contrib-qop.onnx", input: "tiny-contrib-input.npy",
+                               expected: "tiny-contrib-qop-expected-ort.npy", inputName: "x")
+        XCTAssertLessThanOrEqual(s, 1.0001)
+        XCTAssertEqual(count(g, .concat), 1)
+        XCTAssertEqual(count(g, .qLinearConv), 4)
+        let concat = try XCTUnwrap(g.nodes.first { $0.op == .concat })
+        XCTAssertTrue(concat.inputs.allSatisfy { name in g.nodes.first { $0.outputs.contains(name) }?.op != .dequantizeLinear },
+                      "Concat reads the quantized bytes")
+    }
+
     func testOtherMicrosoftOpsAreStillRejected() {
         var m = Onnx_ModelProto()
         m.irVersion = 8

@@ -44,7 +44,7 @@ public enum OperatorRegistry {
         case .rnn:
             return try RNNOperator.prepare(ctx)
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
-            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
+            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum, .compress, .unique:
             return try IndexingOperator.prepare(ctx)
         case .castLike:
             return try CastOperator.prepareCastLike(ctx)
@@ -59,7 +59,8 @@ public enum OperatorRegistry {
         case .reduceL1, .reduceL2, .reduceSumSquare, .reduceLogSumExp, .reduceLogSum:
             return try ReduceOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
-            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
+            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout,
+            .reverseSequence:
             return try DataMovementOperator.prepare(ctx)
         }
     }

@@ -151,4 +151,8 @@ public enum OpType: String, Sendable, CaseIterable {
     case shrink = "Shrink"
     case celu = "Celu"
     case thresholdedRelu = "ThresholdedRelu"
+    // Operators of pretrained models from the wild (session 17).
+    case reverseSequence = "ReverseSequence"
+    case compress = "Compress"
+    case unique = "Unique"
 }

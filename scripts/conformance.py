@@ -39,7 +39,7 @@ ReduceMin ReduceProd ArgMax ArgMin Size
 TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND ScatterND ScatterElements Scatter
 Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
 NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
-ReverseSequence Compress Unique
+ReverseSequence Compress Unique GridSample RoiAlign GroupNormalization MeanVarianceNormalization LpPool LpNormalization
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -58,6 +58,14 @@ public enum OperatorRegistry {
             return try HardmaxOperator.prepare(ctx)
         case .reduceL1, .reduceL2, .reduceSumSquare, .reduceLogSumExp, .reduceLogSum:
             return try ReduceOperator.prepare(ctx)
+        case .gridSample:
+            return try GridSampleOperator.prepare(ctx)
+        case .roiAlign:
+            return try RoiAlignOperator.prepare(ctx)
+        case .lpPool:
+            return try LpPoolOperator.prepare(ctx)
+        case .groupNormalization, .meanVarianceNormalization, .lpNormalization:
+            return try MomentNormalizationOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout,
             .reverseSequence:

@@ -155,4 +155,10 @@ public enum OpType: String, Sendable, CaseIterable {
     case reverseSequence = "ReverseSequence"
     case compress = "Compress"
     case unique = "Unique"
+    case gridSample = "GridSample"
+    case roiAlign = "RoiAlign"
+    case groupNormalization = "GroupNormalization"
+    case meanVarianceNormalization = "MeanVarianceNormalization"
+    case lpPool = "LpPool"
+    case lpNormalization = "LpNormalization"
 }

@@ -66,9 +66,15 @@ public enum OperatorRegistry {
             return try LpPoolOperator.prepare(ctx)
         case .groupNormalization, .meanVarianceNormalization, .lpNormalization:
             return try MomentNormalizationOperator.prepare(ctx)
+        case .tan, .acos, .acosh, .asin, .asinh, .atan, .atanh, .cosh, .sinh:
+            return try ElementwiseOperator.prepareTrig(ctx)
+        case .bitwiseAnd, .bitwiseOr, .bitwiseXor, .bitwiseNot, .bitShift:
+            return try ElementwiseOperator.prepareBitwise(ctx)
+        case .maxUnpool:
+            return try MaxUnpoolOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
             .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout,
-            .reverseSequence:
+            .reverseSequence, .eyeLike, .centerCropPad:
             return try DataMovementOperator.prepare(ctx)
         }
     }

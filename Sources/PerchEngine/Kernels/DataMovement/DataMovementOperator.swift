@@ -29,6 +29,8 @@ public enum DataMovementOperator {
         case .tile: return try prepareTile(ctx)
         case .constant: return try prepareConstant(ctx)
         case .reverseSequence: return try prepareReverseSequence(ctx)
+        case .eyeLike: return try prepareEyeLike(ctx)
+        case .centerCropPad: return try prepareCenterCropPad(ctx)
         default: throw ctx.unsupported("not a data movement operator")
         }
     }

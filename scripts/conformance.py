@@ -40,7 +40,7 @@ TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND Sca
 Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
 NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
 ReverseSequence Compress Unique GridSample RoiAlign GroupNormalization MeanVarianceNormalization LpPool LpNormalization
-Tan Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitwiseAnd BitwiseOr BitwiseXor BitwiseNot BitShift EyeLike CenterCropPad MaxUnpool
+Tan Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitwiseAnd BitwiseOr BitwiseXor BitwiseNot BitShift EyeLike CenterCropPad MaxUnpool AffineGrid DeformConv
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,8 +2,8 @@ import PerchEngine
 import PerchGraph
 import XCTest
 
-/// GridSample, RoiAlign, GroupNormalization, MeanVarianceNormalization, LpNormalization and
-/// LpPool. References from ONNX's reference evaluator (onnx 1.17) or NumPy, pasted as literals.
+/// GridSample, AffineGrid, RoiAlign, DeformConv, GroupNormalization, MeanVarianceNormalization,
+/// LpNormalization and LpPool. References from ONNX's reference evaluator (onnx 1.17) or NumPy, pasted as literals.
 final class SamplingNormalizationTests: XCTestCase {
     var image: Tensor {
         var v = [Float]()
@@ -57,6 +57,34 @@ final class SamplingNormalizationTests: XCTestCase {
                                                    "spatial_scale": .float(0.5)])[0]
         assertClose(fixed, floats([3, 1, 2, 2], [0.74994, 1.05771, 3.44586, 0.65039, 2.35313, 3.47812, 1.225, 2.35, 1, 1.15625, 0.875, 0.89453]),
                     rtol: 1e-4, atol: 1e-4)
+    }
+
+    func testAffineGridAlignCornersAndFedSize() throws {
+        let theta = floats([1, 2, 3], [0.9, -0.2, 0.1, 0.3, 1.1, -0.4])
+        let size = int64s([4], [1, 1, 2, 3])
+        let a = try runSingleNode(.affineGrid, inputs: [("t", theta), ("s", size)], constants: ["s": size])[0]
+        assertClose(a, floats([1, 2, 3, 2], [-0.4, -1.15, 0.2, -0.95, 0.8, -0.75, -0.6, -0.05, 0, 0.15, 0.6, 0.35]), rtol: 1e-5, atol: 1e-5)
+        // Size fed at run time: planned in a value-dependent stage.
+        let c = try runSingleNode(.affineGrid, inputs: [("t", theta), ("s", size)], attributes: ["align_corners": .int(1)])[0]
+        assertClose(c, floats([1, 2, 3, 2], [-0.6, -1.8, 0.3, -1.5, 1.2, -1.2, -1, 0.4, -0.1, 0.7, 0.8, 1]), rtol: 1e-5, atol: 1e-5)
+    }
+
+    func testDeformConvOffsetGroupsMaskBiasAndGroups() throws {
+        var xv = [Float](), ov = [Float](), mv = [Float]()
+        for i in 0..<32 { xv.append(Float(i) / 8) }
+        for i in 0..<64 { ov.append(Float((i * 37) % 29 - 14) / 10) }
+        for i in 0..<32 { mv.append(Float((i * 13) % 11) / 10) }
+        let x = floats([1, 2, 4, 4], xv)
+        let w = floats([2, 2, 2, 2], [1, -1, 0.5, 2, 0.25, 0.5, -0.75, 1, -1, 0.5, 0.25, 1, 2, 0, 1, -0.5])
+        let attrs: [String: Attribute] = ["kernel_shape": .ints([2, 2]), "offset_group": .int(2), "pads": .ints([0, 0, 1, 1]), "strides": .ints([2, 2])]
+        let y = try runSingleNode(.deformConv, inputs: [("x", x), ("w", w), ("o", floats([1, 16, 2, 2], ov)), ("b", floats([2], [0.5, -1])),
+                                                          ("m", floats([1, 8, 2, 2], mv))], attributes: attrs)[0]
+        assertClose(y, floats([1, 2, 2, 2], [1.49675, 0.94762, 3.3735, 4.09163, 4.95006, 1.54769, 0.65012, 4.86987]), rtol: 1e-4, atol: 1e-4)
+        // group = 2, one offset group, no bias or mask: W[:, :1] and the first 8 offset channels.
+        let w1 = floats([2, 1, 2, 2], [1, -1, 0.5, 2, -1, 0.5, 0.25, 1])
+        let g = try runSingleNode(.deformConv, inputs: [("x", x), ("w", w1), ("o", floats([1, 8, 2, 2], Array(ov[0..<32])))],
+                                  attributes: ["group": .int(2), "pads": .ints([0, 0, 1, 1]), "strides": .ints([2, 2])])[0]
+        assertClose(g, floats([1, 2, 2, 2], [2.01875, 3.00375, 1.7, 4.3075, 3.72188, 4.03687, 1.76875, 2.485]), rtol: 1e-4, atol: 1e-4)
     }
 
     let groupInput = floats([1, 6, 2, 2], [0.5, -1, 2, 3, 1, 1, 4, -2, 0, 2, 2, 2, -3, 1, 0, 5, 1, 2, 3, 4, 6, 0, -1, 2])

@@ -60,6 +60,10 @@ public enum OperatorRegistry {
             return try ReduceOperator.prepare(ctx)
         case .gridSample:
             return try GridSampleOperator.prepare(ctx)
+        case .affineGrid:
+            return try GridSampleOperator.prepareAffineGrid(ctx)
+        case .deformConv:
+            return try DeformConvOperator.prepare(ctx)
         case .roiAlign:
             return try RoiAlignOperator.prepare(ctx)
         case .lpPool:

@@ -178,4 +178,6 @@ public enum OpType: String, Sendable, CaseIterable {
     case eyeLike = "EyeLike"
     case centerCropPad = "CenterCropPad"
     case maxUnpool = "MaxUnpool"
+    case affineGrid = "AffineGrid"
+    case deformConv = "DeformConv"
 }

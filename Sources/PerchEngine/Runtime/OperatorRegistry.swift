@@ -64,6 +64,12 @@ public enum OperatorRegistry {
             return try GridSampleOperator.prepareAffineGrid(ctx)
         case .deformConv:
             return try DeformConvOperator.prepare(ctx)
+        case .col2Im:
+            return try Col2ImOperator.prepare(ctx)
+        case .det:
+            return try DeterminantOperator.prepare(ctx)
+        case .hannWindow, .hammingWindow, .blackmanWindow:
+            return try WindowOperator.prepare(ctx)
         case .roiAlign:
             return try RoiAlignOperator.prepare(ctx)
         case .lpPool:

@@ -180,4 +180,9 @@ public enum OpType: String, Sendable, CaseIterable {
     case maxUnpool = "MaxUnpool"
     case affineGrid = "AffineGrid"
     case deformConv = "DeformConv"
+    case col2Im = "Col2Im"
+    case det = "Det"
+    case hannWindow = "HannWindow"
+    case hammingWindow = "HammingWindow"
+    case blackmanWindow = "BlackmanWindow"
 }

@@ -39,6 +39,9 @@ ReduceMin ReduceProd ArgMax ArgMin Size
 TopK InstanceNormalization DepthToSpace SpaceToDepth GatherElements GatherND ScatterND ScatterElements Scatter
 Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ReduceLogSum Mish Hardmax Trilu
 NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
+ReverseSequence Compress Unique GridSample RoiAlign GroupNormalization MeanVarianceNormalization LpPool LpNormalization
+Tan Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitwiseAnd BitwiseOr BitwiseXor BitwiseNot BitShift EyeLike CenterCropPad MaxUnpool AffineGrid DeformConv
+Col2Im Det HannWindow HammingWindow BlackmanWindow
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

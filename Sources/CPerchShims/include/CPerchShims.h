@@ -69,5 +69,23 @@ static inline float perch_sinf(float x) { return sinf(x); }
 static inline float perch_cosf(float x) { return cosf(x); }
 static inline double perch_sin(double x) { return sin(x); }
 static inline double perch_cos(double x) { return cos(x); }
+static inline float perch_tanf(float x) { return tanf(x); }
+static inline float perch_acosf(float x) { return acosf(x); }
+static inline float perch_asinf(float x) { return asinf(x); }
+static inline float perch_atanf(float x) { return atanf(x); }
+static inline float perch_acoshf(float x) { return acoshf(x); }
+static inline float perch_asinhf(float x) { return asinhf(x); }
+static inline float perch_atanhf(float x) { return atanhf(x); }
+static inline float perch_coshf(float x) { return coshf(x); }
+static inline float perch_sinhf(float x) { return sinhf(x); }
+static inline double perch_tan(double x) { return tan(x); }
+static inline double perch_acos(double x) { return acos(x); }
+static inline double perch_asin(double x) { return asin(x); }
+static inline double perch_atan(double x) { return atan(x); }
+static inline double perch_acosh(double x) { return acosh(x); }
+static inline double perch_asinh(double x) { return asinh(x); }
+static inline double perch_atanh(double x) { return atanh(x); }
+static inline double perch_cosh(double x) { return cosh(x); }
+static inline double perch_sinh(double x) { return sinh(x); }
 
 #endif

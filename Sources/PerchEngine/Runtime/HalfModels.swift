@@ -67,8 +67,8 @@ public enum HalfModels {
         return true
     }
 
-    /// Half constants read by anything but a Cast become float32; Casts and ConstantOfShape
-    /// producing half produce float32. Body graphs (If/Loop/Scan) likewise.
+    /// Half constants read by anything but a Cast become float32; Casts, ConstantOfShape and
+    /// EyeLike producing half produce float32. Body graphs (If/Loop/Scan) likewise.
     static func widenConstantsAndCasts(_ graph: inout Graph) {
         var readOnlyByCast = [String: Bool]()
         for node in graph.nodes {
@@ -82,8 +82,9 @@ public enum HalfModels {
         for i in graph.nodes.indices {
             var node = graph.nodes[i]
             switch node.op {
-            case .cast:
-                if isHalfCode(node.attributes.int("to", default: 0)) { node.attributes["to"] = .int(onnxFloat) }
+            case .cast, .eyeLike:
+                let key = node.op == .cast ? "to" : "dtype"
+                if isHalfCode(node.attributes.int(key, default: 0)) { node.attributes[key] = .int(onnxFloat) }
             case .constantOfShape:
                 if let v = node.attributes.tensor("value"), isHalf(v.dtype) { node.attributes["value"] = .tensor(widened(v)) }
             default:

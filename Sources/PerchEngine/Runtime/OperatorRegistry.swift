@@ -44,7 +44,7 @@ public enum OperatorRegistry {
         case .rnn:
             return try RNNOperator.prepare(ctx)
         case .topK, .gatherElements, .gatherND, .scatterND, .scatterElements, .oneHot, .cumSum, .trilu,
-            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum:
+            .depthToSpace, .spaceToDepth, .nonZero, .nonMaxSuppression, .einsum, .compress, .unique:
             return try IndexingOperator.prepare(ctx)
         case .if, .loop, .scan:
             return try ControlFlowOperator.prepare(ctx)
@@ -60,8 +60,33 @@ public enum OperatorRegistry {
             return try HardmaxOperator.prepare(ctx)
         case .reduceL1, .reduceL2, .reduceSumSquare, .reduceLogSumExp, .reduceLogSum:
             return try ReduceOperator.prepare(ctx)
+        case .gridSample:
+            return try GridSampleOperator.prepare(ctx)
+        case .affineGrid:
+            return try GridSampleOperator.prepareAffineGrid(ctx)
+        case .deformConv:
+            return try DeformConvOperator.prepare(ctx)
+        case .col2Im:
+            return try Col2ImOperator.prepare(ctx)
+        case .det:
+            return try DeterminantOperator.prepare(ctx)
+        case .hannWindow, .hammingWindow, .blackmanWindow:
+            return try WindowOperator.prepare(ctx)
+        case .roiAlign:
+            return try RoiAlignOperator.prepare(ctx)
+        case .lpPool:
+            return try LpPoolOperator.prepare(ctx)
+        case .groupNormalization, .meanVarianceNormalization, .lpNormalization:
+            return try MomentNormalizationOperator.prepare(ctx)
+        case .tan, .acos, .acosh, .asin, .asinh, .atan, .atanh, .cosh, .sinh:
+            return try ElementwiseOperator.prepareTrig(ctx)
+        case .bitwiseAnd, .bitwiseOr, .bitwiseXor, .bitwiseNot, .bitShift:
+            return try ElementwiseOperator.prepareBitwise(ctx)
+        case .maxUnpool:
+            return try MaxUnpoolOperator.prepare(ctx)
         case .concat, .split, .slice, .gather, .reshape, .flatten, .transpose, .squeeze, .unsqueeze,
-            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout:
+            .pad, .shape, .size, .identity, .expand, .constantOfShape, .range, .tile, .constant, .dropout,
+            .reverseSequence, .eyeLike, .centerCropPad:
             return try DataMovementOperator.prepare(ctx)
         }
     }

@@ -28,6 +28,9 @@ public enum DataMovementOperator {
         case .range: return try prepareRange(ctx)
         case .tile: return try prepareTile(ctx)
         case .constant: return try prepareConstant(ctx)
+        case .reverseSequence: return try prepareReverseSequence(ctx)
+        case .eyeLike: return try prepareEyeLike(ctx)
+        case .centerCropPad: return try prepareCenterCropPad(ctx)
         default: throw ctx.unsupported("not a data movement operator")
         }
     }

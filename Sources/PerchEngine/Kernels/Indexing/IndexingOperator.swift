@@ -3,7 +3,8 @@ import PerchGraph
 /// Prepares the Indexing family: ops that pick, place or rearrange elements by computed
 /// positions — TopK, GatherElements, GatherND, ScatterND, ScatterElements, OneHot, CumSum,
 /// Trilu, DepthToSpace and SpaceToDepth; NonZero and NonMaxSuppression when their inputs are
-/// known before running (DataDependentOps.swift); Einsum (EinsumOp.swift).
+/// known before running (DataDependentOps.swift); Compress and Unique likewise
+/// (SelectionOps.swift); Einsum (EinsumOp.swift).
 ///
 /// Indices are read at run time (int32 or int64, negative values count from the end of their
 /// axis); an index still out of range after wrapping is skipped (scatter) or reads zero bytes
@@ -24,6 +25,8 @@ public enum IndexingOperator {
         case .nonZero: return try prepareNonZero(ctx)
         case .nonMaxSuppression: return try prepareNonMaxSuppression(ctx)
         case .einsum: return try prepareEinsum(ctx)
+        case .compress: return try prepareCompress(ctx)
+        case .unique: return try prepareUnique(ctx)
         default: throw ctx.unsupported("not an indexing operator")
         }
     }

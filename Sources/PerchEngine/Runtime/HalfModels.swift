@@ -17,19 +17,32 @@ public enum HalfModels {
 
     static func isHalfCode(_ code: Int) -> Bool { code == 10 || code == 16 }
 
-    /// True when some node other than a Cast reads a half-precision value: a half input or
-    /// constant, or the result of a Cast to half.
+    /// Operators that only move or select elements: they run on half-precision values as they
+    /// are, so a model that merely reshapes or gathers float16 data is not widened.
+    static let movesOnly: Set<OpType> = [
+        .identity, .reshape, .flatten, .squeeze, .unsqueeze, .transpose, .concat, .split, .slice, .gather,
+        .expand, .tile, .shape, .size,
+    ]
+
+    /// True when some node computes on a half-precision value (not a Cast, not an operator that
+    /// only moves elements): a half input or constant, the result of a Cast to half, or data
+    /// moved from those.
     public static func computesInHalf(_ graph: Graph) -> Bool {
-        if graph.runtimeInputs.contains(where: { isHalf($0.type.dtype) }) || graph.outputs.contains(where: { isHalf($0.type.dtype) }) {
-            return true
-        }
         var half = Set<String>()
+        for input in graph.runtimeInputs where isHalf(input.type.dtype) { half.insert(input.name) }
         for (name, t) in graph.initializers where isHalf(t.dtype) { half.insert(name) }
-        for node in graph.nodes where node.op == .cast && isHalfCode(node.attributes.int("to", default: 0)) {
-            for out in node.outputs { half.insert(out) }
-        }
-        for node in graph.nodes where node.op != .cast && node.op != .castLike {
-            if node.inputs.contains(where: { half.contains($0) }) { return true }
+        for node in graph.nodes {
+            let readsHalf = node.inputs.contains { half.contains($0) }
+            switch node.op {
+            case .cast:
+                if isHalfCode(node.attributes.int("to", default: 0)) { for out in node.outputs { half.insert(out) } }
+            case .castLike:
+                if node.inputs.count > 1 && half.contains(node.inputs[1]) { for out in node.outputs { half.insert(out) } }
+            case let op where movesOnly.contains(op):
+                if readsHalf && op != .shape && op != .size { for out in node.outputs { half.insert(out) } }
+            default:
+                if readsHalf { return true }
+            }
         }
         return false
     }

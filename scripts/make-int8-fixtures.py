@@ -17,6 +17,8 @@ Writes into examples/int8/ (all small, committed):
   tiny-contrib-qop.onnx     Conv → two branches → Concat → AveragePool → Conv → GlobalAveragePool as
                             QOperator, uint8 activations: ONNX Runtime writes the com.microsoft
                             QLinearConcat and QLinearAveragePool (as in the ONNX model zoo's -int8 models)
+  tiny-lstm-dyn.onnx        a bidirectional LSTM through quantize_dynamic: com.microsoft DynamicQuantizeLSTM
+                            (int8 weights, per direction); tiny-lstm-f32.onnx is the model before
   *-input.npy               the fixed input
   *-expected-ort.npy        ONNX Runtime's output for it (default session options, 1 thread)
 
@@ -30,7 +32,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                      quantize_static)
+                                      quantize_dynamic, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,6 +182,35 @@ def tiny_contrib():
     return m
 
 
+def tiny_lstm():
+    rng = np.random.default_rng(21)
+    steps, inputs, hidden = 12, 16, 32
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("W", (rng.standard_normal((2, 4 * hidden, inputs)) * 0.2).astype(np.float32)),
+        ("R", (rng.standard_normal((2, 4 * hidden, hidden)) * 0.2).astype(np.float32)),
+        ("B", (rng.standard_normal((2, 8 * hidden)) * 0.1).astype(np.float32))]]
+    graph = helper.make_graph(
+        [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden, direction="bidirectional")], "tiny-lstm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, 1, inputs])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [steps, 2, 1, hidden])], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def make_dynamic_lstm():
+    f32 = os.path.join(OUT, "tiny-lstm-f32.onnx")
+    onnx.save(tiny_lstm(), f32)
+    q = os.path.join(OUT, "tiny-lstm-dyn.onnx")
+    quantize_dynamic(f32, q, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"])
+    x = np.random.default_rng(2).standard_normal((12, 1, 16)).astype(np.float32)
+    np.save(os.path.join(OUT, "tiny-lstm-input.npy"), x)
+    np.save(os.path.join(OUT, "tiny-lstm-f32-expected-ort.npy"), run_ort(f32, "x", x))
+    np.save(os.path.join(OUT, "tiny-lstm-dyn-expected-ort.npy"), run_ort(q, "x", x))
+    print("wrote", q)
+
+
 def run_ort(path, name, x):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -214,6 +245,9 @@ def make(stem, model, input_name, shape, fmt_list, preprocess):
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    if len(sys.argv) > 1 and sys.argv[1] == "--only-lstm":
+        make_dynamic_lstm()
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--only-contrib":
         make("tiny-contrib", tiny_contrib(), "x", (1, 3, 16, 16), [("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
         sys.exit(0)
@@ -230,5 +264,6 @@ if __name__ == "__main__":
     make("tiny-attn", tiny_attn(), "x", (1, 16, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QUInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
     make("tiny-contrib", tiny_contrib(), "x", (1, 3, 16, 16), [("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)
+    make_dynamic_lstm()
     make("tiny-mlp", tiny_mlp(), "x", (1, 8, 32),
          [("qdq", QuantFormat.QDQ, QuantType.QInt8), ("qop", QuantFormat.QOperator, QuantType.QUInt8)], False)

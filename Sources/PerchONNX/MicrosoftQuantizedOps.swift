@@ -5,8 +5,10 @@ import PerchGraph
 /// imported as its QDQ equivalent — DequantizeLinear → the float operator → QuantizeLinear —
 /// which `QDQFusion` then runs on the integers where it can (Concat without requantization
 /// when scales agree, by a 256-entry table when not) and in float32 where not.
+/// `DynamicQuantizeLSTM` (what `quantize_dynamic` makes of an LSTM) becomes an LSTM whose
+/// weights are the dequantized int8 ones, folded to constants when the session prepares.
 extension GraphConverter {
-    static let expandedMicrosoftOps: Set<String> = ["QLinearConcat", "QLinearAveragePool", "QLinearReduceMean"]
+    static let expandedMicrosoftOps: Set<String> = ["QLinearConcat", "QLinearAveragePool", "QLinearReduceMean", "DynamicQuantizeLSTM"]
 
     /// Appends the QDQ form of `proto` to `graph`.
     mutating func expandMicrosoftQuantized(_ proto: Onnx_NodeProto, attributes: Attributes, into graph: inout Graph) throws(ONNXImportError) {
@@ -60,6 +62,35 @@ extension GraphConverter {
                 node("::mean", .reduceMean, [x], y, plain)
             }
             node("::q", .quantizeLinear, [y, ins[3], ins[4]], out, Attributes())
+        case "DynamicQuantizeLSTM":
+            // X, W, R, B, sequence_lens, initial_h, initial_c, P, W_scale, W_zero_point, R_scale,
+            // R_zero_point; W is [directions, input, 4·hidden] (ONNX's LSTM: [directions,
+            // 4·hidden, input]), its scale and zero point per direction or per direction and gate
+            // column.
+            guard ins.count >= 12 else { throw invalid("takes 12 inputs (X … R_zero_point)") }
+            func dequantized(_ q: String, _ scale: String, _ zero: String, _ tag: String) -> String {
+                // Per direction [D] → [D, 1, 1]; per column [D, 4H] → [D, 1, 4H].
+                let perColumn = (graph.initializers[scale]?.rank ?? 1) == 2
+                let shapeName = base + "::" + tag + "_shape"
+                graph.initializers[shapeName] = Tensor(shape: [3], values: perColumn ? [Int64(0), 1, -1] : [Int64(-1), 1, 1])
+                let f = Attributes(["to": .int(1)])
+                node("::" + tag + "_f", .cast, [q], base + "::" + tag + "_f", f)
+                node("::" + tag + "_zr", .reshape, [zero, shapeName], base + "::" + tag + "_zr", Attributes())
+                node("::" + tag + "_zf", .cast, [base + "::" + tag + "_zr"], base + "::" + tag + "_zf", f)
+                node("::" + tag + "_sr", .reshape, [scale, shapeName], base + "::" + tag + "_sr", Attributes())
+                node("::" + tag + "_c", .sub, [base + "::" + tag + "_f", base + "::" + tag + "_zf"], base + "::" + tag + "_c", Attributes())
+                node("::" + tag + "_d", .mul, [base + "::" + tag + "_c", base + "::" + tag + "_sr"], base + "::" + tag + "_d", Attributes())
+                node("::" + tag + "_t", .transpose, [base + "::" + tag + "_d"], base + "::" + tag, Attributes(["perm": .ints([0, 2, 1])]))
+                return base + "::" + tag
+            }
+            let w = dequantized(ins[1], ins[8], ins[9], "W")
+            let r = dequantized(ins[2], ins[10], ins[11], "R")
+            var lstmInputs = [ins[0], w, r]
+            lstmInputs += ins[3..<8]
+            while let last = lstmInputs.last, last.isEmpty { lstmInputs.removeLast() }
+            var a = attributes
+            a["_opset"] = .int(opset)
+            graph.nodes.append(Node(name: base, op: .lstm, inputs: lstmInputs, outputs: proto.output, attributes: a))
         default:
             throw invalid("is not a QOperator Perch expands")
         }

@@ -151,6 +151,22 @@ final class QuantizedModelTests: XCTestCase {
                       "Concat reads the quantized bytes")
     }
 
+    /// quantize_dynamic's DynamicQuantizeLSTM (int8 weights) runs as an LSTM on the dequantized
+    /// weights: within 0.02 of ONNX Runtime, which also quantizes the activations, and of fp32.
+    func testDynamicQuantizeLSTMCloseToONNXRuntime() throws {
+        let graph = try ONNXImporter.importModel(atPath: Self.root + "/tiny-lstm-dyn.onnx")
+        XCTAssertEqual(count(graph, .lstm), 1)
+        let session = try Session(graph: graph)
+        let y = try XCTUnwrap(try session.run(["x": try load("tiny-lstm-input.npy")])["y"])
+        for reference in ["tiny-lstm-dyn-expected-ort.npy", "tiny-lstm-f32-expected-ort.npy"] {
+            let want = try load(reference)
+            XCTAssertEqual(y.shape, want.shape)
+            var worst = 0.0
+            for (a, b) in zip(y.doubles, want.doubles) { worst = max(worst, abs(a - b)) }
+            XCTAssertLessThan(worst, 0.02, reference)
+        }
+    }
+
     func testOtherMicrosoftOpsAreStillRejected() {
         var m = Onnx_ModelProto()
         m.irVersion = 8

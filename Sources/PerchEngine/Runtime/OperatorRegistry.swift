@@ -70,6 +70,8 @@ public enum OperatorRegistry {
             return try DeterminantOperator.prepare(ctx)
         case .hannWindow, .hammingWindow, .blackmanWindow:
             return try WindowOperator.prepare(ctx)
+        case .dft, .stft:
+            return try DFTOperator.prepare(ctx)
         case .roiAlign:
             return try RoiAlignOperator.prepare(ctx)
         case .lpPool:

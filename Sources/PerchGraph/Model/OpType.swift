@@ -185,4 +185,6 @@ public enum OpType: String, Sendable, CaseIterable {
     case hannWindow = "HannWindow"
     case hammingWindow = "HammingWindow"
     case blackmanWindow = "BlackmanWindow"
+    case dft = "DFT"
+    case stft = "STFT"
 }

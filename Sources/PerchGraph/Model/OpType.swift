@@ -187,4 +187,5 @@ public enum OpType: String, Sendable, CaseIterable {
     case blackmanWindow = "BlackmanWindow"
     case dft = "DFT"
     case stft = "STFT"
+    case melWeightMatrix = "MelWeightMatrix"
 }

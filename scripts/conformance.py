@@ -41,7 +41,7 @@ Sin Cos Round Sign Mod CumSum OneHot ReduceL1 ReduceL2 ReduceSumSquare ReduceLog
 NonZero NonMaxSuppression Einsum CastLike IsNaN IsInf Shrink Celu ThresholdedRelu
 ReverseSequence Compress Unique GridSample RoiAlign GroupNormalization MeanVarianceNormalization LpPool LpNormalization
 Tan Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitwiseAnd BitwiseOr BitwiseXor BitwiseNot BitShift EyeLike CenterCropPad MaxUnpool AffineGrid DeformConv
-Col2Im Det HannWindow HammingWindow BlackmanWindow
+Col2Im Det HannWindow HammingWindow BlackmanWindow DFT STFT MelWeightMatrix
 """.split())
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -52,6 +52,14 @@ final class SamplingNormalizationTests: XCTestCase {
         assertClose(try roiAlign("output_half_pixel", "max"), floats([3, 1, 2, 3], [
             2.30375, 1.08625, 2.20687, 4.24375, 4.45625, 1.56042, 2.07083, 2.7125, 4.79167, 3.75, 1.60938, 3.43333, 3, 1.5, 1.5, 5, 3, 3,
         ]), rtol: 1e-4, atol: 1e-4)
+        // float64 runs the generic path.
+        let d = try runSingleNode(.roiAlign, inputs: [("x", Tensor(shape: roiImage.shape, values: roiImage.doubles)),
+                                                      ("r", Tensor(shape: rois.shape, values: rois.doubles)), ("b", batchIndices)],
+                                  attributes: ["coordinate_transformation_mode": .string("output_half_pixel"), "mode": .string("max"),
+                                               "output_height": .int(2), "output_width": .int(3)])[0]
+        assertClose(d, floats([3, 1, 2, 3], [
+            2.30375, 1.08625, 2.20687, 4.24375, 4.45625, 1.56042, 2.07083, 2.7125, 4.79167, 3.75, 1.60938, 3.43333, 3, 1.5, 1.5, 5, 3, 3,
+        ]), rtol: 1e-4, atol: 1e-4)
         let fixed = try runSingleNode(.roiAlign, inputs: [("x", roiImage), ("r", rois), ("b", batchIndices)],
                                       attributes: ["output_height": .int(2), "output_width": .int(2), "sampling_ratio": .int(2),
                                                    "spatial_scale": .float(0.5)])[0]
@@ -85,6 +93,12 @@ final class SamplingNormalizationTests: XCTestCase {
         let g = try runSingleNode(.deformConv, inputs: [("x", x), ("w", w1), ("o", floats([1, 8, 2, 2], Array(ov[0..<32])))],
                                   attributes: ["group": .int(2), "pads": .ints([0, 0, 1, 1]), "strides": .ints([2, 2])])[0]
         assertClose(g, floats([1, 2, 2, 2], [2.01875, 3.00375, 1.7, 4.3075, 3.72188, 4.03687, 1.76875, 2.485]), rtol: 1e-4, atol: 1e-4)
+        // The same in float64 (the per-position Double path instead of fp32's sgemm).
+        func f64(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, values: t.doubles) }
+        let d = try runSingleNode(.deformConv, inputs: [("x", f64(x)), ("w", f64(w1)), ("o", f64(floats([1, 8, 2, 2], Array(ov[0..<32]))))],
+                                  attributes: ["group": .int(2), "pads": .ints([0, 0, 1, 1]), "strides": .ints([2, 2])])[0]
+        XCTAssertEqual(d.dtype, .f64)
+        assertClose(d, floats([1, 2, 2, 2], [2.01875, 3.00375, 1.7, 4.3075, 3.72188, 4.03687, 1.76875, 2.485]), rtol: 1e-4, atol: 1e-4)
     }
 
     let groupInput = floats([1, 6, 2, 2], [0.5, -1, 2, 3, 1, 1, 4, -2, 0, 2, 2, 2, -3, 1, 0, 5, 1, 2, 3, 4, 6, 0, -1, 2])

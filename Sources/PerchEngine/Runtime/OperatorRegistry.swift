@@ -72,6 +72,10 @@ public enum OperatorRegistry {
             return try DeterminantOperator.prepare(ctx)
         case .hannWindow, .hammingWindow, .blackmanWindow:
             return try WindowOperator.prepare(ctx)
+        case .dft, .stft:
+            return try DFTOperator.prepare(ctx)
+        case .melWeightMatrix:
+            return try MelWeightMatrixOperator.prepare(ctx)
         case .roiAlign:
             return try RoiAlignOperator.prepare(ctx)
         case .lpPool:

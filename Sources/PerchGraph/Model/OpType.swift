@@ -190,4 +190,7 @@ public enum OpType: String, Sendable, CaseIterable {
     case hannWindow = "HannWindow"
     case hammingWindow = "HammingWindow"
     case blackmanWindow = "BlackmanWindow"
+    case dft = "DFT"
+    case stft = "STFT"
+    case melWeightMatrix = "MelWeightMatrix"
 }

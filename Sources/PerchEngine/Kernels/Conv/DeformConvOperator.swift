@@ -8,8 +8,9 @@ import PerchGraph
 /// `(oh·stride − pad + kh·dilation + dy, …)`, neighbors outside the image reading zero (ONNX's
 /// reference: GridSample with align_corners = 1 and zero padding).
 ///
-/// Per output position the sampled taps of every input channel go to scratch, then each output
-/// channel takes their dot product with its weights (sums in Double); the kernel does not allocate.
+/// fp32 samples the taps of a chunk of output positions into scratch and multiplies them with
+/// the weights by `sgemm`; other types take, per output position, dot products in Double. The
+/// kernels do not allocate.
 public enum DeformConvOperator {
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
@@ -54,6 +55,69 @@ public enum DeformConvOperator {
         let icPerOffsetGroup = ic / offsetGroup, ocg = oc / group
         let outPlane = oh * ow
         let out = TensorDesc(dtype: x.dtype, shape: [n, oc, oh, ow])
+        var allF32 = x.dtype == .f32 && w.dtype == .f32 && off.dtype == .f32
+        if hasBias {
+            let d = try ctx.input(3)
+            allF32 = allF32 && d.dtype == .f32
+        }
+        if hasMask {
+            let d = try ctx.input(4)
+            allF32 = allF32 && d.dtype == .f32
+        }
+        if allF32 && outPlane > 0 {
+            // fp32: per group and chunk of output positions, the sampled taps (im2col of the
+            // deformed positions) go to scratch and one sgemm with the group's weights writes the
+            // output rows (bias as sgemm's starting value).
+            let chunk = Swift.min(outPlane, 256)
+            let k = icg * taps
+            let colCount = k * chunk
+            let workspace = sgemmWorkspaceCount(m: ocg, n: chunk, k: k)
+            return PreparedOp(outputs: [out], scratchBytes: (colCount + workspace) * 4) { args in
+                let px = UnsafePointer(args.input(0).pointer(as: Float.self))
+                let weights = UnsafePointer(args.input(1).pointer(as: Float.self))
+                let po = UnsafePointer(args.input(2).pointer(as: Float.self))
+                let pb: UnsafePointer<Float>? = hasBias ? UnsafePointer(args.input(3).pointer(as: Float.self)) : nil
+                let pm: UnsafePointer<Float>? = hasMask ? UnsafePointer(args.input(4).pointer(as: Float.self)) : nil
+                let py = args.output(0).pointer(as: Float.self)
+                let col = args.scratch!.assumingMemoryBound(to: Float.self)
+                let ws = col + colCount
+                for b in 0..<n {
+                    for g in 0..<group {
+                        var start = 0
+                        while start < outPlane {
+                            let cols = Swift.min(chunk, outPlane - start)
+                            for kc in 0..<icg {
+                                let c = g * icg + kc
+                                let og = c / icPerOffsetGroup
+                                let plane = px + (b * ic + c) * ih * iw
+                                for t in 0..<taps {
+                                    let offBase = ((b * offsetGroup + og) * taps + t) * 2
+                                    let dy = po + offBase * outPlane, dx = po + (offBase + 1) * outPlane
+                                    let maskRow = pm.map { $0 + ((b * offsetGroup + og) * taps + t) * outPlane }
+                                    let dst = col + (kc * taps + t) * chunk
+                                    for q in 0..<cols {
+                                        let pos = start + q
+                                        let i = pos / ow, j = pos % ow
+                                        let baseY = i * sh - ph + (t / kw) * dh
+                                        let baseX = j * sw - pw + (t % kw) * dw
+                                        let y = Float(baseY) + dy[pos]
+                                        let x = Float(baseX) + dx[pos]
+                                        var v = bilinearF32(plane, ih, iw, y, x)
+                                        if let maskRow { v *= maskRow[pos] }
+                                        dst[q] = v
+                                    }
+                                }
+                            }
+                            sgemm(m: ocg, n: cols, k: k, a: weights + g * ocg * k, aRowStride: k, aColStride: 1,
+                                  b: col, bRowStride: chunk, bColStride: 1,
+                                  c: py + (b * oc + g * ocg) * outPlane + start, ldc: outPlane, accumulate: false,
+                                  workspace: ws, bias: pb.map { $0 + g * ocg })
+                            start += cols
+                        }
+                    }
+                }
+            }
+        }
         return PreparedOp(outputs: [out], scratchBytes: ic * taps * 8) { args in
             let xv = args.input(0), wv = args.input(1), ov = args.input(2), yv = args.output(0)
             let col = args.scratch!.assumingMemoryBound(to: Double.self)
@@ -87,6 +151,21 @@ public enum DeformConvOperator {
                 }
             }
         }
+    }
+
+    /// `bilinear` on an fp32 plane.
+    @inline(__always)
+    static func bilinearF32(_ p: UnsafePointer<Float>, _ h: Int, _ w: Int, _ y: Float, _ x: Float) -> Float {
+        if !(y > -1 && y < Float(h) && x > -1 && x < Float(w)) { return 0 }
+        let y0 = Int(perch_floorf(y)), x0 = Int(perch_floorf(x))
+        let fy = y - Float(y0), fx = x - Float(x0)
+        let top = y0 >= 0, bottom = y0 + 1 < h, left = x0 >= 0, right = x0 + 1 < w
+        var v: Float = 0
+        if top && left { v += (1 - fy) * (1 - fx) * p[y0 * w + x0] }
+        if top && right { v += (1 - fy) * fx * p[y0 * w + x0 + 1] }
+        if bottom && left { v += fy * (1 - fx) * p[(y0 + 1) * w + x0] }
+        if bottom && right { v += fy * fx * p[(y0 + 1) * w + x0 + 1] }
+        return v
     }
 
     /// X's plane at (y, x), bilinear, with neighbors outside the image reading zero.

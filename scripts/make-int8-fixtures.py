@@ -138,11 +138,14 @@ def tiny_pool():
         helper.make_node("MaxPool", ["up"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["p1", "wc", "bc"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "tiny-pool",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 24, 24])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])], inits)
-    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 17)])
+    return one_input_model(nodes, "tiny-pool", [1, 3, 24, 24], [1, 4, 12, 12], inits, 17)
+
+
+def one_input_model(nodes, name, x_shape, y_shape, inits, opset):
+    """A checked float32 model with input `x` and output `y`."""
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     onnx.checker.check_model(m)
     return m
@@ -172,14 +175,7 @@ def tiny_contrib():
         helper.make_node("Conv", ["ap", "wc", "bc"], ["cc"]),
         helper.make_node("GlobalAveragePool", ["cc"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes, "tiny-contrib",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 1, 1])], inits)
-    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
+    return one_input_model(nodes, "tiny-contrib", [1, 3, 16, 16], [1, 6, 1, 1], inits, 13)
 
 
 def tiny_lstm():
@@ -189,14 +185,8 @@ def tiny_lstm():
         ("W", (rng.standard_normal((2, 4 * hidden, inputs)) * 0.2).astype(np.float32)),
         ("R", (rng.standard_normal((2, 4 * hidden, hidden)) * 0.2).astype(np.float32)),
         ("B", (rng.standard_normal((2, 8 * hidden)) * 0.1).astype(np.float32))]]
-    graph = helper.make_graph(
-        [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden, direction="bidirectional")], "tiny-lstm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, 1, inputs])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [steps, 2, 1, hidden])], inits)
-    m = helper.make_model(graph, producer_name="perch-examples", opset_imports=[helper.make_opsetid("", 14)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
+    lstm = helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden, direction="bidirectional")
+    return one_input_model([lstm], "tiny-lstm", [steps, 1, inputs], [steps, 2, 1, hidden], inits, 14)
 
 
 def make_dynamic_lstm():

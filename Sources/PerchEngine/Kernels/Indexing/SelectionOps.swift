@@ -4,6 +4,17 @@ import PerchGraph
 /// NonZero (DataDependentOps.swift). When the deciding input is computed while running, preparing
 /// throws `dynamicValue` and the session defers the node to a `ValueDependentStage`.
 extension IndexingOperator {
+    /// Compress and Unique work along the `axis` attribute, or on the flattened input without
+    /// one (axis −1): the input as `outer × n × inner` around that axis.
+    static func optionalAxisSplit(_ ctx: OpContext, _ x: TensorDesc) throws(EngineError) -> (axis: Int, outer: Int, n: Int, inner: Int) {
+        guard ctx.attributes.has("axis") else { return (-1, 1, x.count, 1) }
+        let raw = ctx.attributes.int("axis", default: 0)
+        guard let a = normalizedAxis(raw, rank: x.rank) else {
+            throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(x.rank))
+        }
+        return (a, product(x.shape[0..<a]), x.shape[a], product(x.shape[(a + 1)...]))
+    }
+
     /// Compress(input, condition) with optional `axis`: keeps the slices along `axis` (the
     /// flattened input when absent) whose condition entry is true. A condition shorter than the
     /// axis drops the remaining slices; a longer one is invalid past the axis only if an entry
@@ -12,18 +23,7 @@ extension IndexingOperator {
         let x = try ctx.input(0)
         let cd = try ctx.input(1)
         guard cd.rank == 1 else { throw ctx.invalid("condition must be 1-D, got shape " + shapeText(cd.shape)) }
-        var outer = 1, dim = x.count, inner = 1
-        var axis = -1
-        if ctx.attributes.has("axis") {
-            let raw = ctx.attributes.int("axis", default: 0)
-            guard let a = normalizedAxis(raw, rank: x.rank) else {
-                throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(x.rank))
-            }
-            axis = a
-            outer = product(x.shape[0..<a])
-            dim = x.shape[a]
-            inner = product(x.shape[(a + 1)...])
-        }
+        let (axis, outer, dim, inner) = try optionalAxisSplit(ctx, x)
         let cond = try dataDependent(ctx, input: 1).doubles
         var picked = [Int]()
         for (i, c) in cond.enumerated() where c != 0 {
@@ -61,18 +61,7 @@ extension IndexingOperator {
         guard x.dtype.isFloatingPoint || x.dtype.isInteger || x.dtype == .bool else {
             throw ctx.unsupported("input type " + x.dtype.name)
         }
-        var outer = 1, n = x.count, inner = 1
-        var axis = -1
-        if ctx.attributes.has("axis") {
-            let raw = ctx.attributes.int("axis", default: 0)
-            guard let a = normalizedAxis(raw, rank: x.rank) else {
-                throw ctx.invalid("axis " + String(raw) + " is out of range for rank " + String(x.rank))
-            }
-            axis = a
-            outer = product(x.shape[0..<a])
-            n = x.shape[a]
-            inner = product(x.shape[(a + 1)...])
-        }
+        let (axis, outer, n, inner) = try optionalAxisSplit(ctx, x)
         let t = try dataDependent(ctx, input: 0)
         let isFloat = x.dtype.isFloatingPoint
         let dv = isFloat ? t.doubles : []

@@ -82,15 +82,22 @@ enum BodyValueSource {
     case view(TensorView)
     case constant(Tensor)
 
-    /// Copies the value's bytes to `destination` (which must not be the value's own buffer).
-    func copy(to destination: UnsafeMutableRawPointer) {
+    /// Calls `body` with the value's bytes and their count (nothing for an empty constant).
+    func withBytes(_ body: (UnsafeRawPointer, Int) -> Void) {
         switch self {
         case .view(let v):
-            if UnsafeMutableRawPointer(v.data) != destination { destination.copyMemory(from: v.data, byteCount: v.desc.byteCount) }
+            body(UnsafeRawPointer(v.data), v.desc.byteCount)
         case .constant(let t):
             t.bytes.withUnsafeBytes { src in
-                if let base = src.baseAddress { destination.copyMemory(from: base, byteCount: t.bytes.count) }
+                if let base = src.baseAddress { body(base, t.bytes.count) }
             }
+        }
+    }
+
+    /// Copies the value's bytes to `destination` (a no-op when it is the value's own buffer).
+    func copy(to destination: UnsafeMutableRawPointer) {
+        withBytes { src, count in
+            if src != UnsafeRawPointer(destination) { destination.copyMemory(from: src, byteCount: count) }
         }
     }
 }

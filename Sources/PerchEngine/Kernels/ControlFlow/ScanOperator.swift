@@ -134,8 +134,6 @@ extension ControlFlowOperator {
         let sliceIn = (0..<shape.inputs).map { session.inputView(body.inputs[shape.states + $0].name) }
         let sliceOut = (0..<shape.outputs).map { session.outputSource(body.outputs[shape.states + $0].name) }
         let runtimeCaptures = captured.runtime.map { (index: $0.index, view: session.inputView($0.name)) }
-        // Slices of scan outputs are gathered in the scratch buffer when the body leaves them in
-        // a constant (rare) — copy() handles both; the layouts write them in place.
         return PreparedOp(outputs: outputs) { args in
             for c in runtimeCaptures { c.view.data.copyMemory(from: args.input(c.index).data, byteCount: c.view.desc.byteCount) }
             for k in 0..<shape.states { stateIn[k].data.copyMemory(from: args.input(k).data, byteCount: stateIn[k].desc.byteCount) }
@@ -147,13 +145,8 @@ extension ControlFlowOperator {
                 session.session.runSteps()
                 for k in 0..<shape.outputs where shape.states + k < args.outputs.count {
                     let index = shape.position(t, reversed: shape.outputReversed[k])
-                    switch sliceOut[k] {
-                    case .view(let v): outLayouts[k].write(v.data, index, into: args.outputs[shape.states + k].data)
-                    case .constant(let c):
-                        c.bytes.withUnsafeBytes { src in
-                            if let base = src.baseAddress { outLayouts[k].write(base, index, into: args.outputs[shape.states + k].data) }
-                        }
-                    }
+                    let out = args.outputs[shape.states + k].data
+                    sliceOut[k].withBytes { src, _ in outLayouts[k].write(src, index, into: out) }
                 }
             }
             for k in 0..<Swift.min(shape.states, args.outputs.count) {

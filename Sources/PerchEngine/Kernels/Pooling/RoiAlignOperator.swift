@@ -11,6 +11,17 @@ import PerchGraph
 ///
 /// Regions and indices are read at run time; an out-of-range batch index gives a zero output.
 public enum RoiAlignOperator {
+    /// The two pixels a sample at `v` (already within `[-1, size]`) interpolates between along one
+    /// axis, and its distance from the lower one: clamped at 0, and at the last pixel (both
+    /// corners that pixel, distance 0) — the same rule for y and x.
+    @inline(__always)
+    static func bilinearCorner(_ v: Double, size: Int) -> (low: Int, high: Int, frac: Double) {
+        let c = v > 0 ? v : 0
+        let low = Int(c)
+        if low >= size - 1 { return (size - 1, size - 1, 0) }
+        return (low, low + 1, c - Double(low))
+    }
+
     public static func prepare(_ ctx: OpContext) throws(EngineError) -> PreparedOp {
         let x = try ctx.input(0)
         let rois = try ctx.input(1)
@@ -78,24 +89,8 @@ public enum RoiAlignOperator {
                                 var p1 = 0, p2 = 0, p3 = 0, p4 = 0
                                 var w1 = 0.0, w2 = 0.0, w3 = 0.0, w4 = 0.0
                                 if !(yy < -1 || yy > Double(height) || xx < -1 || xx > Double(width)) {
-                                    var y = yy > 0 ? yy : 0, xq = xx > 0 ? xx : 0
-                                    var yLow = Int(y), xLow = Int(xq)
-                                    let yHigh: Int, xHigh: Int
-                                    if yLow >= height - 1 {
-                                        yLow = height - 1
-                                        yHigh = yLow
-                                        y = Double(yLow)
-                                    } else {
-                                        yHigh = yLow + 1
-                                    }
-                                    if xLow >= width - 1 {
-                                        xLow = width - 1
-                                        xHigh = xLow
-                                        xq = Double(xLow)
-                                    } else {
-                                        xHigh = xLow + 1
-                                    }
-                                    let ly = y - Double(yLow), lx = xq - Double(xLow)
+                                    let (yLow, yHigh, ly) = Self.bilinearCorner(yy, size: height)
+                                    let (xLow, xHigh, lx) = Self.bilinearCorner(xx, size: width)
                                     let hy = 1 - ly, hx = 1 - lx
                                     w1 = hy * hx
                                     w2 = hy * lx

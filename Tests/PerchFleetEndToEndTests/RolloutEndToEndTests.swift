@@ -91,9 +91,11 @@ final class RolloutEndToEndTests: XCTestCase {
         // with whatever else runs on the machine). Rollouts bench 60 runs: with 20, the p90 of the
         // fast model (~0.2 ms a run) was the 18th sample, and two preempted runs on a loaded CI
         // machine once made a good bundle look 6.6× slower (1.517 vs 0.228 ms) and roll back.
-        try run(["python3", "mk.py", "4", "fast.onnx", "eval-fast"])
-        try run(["python3", "mk.py", "48", "slow.onnx", "eval-slow"])
-        try run(["python3", "mk.py", "4", "fast.onnx", "eval-wrong", "wrong"])
+        // The bootstrap's venv (numpy, onnx, onnxruntime) as `make unit` passes it; python3 otherwise.
+        let python = ProcessInfo.processInfo.environment["PERCH_PYTHON"] ?? "python3"
+        try run([python, "mk.py", "4", "fast.onnx", "eval-fast"])
+        try run([python, "mk.py", "48", "slow.onnx", "eval-slow"])
+        try run([python, "mk.py", "4", "fast.onnx", "eval-wrong", "wrong"])
         try run([perch, "keys", "generate", "keys"])
         try run([perch, "import", "fast.onnx", "-o", "fast.perchm"])
         try run([perch, "import", "slow.onnx", "-o", "slow.perchm"])

@@ -22,7 +22,7 @@ final class QConvFastTests: XCTestCase {
         XCTAssertTrue(paths.contains(.avx2), "this x86-64 machine is expected to have AVX2")
         #endif
         var rng = SplitMix(seed: 21)
-        for (n, p, k4) in [(1, 1, 1), (7, 17, 3), (8, 32, 2), (13, 45, 9), (16, 100, 5), (9, 64, 1)] {
+        for (n, p, k4) in [(1, 1, 1), (7, 17, 3), (8, 32, 2), (13, 45, 9), (16, 100, 5), (9, 64, 1), (19, 133, 4), (6, 128, 2), (11, 300, 3)] {
             let ldx = p + 3
             var x = [UInt8](repeating: 0, count: k4 * ldx * 4)
             for i in 0..<x.count { x[i] = UInt8(truncatingIfNeeded: rng.next()) }
@@ -43,6 +43,10 @@ final class QConvFastTests: XCTestCase {
                     isa.convK4(n: n, p: p, k4: k4, x: px.baseAddress!, ldx: ldx, w: pw.baseAddress!, ldw: k4 * 4, c: pc.baseAddress!, ldc: p)
                 } } }
                 XCTAssertEqual(c, ref, "\(isa) n=\(n) p=\(p) k4=\(k4)")
+                guard isa.widensWeights else { continue }
+                c = [Int32](repeating: 7, count: n * p)
+                isa.convK4Wide(n: n, p: p, k4: k4, x: x, ldx: ldx, w: w.map(Int16.init), ldw: k4 * 4, c: &c, ldc: p)
+                XCTAssertEqual(c, ref, "\(isa) widened n=\(n) p=\(p) k4=\(k4)")
             }
         }
     }
@@ -317,8 +321,8 @@ final class QConvFastTests: XCTestCase {
                                     initial: initial, mult: mult, shift: shift, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
                 perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
                 XCTAssertEqual(got, want, "\(isa) \(sh)")
-                // The word-pair kernel (two horizontal taps per vpdpwssd) where it applies.
-                guard isa == .avx512, sh.d == 1, sh.s <= 2 else { continue }
+                // The word-pair kernel (two horizontal taps per vpdpwssd or vpmaddwd) where it applies.
+                guard isa == .avx512 || isa == .avx2, sh.d == 1, sh.s <= 2 else { continue }
                 var g = ConvGeometry()
                 g.kH = sh.kH; g.kW = sh.kW; g.sH = sh.s; g.sW = sh.s; g.outH = oh; g.outW = ow
                 let pairs = (sh.kW + 1) / 2, wq = (wp + sh.s - 1) / sh.s
@@ -332,9 +336,9 @@ final class QConvFastTests: XCTestCase {
                 isa.depthwisePairs16(tile, rows: hp, wp: wp, pairTile: &pairTile, wq: wq, g, outH: oh, pairs: pairs, w: wPairs, initial: initial,
                                      mult: mult, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
                 perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
-                XCTAssertEqual(got, want, "pairs \(sh)")
+                XCTAssertEqual(got, want, "\(isa) pairs \(sh)")
                 // The quad kernel (a kernel row per vpdpbusd) on int8 weights, for kernels at most 4 wide.
-                guard sh.kW <= 4 else { continue }
+                guard isa == .avx512, sh.kW <= 4 else { continue }
                 let w8 = w.map { Swift.min(127, Swift.max(-128, $0)) }
                 var wQuads = [Int8](repeating: 0, count: sh.kH * 64)
                 for kh in 0..<sh.kH { for c in 0..<16 { for kw in 0..<sh.kW { wQuads[(kh * 16 + c) * 4 + kw] = Int8(w8[(kh * sh.kW + kw) * 16 + c]) } } }

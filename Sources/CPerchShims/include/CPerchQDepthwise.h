@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "CPerchQConv.h"
+#include "CPerchQGemmSIMD.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -481,6 +482,101 @@ PERCH_AVX512_TARGET static inline void perch_qdw_quads16_vnni(const uint8_t *q, 
             _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), _mm512_cvtepi32_epi8(perch_requant16_lanes_apply(a0, &rq, vzp, vlo, vhi)));
         }
     }
+}
+#endif
+
+#if defined(__x86_64__)
+/// AVX2 form of perch_qdw_tile16_pairs (the same [Hp][Wq][16 channels × 2] int16 layout).
+PERCH_AVX2_TARGET static inline void perch_qdw_tile16_pairs_avx2(const uint8_t *tile, long Hp, long Wp, long sW, long Wq, int16_t *q) {
+    for (long y = 0; y < Hp; y++) {
+        const uint8_t *row = tile + y * Wp * 16;
+        int16_t *d = q + y * Wq * 32;
+        for (long j = 0; j < Wq; j++) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(row + j * sW * 16));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(row + (j * sW + 1) * 16));
+            _mm256_storeu_si256((__m256i *)(void *)(d + j * 32), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)));
+            _mm256_storeu_si256((__m256i *)(void *)(d + j * 32 + 16), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)));
+        }
+    }
+}
+
+/// Per-channel right-shift requantization of 8 lanes (perch_requant8_avx2's constants for one
+/// half of a 16-channel block).
+typedef struct {
+    __m256i mult, multOdd, right;
+} perch_requant8_lanes;
+
+PERCH_AVX2_INLINE perch_requant8_lanes perch_requant8_lanes_make(const int32_t *mult, const int32_t *rshift) {
+    perch_requant8_lanes q;
+    q.mult = _mm256_loadu_si256((const __m256i *)(const void *)mult);
+    q.multOdd = _mm256_srli_epi64(q.mult, 32);
+    q.right = _mm256_loadu_si256((const __m256i *)(const void *)rshift);
+    return q;
+}
+
+/// 16 clamped lanes (two vectors of 8, each in [−128, 255]) → their low bytes, in lane order.
+PERCH_AVX2_INLINE __m128i perch_lowbytes16_avx2(__m256i a, __m256i b) {
+    const __m256i ff = _mm256_set1_epi32(0xFF);
+    __m256i t = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(a, ff), _mm256_and_si256(b, ff)), 0xD8);
+    __m256i u = _mm256_packus_epi16(t, t);
+    return _mm_unpacklo_epi64(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+
+/// AVX2 form of perch_qdw_pairs16_avx512 (same arguments and sums): each 16-channel pixel is two
+/// vectors of 8 channels, two horizontal taps per vpmaddwd; four output pixels in flight.
+/// Requires every shift ≤ 0.
+PERCH_AVX2_TARGET static inline void perch_qdw_pairs16_avx2(const int16_t *q, long Wq, long oH, long oW, long sH, long dH, long kH,
+                                                            long pairs, long jstep, const int16_t *wp, const int32_t *init,
+                                                            const int32_t *mult, const int32_t *rshift, int32_t zp, int32_t lo,
+                                                            int32_t hi, uint8_t *out) {
+    const __m256i i0 = _mm256_loadu_si256((const __m256i *)(const void *)init);
+    const __m256i i1 = _mm256_loadu_si256((const __m256i *)(const void *)(init + 8));
+    const perch_requant8_lanes q0 = perch_requant8_lanes_make(mult, rshift), q1 = perch_requant8_lanes_make(mult + 8, rshift + 8);
+    const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi), z = _mm256_setzero_si256();
+#define PERCH_QDW_REQ(x, qq) perch_requant8_avx2((x), z, (qq).right, 0, (qq).mult, (qq).multOdd, vzp, vlo, vhi)
+#define PERCH_QDW_LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+    for (long oy = 0; oy < oH; oy++) {
+        uint8_t *o = out + oy * oW * 16;
+        long ox = 0;
+        for (; ox + 4 <= oW; ox += 4) {
+            __m256i a0 = i0, b0 = i1, a1 = i0, b1 = i1, a2 = i0, b2 = i1, a3 = i0, b3 = i1;
+            for (long kh = 0; kh < kH; kh++) {
+                const int16_t *r = q + ((oy * sH + kh * dH) * Wq + ox) * 32;
+                const int16_t *w = wp + kh * pairs * 32;
+                for (long m = 0; m < pairs; m++) {
+                    __m256i wl = PERCH_QDW_LD(w + m * 32), wh = PERCH_QDW_LD(w + m * 32 + 16);
+                    const int16_t *rm = r + m * jstep * 32;
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(PERCH_QDW_LD(rm), wl));
+                    b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(PERCH_QDW_LD(rm + 16), wh));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(PERCH_QDW_LD(rm + 32), wl));
+                    b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(PERCH_QDW_LD(rm + 48), wh));
+                    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(PERCH_QDW_LD(rm + 64), wl));
+                    b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(PERCH_QDW_LD(rm + 80), wh));
+                    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(PERCH_QDW_LD(rm + 96), wl));
+                    b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(PERCH_QDW_LD(rm + 112), wh));
+                }
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), perch_lowbytes16_avx2(PERCH_QDW_REQ(a0, q0), PERCH_QDW_REQ(b0, q1)));
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 16), perch_lowbytes16_avx2(PERCH_QDW_REQ(a1, q0), PERCH_QDW_REQ(b1, q1)));
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 32), perch_lowbytes16_avx2(PERCH_QDW_REQ(a2, q0), PERCH_QDW_REQ(b2, q1)));
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 48), perch_lowbytes16_avx2(PERCH_QDW_REQ(a3, q0), PERCH_QDW_REQ(b3, q1)));
+        }
+        for (; ox < oW; ox++) {
+            __m256i a0 = i0, b0 = i1;
+            for (long kh = 0; kh < kH; kh++) {
+                const int16_t *r = q + ((oy * sH + kh * dH) * Wq + ox) * 32;
+                const int16_t *w = wp + kh * pairs * 32;
+                for (long m = 0; m < pairs; m++) {
+                    const int16_t *rm = r + m * jstep * 32;
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(PERCH_QDW_LD(rm), PERCH_QDW_LD(w + m * 32)));
+                    b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(PERCH_QDW_LD(rm + 16), PERCH_QDW_LD(w + m * 32 + 16)));
+                }
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), perch_lowbytes16_avx2(PERCH_QDW_REQ(a0, q0), PERCH_QDW_REQ(b0, q1)));
+        }
+    }
+#undef PERCH_QDW_REQ
+#undef PERCH_QDW_LD
 }
 #endif
 

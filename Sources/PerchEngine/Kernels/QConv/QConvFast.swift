@@ -82,6 +82,21 @@ enum QConvISA: Sendable {
         }
     }
 
+    /// `convK4` with the weights widened to int16 when the layer was prepared (AVX2: no sign
+    /// extension per step; see perch_qconv_k4w16_avx2). Other paths take `convK4`.
+    @inline(__always)
+    func convK4Wide(n: Int, p: Int, k4: Int, x: UnsafePointer<UInt8>, ldx: Int, w: UnsafePointer<Int16>, ldw: Int,
+                    c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        #if arch(x86_64)
+        perch_qconv_k4w16_avx2(n, p, k4, x, ldx, w, ldw, c, ldc)
+        #else
+        preconditionFailure("the widened-weight conv GEMM is AVX2 only")
+        #endif
+    }
+
+    /// Whether `convK4Wide` is this path's conv GEMM.
+    var widensWeights: Bool { self == .avx2 }
+
     /// Row-major C[m][n] = Σ_k A[m][k]·B[k][n], B in the K4 layout (`QLinearLayer.packRowMajor`).
     @inline(__always)
     func gemmRowMajor(m: Int, n: Int, k4: Int, a: UnsafePointer<UInt8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
@@ -186,6 +201,8 @@ enum QConvFast {
         // accumulators (rows·Pb·4 bytes) near L1 (64 channels × 1024 pixels of accumulators made
         // the 32→64 1×1 conv of a MobileNet 40% slower than blocks of 512).
         // With the requantization fused into the GEMM (AVX-512) there are no int32 accumulators.
+        // (AVX2's widened-weight GEMM ran 5–30% slower with that epilogue than with a separate
+        // requantization pass over whole rows, whose constants are set up once per channel.)
         let fusedRequant = isa == .avx512 ? layers.compactMap { QChannelRequant($0) } : []
         let fused = fusedRequant.count == layers.count
         var pb = 32
@@ -200,6 +217,9 @@ enum QConvFast {
             }
             weights.append(w)
         }
+        // AVX2 keeps only the widened copy (twice the bytes of the int8 weights, not three times).
+        let weights16 = isa.widensWeights ? weights.map { $0.map(Int16.init) } : []
+        if isa.widensWeights { weights = [] }
         let colBytes = pointwise ? 0 : MemoryPlannerAlign.up(k * pb)
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * pb)
         let accBytes = fused ? 0 : MemoryPlannerAlign.up(rowsN * pb * 4)
@@ -261,11 +281,24 @@ enum QConvFast {
                         }
                         continue
                     }
-                    weights[gi].withUnsafeBufferPointer { w in
-                        let w0 = w.baseAddress! + channels.lowerBound * ldw
-                        isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
-                        if sums {  // the row of ones: Σa per pixel
-                            isa.convK4(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb, ldc: pb)
+                    if !weights16.isEmpty {
+                        weights16[gi].withUnsafeBufferPointer { w in
+                            // With the row of ones (Σa per pixel) when the weights have zero points.
+                            let rows = sums && channels.upperBound == ocg ? channels.count + 1 : channels.count
+                            isa.convK4Wide(n: rows, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + channels.lowerBound * ldw, ldw: ldw,
+                                           c: acc + channels.lowerBound * pb, ldc: pb)
+                            if sums && rows == channels.count {
+                                isa.convK4Wide(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb,
+                                               ldc: pb)
+                            }
+                        }
+                    } else {
+                        weights[gi].withUnsafeBufferPointer { w in
+                            let w0 = w.baseAddress! + channels.lowerBound * ldw
+                            isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
+                            if sums {  // the row of ones: Σa per pixel
+                                isa.convK4(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb, ldc: pb)
+                            }
                         }
                     }
                     if sums {

@@ -6,10 +6,12 @@ extension QConvISA {
     /// quad and word-pair kernels do on every map size measured; the plain tile kernel (dilated rows,
     /// horizontal strides above 2) only on strided and small maps, where the planes' per-row set-up
     /// dominated (MobileNet's 20×20 and 10×10 layers ran 4–7× slower than ONNX Runtime's NHWC
-    /// kernel). AVX-512 only, and only with right shifts (multipliers < 1, as every convolution
-    /// quantized from float has).
+    /// kernel). AVX-512, and AVX2 for the word-pair kernel (on a Zen 3 the planes ran MobileNetV2's
+    /// 14×14 and 7×7 layers 3–5× slower than ONNX Runtime); only with right shifts (multipliers
+    /// < 1, as every convolution quantized from float has).
     func prefersChannelTiles(_ g: ConvGeometry, multipliers: [QuantizedMultiplier]) -> Bool {
-        guard self == .avx512, multipliers.allSatisfy({ $0.isRightShift }) else { return false }
+        guard self == .avx512 || self == .avx2, multipliers.allSatisfy({ $0.isRightShift }) else { return false }
+        if self == .avx2 { return QDepthwiseTiles.usesPairs(g) }
         // (Every layer the quad kernel takes — unit horizontal dilation — is one the pair rule or
         // the stride rule already admits.)
         return QDepthwiseTiles.usesPairs(g) || g.sH > 1 || g.sW > 1 || g.outSize <= 1024
@@ -41,19 +43,25 @@ extension QConvISA {
     }
 
     /// The word-pair form of a tile (see perch_qdw_pairs16_avx512): two horizontal taps per
-    /// vpdpwssd, faster than the per-channel planes on every map size measured (MobileNet's 80×80
-    /// to 10×10 layers, stride 1 and 2).
+    /// vpdpwssd (AVX2: vpmaddwd), faster than the per-channel planes on every map size measured
+    /// (MobileNet's 80×80 to 10×10 layers, stride 1 and 2).
     @inline(__always)
     func depthwisePairs16(_ tile: UnsafePointer<UInt8>, rows: Int, wp: Int, pairTile: UnsafeMutablePointer<Int16>, wq: Int,
                           _ g: ConvGeometry, outH: Int, pairs: Int, w: UnsafePointer<Int16>, initial: UnsafePointer<Int32>,
                           mult: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>, zp: Int32, lo: Int32, hi: Int32,
                           _ out: UnsafeMutablePointer<UInt8>) {
         #if arch(x86_64)
+        if self == .avx2 {
+            perch_qdw_tile16_pairs_avx2(tile, rows, wp, g.sW, wq, pairTile)
+            perch_qdw_pairs16_avx2(pairTile, wq, outH, g.outW, g.sH, g.dH, g.kH, pairs, 2 / g.sW, w, initial, mult, rightShift,
+                                   zp, lo, hi, out)
+            return
+        }
         perch_qdw_tile16_pairs(tile, rows, wp, g.sW, wq, pairTile)
         perch_qdw_pairs16_avx512(pairTile, wq, outH, g.outW, g.sH, g.dH, g.kH, pairs, 2 / g.sW, w, initial, mult, rightShift,
                                  zp, lo, hi, out)
         #else
-        preconditionFailure("the word-pair depthwise kernel is AVX-512 only")
+        preconditionFailure("the word-pair depthwise kernel is x86-64 only")
         #endif
     }
 
@@ -137,7 +145,7 @@ enum QDepthwiseTiles {
             } } } }
         }
         // Pair form: per block, kH × ⌈kW/2⌉ vectors of 16 channels × (w[kh][2m], w[kh][2m + 1] or 0).
-        let pairMode = !quadMode && isa == .avx512 && usesPairs(g)
+        let pairMode = !quadMode && (isa == .avx512 || isa == .avx2) && usesPairs(g) && w.allSatisfy { Int16(exactly: $0) != nil }
         let pairs = (g.kW + 1) / 2
         var wPairs = [Int16](repeating: 0, count: pairMode ? blocks * g.kH * pairs * 2 * lanes : 0)
         if pairMode {

@@ -1,6 +1,6 @@
 #ifndef CPERCH_DEPTHWISE_TILES_F32_H
 #define CPERCH_DEPTHWISE_TILES_F32_H
-// fp32 depthwise convolution 16 channels at a time (AVX-512): a band of the input is transposed
+// fp32 depthwise convolution 16 channels at a time (AVX-512, or AVX2 + FMA as two vectors of 8): a band of the input is transposed
 // into a zero-padded tile [rows][Wp][16] (one vector per pixel, a channel per lane), each output
 // pixel is bias + Σ_t w_t·tile[pixel + off_t] with one vector FMA per tap, and the [pixels][16]
 // result is transposed back into the 16 NCHW planes. Working a channel at a time, a 10×10 map
@@ -136,6 +136,137 @@ PERCH_AVX512F_ONLY static inline void perch_dwf32_unpack16(const float *out, lon
         PERCH_UNROLL
         for (int c = 0; c < 16; c++)
             if (c < chans) _mm512_mask_storeu_ps(y + c * plane + p, m, v[c]);
+    }
+}
+
+/// AVX2 + FMA forms of the three functions above on the same [rows][Wp][16] tiles: a pixel's 16
+/// channels are two vectors of 8, the transposes 8×8. The taps run in the same order as the same
+/// FMAs, so the results are those of the AVX-512 kernels and of perch_dw_f32_scalar bit for bit.
+#define PERCH_AVX2_FMA_ONLY __attribute__((target("avx2,fma")))
+
+/// In-register transpose of 8 vectors of 8 floats: afterwards v[i][j] is the old v[j][i].
+PERCH_AVX2_FMA_ONLY static inline __attribute__((always_inline)) void perch_transpose8x8_f32(__m256 v[8]) {
+    __m256 t[8], s[8];
+    PERCH_UNROLL
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+    PERCH_UNROLL
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    PERCH_UNROLL
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+/// Lanes below n set (n ≤ 8): the mask of a partial load or store.
+PERCH_AVX2_FMA_ONLY static inline __attribute__((always_inline)) __m256i perch_lanes_below_avx2(long n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// perch_dwf32_pack16 on AVX2.
+PERCH_AVX2_FMA_ONLY static inline void perch_dwf32_pack16_avx2(const float *x, long plane, int chans, long inH, long inW, long pH,
+                                                              long pW, long ty0, long rows, long Wp, float *tile) {
+    const __m256 zero = _mm256_setzero_ps();
+    long x0 = pW, x1 = pW + inW < Wp ? pW + inW : Wp;  // tile columns the input covers
+    for (long r = 0; r < rows; r++) {
+        float *trow = tile + r * Wp * 16;
+        long iy = ty0 + r - pH;
+        if (iy < 0 || iy >= inH || x1 <= x0) {
+            for (long j = 0; j < 2 * Wp; j++) _mm256_storeu_ps(trow + j * 8, zero);
+            continue;
+        }
+        for (long j = 0; j < x0 && j < Wp; j++) { _mm256_storeu_ps(trow + j * 16, zero); _mm256_storeu_ps(trow + j * 16 + 8, zero); }
+        for (long j = x1; j < Wp; j++) { _mm256_storeu_ps(trow + j * 16, zero); _mm256_storeu_ps(trow + j * 16 + 8, zero); }
+        for (long ix = 0; ix < x1 - x0; ix += 8) {
+            long n = x1 - x0 - ix < 8 ? x1 - x0 - ix : 8;
+            __m256i m = perch_lanes_below_avx2(n);
+            PERCH_UNROLL
+            for (int h = 0; h < 2; h++) {
+                __m256 v[8];
+                PERCH_UNROLL
+                for (int c = 0; c < 8; c++) v[c] = 8 * h + c < chans ? _mm256_maskload_ps(x + (8 * h + c) * plane + iy * inW + ix, m) : zero;
+                perch_transpose8x8_f32(v);
+                PERCH_UNROLL
+                for (long j = 0; j < 8; j++)
+                    if (j < n) _mm256_storeu_ps(trow + (x0 + ix + j) * 16 + 8 * h, v[j]);
+            }
+        }
+    }
+}
+
+/// perch_dwf32_tile16 on AVX2 (four output pixels at a time, each two vectors).
+PERCH_AVX2_FMA_ONLY static inline void perch_dwf32_tile16_avx2(const float *tile, long Wp, long oH, long oW, long sH, long sW,
+                                                              const long *off, long taps, const float *w, const float *bias,
+                                                              int clamp, float lo, float hi, float *out) {
+    const __m256 bl = _mm256_loadu_ps(bias), bh = _mm256_loadu_ps(bias + 8), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#define PERCH_DWF32_CLAMP(a) (clamp ? _mm256_min_ps(vhi, _mm256_max_ps(vlo, (a))) : (a))
+    for (long oy = 0; oy < oH; oy++) {
+        const float *row = tile + oy * sH * Wp * 16;
+        float *o = out + oy * oW * 16;
+        long ox = 0;
+        for (; ox + 4 <= oW; ox += 4) {
+            const float *b0 = row + ox * sW * 16, *b1 = b0 + sW * 16, *b2 = b1 + sW * 16, *b3 = b2 + sW * 16;
+            __m256 a0 = bl, c0 = bh, a1 = bl, c1 = bh, a2 = bl, c2 = bh, a3 = bl, c3 = bh;
+            for (long t = 0; t < taps; t++) {
+                __m256 wl = _mm256_loadu_ps(w + 16 * t), wh = _mm256_loadu_ps(w + 16 * t + 8);
+                long d = off[t] * 16;
+                a0 = _mm256_fmadd_ps(wl, _mm256_loadu_ps(b0 + d), a0);
+                c0 = _mm256_fmadd_ps(wh, _mm256_loadu_ps(b0 + d + 8), c0);
+                a1 = _mm256_fmadd_ps(wl, _mm256_loadu_ps(b1 + d), a1);
+                c1 = _mm256_fmadd_ps(wh, _mm256_loadu_ps(b1 + d + 8), c1);
+                a2 = _mm256_fmadd_ps(wl, _mm256_loadu_ps(b2 + d), a2);
+                c2 = _mm256_fmadd_ps(wh, _mm256_loadu_ps(b2 + d + 8), c2);
+                a3 = _mm256_fmadd_ps(wl, _mm256_loadu_ps(b3 + d), a3);
+                c3 = _mm256_fmadd_ps(wh, _mm256_loadu_ps(b3 + d + 8), c3);
+            }
+            _mm256_storeu_ps(o + ox * 16, PERCH_DWF32_CLAMP(a0));
+            _mm256_storeu_ps(o + ox * 16 + 8, PERCH_DWF32_CLAMP(c0));
+            _mm256_storeu_ps(o + ox * 16 + 16, PERCH_DWF32_CLAMP(a1));
+            _mm256_storeu_ps(o + ox * 16 + 24, PERCH_DWF32_CLAMP(c1));
+            _mm256_storeu_ps(o + ox * 16 + 32, PERCH_DWF32_CLAMP(a2));
+            _mm256_storeu_ps(o + ox * 16 + 40, PERCH_DWF32_CLAMP(c2));
+            _mm256_storeu_ps(o + ox * 16 + 48, PERCH_DWF32_CLAMP(a3));
+            _mm256_storeu_ps(o + ox * 16 + 56, PERCH_DWF32_CLAMP(c3));
+        }
+        for (; ox < oW; ox++) {
+            const float *b0 = row + ox * sW * 16;
+            __m256 a0 = bl, c0 = bh;
+            for (long t = 0; t < taps; t++) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16 * t), _mm256_loadu_ps(b0 + off[t] * 16), a0);
+                c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16 * t + 8), _mm256_loadu_ps(b0 + off[t] * 16 + 8), c0);
+            }
+            _mm256_storeu_ps(o + ox * 16, PERCH_DWF32_CLAMP(a0));
+            _mm256_storeu_ps(o + ox * 16 + 8, PERCH_DWF32_CLAMP(c0));
+        }
+    }
+#undef PERCH_DWF32_CLAMP
+}
+
+/// perch_dwf32_unpack16 on AVX2.
+PERCH_AVX2_FMA_ONLY static inline void perch_dwf32_unpack16_avx2(const float *out, long P, int chans, float *y, long plane) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (long p = 0; p < P; p += 8) {
+        long n = P - p < 8 ? P - p : 8;
+        __m256i m = perch_lanes_below_avx2(n);
+        PERCH_UNROLL
+        for (int h = 0; h < 2; h++) {
+            if (8 * h >= chans) break;
+            __m256 v[8];
+            PERCH_UNROLL
+            for (long j = 0; j < 8; j++) v[j] = j < n ? _mm256_loadu_ps(out + (p + j) * 16 + 8 * h) : zero;
+            perch_transpose8x8_f32(v);
+            PERCH_UNROLL
+            for (int c = 0; c < 8; c++)
+                if (8 * h + c < chans) _mm256_maskstore_ps(y + (8 * h + c) * plane + p, m, v[c]);
+        }
     }
 }
 #endif

@@ -86,7 +86,6 @@ public enum ConvOperator {
                 convReferenceF32(geo, x: args.input(0).pointer(as: Float.self), w: wp,
                                  bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self))
                 if let (lo, hi) = clamp { clampInPlace(args.output(0).pointer(as: Float.self), out.count, lo, hi) }
-                if let (lo, hi) = clamp { clampInPlace(args.output(0).pointer(as: Float.self), out.count, lo, hi) }
             }
         }
         if g.inPerGroup == 1 && g.group > 1 {

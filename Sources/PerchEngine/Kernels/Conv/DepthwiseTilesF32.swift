@@ -1,7 +1,9 @@
 import CPerchShims
 
 /// fp32 depthwise convolution 16 channels at a time (CPerchDepthwiseTilesF32.h): channel
-/// multiplier 1, 2-D, any kernel, stride, dilation and padding, AVX-512. The input is transposed
+/// multiplier 1, 2-D, any kernel, stride, dilation and padding, AVX-512 or AVX2 + FMA (a pixel's
+/// 16 channels as two vectors; on a Zen 3 the per-channel planes left MobileNet's fp32 depthwise
+/// layers 1.4–1.6× slower than ONNX Runtime). The input is transposed
 /// into zero-padded tiles in bands of output rows (a band's tile stays near 48 KB, in L1/L2), so
 /// MobileNet's 10×10 and 20×20 maps cost what their multiply-adds cost instead of a per-channel
 /// set-up each (fp32 depthwise layers were 2–5× slower than ONNX Runtime's).
@@ -15,11 +17,16 @@ struct DepthwiseTilesF32 {
     /// Tap offsets in tile pixels, row-major (computed here, not on every run).
     let offsets: [Int]
 
-    /// nil where this path does not apply (see the type's documentation), or without AVX-512.
+    /// Whether the AVX-512 kernels run (else the AVX2 ones).
+    let avx512: Bool
+
+    /// nil where this path does not apply (see the type's documentation), or without AVX2 + FMA.
     init?(_ g: ConvGeometry) {
         #if arch(x86_64)
-        guard perch_sgemm_best() == Int32(PERCH_SGEMM_AVX512), g.kD == 1, g.inD == 1, g.outD == 1, g.inPerGroup == 1,
+        let best = perch_sgemm_best()
+        guard best == Int32(PERCH_SGEMM_AVX512) || best == Int32(PERCH_SGEMM_AVX2), g.kD == 1, g.inD == 1, g.outD == 1, g.inPerGroup == 1,
               g.outPerGroup == 1, g.outH > 0, g.outW > 0 else { return nil }
+        avx512 = best == Int32(PERCH_SGEMM_AVX512)
         wp = (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1
         taps = g.kH * g.kW
         let span = (g.kH - 1) * g.dH + 1
@@ -71,10 +78,18 @@ struct DepthwiseTilesF32 {
                     let ty0 = oy0 * g.sH
                     let used = (rows - 1) * g.sH + (g.kH - 1) * g.dH + 1
                     let xb = x + (n * g.inChannels + c0) * g.inSize
-                    perch_dwf32_pack16(xb, g.inSize, Int32(chans), g.inH, g.inW, g.pH, g.pW, ty0, used, wp, tile)
-                    perch_dwf32_tile16(tile, wp, rows, g.outW, g.sH, g.sW, off.baseAddress!, taps, wb, bb, clamp == nil ? 0 : 1,
-                                       clamp?.0 ?? 0, clamp?.1 ?? 0, out)
-                    perch_dwf32_unpack16(out, rows * g.outW, Int32(chans), y + (n * g.outChannels + c0) * g.outSize + oy0 * g.outW, g.outSize)
+                    let yb = y + (n * g.outChannels + c0) * g.outSize + oy0 * g.outW
+                    if avx512 {
+                        perch_dwf32_pack16(xb, g.inSize, Int32(chans), g.inH, g.inW, g.pH, g.pW, ty0, used, wp, tile)
+                        perch_dwf32_tile16(tile, wp, rows, g.outW, g.sH, g.sW, off.baseAddress!, taps, wb, bb, clamp == nil ? 0 : 1,
+                                           clamp?.0 ?? 0, clamp?.1 ?? 0, out)
+                        perch_dwf32_unpack16(out, rows * g.outW, Int32(chans), yb, g.outSize)
+                    } else {
+                        perch_dwf32_pack16_avx2(xb, g.inSize, Int32(chans), g.inH, g.inW, g.pH, g.pW, ty0, used, wp, tile)
+                        perch_dwf32_tile16_avx2(tile, wp, rows, g.outW, g.sH, g.sW, off.baseAddress!, taps, wb, bb, clamp == nil ? 0 : 1,
+                                                clamp?.0 ?? 0, clamp?.1 ?? 0, out)
+                        perch_dwf32_unpack16_avx2(out, rows * g.outW, Int32(chans), yb, g.outSize)
+                    }
                 }
             }
         }

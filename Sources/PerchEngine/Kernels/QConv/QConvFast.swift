@@ -104,7 +104,7 @@ enum QConvISA: Sendable {
         switch self {
         #if arch(x86_64)
         case .avx512: perch_qgemm_rm_vnni(m, n, k4, a, lda, b, ldb, c, ldc)
-        case .avx2: perch_qgemm_rm_avx2(m, n, k4, a, lda, b, ldb, c, ldc)
+        case .avx2: perch_qgemm_rm_w16_avx2(m, n, k4, a, lda, b, ldb, c, ldc)
         #elseif arch(arm64)
         case .neon: perch_qgemm_rm_neon(m, n, k4, a, lda, b, ldb, c, ldc)
         case .neondot: perch_qgemm_rm_neondot(m, n, k4, a, lda, b, ldb, c, ldc)

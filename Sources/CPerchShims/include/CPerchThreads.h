@@ -43,6 +43,7 @@ typedef struct {
     _Atomic long next;
     _Atomic long finished;
     _Atomic int stop;
+    _Atomic long registered;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 } perch_sync;
@@ -54,6 +55,7 @@ static inline void *perch_sync_create(void) {
     atomic_init(&s->next, 0);
     atomic_init(&s->finished, 0);
     atomic_init(&s->stop, 0);
+    atomic_init(&s->registered, 0);
     pthread_mutex_init(&s->mutex, NULL);
     pthread_cond_init(&s->wake, NULL);
     return s;
@@ -106,6 +108,11 @@ static inline long perch_sync_wait(void *p, long seen, int spins) {
     }
     pthread_mutex_unlock(&s->mutex);
     return atomic_load(&s->stop) ? -1 : g;
+}
+
+/// A worker's slot number (1, 2, …; the caller's is 0), taken once when the worker starts.
+static inline long perch_sync_register(void *p) {
+    return atomic_fetch_add(&((perch_sync *)p)->registered, 1) + 1;
 }
 
 /// Takes the next chunk index of the current job.

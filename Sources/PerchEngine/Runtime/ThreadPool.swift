@@ -14,8 +14,8 @@ public final class ThreadPool {
     public let threads: Int
     let sync: UnsafeMutableRawPointer
     var handles: [UnsafeMutableRawPointer] = []
-    /// The current job; set only while `parallelFor` runs.
-    var job: ((Int) -> Void)?
+    /// The current job (chunk, slot); set only while `parallelChunks` runs.
+    var job: ((Int, Int) -> Void)?
     var jobCount = 0
     var busy = false
 
@@ -47,24 +47,25 @@ public final class ThreadPool {
     }
 
     func workerLoop() {
+        let slot = perch_sync_register(sync)
         var seen = 0
         while true {
             let g = perch_sync_wait(sync, seen, ThreadPool.spins)
             if g < 0 { return }
             seen = g
-            runChunks()
+            runChunks(slot: slot)
             perch_sync_finish(sync)
         }
     }
 
     @inline(__always)
-    func runChunks() {
+    func runChunks(slot: Int) {
         guard let body = job else { return }
         let count = jobCount
         while true {
             let i = perch_sync_take(sync)
             if i >= count { return }
-            body(i)
+            body(i, slot)
         }
     }
 
@@ -72,9 +73,17 @@ public final class ThreadPool {
     /// when all have finished. Chunks may run in any order and on any thread, but each index runs
     /// exactly once, so `i` can select a per-chunk workspace slot.
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        parallelChunks(count) { i, _ in body(i) }
+    }
+
+    /// `parallelFor` that also passes the slot (0..<threads) of the thread running the chunk:
+    /// each thread's own, so a kernel can split its work into more chunks than threads (taken as
+    /// threads come free, which balances a slower or preempted core) and still give each thread
+    /// one workspace. Nested calls run serially in slot 0, so a kernel that nests must not use slots.
+    public func parallelChunks(_ count: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
         if count <= 0 { return }
         if count == 1 || handles.isEmpty || busy {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(i, 0) }
             return
         }
         busy = true
@@ -82,7 +91,7 @@ public final class ThreadPool {
             job = escaping
             jobCount = count
             _ = perch_sync_publish(sync)
-            runChunks()
+            runChunks(slot: 0)
             perch_sync_join(sync, handles.count)
             job = nil
         }
@@ -94,6 +103,17 @@ extension KernelArgs {
     /// Threads a kernel may split its work into (1 without a pool).
     @inline(__always)
     public var threads: Int { pool?.threads ?? 1 }
+
+    /// Runs `body(chunk, slot)` for chunks `0..<count` on the session's pool (see
+    /// `ThreadPool.parallelChunks`; `slot < threads`), or serially in slot 0 without one.
+    @inline(__always)
+    public func parallelChunks(_ count: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
+        if let pool, count > 1 {
+            pool.parallelChunks(count, body)
+        } else {
+            for i in 0..<count { body(i, 0) }
+        }
+    }
 
     /// Runs `body(i)` for `i` in `0..<count` on the session's pool, or serially without one.
     @inline(__always)

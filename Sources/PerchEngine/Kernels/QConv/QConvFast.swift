@@ -247,13 +247,15 @@ enum QConvFast {
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             let base = args.scratch!
-            let parts = Swift.min(args.threads, threads, work)
-            args.parallelFor(parts) { t in
+            // Up to four chunks per thread, taken by whichever thread is free (a fixed share each
+            // waits on the slower of two vCPUs); `t` is the thread's slot, whose buffers it uses.
+            let chunks = args.threads > 1 && args.threads <= threads ? Swift.min(work, 4 * args.threads) : 1
+            args.parallelChunks(chunks) { chunk, t in
                 let s = base + t * slot
                 let col = s.assumingMemoryBound(to: UInt8.self)
                 let pack = (s + colBytes).assumingMemoryBound(to: UInt8.self)
                 let acc = (s + colBytes + packBytes).assumingMemoryBound(to: Int32.self)
-                for workItem in splitRange(work, parts: parts, part: t) {
+                for workItem in splitRange(work, parts: chunks, part: chunk) {
                     let item = workItem % items
                     let channels = splitRange(ocg, parts: channelParts, part: workItem / items, align: 8)
                     let blk = item % blocks

@@ -178,19 +178,22 @@ enum QDepthwiseTiles {
         // output rows of every block instead.
         let rowParts = threads > 1 && (g.batch * blocks) % threads != 0 && g.outH >= 4 * threads ? threads : 1
         let work = g.batch * blocks * rowParts
-        return PreparedOp(outputs: [outDesc], scratchBytes: slot * Swift.min(threads, work)) { args in
+        return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             let base = args.scratch!
-            let parts = Swift.min(args.threads, threads, work)
-            args.parallelFor(parts) { t in
+            // Up to four chunks per thread, taken by whichever thread is free (a fixed half each
+            // waited on the slower of two vCPUs; single-item chunks lost locality on MobileNet);
+            // `t` is the thread's slot, whose tiles it uses.
+            let chunks = args.threads > 1 && args.threads <= threads ? Swift.min(work, 4 * args.threads) : 1
+            args.parallelChunks(chunks) { chunk, t in
                 let tile = (base + t * slot).assumingMemoryBound(to: UInt8.self)
                 let outTile = (base + t * slot + tileBytes).assumingMemoryBound(to: UInt8.self)
                 let pairTile = (base + t * slot + tileBytes + outBytes).assumingMemoryBound(to: Int16.self)
                 let quadTile = (base + t * slot + tileBytes + outBytes).assumingMemoryBound(to: UInt8.self)
                 w.withUnsafeBufferPointer { wAll in initial.withUnsafeBufferPointer { ini in mult.withUnsafeBufferPointer { mu in
                     shift.withUnsafeBufferPointer { sh in rightShift.withUnsafeBufferPointer { rs in offsets.withUnsafeBufferPointer { off in
-                        for workItem in splitRange(work, parts: parts, part: t) {
+                        for workItem in splitRange(work, parts: chunks, part: chunk) {
                             let item = workItem % (g.batch * blocks)
                             let outRows = splitRange(g.outH, parts: rowParts, part: workItem / (g.batch * blocks))
                             let blk = item % blocks, b = item / blocks

@@ -309,6 +309,9 @@ int main(void) {
     if (f & PERCH_CPU_AVX2)
         paths[np++] = (struct path){"avx2", perch_qconv_k4_avx2, perch_qgemm_rm_avx2, perch_qdw_row_avx2_pairs,
                                     perch_qrequant_row_avx2, perch_qrequant_cols_avx2};
+    if (f & PERCH_CPU_AVX2)  // the row-major GEMM MatMul runs on AVX2 (widened rows of A)
+        paths[np++] = (struct path){"avx2-w16", perch_qconv_k4_avx2, perch_qgemm_rm_w16_avx2, perch_qdw_row_avx2_pairs,
+                                    perch_qrequant_row_avx2, perch_qrequant_cols_avx2};
 #elif defined(__aarch64__)
     paths[np++] = (struct path){"neon", perch_qconv_k4_neon, perch_qgemm_rm_neon, perch_qdw_row_neon16, perch_qrequant_row_neon,
                                 perch_qrequant_cols_neon};

@@ -283,26 +283,21 @@ enum QConvFast {
                         }
                         continue
                     }
-                    if !weights16.isEmpty {
-                        weights16[gi].withUnsafeBufferPointer { w in
-                            // With the row of ones (Σa per pixel) when the weights have zero points.
-                            let rows = sums && channels.upperBound == ocg ? channels.count + 1 : channels.count
-                            isa.convK4Wide(n: rows, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + channels.lowerBound * ldw, ldw: ldw,
-                                           c: acc + channels.lowerBound * pb, ldc: pb)
-                            if sums && rows == channels.count {
-                                isa.convK4Wide(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb,
+                    // Rows `first..<first + n` of the weights (int8, or AVX2's widened copy) into acc.
+                    func convRows(_ n: Int, from first: Int) {
+                        if weights16.isEmpty {
+                            weights[gi].withUnsafeBufferPointer { w in
+                                isa.convK4(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: acc + first * pb, ldc: pb)
+                            }
+                        } else {
+                            weights16[gi].withUnsafeBufferPointer { w in
+                                isa.convK4Wide(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: acc + first * pb,
                                                ldc: pb)
                             }
                         }
-                    } else {
-                        weights[gi].withUnsafeBufferPointer { w in
-                            let w0 = w.baseAddress! + channels.lowerBound * ldw
-                            isa.convK4(n: channels.count, p: m, k4: k4, x: pack, ldx: pb, w: w0, ldw: ldw, c: acc + channels.lowerBound * pb, ldc: pb)
-                            if sums {  // the row of ones: Σa per pixel
-                                isa.convK4(n: 1, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + ocg * ldw, ldw: ldw, c: acc + ocg * pb, ldc: pb)
-                            }
-                        }
                     }
+                    convRows(channels.count, from: channels.lowerBound)
+                    if sums { convRows(1, from: ocg) }  // the row of ones: Σa per pixel
                     if sums {
                         let pixelSums = acc + ocg * pb
                         for j in channels {

@@ -129,6 +129,10 @@ static void test_elementwise(void) {
             perch_lut8_avx512vbmi(src, n, table, got);
             expect(!memcmp(want, got, n), "lut8", "avx512vbmi", n, 0, 0);
         }
+        if (perch_cpu_features() & PERCH_CPU_AVX2) {
+            perch_lut8_avx2(src, n, table, got);
+            expect(!memcmp(want, got, n), "lut8", "avx2", n, 0, 0);
+        }
 #endif
     }
 #if defined(__x86_64__)
@@ -166,12 +170,29 @@ static void test_elementwise(void) {
         if (avx512) {
             perch_expf_avx512(f, n, fg);
             expect(!memcmp(fw, fg, n * 4), "expf", "avx512", n, 0, 0);
-            uint8_t *b = src + 300;
-            for (size_t i = 0; i < n; i++) b[i] = (uint8_t)rnd();
-            int32_t shift = -(int32_t)(rnd() % 20), mult = 1073741824 + (int32_t)(rnd() % 1073741823);
-            perch_qmul_scalar(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, want);
+        }
+        // QLinearMul and QLinearAdd (TFLite's formula; perch_qadd_scalar is checked against the
+        // term tables' definition in the Swift QLinearAdd tests).
+        uint8_t *b = src + 300;
+        for (size_t i = 0; i < n; i++) b[i] = (uint8_t)rnd();
+        int32_t shift = -(int32_t)(rnd() % 20), mult = 1073741824 + (int32_t)(rnd() % 1073741823);
+        int32_t za = trial % 2 ? -3 : 120, zb = trial % 3 == 0 ? 7 : 131, zy = trial % 2 ? -9 : 125;
+        int32_t ma = 1073741824 + (int32_t)(rnd() % 1073741823), mb = 1073741824 + (int32_t)(rnd() % 1073741823);
+        int32_t mo = 1073741824 + (int32_t)(rnd() % 1073741823), ra = (int32_t)(rnd() % 3), rb = (int32_t)(rnd() % 3), ro = 10 + (int32_t)(rnd() % 12);
+        uint8_t qaddWant[700];
+        perch_qmul_scalar(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, want);
+        perch_qadd_scalar(src, trial % 2, za, ma, ra, b, trial % 3 == 0, zb, mb, rb, mo, ro, zy, (int32_t)lo, (int32_t)hi, n, qaddWant);
+        if (avx2) {
+            perch_qmul_avx2(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, got);
+            expect(!memcmp(want, got, n), "qmul", "avx2", n, 0, 0);
+            perch_qadd_avx2(src, trial % 2, za, ma, ra, b, trial % 3 == 0, zb, mb, rb, mo, ro, zy, (int32_t)lo, (int32_t)hi, n, got);
+            expect(!memcmp(qaddWant, got, n), "qadd", "avx2", n, 0, 0);
+        }
+        if (avx512) {
             perch_qmul_avx512(src, trial % 2, 3, b, trial % 3 == 0, -7, n, mult, shift, 11, (int32_t)lo, (int32_t)hi, got);
             expect(!memcmp(want, got, n), "qmul", "avx512", n, 0, 0);
+            perch_qadd_avx512(src, trial % 2, za, ma, ra, b, trial % 3 == 0, zb, mb, rb, mo, ro, zy, (int32_t)lo, (int32_t)hi, n, got);
+            expect(!memcmp(qaddWant, got, n), "qadd", "avx512", n, 0, 0);
         }
     }
 #endif

@@ -25,11 +25,14 @@ final class QElementwiseKernelTests: XCTestCase {
         let table = bytes(256, &rng)
         for n in [1, 15, 63, 64, 65, 200, 1000] {
             let src = bytes(n, &rng)
-            var a = [UInt8](repeating: 0, count: n), b = a
-            simd.lookup(src, n, table, &a)
+            var b = [UInt8](repeating: 0, count: n)
             VectorISA.scalar.lookup(src, n, table, &b)
-            XCTAssertEqual(a, b, "n=\(n)")
             XCTAssertEqual(b, src.map { table[Int($0)] })
+            for isa in isas {
+                var a = [UInt8](repeating: 0, count: n)
+                isa.lookup(src, n, table, &a)
+                XCTAssertEqual(a, b, "n=\(n) \(isa)")
+            }
         }
     }
 
@@ -39,10 +42,13 @@ final class QElementwiseKernelTests: XCTestCase {
             let n = 257
             let a = bytes(n, &rng), b = bytes(n, &rng)
             let q = QuantizedMultiplier(multiplier: 1_500_000_000 + Int32(rng.next() % 600_000_000), shift: shift)
-            var x = [UInt8](repeating: 0, count: n), y = x
-            simd.qmul(a, aSigned: aS, za: 3, b, bSigned: bS, zb: -7, n, q, zy: 5, lo: aS ? -128 : 0, hi: aS ? 127 : 255, &x)
+            var y = [UInt8](repeating: 0, count: n)
             VectorISA.scalar.qmul(a, aSigned: aS, za: 3, b, bSigned: bS, zb: -7, n, q, zy: 5, lo: aS ? -128 : 0, hi: aS ? 127 : 255, &y)
-            XCTAssertEqual(x, y, "signed \(aS) \(bS) shift \(shift)")
+            for isa in isas {
+                var x = [UInt8](repeating: 0, count: n)
+                isa.qmul(a, aSigned: aS, za: 3, b, bSigned: bS, zb: -7, n, q, zy: 5, lo: aS ? -128 : 0, hi: aS ? 127 : 255, &x)
+                XCTAssertEqual(x, y, "signed \(aS) \(bS) shift \(shift) \(isa)")
+            }
         }
     }
 

@@ -15,12 +15,14 @@
 //   different rounding order than the scalar reference, within float tolerance).
 // - perch_layernorm_row_f32_*: one LayerNormalization row with per-element scale and bias; sums in
 //   partial sums as above.
-// x86-64 has AVX-512 (F/BW/VL/DQ, VBMI for the lookup) and AVX2+FMA versions (no AVX2 lookup or
-// Mul: those stay scalar there); aarch64 has a NEON lookup.
+// x86-64 has AVX-512 (F/BW/VL/DQ, VBMI for the lookup) and AVX2(+FMA) versions; aarch64 has a NEON
+// lookup.
+// - perch_qadd_*: QLinearAdd with TFLite's integer formula (every multiplier a right shift).
 #include <stdint.h>
 #include <stddef.h>
 #include <math.h>
 #include "CPerchQConv.h"
+#include "CPerchQGemmSIMD.h"  // perch_requant8_avx2, perch_store8_lowbytes_avx2
 
 // MARK: Per-channel affine (inference BatchNormalization)
 
@@ -343,6 +345,90 @@ PERCH_AVX512F_TARGET static inline void perch_layernorm_row_f32_avx512(const flo
 }
 // AVX2 + FMA versions (x86-64 without AVX-512): 8 lanes, tails through the scalar references.
 #define PERCH_AVX2FMA_TARGET __attribute__((target("avx2,fma")))
+
+/// 32 bytes per step from 16 vpshufb sub-tables of 16 entries, each lane taking the one its high
+/// nibble selects (compare, shuffle, blend: 48 vector ops per 32 bytes). About 3× a scalar load
+/// per byte; without VBMI, a 256-entry table has no single-instruction form.
+PERCH_AVX2_TARGET static inline void perch_lut8_avx2(const uint8_t *src, size_t n, const uint8_t *table, uint8_t *dst) {
+    __m256i t[16];
+    for (int j = 0; j < 16; j++) t[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(table + 16 * j)));
+    const __m256i nibble = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+        __m256i lo = _mm256_and_si256(x, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble);
+        __m256i r = _mm256_shuffle_epi8(t[0], lo), key = _mm256_setzero_si256();
+        PERCH_UNROLL
+        for (int j = 1; j < 16; j++) {
+            key = _mm256_add_epi8(key, one);
+            r = _mm256_blendv_epi8(r, _mm256_shuffle_epi8(t[j], lo), _mm256_cmpeq_epi8(hi, key));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), r);
+    }
+    perch_lut8_scalar(src + i, n - i, table, dst + i);
+}
+
+/// perch_qmul_scalar 8 lanes at a time (the product in int32, perch_requant8_avx2), scalar tail.
+PERCH_AVX2_TARGET static inline void perch_qmul_avx2(const uint8_t *a, int aSigned, int32_t za, const uint8_t *b, int bSigned,
+                                                     int32_t zb, size_t n, int32_t mult, int32_t shift, int32_t zy, int32_t lo,
+                                                     int32_t hi, uint8_t *out) {
+    int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const __m256i vleft = _mm256_set1_epi32(left), vright = _mm256_set1_epi32(right), vmult = _mm256_set1_epi64x(mult),
+                  vzp = _mm256_set1_epi32(zy), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi),
+                  vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i qa = _mm_loadl_epi64((const __m128i *)(const void *)(a + i)), qb = _mm_loadl_epi64((const __m128i *)(const void *)(b + i));
+        __m256i x = _mm256_sub_epi32(aSigned ? _mm256_cvtepi8_epi32(qa) : _mm256_cvtepu8_epi32(qa), vza);
+        __m256i y = _mm256_sub_epi32(bSigned ? _mm256_cvtepi8_epi32(qb) : _mm256_cvtepu8_epi32(qb), vzb);
+        __m256i q = perch_requant8_avx2(_mm256_mullo_epi32(x, y), vleft, vright, left > 0, vmult, vmult, vzp, vlo, vhi);
+        perch_store8_lowbytes_avx2(q, out + i);
+    }
+    perch_qmul_scalar(a + i, aSigned, za, b + i, bSigned, zb, n - i, mult, shift, zy, lo, hi, out + i);
+}
+
+/// floor((x·mult + 2^(30+r)) / 2^(31+r)) in every lane (perch_requant1 with a right shift r ≤ 31,
+/// no zero point, no clamp): the 64-bit products' bits 31..62, then an arithmetic shift by r.
+PERCH_AVX2_INLINE __m256i perch_requant8_right_raw_avx2(__m256i x, __m256i vmult, __m256i vk, __m128i r) {
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), vk), 31);
+    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmult), vk), 1);
+    return _mm256_sra_epi32(_mm256_blend_epi32(pe, po, 0xAA), r);
+}
+
+/// Scalar tail of perch_qadd_avx2 / perch_qadd_avx512's formula.
+static inline void perch_qadd_scalar(const uint8_t *a, int signedA, int32_t za, int32_t ma, int32_t ra, const uint8_t *b, int signedB,
+                                     int32_t zb, int32_t mb, int32_t rb, int32_t mo, int32_t ro, int32_t zy, int32_t lo, int32_t hi,
+                                     size_t n, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        int32_t xa = ((signedA ? (int32_t)(int8_t)a[i] : (int32_t)a[i]) - za) * (1 << 20);
+        int32_t xb = ((signedB ? (int32_t)(int8_t)b[i] : (int32_t)b[i]) - zb) * (1 << 20);
+        int32_t t = perch_requant1(xa, ma, -ra, 0, INT32_MIN, INT32_MAX) + perch_requant1(xb, mb, -rb, 0, INT32_MIN, INT32_MAX);
+        out[i] = (uint8_t)perch_requant1(t, mo, -ro, zy, lo, hi);
+    }
+}
+
+/// perch_qadd_avx512 (TFLite's QLinearAdd, every multiplier a right shift ≤ 31) 8 lanes at a
+/// time, scalar tail: the same integers.
+PERCH_AVX2_TARGET static inline void perch_qadd_avx2(const uint8_t *a, int signedA, int32_t za, int32_t ma, int32_t ra, const uint8_t *b,
+                                                     int signedB, int32_t zb, int32_t mb, int32_t rb, int32_t mo, int32_t ro, int32_t zy,
+                                                     int32_t lo, int32_t hi, size_t n, uint8_t *out) {
+    const __m256i vma = _mm256_set1_epi64x(ma), vka = _mm256_set1_epi64x((int64_t)1 << (30 + ra));
+    const __m256i vmb = _mm256_set1_epi64x(mb), vkb = _mm256_set1_epi64x((int64_t)1 << (30 + rb));
+    const __m256i vmo = _mm256_set1_epi64x(mo), vko = _mm256_set1_epi64x((int64_t)1 << (30 + ro));
+    const __m128i sha = _mm_cvtsi32_si128(ra), shb = _mm_cvtsi32_si128(rb), sho = _mm_cvtsi32_si128(ro);
+    const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb), vzy = _mm256_set1_epi32(zy);
+    const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i qa = _mm_loadl_epi64((const __m128i *)(const void *)(a + i)), qb = _mm_loadl_epi64((const __m128i *)(const void *)(b + i));
+        __m256i xa = _mm256_slli_epi32(_mm256_sub_epi32(signedA ? _mm256_cvtepi8_epi32(qa) : _mm256_cvtepu8_epi32(qa), vza), 20);
+        __m256i xb = _mm256_slli_epi32(_mm256_sub_epi32(signedB ? _mm256_cvtepi8_epi32(qb) : _mm256_cvtepu8_epi32(qb), vzb), 20);
+        __m256i t = _mm256_add_epi32(perch_requant8_right_raw_avx2(xa, vma, vka, sha), perch_requant8_right_raw_avx2(xb, vmb, vkb, shb));
+        __m256i y = _mm256_add_epi32(perch_requant8_right_raw_avx2(t, vmo, vko, sho), vzy);
+        perch_store8_lowbytes_avx2(_mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi), out + i);
+    }
+    perch_qadd_scalar(a + i, signedA, za, ma, ra, b + i, signedB, zb, mb, rb, mo, ro, zy, lo, hi, n - i, out + i);
+}
 
 PERCH_AVX2FMA_TARGET static inline void perch_quantize_f32_8bit_avx2(const float *src, size_t n, float scale, float z, float lo,
                                                                   float hi, uint8_t *dst) {

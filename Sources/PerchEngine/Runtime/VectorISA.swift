@@ -2,8 +2,8 @@ import CPerchShims
 
 /// Which SIMD paths the elementwise kernels of CPerchElementwise.h take on this CPU. Follows the
 /// int8 GEMM's choice (`Int8GEMM.bestISA()`, so `PERCH_INT8_ISA=scalar` forces the scalar
-/// references everywhere and `avx2` the AVX2 kernels); the byte lookup additionally needs
-/// AVX-512 VBMI. AVX2 has no lookup or Mul kernel (scalar there).
+/// references everywhere and `avx2` the AVX2 kernels); the AVX-512 byte lookup additionally
+/// needs VBMI (without it, AVX-512 machines take the AVX2 lookup).
 public struct VectorISA: Sendable, Equatable {
     /// AVX-512 F/BW/VL/DQ (with VNNI, as the int8 GEMM detects it).
     public var avx512: Bool
@@ -60,6 +60,7 @@ public struct VectorISA: Sendable, Equatable {
     public func lookup(_ src: UnsafePointer<UInt8>, _ n: Int, _ table: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>) {
         #if arch(x86_64)
         if avx512vbmi { perch_lut8_avx512vbmi(src, n, table, dst); return }
+        if avx2 { perch_lut8_avx2(src, n, table, dst); return }
         #elseif arch(arm64)
         if neon { perch_lut8_neon(src, n, table, dst); return }
         #endif
@@ -97,6 +98,10 @@ public struct VectorISA: Sendable, Equatable {
             perch_qmul_avx512(a, aSigned ? 1 : 0, za, b, bSigned ? 1 : 0, zb, n, q.multiplier, q.shift, zy, lo, hi, out)
             return
         }
+        if avx2 {
+            perch_qmul_avx2(a, aSigned ? 1 : 0, za, b, bSigned ? 1 : 0, zb, n, q.multiplier, q.shift, zy, lo, hi, out)
+            return
+        }
         #endif
         perch_qmul_scalar(a, aSigned ? 1 : 0, za, b, bSigned ? 1 : 0, zb, n, q.multiplier, q.shift, zy, lo, hi, out)
     }
@@ -107,6 +112,7 @@ public struct VectorISA: Sendable, Equatable {
                            _ out: UnsafeMutablePointer<UInt8>) {
         #if arch(x86_64)
         if avx512 { perch_qrequant_row_avx512(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out); return }
+        if avx2 { perch_qrequant_row_avx2(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out); return }
         #endif
         perch_qrequant_row_scalar(acc, n, add, q.multiplier, q.shift, zp, lo, hi, out)
     }

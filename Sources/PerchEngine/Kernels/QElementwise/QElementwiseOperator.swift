@@ -120,9 +120,9 @@ public enum QElementwiseOperator {
             for x in 0..<256 {
                 for y in 0..<256 { table[x << 8 | y] = pair(x, y) }
             }
-            // Add of two runs on AVX-512: the same formula computed 64 outputs at a time.
-            let simdAdd = isAdd && QConvISA.from(Int8GEMM.bestISA()) == .avx512
-                && [qa, qb, qAddOut].allSatisfy { $0.isRightShift }
+            // Add of two runs on AVX-512 / AVX2: the same formula computed 64 / 8 outputs at a time.
+            let addISA = QConvISA.from(Int8GEMM.bestISA())
+            let simdAdd = isAdd && (addISA == .avx512 || addISA == .avx2) && [qa, qb, qAddOut].allSatisfy { $0.isRightShift }
             return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: shape)]) { args in
                 let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
                 let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
@@ -138,8 +138,13 @@ public enum QElementwiseOperator {
                             let dst = out + o * plan.inner + i0
                             if sA == 1 && sB == 1 && simdAdd {
                                 #if arch(x86_64)
-                                perch_qadd_avx512(rA, aI8 ? 1 : 0, za, qa.multiplier, -qa.shift, rB, bI8 ? 1 : 0, zb, qb.multiplier, -qb.shift,
-                                                  qAddOut.multiplier, -qAddOut.shift, zy, lo, hi, n, dst)
+                                if addISA == .avx512 {
+                                    perch_qadd_avx512(rA, aI8 ? 1 : 0, za, qa.multiplier, -qa.shift, rB, bI8 ? 1 : 0, zb, qb.multiplier, -qb.shift,
+                                                      qAddOut.multiplier, -qAddOut.shift, zy, lo, hi, n, dst)
+                                } else {
+                                    perch_qadd_avx2(rA, aI8 ? 1 : 0, za, qa.multiplier, -qa.shift, rB, bI8 ? 1 : 0, zb, qb.multiplier, -qb.shift,
+                                                    qAddOut.multiplier, -qAddOut.shift, zy, lo, hi, n, dst)
+                                }
                                 #endif
                             } else if sA == 1 && sB == 1 {
                                 for i in 0..<n { dst[i] = t[Int(rA[i]) << 8 | Int(rB[i])] }

@@ -54,45 +54,52 @@ enum QLinearMatMulDynamic {
         // Scratch: packed A (m×kp), packed B, accumulators (m×n), row and column sums.
         let aBytes = MemoryPlannerAlign.up(m * kp), bBytes = MemoryPlannerAlign.up(k4 * ldb * 4)
         let accBytes = MemoryPlannerAlign.up(m * n * 4), sumBytes = MemoryPlannerAlign.up(m * 4)
-        let scratch = aBytes + bBytes + accBytes + sumBytes + MemoryPlannerAlign.up(n * 4)
-        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: batchShape + [m, n])], scratchBytes: scratch) { args in
+        let slot = aBytes + bBytes + accBytes + sumBytes + MemoryPlannerAlign.up(n * 4)
+        // Matrices (attention heads) are split over the threads from about 2^18 MACs in all, each
+        // thread with its own scratch slot.
+        let threads = batch > 1 && batch * m * n * k >= 1 << 18 ? Swift.min(ctx.threads, batch) : 1
+        return PreparedOp(outputs: [TensorDesc(dtype: outType, shape: batchShape + [m, n])], scratchBytes: slot * threads) { args in
             let pA = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let pB = UnsafeRawPointer(args.input(3).data).assumingMemoryBound(to: UInt8.self)
             let out = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-            let s = args.scratch!
-            let packA = s.assumingMemoryBound(to: UInt8.self)
-            let packB = (s + aBytes).assumingMemoryBound(to: Int8.self)
-            let acc = (s + aBytes + bBytes).assumingMemoryBound(to: Int32.self)
-            let rowSums = (s + aBytes + bBytes + accBytes).assumingMemoryBound(to: Int32.self)
-            let colSums = (s + aBytes + bBytes + accBytes + sumBytes).assumingMemoryBound(to: Int32.self)
-            let flip: UInt8 = bU8 ? 0x80 : 0
-            for bi in 0..<batch {
-                let srcA = pA + (aBatch == 1 ? 0 : bi * m * k)
-                let srcB = pB + (bBatch == 1 ? 0 : bi * k * n)
-                if bi == 0 || aBatch != 1 {
+            let parts = Swift.max(1, Swift.min(args.threads, threads))
+            args.parallelFor(parts) { t in
+                let s = args.scratch! + t * slot
+                let packA = s.assumingMemoryBound(to: UInt8.self)
+                let packB = (s + aBytes).assumingMemoryBound(to: Int8.self)
+                let acc = (s + aBytes + bBytes).assumingMemoryBound(to: Int32.self)
+                let rowSums = (s + aBytes + bBytes + accBytes).assumingMemoryBound(to: Int32.self)
+                let colSums = (s + aBytes + bBytes + accBytes + sumBytes).assumingMemoryBound(to: Int32.self)
+                let flip: UInt8 = bU8 ? 0x80 : 0
+                let mine = splitRange(batch, parts: parts, part: t)
+                for bi in mine {
+                    let srcA = pA + (aBatch == 1 ? 0 : bi * m * k)
+                    let srcB = pB + (bBatch == 1 ? 0 : bi * k * n)
+                    if bi == mine.lowerBound || aBatch != 1 {
+                        for r in 0..<m {
+                            let d = packA + r * kp
+                            loadActivations(UnsafeRawPointer(srcA + r * k), isI8: aI8, count: k, to: d)
+                            if kp > k { (d + k).initialize(repeating: 0, count: kp - k) }
+                            var sum: Int32 = 0
+                            for i in 0..<k { sum &+= Int32(d[i]) }
+                            rowSums[r] = sum
+                        }
+                    }
+                    if bi == mine.lowerBound || bBatch != 1 {
+                        for j in 0..<n { colSums[j] = 0 }
+                        for i in 0..<k {
+                            let row = srcB + i * n
+                            for j in 0..<n { colSums[j] &+= Int32(Int8(bitPattern: row[j] ^ flip)) }
+                        }
+                        perch_interleave4(srcB, n, k, n, ldb, flip, UnsafeMutableRawPointer(packB).assumingMemoryBound(to: UInt8.self))
+                    }
+                    qisa.gemmRowMajor(m: m, n: n, k4: k4, a: packA, lda: kp, b: packB, ldb: ldb, c: acc, ldc: n)
+                    let dst = out + bi * m * n
                     for r in 0..<m {
-                        let d = packA + r * kp
-                        loadActivations(UnsafeRawPointer(srcA + r * k), isI8: aI8, count: k, to: d)
-                        if kp > k { (d + k).initialize(repeating: 0, count: kp - k) }
-                        var sum: Int32 = 0
-                        for i in 0..<k { sum &+= Int32(d[i]) }
-                        rowSums[r] = sum
+                        let row = acc + r * n
+                        for j in 0..<n { row[j] = row[j] &- za &* colSums[j] }
+                        vector.requantRow(row, n, add: constant &- zb &* rowSums[r], q, zp: zy, lo: lo, hi: hi, dst + r * n)
                     }
-                }
-                if bi == 0 || bBatch != 1 {
-                    for j in 0..<n { colSums[j] = 0 }
-                    for i in 0..<k {
-                        let row = srcB + i * n
-                        for j in 0..<n { colSums[j] &+= Int32(Int8(bitPattern: row[j] ^ flip)) }
-                    }
-                    perch_interleave4(srcB, n, k, n, ldb, flip, UnsafeMutableRawPointer(packB).assumingMemoryBound(to: UInt8.self))
-                }
-                qisa.gemmRowMajor(m: m, n: n, k4: k4, a: packA, lda: kp, b: packB, ldb: ldb, c: acc, ldc: n)
-                let dst = out + bi * m * n
-                for r in 0..<m {
-                    let row = acc + r * n
-                    for j in 0..<n { row[j] = row[j] &- za &* colSums[j] }
-                    vector.requantRow(row, n, add: constant &- zb &* rowSums[r], q, zp: zy, lo: lo, hi: hi, dst + r * n)
                 }
             }
         }

@@ -262,26 +262,62 @@ final class QLinearMatMulDynamicTests: XCTestCase {
                               outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: outShape))])
                 g.initializers = ["as": Tensor(shape: [], values: [sa]), "az": zero(aType, za), "bs": Tensor(shape: [], values: [sb]),
                                   "bz": zero(bType, zb), "ys": Tensor(shape: [], values: [sy]), "yz": zero(.u8, zy)]
-                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"])
-                XCTAssertEqual(y.shape, outShape)
-                let yv = y.int64s, av = a.int64s, bv = b.int64s
-                let aZ = Int64(za) + (aType == .u8 ? 128 : 0), bZ = Int64(zb) + (bType == .u8 ? 128 : 0)
-                let q = QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))
-                let aBatch = aShape.dropLast(2).reduce(1, *), bBatch = bShape.dropLast(2).reduce(1, *)
-                var bad = 0
-                for bi in 0..<batch {
-                    for r in 0..<m {
-                        for c in 0..<n {
-                            var acc: Int64 = 0
-                            for i in 0..<k {
-                                acc += (av[(aBatch == 1 ? 0 : bi) * m * k + r * k + i] - aZ) * (bv[(bBatch == 1 ? 0 : bi) * k * n + i * n + c] - bZ)
+                // 2 threads: the 4×(64×32×64) case splits its matrices between them.
+                for threads in [1, 2] {
+                    let y = try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: threads)).run(["a": a, "b": b])["y"])
+                    XCTAssertEqual(y.shape, outShape)
+                    let yv = y.int64s, av = a.int64s, bv = b.int64s
+                    let aZ = Int64(za) + (aType == .u8 ? 128 : 0), bZ = Int64(zb) + (bType == .u8 ? 128 : 0)
+                    let q = QuantizedMultiplier(Double(sa) * Double(sb) / Double(sy))
+                    let aBatch = aShape.dropLast(2).reduce(1, *), bBatch = bShape.dropLast(2).reduce(1, *)
+                    var bad = 0
+                    for bi in 0..<batch {
+                        for r in 0..<m {
+                            for c in 0..<n {
+                                var acc: Int64 = 0
+                                for i in 0..<k {
+                                    acc += (av[(aBatch == 1 ? 0 : bi) * m * k + r * k + i] - aZ) * (bv[(bBatch == 1 ? 0 : bi) * k * n + i * n + c] - bZ)
+                                }
+                                let v = min(max(multiplyByQuantizedMultiplier(Int32(acc), q) + Int32(zy + 128), 0), 255)
+                                if yv[bi * m * n + r * n + c] != Int64(v) { bad += 1 }
                             }
-                            let v = min(max(multiplyByQuantizedMultiplier(Int32(acc), q) + Int32(zy + 128), 0), 255)
-                            if yv[bi * m * n + r * n + c] != Int64(v) { bad += 1 }
                         }
                     }
+                    XCTAssertEqual(bad, 0, "\(aType)×\(bType) \(aShape)×\(bShape) threads \(threads)")
                 }
-                XCTAssertEqual(bad, 0, "\(aType)×\(bType) \(aShape)×\(bShape)")
+            }
+        }
+    }
+
+    /// A constant-B QLinearMatMul with a few rows (a classifier's GEMV: AVX2 packs B in column
+    /// panels) against the integer definition: ragged panel tails, K not a multiple of 4, per-column
+    /// scales, 1 and 2 threads (column ranges at panel boundaries).
+    func testFewRowsConstantBMatchesTheIntegerDefinition() throws {
+        var rng = SplitMix(seed: 64)
+        for (m, k, n) in [(1, 1280, 1000), (2, 37, 13), (3, 5, 25), (1, 8, 12), (1, 3, 1), (2, 700, 389)] {
+            let a = Tensor(dtype: .u8, shape: [m, k], bytes: (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let w = Tensor(dtype: .i8, shape: [k, n], bytes: (0..<(k * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let scales = (0..<n).map { j in Float(0.004 + 0.0001 * Float(j % 17)) }
+            let node = Node(name: "mm", op: .qLinearMatMul, inputs: ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], outputs: ["y"])
+            var g = Graph(name: "t", nodes: [node], inputs: [ValueInfo(name: "a", type: TensorType(dtype: .u8, shape: [m, k]))],
+                          outputs: [ValueInfo(name: "y", type: TensorType(dtype: .u8, shape: [m, n]))])
+            g.initializers = ["as": Tensor(shape: [], values: [Float(0.01)]), "az": Tensor(shape: [], values: [UInt8(120)]), "w": w,
+                              "ws": Tensor(shape: [n], values: scales), "wz": Tensor(shape: [n], values: [Int8](repeating: 0, count: n)),
+                              "ys": Tensor(shape: [], values: [Float(Double(k).squareRoot() * 0.05)]), "yz": Tensor(shape: [], values: [UInt8(128)])]
+            let av = a.int64s, wv = w.int64s
+            for threads in [1, 2] {
+                let y = try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: threads)).run(["a": a])["y"]).int64s
+                var bad = 0
+                for r in 0..<m {
+                    for c in 0..<n {
+                        var acc: Int64 = 0
+                        for i in 0..<k { acc += (av[r * k + i] - 120) * wv[i * n + c] }
+                        let q = QuantizedMultiplier(Double(Float(0.01)) * Double(scales[c]) / Double(Float(Double(k).squareRoot() * 0.05)))
+                        let v = min(max(multiplyByQuantizedMultiplier(Int32(acc), q) + 128, 0), 255)
+                        if y[r * n + c] != Int64(v) { bad += 1 }
+                    }
+                }
+                XCTAssertEqual(bad, 0, "\(m)×\(k)×\(n) threads \(threads)")
             }
         }
     }

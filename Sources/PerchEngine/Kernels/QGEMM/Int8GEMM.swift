@@ -123,17 +123,42 @@ struct QLinearLayer {
         allRightShifts = shifts.allSatisfy { $0 <= 0 }
     }
 
+    /// B in panels of `PERCH_GEMV_PANEL` columns (perch_qgemv_panels_avx2) instead of
+    /// `packedB`, for AVX2 layers that multiply only a few rows (a classifier's GEMV, bound by
+    /// streaming B). Column ranges given to `runRowMajor` must then start at a panel boundary.
+    var panelB: [Int8] = []
+
+    /// Packs `panelB` and drops `packedB` (one copy of the weights).
+    mutating func packPanels() {
+        let k4 = (k + 3) / 4, w = Int(PERCH_GEMV_PANEL)
+        let panels = (n + w - 1) / w
+        panelB = [Int8](repeating: 0, count: panels * w * k4 * 4)
+        for j in 0..<n {
+            let base = (j / w) * w * k4 * 4 + (j % w) * 4
+            for i in 0..<k { panelB[base + (i / 4) * w * 4 + i % 4] = weights[j * kp + i] }
+        }
+        packedB = []
+    }
+
     /// Rows 0..<m of A (uint8, stride lda ≥ 4·⌈K/4⌉, zero padded) through the row-major kernel
     /// into `acc` (m×n), then requantized row by row into `out` (m×n bytes, row-major).
     @inline(__always)
     /// `columns` (default: all) selects output columns, so threads can split a single row's
-    /// columns (a classifier's GEMV); a range should start at a multiple of 64.
+    /// columns (a classifier's GEMV); a range should start at a multiple of 64, or of the panel
+    /// width with `panelB`.
     func runRowMajor(m: Int, a: UnsafePointer<UInt8>, lda: Int, rowSums: UnsafePointer<Int32>, acc: UnsafeMutablePointer<Int32>,
                      out: UnsafeMutablePointer<UInt8>, isa: QConvISA, columns: Range<Int>? = nil) {
         let cols = columns ?? 0..<n
         let c0 = cols.lowerBound, cn = cols.count
-        packedB.withUnsafeBufferPointer { b in
-            isa.gemmRowMajor(m: m, n: cn, k4: (k + 3) / 4, a: a, lda: lda, b: b.baseAddress! + c0 * 4, ldb: ldb, c: acc + c0, ldc: n)
+        if !panelB.isEmpty {
+            #if arch(x86_64)
+            let k4 = (k + 3) / 4
+            panelB.withUnsafeBufferPointer { b in perch_qgemv_panels_avx2(m, cn, k4, a, lda, b.baseAddress! + c0 * k4 * 4, acc + c0, n) }
+            #endif
+        } else {
+            packedB.withUnsafeBufferPointer { b in
+                isa.gemmRowMajor(m: m, n: cn, k4: (k + 3) / 4, a: a, lda: lda, b: b.baseAddress! + c0 * 4, ldb: ldb, c: acc + c0, ldc: n)
+            }
         }
         if needsRowSums {
             weightZero.withUnsafeBufferPointer { wz in

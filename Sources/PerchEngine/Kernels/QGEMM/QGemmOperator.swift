@@ -1,3 +1,4 @@
+import CPerchShims
 import PerchGraph
 
 /// Prepares the quantized dense ops: QLinearMatMul, MatMulInteger and com.microsoft's QGemm.
@@ -127,10 +128,14 @@ public enum QGemmOperator {
         // Row-major K4 kernels (VNNI, AVX2, NEON, dotprod); scalar keeps Int8GEMM's dot-product path.
         let qisa = QConvISA.from(layer.isa)
         let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa != .scalar
-        if rowMajor { layer.packRowMajor() }
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
+        if rowMajor { layer.packRowMajor() }
+        // AVX2 with fewer rows than its kernel's tile (perch_qgemm_rm_w16_avx2 takes 4+): B in
+        // contiguous column panels, which the GEMV streams.
+        let panels = rowMajor && qisa == .avx2 && rows < 4
+        if panels { layer.packPanels() }
         // Row blocks are split over the pool's threads, one scratch slot each, from about 10 µs of
         // work (2M MACs; the pool's workers spin between jobs of one run, see ThreadPool.spins).
         // A few rows against large weights (a classifier's GEMV: 1×1280 by 1280×1000) is bound by
@@ -156,7 +161,7 @@ public enum QGemmOperator {
             let pack = s.assumingMemoryBound(to: UInt8.self)
             let acc = (s + accOffset).assumingMemoryBound(to: Int32.self)
             let sums = (s + sumOffset).assumingMemoryBound(to: Int32.self)
-            let columns = splitColumns ? splitRange(n, parts: parts, part: t, align: 64) : 0..<n
+            let columns = splitColumns ? splitRange(n, parts: parts, part: t, align: panels ? Int(PERCH_GEMV_PANEL) : 64) : 0..<n
             for bi in splitColumns ? 0..<blocks : splitRange(blocks, parts: parts, part: t) where !columns.isEmpty {
                 let r0 = bi * block
                 let m = Swift.min(block, rows - r0)

@@ -323,6 +323,34 @@ static void test_conv_direct(void) {
 #endif
 }
 
+/// CPerchQConv.h: the stride-1 im2col from padded planes (perch_qpad_planes + perch_qim2col4_s1)
+/// packs exactly what perch_qim2col_rows + perch_interleave4 pack: kernel sizes 1–5, dilations,
+/// asymmetric and zero pads, int8 flips, pixel blocks that start and end inside output rows.
+static void test_im2col4(void) {
+    static uint8_t x[6 * 23 * 23], col[6 * 25 * 600], want[6 * 25 * 600 + 64], got[6 * 25 * 600 + 64], planes[6 * 60 * 60];
+    for (int trial = 0; trial < 300; trial++) {
+        long cin = 1 + rnd() % 6, inH = 1 + rnd() % 23, inW = 1 + rnd() % 23, kH = 1 + rnd() % 5, kW = 1 + rnd() % 5;
+        long dH = 1 + rnd() % 2, dW = 1 + rnd() % 2, pT = rnd() % 3, pL = rnd() % 3, pB = rnd() % 3, pR = rnd() % 3;
+        long outH = inH + pT + pB - (kH - 1) * dH, outW = inW + pL + pR - (kW - 1) * dW;
+        if (outH < 1 || outW < 1) continue;
+        long P = outH * outW, p0 = rnd() % P, m = 1 + rnd() % (P - p0);
+        if (m > 600) m = 600;
+        long Pp = m + rnd() % 5, K = cin * kH * kW;
+        uint8_t flip = trial % 2 ? 0x80 : 0, padRaw = (uint8_t)rnd();
+        for (long i = 0; i < cin * inH * inW; i++) x[i] = (uint8_t)rnd();
+        long padH = outH + (kH - 1) * dH, padW = outW + (kW - 1) * dW;
+        perch_qim2col_rows(x, cin, inH, inW, outW, kH, kW, 1, 1, dH, dW, pT, pL, p0, m, m, padRaw, col);
+        size_t bytes = (size_t)((K + 3) / 4 * Pp * 4);
+        memset(want, 0xEE, bytes);
+        memset(got, 0xDD, bytes);
+        perch_interleave4(col, (size_t)m, (size_t)K, (size_t)m, (size_t)Pp, flip, want);
+        perch_qpad_planes(x, cin, inH, inW, pT, pL, padH, padW, flip, padRaw ^ flip, planes);
+        perch_qim2col4_s1(planes, cin, padH, padW, outW, kH, kW, dH, dW, p0, m, Pp, got);
+        expect(!memcmp(want, got, bytes), "im2col4_s1", "host", (size_t)K, (size_t)p0, (size_t)m);
+    }
+    printf("im2col4 ");
+}
+
 int main(void) {
     struct path paths[4];
     int np = 0, f = perch_cpu_features();
@@ -354,6 +382,7 @@ int main(void) {
     test_sgemv();
     test_gather_even();
     test_conv_direct();
+    test_im2col4();
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;
 }

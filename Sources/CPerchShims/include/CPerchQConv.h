@@ -420,6 +420,90 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
     }
 }
 
+/// One group's input planes copied with `flip` applied (int8 codes to the uint8 domain) into
+/// padH × padW planes (plane c at dst + c·padH·padW) whose row r, column q hold input (r − top,
+/// q − left), or `pad` (the zero point in that domain) outside the input. The stride-1 im2col below
+/// then reads whole rows with no bounds checks.
+static inline void perch_qpad_planes(const uint8_t *x, long channels, long inH, long inW, long top, long left, long padH, long padW,
+                                     uint8_t flip, uint8_t pad, uint8_t *dst) {
+    long w0 = left > 0 ? left : 0, w1 = left + inW < padW ? left + inW : padW;  // columns holding input
+    for (long c = 0; c < channels; c++) {
+        uint8_t *d = dst + c * padH * padW;
+        const uint8_t *s = x + c * inH * inW;
+        for (long r = 0; r < padH; r++) {
+            uint8_t *row = d + r * padW;
+            long h = r - top;
+            if (h < 0 || h >= inH || w1 <= w0) {
+                memset(row, pad, (size_t)padW);
+                continue;
+            }
+            memset(row, pad, (size_t)w0);
+            const uint8_t *src = s + h * inW - left;
+            for (long q = w0; q < w1; q++) row[q] = src[q] ^ flip;
+            memset(row + w1, pad, (size_t)(padW - w1));
+        }
+    }
+}
+
+/// n pixels of 4 source rows (NULL: a row past K, zeros) interleaved into d[4·i + j].
+static inline void perch_interleave4_span(const uint8_t *const r[4], long n, uint8_t *d) {
+    long i = 0;
+#if defined(__x86_64__)
+    if (r[0] && r[1] && r[2] && r[3]) {
+        for (; i + 16 <= n; i += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r[0] + i)), b = _mm_loadu_si128((const __m128i *)(const void *)(r[1] + i));
+            __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r[2] + i)), e = _mm_loadu_si128((const __m128i *)(const void *)(r[3] + i));
+            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab0, ce0));
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 32), _mm_unpacklo_epi16(ab1, ce1));
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 48), _mm_unpackhi_epi16(ab1, ce1));
+        }
+        for (; i + 8 <= n; i += 8) {
+            __m128i a = _mm_loadl_epi64((const __m128i *)(const void *)(r[0] + i)), b = _mm_loadl_epi64((const __m128i *)(const void *)(r[1] + i));
+            __m128i c = _mm_loadl_epi64((const __m128i *)(const void *)(r[2] + i)), e = _mm_loadl_epi64((const __m128i *)(const void *)(r[3] + i));
+            __m128i ab = _mm_unpacklo_epi8(a, b), ce = _mm_unpacklo_epi8(c, e);
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab, ce));
+            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab, ce));
+        }
+    }
+#endif
+    for (; i < n; i++)
+        for (int j = 0; j < 4; j++) d[4 * i + j] = r[j] ? r[j][i] : 0;
+}
+
+/// perch_qim2col_rows + perch_interleave4 in one pass for a stride-1 conv, from
+/// perch_qpad_planes' planes (padH × padW each): dst[k4][p − p0][j] for pixels p0..<p0+m and
+/// k = (c, kh, kw) = 4·k4 + j (zeros past K and for pixels m..<Pp). Each output row's pixels read one
+/// contiguous run of a padded row per k: on VGG's 3×3 layers the two passes spent 12% of the layer
+/// in the im2col's per-row copies and border checks.
+static inline void perch_qim2col4_s1(const uint8_t *planes, long inPerGroup, long padH, long padW, long outW, long kH, long kW, long dH,
+                                     long dW, long p0, long m, long Pp, uint8_t *dst) {
+    long K = inPerGroup * kH * kW, K4 = (K + 3) / 4, taps = kH * kW, plane = padH * padW;
+    for (long k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = dst + k4 * Pp * 4;
+        long off[4];
+        int live[4];
+        for (int j = 0; j < 4; j++) {
+            long k = 4 * k4 + j;
+            live[j] = k < K;
+            long c = live[j] ? k / taps : 0, t = live[j] ? k % taps : 0;
+            off[j] = c * plane + (t / kW) * dH * padW + (t % kW) * dW;
+        }
+        long p = p0, end = p0 + m;
+        while (p < end) {
+            long oh = p / outW, ow0 = p - oh * outW;
+            long n = outW - ow0 < end - p ? outW - ow0 : end - p;
+            const uint8_t *r[4];
+            for (int j = 0; j < 4; j++) r[j] = live[j] ? planes + off[j] + oh * padW + ow0 : NULL;
+            perch_interleave4_span(r, n, d + 4 * (p - p0));
+            p += n;
+        }
+        memset(d + 4 * m, 0, (size_t)(4 * (Pp - m)));
+    }
+}
+
 /// QLinearAdd/Mul before requantization: tmp[i] = ta[a[i·sA]] + tb[b[i·sB]] (mul = 0) or
 /// ta[a[i·sA]] · tb[b[i·sB]] (mul = 1), with 256-entry int32 tables of the per-operand terms.
 static inline void perch_qbinary_terms(const uint8_t *a, long sA, const uint8_t *b, long sB, size_t n, const int32_t *ta,

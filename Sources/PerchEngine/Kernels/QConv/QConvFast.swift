@@ -220,7 +220,17 @@ enum QConvFast {
         // AVX2 keeps only the widened copy (twice the bytes of the int8 weights, not three times).
         let weights16 = isa.widensWeights ? weights.map { $0.map(Int16.init) } : []
         if isa.widensWeights { weights = [] }
-        let colBytes = pointwise ? 0 : MemoryPlannerAlign.up(k * pb)
+        // Stride-1 convs on x86 (the scalar ISA keeps the reference packing): the input is copied
+        // once per run into zero-point-padded planes (shared by the threads, after their slots),
+        // from which perch_qim2col4_s1 packs each block in one pass.
+        let padH = g.outH + (g.kH - 1) * g.dH, padW = g.outW + (g.kW - 1) * g.dW
+        let planesBytes = g.batch * g.inChannels * padH * padW
+        #if arch(x86_64)
+        let fusedIm2col = !pointwise && isa != .scalar && g.sH == 1 && g.sW == 1 && g.inD == 1 && g.kD == 1 && planesBytes <= 8 << 20
+        #else
+        let fusedIm2col = false
+        #endif
+        let colBytes = pointwise || fusedIm2col ? 0 : MemoryPlannerAlign.up(k * pb)
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * pb)
         let accBytes = fused ? 0 : MemoryPlannerAlign.up(rowsN * pb * 4)
         let slot = colBytes + packBytes + accBytes
@@ -243,10 +253,21 @@ enum QConvFast {
         let balancedPixels = items % threads == 0 && ocg < 64 * threads
         let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads && !balancedPixels ? threads : 1
         let work = items * channelParts
-        return PreparedOp(outputs: [outDesc], scratchBytes: slot * threads) { args in
+        let planesOffset = slot * threads
+        return PreparedOp(outputs: [outDesc], scratchBytes: planesOffset + (fusedIm2col ? MemoryPlannerAlign.up(planesBytes) : 0)) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             let base = args.scratch!
+            let planes = (base + planesOffset).assumingMemoryBound(to: UInt8.self)
+            if fusedIm2col {
+                for b in 0..<g.batch {
+                    for gi in 0..<g.group {
+                        let first = b * g.inChannels + gi * g.inPerGroup
+                        perch_qpad_planes(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, padH, padW, flip, padRaw ^ flip,
+                                          planes + first * padH * padW)
+                    }
+                }
+            }
             // Up to four chunks per thread, taken by whichever thread is free (a fixed share each
             // waits on the slower of two vCPUs); `t` is the thread's slot, whose buffers it uses.
             let chunks = args.threads > 1 && args.threads <= threads ? Swift.min(work, 4 * args.threads) : 1
@@ -267,6 +288,9 @@ enum QConvFast {
                     let xBase = src + (b * g.inChannels + gi * g.inPerGroup) * g.inSize
                     if pointwise {
                         perch_interleave4(xBase + p0, g.inSize, k, m, pb, flip, pack)
+                    } else if fusedIm2col {
+                        perch_qim2col4_s1(planes + (b * g.inChannels + gi * g.inPerGroup) * padH * padW, g.inPerGroup, padH, padW, g.outW,
+                                          g.kH, g.kW, g.dH, g.dW, p0, m, pb, pack)
                     } else {
                         perch_qim2col_rows(xBase, g.inPerGroup, g.inH, g.inW, g.outW, g.kH, g.kW, g.sH, g.sW, g.dH, g.dW, g.pH, g.pW,
                                            p0, m, pb, padRaw, col)

@@ -140,6 +140,7 @@ final class QElementwiseOperatorTests: XCTestCase {
         let cases: [([Int], [Int], Bool)] = [
             ([2, 64, 160], [], true), ([2, 64, 160], [], false), ([1], [4, 100], false),
             ([2, 64, 160], [2, 64, 160], false), ([2, 64, 160], [160], false), ([3, 50], [3, 50], false), ([3, 50], [1], true),
+            ([4, 64, 160], [], true),  // a lookup large enough to split over 2 threads
         ]
         for op in [OpType.qLinearAdd, .qLinearMul] {
             for dtype in [DType.u8, .i8] {

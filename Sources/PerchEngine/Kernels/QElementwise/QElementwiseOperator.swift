@@ -89,12 +89,12 @@ public enum QElementwiseOperator {
                     let c = Int(UnsafeRawPointer(args.input(scalarIndex).data).assumingMemoryBound(to: UInt8.self)[0])
                     let t = args.scratch!.assumingMemoryBound(to: UInt8.self)
                     for v in 0..<256 { t[v] = scalarIsA ? pair(c, v) : pair(v, c) }
-                    parallelElementwise(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
+                    parallelLookup(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
                     return
                 }
                 table.withUnsafeBufferPointer { tb in
                     let t = tb.baseAddress!
-                    parallelElementwise(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
+                    parallelLookup(args, total) { r in vector.lookup(src + r.lowerBound, r.count, t, out + r.lowerBound) }
                 }
             }
         }
@@ -291,7 +291,7 @@ public enum QElementwiseOperator {
                 let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
                 table.withUnsafeBufferPointer { tb in
                     let t = tb.baseAddress!
-                    parallelElementwise(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
+                    parallelLookup(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
                 }
             }
         }
@@ -310,7 +310,7 @@ public enum QElementwiseOperator {
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             table.withUnsafeBufferPointer { tb in
                 let t = tb.baseAddress!
-                parallelElementwise(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
+                parallelLookup(args, n) { r in vector.lookup(src + r.lowerBound, r.count, t, dst + r.lowerBound) }
             }
         }
     }

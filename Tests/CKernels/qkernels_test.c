@@ -323,8 +323,9 @@ static void test_conv_direct(void) {
 #endif
 }
 
-/// CPerchQConv.h: the stride-1 im2col from padded planes (perch_qpad_planes + perch_qim2col4_s1)
-/// packs exactly what perch_qim2col_rows + perch_interleave4 pack: kernel sizes 1–5, dilations,
+/// CPerchQConv.h: perch_interleave4 packs what perch_interleave4_scalar packs, and the stride-1
+/// im2col from padded planes (perch_qpad_planes + perch_qim2col4_s1) exactly what
+/// perch_qim2col_rows + perch_interleave4_scalar pack: kernel sizes 1–5, dilations,
 /// asymmetric and zero pads, int8 flips, pixel blocks that start and end inside output rows.
 static void test_im2col4(void) {
     static uint8_t x[6 * 23 * 23], col[6 * 25 * 600], want[6 * 25 * 600 + 64], got[6 * 25 * 600 + 64], planes[6 * 60 * 60];
@@ -343,7 +344,10 @@ static void test_im2col4(void) {
         size_t bytes = (size_t)((K + 3) / 4 * Pp * 4);
         memset(want, 0xEE, bytes);
         memset(got, 0xDD, bytes);
-        perch_interleave4(col, (size_t)m, (size_t)K, (size_t)m, (size_t)Pp, flip, want);
+        perch_interleave4_scalar(col, (size_t)m, (size_t)K, (size_t)m, (size_t)Pp, flip, want);
+        perch_interleave4(col, (size_t)m, (size_t)K, (size_t)m, (size_t)Pp, flip, got);
+        expect(!memcmp(want, got, bytes), "interleave4", "host", (size_t)K, (size_t)m, (size_t)Pp);
+        memset(got, 0xDD, bytes);
         perch_qpad_planes(x, cin, inH, inW, pT, pL, padH, padW, flip, padRaw ^ flip, planes);
         perch_qim2col4_s1(planes, cin, padH, padW, outW, kH, kW, dH, dW, p0, m, Pp, got);
         expect(!memcmp(want, got, bytes), "im2col4_s1", "host", (size_t)K, (size_t)p0, (size_t)m);

@@ -445,32 +445,33 @@ static inline void perch_qpad_planes(const uint8_t *x, long channels, long inH, 
     }
 }
 
-/// n pixels of 4 source rows (NULL: a row past K, zeros) interleaved into d[4·i + j].
-static inline void perch_interleave4_span(const uint8_t *const r[4], long n, uint8_t *d) {
+/// n pixels of 4 source rows interleaved into d[4·i + j] = r[j][i] ^ flip, zeros for a NULL row
+/// (a row past K): one K4 group of perch_interleave4 and perch_qim2col4_s1.
+static inline void perch_interleave4_span(const uint8_t *const r[4], long n, uint8_t flip, uint8_t *d) {
     long i = 0;
 #if defined(__x86_64__)
-    if (r[0] && r[1] && r[2] && r[3]) {
-        for (; i + 16 <= n; i += 16) {
-            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r[0] + i)), b = _mm_loadu_si128((const __m128i *)(const void *)(r[1] + i));
-            __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r[2] + i)), e = _mm_loadu_si128((const __m128i *)(const void *)(r[3] + i));
-            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
-            __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab0, ce0));
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab0, ce0));
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 32), _mm_unpacklo_epi16(ab1, ce1));
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 48), _mm_unpackhi_epi16(ab1, ce1));
-        }
-        for (; i + 8 <= n; i += 8) {
-            __m128i a = _mm_loadl_epi64((const __m128i *)(const void *)(r[0] + i)), b = _mm_loadl_epi64((const __m128i *)(const void *)(r[1] + i));
-            __m128i c = _mm_loadl_epi64((const __m128i *)(const void *)(r[2] + i)), e = _mm_loadl_epi64((const __m128i *)(const void *)(r[3] + i));
-            __m128i ab = _mm_unpacklo_epi8(a, b), ce = _mm_unpacklo_epi8(c, e);
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab, ce));
-            _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab, ce));
-        }
+    // SSE2 (the x86-64 baseline): 16 pixels, then 8, per step.
+    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v[4];
+        for (int j = 0; j < 4; j++) v[j] = r[j] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(r[j] + i)), f) : z;
+        __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+        __m128i ce0 = _mm_unpacklo_epi8(v[2], v[3]), ce1 = _mm_unpackhi_epi8(v[2], v[3]);
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab0, ce0));
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab0, ce0));
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 32), _mm_unpacklo_epi16(ab1, ce1));
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 48), _mm_unpackhi_epi16(ab1, ce1));
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m128i v[4];
+        for (int j = 0; j < 4; j++) v[j] = r[j] ? _mm_xor_si128(_mm_loadl_epi64((const __m128i *)(const void *)(r[j] + i)), f) : z;
+        __m128i ab = _mm_unpacklo_epi8(v[0], v[1]), ce = _mm_unpacklo_epi8(v[2], v[3]);
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i), _mm_unpacklo_epi16(ab, ce));
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * i + 16), _mm_unpackhi_epi16(ab, ce));
     }
 #endif
     for (; i < n; i++)
-        for (int j = 0; j < 4; j++) d[4 * i + j] = r[j] ? r[j][i] : 0;
+        for (int j = 0; j < 4; j++) d[4 * i + j] = r[j] ? (uint8_t)(r[j][i] ^ flip) : 0;
 }
 
 /// perch_qim2col_rows + perch_interleave4 in one pass for a stride-1 conv, from
@@ -497,7 +498,7 @@ static inline void perch_qim2col4_s1(const uint8_t *planes, long inPerGroup, lon
             long n = outW - ow0 < end - p ? outW - ow0 : end - p;
             const uint8_t *r[4];
             for (int j = 0; j < 4; j++) r[j] = live[j] ? planes + off[j] + oh * padW + ow0 : NULL;
-            perch_interleave4_span(r, n, d + 4 * (p - p0));
+            perch_interleave4_span(r, n, 0, d + 4 * (p - p0));
             p += n;
         }
         memset(d + 4 * m, 0, (size_t)(4 * (Pp - m)));
@@ -520,35 +521,15 @@ static inline void perch_qbinary_terms(const uint8_t *a, long sA, const uint8_t 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/// SSE2 interleave (x86-64 baseline): 16 pixels of 4 rows per step.
+/// perch_interleave4_scalar's layout, each K4 group through the SSE2 perch_interleave4_span.
 static inline void perch_interleave4(const uint8_t *src, size_t srcStride, size_t K, size_t P, size_t Pp,
                                      uint8_t flip, uint8_t *dst) {
     size_t K4 = (K + 3) / 4;
-    const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
     for (size_t k4 = 0; k4 < K4; k4++) {
         uint8_t *d = dst + k4 * Pp * 4;
         const uint8_t *r[4];
-        int live[4];
-        for (int j = 0; j < 4; j++) {
-            size_t k = 4 * k4 + j;
-            live[j] = k < K;
-            r[j] = live[j] ? src + k * srcStride : NULL;
-        }
-        size_t p = 0;
-        for (; p + 16 <= P; p += 16) {
-            __m128i a = live[0] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[0] + p)), f) : z;
-            __m128i b = live[1] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[1] + p)), f) : z;
-            __m128i c = live[2] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[2] + p)), f) : z;
-            __m128i e = live[3] ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(r[3] + p)), f) : z;
-            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
-            __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
-            _mm_storeu_si128((__m128i *)(d + 4 * p), _mm_unpacklo_epi16(ab0, ce0));
-            _mm_storeu_si128((__m128i *)(d + 4 * p + 16), _mm_unpackhi_epi16(ab0, ce0));
-            _mm_storeu_si128((__m128i *)(d + 4 * p + 32), _mm_unpacklo_epi16(ab1, ce1));
-            _mm_storeu_si128((__m128i *)(d + 4 * p + 48), _mm_unpackhi_epi16(ab1, ce1));
-        }
-        for (; p < P; p++)
-            for (int j = 0; j < 4; j++) d[4 * p + j] = live[j] ? (uint8_t)(r[j][p] ^ flip) : 0;
+        for (int j = 0; j < 4; j++) r[j] = 4 * k4 + j < K ? src + (4 * k4 + j) * srcStride : NULL;
+        perch_interleave4_span(r, (long)P, flip, d);
         memset(d + 4 * P, 0, 4 * (Pp - P));
     }
 }

@@ -90,9 +90,9 @@ static void test_dw(const struct path *p) {
 
 static void test_requant(const struct path *p) {
     for (int trial = 0; trial < 3000; trial++) {
-        size_t n = 1 + rnd() % 40;
-        int32_t acc[64], add[64], mult[64], shift[64];
-        uint8_t want[64], got[64];
+        size_t n = 1 + rnd() % 140;  // past 32: the AVX2 row's packed 32-output steps
+        int32_t acc[160], add[160], mult[160], shift[160];
+        uint8_t want[160], got[160];
         for (size_t i = 0; i < n; i++) {
             acc[i] = trial % 3 ? (int32_t)(rnd() % 4000000) - 2000000 : (int32_t)rnd();
             add[i] = (int32_t)(rnd() % 2000) - 1000;
@@ -103,6 +103,10 @@ static void test_requant(const struct path *p) {
         if (n > 1) acc[1] = INT32_MIN;
         int sign = trial % 2;
         int32_t zp = (int32_t)(rnd() % 256) - (sign ? 128 : 0), lo = sign ? -128 : 0, hi = sign ? 127 : 255;
+        if (trial % 5 == 1) {  // a fused activation's narrower range (ReLU: lo = zp; ReLU6)
+            lo = zp;
+            hi = lo + (int32_t)(rnd() % (uint32_t)((sign ? 127 : 255) - lo + 1));
+        }
         perch_qrequant_row_scalar(acc, n, add[0], mult[0], shift[0], zp, lo, hi, want);
         p->row(acc, n, add[0], mult[0], shift[0], zp, lo, hi, got);
         expect(!memcmp(want, got, n), "requant row", p->name, n, (size_t)(shift[0] + 100), 0);

@@ -349,7 +349,22 @@ PERCH_AVX2_TARGET static inline void perch_qgemm_rm_w16_avx2(size_t M, size_t N,
     }
 }
 
-/// AVX2 perch_qrequant_row (one multiplier): 8 at a time, scalar tail.
+/// floor((x·mult + 2^(30+right)) / 2^(31+right)) in 8 int32 lanes (perch_requant1 without the
+/// left shift, zero point and clamp); `round` = 2^(30+right) in each 64-bit lane.
+PERCH_AVX2_INLINE __m256i perch_requant_mul8_avx2(__m256i x, __m256i vmult, __m256i round, __m128i right) {
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), round), 31);
+    __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmult), round);
+    po = _mm256_add_epi64(po, po);
+    return _mm256_sra_epi32(_mm256_blend_epi32(pe, po, 0xAA), right);
+}
+
+/// AVX2 perch_qrequant_row (one multiplier): without a left shift (multipliers below 1, the
+/// usual case) 32 outputs per step, whose zero point and clamp run on packed int16 and bytes (the
+/// saturating packs are monotone, so clamping after them equals clamping the int32 value; about
+/// a third fewer instructions per output than the 8-lane path, which in a 16→96 1×1 conv took
+/// 31% of the model's time against the GEMM's 36%); then 8 at a time; scalar tail. `lo` < 0 means
+/// int8 output (signed packs). A value within 255 of INT32_MAX before the zero point (only
+/// reachable with sums near 2^31 and a multiplier near 1) clamps instead of wrapping.
 PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc, size_t n, int32_t add, int32_t mult,
                                                              int32_t shift, int32_t zp, int32_t lo, int32_t hi, uint8_t *out) {
     int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
@@ -357,6 +372,33 @@ PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc,
                   vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi),
                   vadd = _mm256_set1_epi32(add);
     size_t i = 0;
+    if (left == 0 && n >= 32) {
+        const __m256i round = _mm256_set1_epi64x((int64_t)1 << (30 + right)), zp16 = _mm256_set1_epi16((int16_t)zp);
+        const __m128i sh = _mm_cvtsi32_si128(right);
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        const int sig = lo < 0;
+        const __m256i lo8 = _mm256_set1_epi8((char)lo), hi8 = _mm256_set1_epi8((char)hi);
+        for (; i + 32 <= n; i += 32) {
+            __m256i y[4];
+            for (int j = 0; j < 4; j++)
+                y[j] = perch_requant_mul8_avx2(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + i + 8 * j)), vadd),
+                                               vmult, round, sh);
+            // packs per 128-bit lane: a = (y0 lo, y1 lo, y0 hi, y1 hi) as int16, likewise b.
+            __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(y[0], y[1]), zp16);
+            __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(y[2], y[3]), zp16);
+            __m256i q;
+            if (sig) {
+                q = _mm256_packs_epi16(a, b);
+                q = _mm256_min_epi8(_mm256_max_epi8(q, lo8), hi8);
+            } else {
+                q = _mm256_packus_epi16(a, b);
+                q = _mm256_min_epu8(_mm256_max_epu8(q, lo8), hi8);
+            }
+            // Bytes are in 4-byte runs ordered y0a y1a y2a y3a y0b y1b y2b y3b (a/b: the two
+            // 128-bit halves of each y); put each y's 8 bytes back in order.
+            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_permutevar8x32_epi32(q, order));
+        }
+    }
     for (; i + 8 <= n; i += 8) {
         __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + i)), vadd);
         perch_store8_lowbytes_avx2(perch_requant8_avx2(x, vleft, vright, left > 0, vmult, vmult, vzp, vlo, vhi), out + i);

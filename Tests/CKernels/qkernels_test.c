@@ -67,6 +67,36 @@ static void test_k4(const struct path *p) {
     }
 }
 
+#if defined(__x86_64__)
+/// CPerchQConvSplit.h: the split S + R of random weight rows (pairs from −128 to 127, so the
+/// residual lists are dense; every 5th trial 0x80 / 0x7F rows against 255 activations, the
+/// saturation worst case) through perch_qconv_split_avx2, against perch_qconv_k4_scalar with the
+/// unsplit weights; columns checked up to P only (the kernel writes whole blocks of 16).
+static void test_split(void) {
+    for (int trial = 0; trial < 300; trial++) {
+        size_t rows = 1 + rnd() % 23, cols = 1 + rnd() % 150, k4 = 1 + rnd() % 40;
+        if (trial % 50 == 0) rows = 67, cols = 200, k4 = 300;
+        int extreme = trial % 5 == 0;
+        size_t ld = (cols + 15) / 16 * 16 + 16 * (rnd() % 2), ldw = 4 * k4 + rnd() % 5;
+        uint8_t *x = malloc(k4 * ld * 4);
+        int8_t *w = malloc(rows * ldw), *safe = malloc(rows * ldw);
+        for (size_t i = 0; i < k4 * ld * 4; i++) x[i] = extreme ? 255 : (uint8_t)rnd();
+        for (size_t i = 0; i < rows * ldw; i++) w[i] = extreme ? (int8_t)(i % 3 ? 0x80 : 0x7F) : (int8_t)rnd();
+        size_t n = perch_qsplit_weights(rows, k4, w, ldw, NULL, NULL, NULL, NULL);
+        int32_t *start = malloc((rows + 1) * 4), *group = malloc((n + 1) * 4), *resid = malloc((n + 1) * 4);
+        expect(perch_qsplit_weights(rows, k4, w, ldw, safe, start, group, resid) == n, "split count", "avx2", rows, k4, n);
+        int32_t *want = malloc(rows * ld * 4), *got = malloc(rows * ld * 4);
+        perch_qconv_k4_scalar(rows, cols, k4, x, ld, w, ldw, want, ld);
+        perch_qsplit_residual res = {start, group, resid};
+        perch_qconv_split_avx2(rows, cols, k4, x, ld, safe, ldw, res, got, ld);
+        int same = 1;
+        for (size_t r = 0; r < rows; r++) same &= !memcmp(want + r * ld, got + r * ld, cols * 4);
+        expect(same, "split conv gemm", "avx2", rows, cols, k4);
+        free(x), free(w), free(safe), free(start), free(group), free(resid), free(want), free(got);
+    }
+}
+#endif
+
 static void test_dw(const struct path *p) {
     for (int trial = 0; trial < 1000; trial++) {
         size_t taps = 1 + rnd() % 30, n = 1 + rnd() % 100;
@@ -327,24 +357,27 @@ static void test_conv_direct(void) {
 #endif
 }
 
-/// CPerchQConv.h: perch_interleave4 packs what perch_interleave4_scalar packs, and the stride-1
-/// im2col from padded planes (perch_qpad_planes + perch_qim2col4_s1) exactly what
+/// CPerchQConv.h: perch_interleave4 packs what perch_interleave4_scalar packs, and the one-pass
+/// im2col from padded phase planes (perch_qpad_planes + perch_qim2col4, strides 1–3) exactly what
 /// perch_qim2col_rows + perch_interleave4_scalar pack: kernel sizes 1–5, dilations,
 /// asymmetric and zero pads, int8 flips, pixel blocks that start and end inside output rows.
 static void test_im2col4(void) {
-    static uint8_t x[6 * 23 * 23], col[6 * 25 * 600], want[6 * 25 * 600 + 64], got[6 * 25 * 600 + 64], planes[6 * 60 * 60];
-    for (int trial = 0; trial < 300; trial++) {
-        long cin = 1 + rnd() % 6, inH = 1 + rnd() % 23, inW = 1 + rnd() % 23, kH = 1 + rnd() % 5, kW = 1 + rnd() % 5;
+    static uint8_t x[6 * 23 * 80], col[6 * 25 * 600], want[6 * 25 * 600 + 64], got[6 * 25 * 600 + 64], planes[6 * 30 * 90];
+    for (int trial = 0; trial < 400; trial++) {
+        // Every 4th trial wide rows (the SIMD column gathers of stride-2 phase planes).
+        long cin = 1 + rnd() % 6, inH = 1 + rnd() % 23, inW = 1 + rnd() % (trial % 4 == 3 ? 80 : 23), kH = 1 + rnd() % 5, kW = 1 + rnd() % 5;
         long dH = 1 + rnd() % 2, dW = 1 + rnd() % 2, pT = rnd() % 3, pL = rnd() % 3, pB = rnd() % 3, pR = rnd() % 3;
-        long outH = inH + pT + pB - (kH - 1) * dH, outW = inW + pL + pR - (kW - 1) * dW;
-        if (outH < 1 || outW < 1) continue;
+        long sH = trial % 3 ? 1 + rnd() % 3 : 1, sW = trial % 3 ? 1 + rnd() % 3 : 1;
+        long spanH = inH + pT + pB - (kH - 1) * dH, spanW = inW + pL + pR - (kW - 1) * dW;
+        if (spanH < 1 || spanW < 1) continue;
+        long outH = (spanH - 1) / sH + 1, outW = (spanW - 1) / sW + 1;
         long P = outH * outW, p0 = rnd() % P, m = 1 + rnd() % (P - p0);
         if (m > 600) m = 600;
         long Pp = m + rnd() % 5, K = cin * kH * kW;
         uint8_t flip = trial % 2 ? 0x80 : 0, padRaw = (uint8_t)rnd();
         for (long i = 0; i < cin * inH * inW; i++) x[i] = (uint8_t)rnd();
-        long padH = outH + (kH - 1) * dH, padW = outW + (kW - 1) * dW;
-        perch_qim2col_rows(x, cin, inH, inW, outW, kH, kW, 1, 1, dH, dW, pT, pL, p0, m, m, padRaw, col);
+        long phaseH = outH + (kH - 1) * dH / sH, phaseW = outW + (kW - 1) * dW / sW;
+        perch_qim2col_rows(x, cin, inH, inW, outW, kH, kW, sH, sW, dH, dW, pT, pL, p0, m, m, padRaw, col);
         size_t bytes = (size_t)((K + 3) / 4 * Pp * 4);
         memset(want, 0xEE, bytes);
         memset(got, 0xDD, bytes);
@@ -352,9 +385,9 @@ static void test_im2col4(void) {
         perch_interleave4(col, (size_t)m, (size_t)K, (size_t)m, (size_t)Pp, flip, got);
         expect(!memcmp(want, got, bytes), "interleave4", "host", (size_t)K, (size_t)m, (size_t)Pp);
         memset(got, 0xDD, bytes);
-        perch_qpad_planes(x, cin, inH, inW, pT, pL, padH, padW, flip, padRaw ^ flip, planes);
-        perch_qim2col4_s1(planes, cin, padH, padW, outW, kH, kW, dH, dW, p0, m, Pp, got);
-        expect(!memcmp(want, got, bytes), "im2col4_s1", "host", (size_t)K, (size_t)p0, (size_t)m);
+        perch_qpad_planes(x, cin, inH, inW, pT, pL, sH, sW, phaseH, phaseW, flip, padRaw ^ flip, planes);
+        perch_qim2col4(planes, cin, sH, sW, phaseH, phaseW, outW, kH, kW, dH, dW, p0, m, Pp, got);
+        expect(!memcmp(want, got, bytes), "im2col4", "host", (size_t)K, (size_t)p0, (size_t)(100 * sH + sW));
     }
     printf("im2col4 ");
 }
@@ -391,6 +424,12 @@ int main(void) {
     test_gather_even();
     test_conv_direct();
     test_im2col4();
+#if defined(__x86_64__)
+    if (f & PERCH_CPU_AVX2) {
+        test_split();
+        printf("split ");
+    }
+#endif
     printf("paths: %d checks, %d failed\n", checks, fails);
     return fails || np == 0;
 }

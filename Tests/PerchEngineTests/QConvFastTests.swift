@@ -51,6 +51,42 @@ final class QConvFastTests: XCTestCase {
         }
     }
 
+    /// The split-weight GEMM (AVX2 vpmaddubsw, CPerchQConvSplit.h) on trained-like weights —
+    /// small, with rare extremes up to −128 whose pairs need the residual — against the scalar
+    /// GEMM with the unsplit weights, from a first row inside the split (a thread's channel range)
+    /// and with columns not a multiple of its 16; uniform random bytes are declined.
+    func testSplitWeightGemmIsBitExactWithScalar() {
+        #if arch(x86_64)
+        guard paths.contains(.avx2) else { return }
+        var rng = SplitMix(seed: 31)
+        var residualGroups = 0
+        for (rows, p, k4, first) in [(13, 45, 9, 0), (24, 128, 36, 4), (37, 200, 5, 9), (8, 16, 1, 3), (67, 33, 80, 12)] {
+            let ldw = 4 * k4 + 3, ld = (p + 15) / 16 * 16
+            let w = (0..<(rows * ldw)).map { _ -> Int8 in
+                let r = rng.next()
+                return r % 40 == 0 ? [127, -127, -128, 110][Int(r / 40 % 4)] : Int8(Int(r / 40 % 81) - 40)
+            }
+            let x = (0..<(k4 * ld * 4)).map { i in i % 9 == 0 ? UInt8(255) : UInt8(truncatingIfNeeded: rng.next()) }
+            guard let split = QSplitWeights(w, rows: rows, k4: k4, ldw: ldw) else { return XCTFail("trained-like weights declined: \(rows)×\(k4)") }
+            residualGroups += Int(split.start[rows] - split.start[first])
+            let n = rows - first
+            var want = [Int32](repeating: 0, count: n * ld), got = [Int32](repeating: 7, count: n * ld)
+            w.withUnsafeBufferPointer { pw in
+                perch_qconv_k4_scalar(n, p, k4, x, ld, pw.baseAddress! + first * ldw, ldw, &want, ld)
+            }
+            x.withUnsafeBufferPointer { px in got.withUnsafeMutableBufferPointer { pc in
+                split.conv(n: n, p: p, k4: k4, x: px.baseAddress!, ldx: ld, first: first, c: pc.baseAddress!, ldc: ld)
+            } }
+            for r in 0..<n {
+                XCTAssertEqual(Array(got[(r * ld)..<(r * ld + p)]), Array(want[(r * ld)..<(r * ld + p)]), "rows=\(rows) p=\(p) k4=\(k4) row \(first + r)")
+            }
+        }
+        XCTAssertGreaterThan(residualGroups, 20, "too few residual groups for the test to reach them")
+        let uniform = (0..<(16 * 64)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+        XCTAssertNil(QSplitWeights(uniform, rows: 16, k4: 16, ldw: 64), "half of uniform pairs pass 128: the int16 GEMM is faster there")
+        #endif
+    }
+
     /// Random shapes with every kind of ragged tail (columns not a multiple of the 4/8/12-column
     /// blocks, rows not a multiple of the row tiles), strides wider than the data, extreme values:
     /// both K4 GEMMs (conv: X uint8 × W int8; row-major: A uint8 × B int8) against the scalar kernels.

@@ -420,27 +420,53 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
     }
 }
 
-/// One group's input planes copied with `flip` applied (int8 codes to the uint8 domain) into
-/// padH × padW planes (plane c at dst + c·padH·padW) whose row r, column q hold input (r − top,
-/// q − left), or `pad` (the zero point in that domain) outside the input. The stride-1 im2col below
-/// then reads whole rows with no bounds checks.
-static inline void perch_qpad_planes(const uint8_t *x, long channels, long inH, long inW, long top, long left, long padH, long padW,
-                                     uint8_t flip, uint8_t pad, uint8_t *dst) {
-    long w0 = left > 0 ? left : 0, w1 = left + inW < padW ? left + inW : padW;  // columns holding input
+/// Zero-point-padded "phase planes" of `channels` input planes for perch_qim2col4: phase
+/// (rh, rw) of a channel holds padded rows rh, rh+sH, … and columns rw, rw+sW, … (phaseH ×
+/// phaseW of them), so a strided conv's tap reads one contiguous run per output row; with stride
+/// 1 the single phase is the padded plane. Bytes are XORed with `flip`, padding is `pad`.
+static inline void perch_qpad_planes(const uint8_t *x, long channels, long inH, long inW, long top, long left, long sH, long sW,
+                                     long phaseH, long phaseW, uint8_t flip, uint8_t pad, uint8_t *dst) {
     for (long c = 0; c < channels; c++) {
-        uint8_t *d = dst + c * padH * padW;
         const uint8_t *s = x + c * inH * inW;
-        for (long r = 0; r < padH; r++) {
-            uint8_t *row = d + r * padW;
-            long h = r - top;
-            if (h < 0 || h >= inH || w1 <= w0) {
-                memset(row, pad, (size_t)padW);
-                continue;
+        for (long rh = 0; rh < sH; rh++) {
+            for (long rw = 0; rw < sW; rw++) {
+                uint8_t *d = dst + ((c * sH + rh) * sW + rw) * phaseH * phaseW;
+                // Columns q of the phase whose padded column q·sW + rw − left is inside the input.
+                long q0 = left - rw > 0 ? (left - rw + sW - 1) / sW : 0;
+                long q1 = (inW + left - rw + sW - 1) / sW;
+                if (q1 > phaseW) q1 = phaseW;
+                for (long r = 0; r < phaseH; r++) {
+                    uint8_t *row = d + r * phaseW;
+                    long h = r * sH + rh - top;
+                    if (h < 0 || h >= inH || q1 <= q0) {
+                        memset(row, pad, (size_t)phaseW);
+                        continue;
+                    }
+                    memset(row, pad, (size_t)q0);
+                    const uint8_t *src = s + h * inW + rw - left;
+                    long q = q0;
+                    if (sW == 1) {
+                        for (; q < q1; q++) row[q] = src[q] ^ flip;
+                    } else {
+#if defined(__x86_64__)
+                        if (sW == 2) {  // even bytes of 32 (SSE2): the byte scan ran 5% of YOLO
+                            const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
+                            for (; q + 16 < q1; q += 16) {  // reads src[2q .. 2q+31], all inside the input row
+                                __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q)), lowBytes);
+                                __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q + 16)), lowBytes);
+                                _mm_storeu_si128((__m128i *)(void *)(row + q), _mm_xor_si128(_mm_packus_epi16(a, b), f));
+                            }
+                            for (; q + 8 < q1; q += 8) {  // reads src[2q .. 2q+15]
+                                __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q)), lowBytes);
+                                _mm_storel_epi64((__m128i *)(void *)(row + q), _mm_xor_si128(_mm_packus_epi16(a, a), f));
+                            }
+                        }
+#endif
+                        for (; q < q1; q++) row[q] = src[q * sW] ^ flip;
+                    }
+                    memset(row + q1, pad, (size_t)(phaseW - q1));
+                }
             }
-            memset(row, pad, (size_t)w0);
-            const uint8_t *src = s + h * inW - left;
-            for (long q = w0; q < w1; q++) row[q] = src[q] ^ flip;
-            memset(row + w1, pad, (size_t)(padW - w1));
         }
     }
 }
@@ -474,14 +500,14 @@ static inline void perch_interleave4_span(const uint8_t *const r[4], long n, uin
         for (int j = 0; j < 4; j++) d[4 * i + j] = r[j] ? (uint8_t)(r[j][i] ^ flip) : 0;
 }
 
-/// perch_qim2col_rows + perch_interleave4 in one pass for a stride-1 conv, from
-/// perch_qpad_planes' planes (padH × padW each): dst[k4][p − p0][j] for pixels p0..<p0+m and
-/// k = (c, kh, kw) = 4·k4 + j (zeros past K and for pixels m..<Pp). Each output row's pixels read one
-/// contiguous run of a padded row per k: on VGG's 3×3 layers the two passes spent 12% of the layer
-/// in the im2col's per-row copies and border checks.
-static inline void perch_qim2col4_s1(const uint8_t *planes, long inPerGroup, long padH, long padW, long outW, long kH, long kW, long dH,
-                                     long dW, long p0, long m, long Pp, uint8_t *dst) {
-    long K = inPerGroup * kH * kW, K4 = (K + 3) / 4, taps = kH * kW, plane = padH * padW;
+/// perch_qim2col_rows + perch_interleave4 in one pass, from perch_qpad_planes' phase planes
+/// (sH·sW phases of phaseH × phaseW per channel): dst[k4][p − p0][j] for pixels p0..<p0+m and
+/// k = (c, kh, kw) = 4·k4 + j (zeros past K and for pixels m..<Pp). Each output row's pixels read
+/// one contiguous run of a phase row per k: on VGG's 3×3 layers the two passes spent 12% of the
+/// layer in the im2col's per-row copies and border checks, on YOLO's stride-2 ones 11% of the model.
+static inline void perch_qim2col4(const uint8_t *planes, long inPerGroup, long sH, long sW, long phaseH, long phaseW, long outW, long kH,
+                                  long kW, long dH, long dW, long p0, long m, long Pp, uint8_t *dst) {
+    long K = inPerGroup * kH * kW, K4 = (K + 3) / 4, taps = kH * kW, phase = phaseH * phaseW;
     for (long k4 = 0; k4 < K4; k4++) {
         uint8_t *d = dst + k4 * Pp * 4;
         long off[4];
@@ -490,14 +516,15 @@ static inline void perch_qim2col4_s1(const uint8_t *planes, long inPerGroup, lon
             long k = 4 * k4 + j;
             live[j] = k < K;
             long c = live[j] ? k / taps : 0, t = live[j] ? k % taps : 0;
-            off[j] = c * plane + (t / kW) * dH * padW + (t % kW) * dW;
+            long ph = (t / kW) * dH, pw = (t % kW) * dW;  // the tap's offset in the padded plane
+            off[j] = ((c * sH + ph % sH) * sW + pw % sW) * phase + (ph / sH) * phaseW + pw / sW;
         }
         long p = p0, end = p0 + m;
         while (p < end) {
             long oh = p / outW, ow0 = p - oh * outW;
             long n = outW - ow0 < end - p ? outW - ow0 : end - p;
             const uint8_t *r[4];
-            for (int j = 0; j < 4; j++) r[j] = live[j] ? planes + off[j] + oh * padW + ow0 : NULL;
+            for (int j = 0; j < 4; j++) r[j] = live[j] ? planes + off[j] + oh * phaseW + ow0 : NULL;
             perch_interleave4_span(r, n, 0, d + 4 * (p - p0));
             p += n;
         }

@@ -15,6 +15,7 @@
 #include "CPerchQConvTaps.h"
 #include "CPerchQPointwise.h"
 #include "CPerchQGemmSIMD.h"
+#include "CPerchQConvSplit.h"
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
 #include "CPerchSGEMV.h"

@@ -197,16 +197,6 @@ enum QConvFast {
         // more weight row of ones computes in the same GEMM.
         let sums = layers[0].needsRowSums
         let rowsN = sums ? ocg + 1 : ocg
-        // Pixel block: the packed block (K4·4·Pb bytes) should stay in L2 and the int32
-        // accumulators (rows·Pb·4 bytes) near L1 (64 channels × 1024 pixels of accumulators made
-        // the 32→64 1×1 conv of a MobileNet 40% slower than blocks of 512).
-        // With the requantization fused into the GEMM (AVX-512) there are no int32 accumulators.
-        // (AVX2's widened-weight GEMM ran 5–30% slower with that epilogue than with a separate
-        // requantization pass over whole rows, whose constants are set up once per channel.)
-        let fusedRequant = isa == .avx512 ? layers.compactMap { QChannelRequant($0) } : []
-        let fused = fusedRequant.count == layers.count
-        var pb = 32
-        while pb < 1024 && pb < outSize && k4 * 4 * pb * 2 <= 192 * 1024 && (fused || rowsN * pb * 2 * 4 <= 128 * 1024) { pb *= 2 }
         var weights = [[Int8]]()
         for layer in layers {
             var w = layer.weights
@@ -217,22 +207,44 @@ enum QConvFast {
             }
             weights.append(w)
         }
-        // AVX2 keeps only the widened copy (twice the bytes of the int8 weights, not three times).
-        let weights16 = isa.widensWeights ? weights.map { $0.map(Int16.init) } : []
+        // AVX2: the split weights of the exact vpmaddubsw GEMM where their residual is sparse,
+        // else only the widened copy (twice the bytes of the int8 weights, not three times).
+        let splits = isa.widensWeights ? weights.compactMap { QSplitWeights($0, rows: rowsN, k4: k4, ldw: ldw) } : []
+        let split = !splits.isEmpty && splits.count == weights.count
+        let weights16 = isa.widensWeights && !split ? weights.map { $0.map(Int16.init) } : []
         if isa.widensWeights { weights = [] }
-        // Stride-1 convs on x86 (the scalar ISA keeps the reference packing): the input is copied
-        // once per run into zero-point-padded planes (shared by the threads, after their slots),
-        // from which perch_qim2col4_s1 packs each block in one pass.
-        let padH = g.outH + (g.kH - 1) * g.dH, padW = g.outW + (g.kW - 1) * g.dW
-        let planesBytes = g.batch * g.inChannels * padH * padW
+        // Pixel block: the packed block (K4·4·Pb bytes) should stay in L2.
+        // With the requantization fused into the GEMM (AVX-512) there are no int32 accumulators.
+        // (AVX2's widened-weight GEMM ran 5–30% slower with that epilogue than with a separate
+        // requantization pass over whole rows, whose constants are set up once per channel.)
+        let fusedRequant = isa == .avx512 ? layers.compactMap { QChannelRequant($0) } : []
+        let fused = fusedRequant.count == layers.count
+        var pb = 32
+        while pb < 1024 && pb < outSize && k4 * 4 * pb * 2 <= 192 * 1024 { pb *= 2 }
+        // Without the fused epilogue, the rows of a block are computed and requantized in chunks:
+        // the chunk's int32 sums (rows·Pb·4 bytes) stay in L1 until requantized, and its weights in
+        // L2 while the kernel walks the block's columns. Whole-block accumulators spilled to L2
+        // (64 channels × 1024 pixels made the 32→64 1×1 conv of a MobileNet 40% slower than 512,
+        // which is why blocks were capped by rows before), and the narrow kernel order streamed
+        // all of a 7×7 layer's weights once per 8 pixels (MobileNetV2's 320→1280: 820 KB of int16
+        // weights, seven times per run; min of 300 runs 0.36 → 0.35 ms, a small gain).
+        let weightRowBytes = ldw * (weights16.isEmpty ? 1 : 2)
+        let chunkRows = Swift.max(12, Swift.min(16 * 1024 / (pb * 4), 48 * 1024 / weightRowBytes) / 12 * 12)  // whole 4- and 6-row tiles
+        // Convs on x86 whose taps cover every phase of the stride (the scalar ISA keeps the
+        // reference packing): the input is copied once per run into zero-point-padded phase planes
+        // (shared by the threads, after their slots), from which perch_qim2col4 packs each block
+        // in one pass.
+        let phaseH = g.outH + (g.kH - 1) * g.dH / g.sH, phaseW = g.outW + (g.kW - 1) * g.dW / g.sW
+        let planesBytes = g.batch * g.inChannels * g.sH * g.sW * phaseH * phaseW
         #if arch(x86_64)
-        let fusedIm2col = !pointwise && isa != .scalar && g.sH == 1 && g.sW == 1 && g.inD == 1 && g.kD == 1 && planesBytes <= 8 << 20
+        let fusedIm2col = !pointwise && isa != .scalar && g.kH >= g.sH && g.kW >= g.sW && g.inD == 1 && g.kD == 1 && planesBytes <= 8 << 20
+        let planesScratch = fusedIm2col ? MemoryPlannerAlign.up(planesBytes) : 0
         #else
-        let fusedIm2col = false
+        let fusedIm2col = false, planesScratch = 0  // the one-pass im2col is x86's
         #endif
         let colBytes = pointwise || fusedIm2col ? 0 : MemoryPlannerAlign.up(k * pb)
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * pb)
-        let accBytes = fused ? 0 : MemoryPlannerAlign.up(rowsN * pb * 4)
+        let accBytes = fused ? 0 : MemoryPlannerAlign.up((Swift.min(chunkRows, ocg) + (sums ? 1 : 0)) * pb * 4)
         let slot = colBytes + packBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
         let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
@@ -254,7 +266,7 @@ enum QConvFast {
         let channelParts = threads > 1 && items < 4 * threads && ocg >= 16 * threads && !balancedPixels ? threads : 1
         let work = items * channelParts
         let planesOffset = slot * threads
-        return PreparedOp(outputs: [outDesc], scratchBytes: planesOffset + (fusedIm2col ? MemoryPlannerAlign.up(planesBytes) : 0)) { args in
+        return PreparedOp(outputs: [outDesc], scratchBytes: planesOffset + planesScratch) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
             let base = args.scratch!
@@ -263,8 +275,8 @@ enum QConvFast {
                 for b in 0..<g.batch {
                     for gi in 0..<g.group {
                         let first = b * g.inChannels + gi * g.inPerGroup
-                        perch_qpad_planes(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, padH, padW, flip, padRaw ^ flip,
-                                          planes + first * padH * padW)
+                        perch_qpad_planes(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, g.sH, g.sW, phaseH, phaseW, flip,
+                                          padRaw ^ flip, planes + first * g.sH * g.sW * phaseH * phaseW)
                     }
                 }
             }
@@ -289,8 +301,8 @@ enum QConvFast {
                     if pointwise {
                         perch_interleave4(xBase + p0, g.inSize, k, m, pb, flip, pack)
                     } else if fusedIm2col {
-                        perch_qim2col4_s1(planes + (b * g.inChannels + gi * g.inPerGroup) * padH * padW, g.inPerGroup, padH, padW, g.outW,
-                                          g.kH, g.kW, g.dH, g.dW, p0, m, pb, pack)
+                        perch_qim2col4(planes + (b * g.inChannels + gi * g.inPerGroup) * g.sH * g.sW * phaseH * phaseW, g.inPerGroup, g.sH, g.sW,
+                                       phaseH, phaseW, g.outW, g.kH, g.kW, g.dH, g.dW, p0, m, pb, pack)
                     } else {
                         perch_qim2col_rows(xBase, g.inPerGroup, g.inH, g.inW, g.outW, g.kH, g.kW, g.sH, g.sW, g.dH, g.dW, g.pH, g.pW,
                                            p0, m, pb, padRaw, col)
@@ -307,35 +319,37 @@ enum QConvFast {
                         }
                         continue
                     }
-                    // Rows `first..<first + n` of the weights (int8, or AVX2's widened copy) into acc.
-                    func convRows(_ n: Int, from first: Int) {
-                        if weights16.isEmpty {
+                    // Rows `first..<first + n` of the weights (int8, or AVX2's widened copy) into `c`.
+                    func convRows(_ n: Int, from first: Int, into c: UnsafeMutablePointer<Int32>) {
+                        if split {
+                            splits[gi].conv(n: n, p: m, k4: k4, x: pack, ldx: pb, first: first, c: c, ldc: pb)
+                        } else if weights16.isEmpty {
                             weights[gi].withUnsafeBufferPointer { w in
-                                isa.convK4(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: acc + first * pb, ldc: pb)
+                                isa.convK4(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: c, ldc: pb)
                             }
                         } else {
                             weights16[gi].withUnsafeBufferPointer { w in
-                                isa.convK4Wide(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: acc + first * pb,
-                                               ldc: pb)
+                                isa.convK4Wide(n: n, p: m, k4: k4, x: pack, ldx: pb, w: w.baseAddress! + first * ldw, ldw: ldw, c: c, ldc: pb)
                             }
                         }
                     }
-                    convRows(channels.count, from: channels.lowerBound)
-                    if sums { convRows(1, from: ocg) }  // the row of ones: Σa per pixel
-                    if sums {
-                        let pixelSums = acc + ocg * pb
-                        for j in channels {
-                            let z = layer.weightZero[j]
-                            if z == 0 { continue }
-                            let a = acc + j * pb
-                            for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] }
-                        }
-                    }
+                    let pixelSums = acc + Swift.min(chunkRows, ocg) * pb
+                    if sums { convRows(1, from: ocg, into: pixelSums) }  // the row of ones: Σa per pixel
                     layer.columnTerm.withUnsafeBufferPointer { ct in
                         layer.multipliers.withUnsafeBufferPointer { mu in
-                            for j in channels {
-                                isa.requantRow(acc + j * pb, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi,
-                                               o + j * outSize)
+                            var first = channels.lowerBound
+                            while first < channels.upperBound {
+                                let n = Swift.min(chunkRows, channels.upperBound - first)
+                                convRows(n, from: first, into: acc)
+                                for j in first..<first + n {
+                                    let a = acc + (j - first) * pb
+                                    if sums {
+                                        let z = layer.weightZero[j]
+                                        if z != 0 { for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] } }
+                                    }
+                                    isa.requantRow(a, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi, o + j * outSize)
+                                }
+                                first += n
                             }
                         }
                     }

@@ -14,7 +14,7 @@
 // the same accumulators from a per-row list. Layers whose rows have many such groups (more than
 // about one in seven: 1×1 layers with few inputs) keep perch_qconv_k4w16_avx2.
 //
-// Same contract as perch_qconv_k4_scalar with the unsplit W, except that whole blocks of 16
+// Same contract as perch_qconv_k4_scalar with the unsplit W, except that whole blocks of 8 or 16
 // columns are read from X and written to C: ldx and ldc must cover P rounded up to 16.
 #include <stdint.h>
 #include <stddef.h>
@@ -71,18 +71,15 @@ static inline size_t perch_qsplit_weights(size_t N, size_t K4, const int8_t *W, 
 
 #define PERCH_QSPLIT_INLINE __attribute__((target("avx2"), always_inline)) static inline
 
-#ifndef PERCH_QSPLIT_ROWS
+/// Rows per tile (4 × 16 columns: 8 accumulators, two X vectors, the weight, a product and the
+/// ones fit the 16 ymm registers; 6 rows spilled).
 #define PERCH_QSPLIT_ROWS 4
-#endif
-#ifndef PERCH_QSPLIT_G
-#define PERCH_QSPLIT_G 2
-#endif
-/// R rows × 8G columns: the dense S pass over all K4 groups, then each row's residual groups,
-/// both into the same R·G accumulators (each lane: one column's exact sum).
-PERCH_QSPLIT_INLINE void perch_qsplit_tile_avx2(int R, size_t K4, const uint8_t *X, size_t ldx, const int8_t *S, size_t ldw,
+
+/// R rows × 8G columns (G = 1 or 2): the dense S pass over all K4 groups, then each row's
+/// residual groups, both into the same R·G accumulators (each lane: one column's exact sum).
+PERCH_QSPLIT_INLINE void perch_qsplit_tile_avx2(int R, int G, size_t K4, const uint8_t *X, size_t ldx, const int8_t *S, size_t ldw,
                                                 perch_qsplit_residual res, size_t row0, int32_t *C, size_t ldc) {
-    enum { G = PERCH_QSPLIT_G };
-    __m256i acc[PERCH_QSPLIT_ROWS][G];
+    __m256i acc[PERCH_QSPLIT_ROWS][2];
     const __m256i ones = _mm256_set1_epi16(1);
     PERCH_UNROLL
     for (int r = 0; r < R; r++)
@@ -90,7 +87,7 @@ PERCH_QSPLIT_INLINE void perch_qsplit_tile_avx2(int R, size_t K4, const uint8_t 
         for (int g = 0; g < G; g++) acc[r][g] = _mm256_setzero_si256();
     for (size_t k4 = 0; k4 < K4; k4++) {
         const uint8_t *v = X + k4 * ldx * 4;
-        __m256i x[G];
+        __m256i x[2];
         PERCH_UNROLL
         for (int g = 0; g < G; g++) x[g] = _mm256_loadu_si256((const __m256i *)(const void *)(v + 32 * g));
         PERCH_UNROLL
@@ -117,14 +114,12 @@ PERCH_QSPLIT_INLINE void perch_qsplit_tile_avx2(int R, size_t K4, const uint8_t 
     }
 }
 
-PERCH_QSPLIT_INLINE void perch_qsplit_rows_avx2(size_t rows, size_t K4, const uint8_t *X, size_t ldx, const int8_t *S, size_t ldw,
+PERCH_QSPLIT_INLINE void perch_qsplit_rows_avx2(size_t rows, int G, size_t K4, const uint8_t *X, size_t ldx, const int8_t *S, size_t ldw,
                                                 perch_qsplit_residual res, size_t row0, int32_t *C, size_t ldc) {
     size_t r = 0;
-#define PERCH_QSPLIT_TILE(R) perch_qsplit_tile_avx2(R, K4, X, ldx, S + r * ldw, ldw, res, row0 + r, C + r * ldc, ldc)
+#define PERCH_QSPLIT_TILE(R) perch_qsplit_tile_avx2(R, G, K4, X, ldx, S + r * ldw, ldw, res, row0 + r, C + r * ldc, ldc)
     for (; r + PERCH_QSPLIT_ROWS <= rows; r += PERCH_QSPLIT_ROWS) PERCH_QSPLIT_TILE(PERCH_QSPLIT_ROWS);
     switch (rows - r) {
-    case 5: PERCH_QSPLIT_TILE(5); break;
-    case 4: PERCH_QSPLIT_TILE(4); break;
     case 3: PERCH_QSPLIT_TILE(3); break;
     case 2: PERCH_QSPLIT_TILE(2); break;
     case 1: PERCH_QSPLIT_TILE(1); break;
@@ -133,23 +128,33 @@ PERCH_QSPLIT_INLINE void perch_qsplit_rows_avx2(size_t rows, size_t K4, const ui
 #undef PERCH_QSPLIT_TILE
 }
 
-/// C[n][p] = Σ_k W[n][k]·X[k][p] for n < N, p < P (written up to P rounded to 16), from the split
-/// S + R of W (perch_qsplit_weights; `res` indexes rows from 0 = S's first row). Wide blocks
-/// (P ≥ 128) run each row tile over every column block (its weights stay in L1); narrow ones every
-/// row tile over each column block (the column slab of X stays in L1), as perch_qconv_k4w16_avx2.
+/// C[n][p] = Σ_k W[n][k]·X[k][p] for n < N, p < P (written up to P rounded to 8), from the split
+/// S + R of W (perch_qsplit_weights; `res` indexes rows from 0 = S's first row): blocks of 16
+/// columns, the last one 8 wide when no more are left (a 7×7 map: 56 columns computed, not 64).
+/// Wide blocks (P ≥ 128) run each row tile over every column block (its weights stay in L1);
+/// narrow ones every row tile over each column block (the column slab of X stays in L1), as
+/// perch_qconv_k4w16_avx2.
 __attribute__((target("avx2"))) static inline void perch_qconv_split_avx2(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
                                                                          const int8_t *S, size_t ldw, perch_qsplit_residual res,
                                                                          int32_t *C, size_t ldc) {
-    const size_t cols = 8 * PERCH_QSPLIT_G, R = PERCH_QSPLIT_ROWS;
+    const size_t R = PERCH_QSPLIT_ROWS, full = P / 16 * 16;
+    const int tail = P - full == 0 ? 0 : (P - full <= 8 ? 1 : 2);  // the last block's vectors
     if (P >= 128) {
         size_t r = 0;
-        for (; r + R <= N; r += R)
-            for (size_t p = 0; p < P; p += cols) perch_qsplit_tile_avx2(R, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
-        if (r < N)
-            for (size_t p = 0; p < P; p += cols)
-                perch_qsplit_rows_avx2(N - r, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
+        for (; r + R <= N; r += R) {
+            for (size_t p = 0; p < full; p += 16) perch_qsplit_tile_avx2(R, 2, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
+            if (tail == 1) perch_qsplit_tile_avx2(R, 1, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
+            if (tail == 2) perch_qsplit_tile_avx2(R, 2, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
+        }
+        if (r < N) {
+            for (size_t p = 0; p < full; p += 16) perch_qsplit_rows_avx2(N - r, 2, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
+            if (tail == 1) perch_qsplit_rows_avx2(N - r, 1, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
+            if (tail == 2) perch_qsplit_rows_avx2(N - r, 2, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
+        }
         return;
     }
-    for (size_t p = 0; p < P; p += cols) perch_qsplit_rows_avx2(N, K4, X + 4 * p, ldx, S, ldw, res, 0, C + p, ldc);
+    for (size_t p = 0; p < full; p += 16) perch_qsplit_rows_avx2(N, 2, K4, X + 4 * p, ldx, S, ldw, res, 0, C + p, ldc);
+    if (tail == 1) perch_qsplit_rows_avx2(N, 1, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
+    if (tail == 2) perch_qsplit_rows_avx2(N, 2, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
 }
 #endif

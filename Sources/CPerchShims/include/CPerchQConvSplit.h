@@ -1,4 +1,5 @@
-#pragma once
+#ifndef CPERCH_QCONV_SPLIT_H
+#define CPERCH_QCONV_SPLIT_H
 // The AVX2 conv GEMM on vpmaddubsw, kept exact by splitting the weights.
 //
 // vpmaddubsw multiplies uint8 activations by int8 weights and adds adjacent products into int16
@@ -9,7 +10,8 @@
 //     W = S + R,   S: every pair with |w₁| + |w₂| > 128 halved (s = w / 2, truncated), R = W − S
 //
 // so S runs dense through vpmaddubsw → vpmaddwd(1) → vpaddd (3 ops per 32 products, against 4 for
-// the exact int16 vpmaddwd kernel: this machine's vector ALUs, not its multipliers, are the limit)
+// the exact int16 vpmaddwd kernel; on the Zen 3 this was measured on, ~8 G vector ops/s of any
+// kind were the limit, not the multipliers)
 // and the few nonzero 4-weight groups of R (|r| ≤ 64, so their pairs are exact too) are added to
 // the same accumulators from a per-row list. Layers whose rows have many such groups (more than
 // about one in seven: 1×1 layers with few inputs) keep perch_qconv_k4w16_avx2.
@@ -157,4 +159,6 @@ __attribute__((target("avx2"))) static inline void perch_qconv_split_avx2(size_t
     if (tail == 1) perch_qsplit_rows_avx2(N, 1, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
     if (tail == 2) perch_qsplit_rows_avx2(N, 2, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
 }
+#endif
+
 #endif

@@ -420,55 +420,17 @@ static inline void perch_qim2col_rows(const uint8_t *x, long inPerGroup, long in
     }
 }
 
-/// Zero-point-padded "phase planes" of `channels` input planes for perch_qim2col4: phase
-/// (rh, rw) of a channel holds padded rows rh, rh+sH, … and columns rw, rw+sW, … (phaseH ×
-/// phaseW of them), so a strided conv's tap reads one contiguous run per output row; with stride
-/// 1 the single phase is the padded plane. Bytes are XORed with `flip`, padding is `pad`.
+/// Zero-point-padded "phase planes" of `channels` input planes for perch_qim2col4: each channel's
+/// perch_qdw_planes (phase (rh, rw) holds padded rows rh, rh+sH, … and columns rw, rw+sW, …,
+/// phaseH × phaseW of them; with stride 1 the single phase is the padded plane), channel c's
+/// sH·sW phases at dst + c·sH·sW·phaseH·phaseW. A strided conv's tap then reads one contiguous
+/// run per output row. Bytes are XORed with `flip`, padding is `pad`.
 static inline void perch_qpad_planes(const uint8_t *x, long channels, long inH, long inW, long top, long left, long sH, long sW,
                                      long phaseH, long phaseW, uint8_t flip, uint8_t pad, uint8_t *dst) {
-    for (long c = 0; c < channels; c++) {
-        const uint8_t *s = x + c * inH * inW;
-        for (long rh = 0; rh < sH; rh++) {
-            for (long rw = 0; rw < sW; rw++) {
-                uint8_t *d = dst + ((c * sH + rh) * sW + rw) * phaseH * phaseW;
-                // Columns q of the phase whose padded column q·sW + rw − left is inside the input.
-                long q0 = left - rw > 0 ? (left - rw + sW - 1) / sW : 0;
-                long q1 = (inW + left - rw + sW - 1) / sW;
-                if (q1 > phaseW) q1 = phaseW;
-                for (long r = 0; r < phaseH; r++) {
-                    uint8_t *row = d + r * phaseW;
-                    long h = r * sH + rh - top;
-                    if (h < 0 || h >= inH || q1 <= q0) {
-                        memset(row, pad, (size_t)phaseW);
-                        continue;
-                    }
-                    memset(row, pad, (size_t)q0);
-                    const uint8_t *src = s + h * inW + rw - left;
-                    long q = q0;
-                    if (sW == 1) {
-                        for (; q < q1; q++) row[q] = src[q] ^ flip;
-                    } else {
-#if defined(__x86_64__)
-                        if (sW == 2) {  // even bytes of 32 (SSE2): the byte scan ran 5% of YOLO
-                            const __m128i lowBytes = _mm_set1_epi16(0x00FF), f = _mm_set1_epi8((char)flip);
-                            for (; q + 16 < q1; q += 16) {  // reads src[2q .. 2q+31], all inside the input row
-                                __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q)), lowBytes);
-                                __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q + 16)), lowBytes);
-                                _mm_storeu_si128((__m128i *)(void *)(row + q), _mm_xor_si128(_mm_packus_epi16(a, b), f));
-                            }
-                            for (; q + 8 < q1; q += 8) {  // reads src[2q .. 2q+15]
-                                __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * q)), lowBytes);
-                                _mm_storel_epi64((__m128i *)(void *)(row + q), _mm_xor_si128(_mm_packus_epi16(a, a), f));
-                            }
-                        }
-#endif
-                        for (; q < q1; q++) row[q] = src[q * sW] ^ flip;
-                    }
-                    memset(row + q1, pad, (size_t)(phaseW - q1));
-                }
-            }
-        }
-    }
+    long phase = phaseH * phaseW;
+    for (long c = 0; c < channels; c++)
+        perch_qdw_planes(x + c * inH * inW, inH, inW, flip, pad, top, left, sH * phaseH, sH, sW, phaseH, phaseW, phase,
+                         dst + c * sH * sW * phase);
 }
 
 /// n pixels of 4 source rows interleaved into d[4·i + j] = r[j][i] ^ flip, zeros for a NULL row

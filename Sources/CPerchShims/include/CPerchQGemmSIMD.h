@@ -186,6 +186,17 @@ PERCH_AVX2_TARGET static inline void perch_qdw_row_avx2_pairs(const uint8_t *con
     }
 }
 
+/// floor((x·mult + 2^(30 + right)) / 2^(31 + right)) in 8 int32 lanes: perch_requant1 without
+/// the left shift, zero point and clamp, from bits 31..62 of the 64-bit sums, then >> right.
+/// vmult / vmultOdd hold the even / odd lanes' multipliers in the low dword of each 64-bit lane,
+/// ke / ko the even / odd lanes' 2^(30 + right) as 64-bit values.
+PERCH_AVX2_INLINE __m256i perch_requant_mul8_avx2(__m256i x, __m256i vmult, __m256i vmultOdd, __m256i ke, __m256i ko,
+                                                  __m256i vright) {
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), ke), 31);
+    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmultOdd), ko), 1);
+    return _mm256_srav_epi32(_mm256_blend_epi32(pe, po, 0xAA), vright);
+}
+
 /// 8 lanes of perch_requant1; vmult holds the multiplier in the low dword of each 64-bit lane
 /// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane
 /// (right at most 31).
@@ -200,15 +211,11 @@ PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i 
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), over);
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MIN), under);
     }
-    // As perch_requant16_avx512: floor((x·mult + 2^(30 + right)) / 2^31) from bits 31..62 of the
-    // 64-bit sums (k per product from the even and odd lanes' right shifts), then >> right.
+    // As perch_requant16_avx512, the rounding term per product from the even and odd lanes' right shifts.
     const __m256i one = _mm256_set1_epi64x(1), thirty = _mm256_set1_epi64x(30);
     __m256i ke = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(vright, _mm256_set1_epi64x(0xFFFFFFFF)), thirty));
     __m256i ko = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(vright, 32), thirty));
-    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), ke), 31);
-    __m256i po = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmultOdd), ko), 1);
-    __m256i y = _mm256_srav_epi32(_mm256_blend_epi32(pe, po, 0xAA), vright);
-    y = _mm256_add_epi32(y, vzp);
+    __m256i y = _mm256_add_epi32(perch_requant_mul8_avx2(x, vmult, vmultOdd, ke, ko, vright), vzp);
     return _mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi);
 }
 
@@ -349,15 +356,6 @@ PERCH_AVX2_TARGET static inline void perch_qgemm_rm_w16_avx2(size_t M, size_t N,
     }
 }
 
-/// floor((x·mult + 2^(30+right)) / 2^(31+right)) in 8 int32 lanes (perch_requant1 without the
-/// left shift, zero point and clamp); `round` = 2^(30+right) in each 64-bit lane.
-PERCH_AVX2_INLINE __m256i perch_requant_mul8_avx2(__m256i x, __m256i vmult, __m256i round, __m128i right) {
-    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, vmult), round), 31);
-    __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), vmult), round);
-    po = _mm256_add_epi64(po, po);
-    return _mm256_sra_epi32(_mm256_blend_epi32(pe, po, 0xAA), right);
-}
-
 /// AVX2 perch_qrequant_row (one multiplier): without a left shift (multipliers below 1, the
 /// usual case) 32 outputs per step, whose zero point and clamp run on packed int16 and bytes (the
 /// saturating packs are monotone, so clamping after them equals clamping the int32 value; about
@@ -374,7 +372,6 @@ PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc,
     size_t i = 0;
     if (left == 0 && n >= 32) {
         const __m256i round = _mm256_set1_epi64x((int64_t)1 << (30 + right)), zp16 = _mm256_set1_epi16((int16_t)zp);
-        const __m128i sh = _mm_cvtsi32_si128(right);
         const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         const int sig = lo < 0;
         const __m256i lo8 = _mm256_set1_epi8((char)lo), hi8 = _mm256_set1_epi8((char)hi);
@@ -382,7 +379,7 @@ PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc,
             __m256i y[4];
             for (int j = 0; j < 4; j++)
                 y[j] = perch_requant_mul8_avx2(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + i + 8 * j)), vadd),
-                                               vmult, round, sh);
+                                               vmult, vmult, round, round, vright);
             // packs per 128-bit lane: a = (y0 lo, y1 lo, y0 hi, y1 hi) as int16, likewise b.
             __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(y[0], y[1]), zp16);
             __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(y[2], y[3]), zp16);

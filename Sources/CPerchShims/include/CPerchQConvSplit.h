@@ -130,34 +130,28 @@ PERCH_QSPLIT_INLINE void perch_qsplit_rows_avx2(size_t rows, int G, size_t K4, c
 #undef PERCH_QSPLIT_TILE
 }
 
+/// `rows` rows of one column block of `cols` ≤ 16 columns: one vector of 8 columns when that
+/// covers them (a 7×7 map's last block: 56 columns computed, not 64), else two.
+PERCH_QSPLIT_INLINE void perch_qsplit_block_avx2(size_t rows, size_t cols, size_t K4, const uint8_t *X, size_t ldx, const int8_t *S,
+                                                 size_t ldw, perch_qsplit_residual res, size_t row0, int32_t *C, size_t ldc) {
+    if (cols <= 8) perch_qsplit_rows_avx2(rows, 1, K4, X, ldx, S, ldw, res, row0, C, ldc);
+    else perch_qsplit_rows_avx2(rows, 2, K4, X, ldx, S, ldw, res, row0, C, ldc);
+}
+
 /// C[n][p] = Σ_k W[n][k]·X[k][p] for n < N, p < P (written up to P rounded to 8), from the split
-/// S + R of W (perch_qsplit_weights; `res` indexes rows from 0 = S's first row): blocks of 16
-/// columns, the last one 8 wide when no more are left (a 7×7 map: 56 columns computed, not 64).
-/// Wide blocks (P ≥ 128) run each row tile over every column block (its weights stay in L1);
-/// narrow ones every row tile over each column block (the column slab of X stays in L1), as
+/// S + R of W (perch_qsplit_weights; `res` indexes rows from 0 = S's first row), in blocks of 16
+/// columns. Wide blocks (P ≥ 128) run each row tile over every column block (its weights stay in
+/// L1); narrow ones all rows over each column block (the column slab of X stays in L1), as
 /// perch_qconv_k4w16_avx2.
 __attribute__((target("avx2"))) static inline void perch_qconv_split_avx2(size_t N, size_t P, size_t K4, const uint8_t *X, size_t ldx,
                                                                          const int8_t *S, size_t ldw, perch_qsplit_residual res,
                                                                          int32_t *C, size_t ldc) {
-    const size_t R = PERCH_QSPLIT_ROWS, full = P / 16 * 16;
-    const int tail = P - full == 0 ? 0 : (P - full <= 8 ? 1 : 2);  // the last block's vectors
-    if (P >= 128) {
-        size_t r = 0;
-        for (; r + R <= N; r += R) {
-            for (size_t p = 0; p < full; p += 16) perch_qsplit_tile_avx2(R, 2, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
-            if (tail == 1) perch_qsplit_tile_avx2(R, 1, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
-            if (tail == 2) perch_qsplit_tile_avx2(R, 2, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
-        }
-        if (r < N) {
-            for (size_t p = 0; p < full; p += 16) perch_qsplit_rows_avx2(N - r, 2, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
-            if (tail == 1) perch_qsplit_rows_avx2(N - r, 1, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
-            if (tail == 2) perch_qsplit_rows_avx2(N - r, 2, K4, X + 4 * full, ldx, S + r * ldw, ldw, res, r, C + r * ldc + full, ldc);
-        }
-        return;
+    const size_t band = P >= 128 ? PERCH_QSPLIT_ROWS : N;  // rows per pass over the columns
+    for (size_t r = 0; r < N; r += band) {
+        size_t rows = N - r < band ? N - r : band;
+        for (size_t p = 0; p < P; p += 16)
+            perch_qsplit_block_avx2(rows, P - p, K4, X + 4 * p, ldx, S + r * ldw, ldw, res, r, C + r * ldc + p, ldc);
     }
-    for (size_t p = 0; p < full; p += 16) perch_qsplit_rows_avx2(N, 2, K4, X + 4 * p, ldx, S, ldw, res, 0, C + p, ldc);
-    if (tail == 1) perch_qsplit_rows_avx2(N, 1, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
-    if (tail == 2) perch_qsplit_rows_avx2(N, 2, K4, X + 4 * full, ldx, S, ldw, res, 0, C + full, ldc);
 }
 #endif
 

@@ -110,11 +110,19 @@ struct QLinearLayer {
     var rightShifts: [Int32] = []
     var allRightShifts = true
 
+    /// Columns between the K4 rows of a row-major B: `columns` rounded up to the kernels' `block`,
+    /// plus one 64-byte line (16 columns). Without it a power-of-two width (256 columns: 1 KB
+    /// rows) put all the K4 rows a column block reads into a few of L1's 64 sets, so they were
+    /// fetched from L2 again for every block of rows of A.
+    static func rowMajorStride(columns: Int, block: Int) -> Int {
+        (columns + block - 1) / block * block + 16
+    }
+
     /// `columnBlock`: columns the kernel reads per step (32 for the row-major GEMMs, 64 for
     /// perch_qconv_k4t_*).
     mutating func packRowMajor(columnBlock: Int = 32) {
         let k4 = (k + 3) / 4
-        ldb = (n + columnBlock - 1) / columnBlock * columnBlock
+        ldb = Self.rowMajorStride(columns: n, block: columnBlock)
         packedB = [Int8](repeating: 0, count: k4 * ldb * 4)
         for j in 0..<n { for i in 0..<k { packedB[((i / 4) * ldb + j) * 4 + i % 4] = weights[j * kp + i] } }
         mults = multipliers.map { $0.multiplier }

@@ -44,10 +44,10 @@ enum QLinearMatMulDynamic {
         let q = QuantizedMultiplier(Double(pa.scale(0)) * Double(pb.scale(0)) / Double(py.scale(0)))
         let isa = Int8GEMM.bestISA()
         // B in the row-major kernels' K4 layout (perch_interleave4: no transpose), columns padded
-        // to 32.
+        // to 32 and one cache line.
         let qisa = QConvISA.from(isa)
         let k4 = (k + 3) / 4
-        let ldb = (n + 31) / 32 * 32
+        let ldb = QLinearLayer.rowMajorStride(columns: n, block: 32)
         let kp = 4 * k4
         let vector = VectorISA.best()
         let constant = Int32(truncatingIfNeeded: k) &* za &* zb

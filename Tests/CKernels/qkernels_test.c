@@ -360,12 +360,14 @@ static void test_conv_direct(void) {
 /// CPerchQConv.h: perch_interleave4 packs what perch_interleave4_scalar packs, and the one-pass
 /// im2col from padded phase planes (perch_qpad_planes + perch_qim2col4, strides 1–3) exactly what
 /// perch_qim2col_rows + perch_interleave4_scalar pack: kernel sizes 1–5, dilations,
-/// asymmetric and zero pads, int8 flips, pixel blocks that start and end inside output rows.
+/// asymmetric and zero pads, int8 flips, pixel blocks that start and end inside output rows; with
+/// channels in fours, perch_qpad_planes_c4 + perch_qim2col_c4 the same bytes in their K order.
 static void test_im2col4(void) {
-    static uint8_t x[6 * 23 * 80], col[6 * 25 * 600], want[6 * 25 * 600 + 64], got[6 * 25 * 600 + 64], planes[6 * 30 * 90];
+    static uint8_t x[8 * 23 * 80], col[8 * 25 * 600], want[8 * 25 * 600 + 64], got[8 * 25 * 600 + 64], planes[8 * 30 * 90],
+        tmp[4 * 30 * 90];
     for (int trial = 0; trial < 400; trial++) {
         // Every 4th trial wide rows (the SIMD column gathers of stride-2 phase planes).
-        long cin = 1 + rnd() % 6, inH = 1 + rnd() % 23, inW = 1 + rnd() % (trial % 4 == 3 ? 80 : 23), kH = 1 + rnd() % 5, kW = 1 + rnd() % 5;
+        long cin = 1 + rnd() % 8, inH = 1 + rnd() % 23, inW = 1 + rnd() % (trial % 4 == 3 ? 80 : 23), kH = 1 + rnd() % 5, kW = 1 + rnd() % 5;
         long dH = 1 + rnd() % 2, dW = 1 + rnd() % 2, pT = rnd() % 3, pL = rnd() % 3, pB = rnd() % 3, pR = rnd() % 3;
         long sH = trial % 3 ? 1 + rnd() % 3 : 1, sW = trial % 3 ? 1 + rnd() % 3 : 1;
         long spanH = inH + pT + pB - (kH - 1) * dH, spanW = inW + pL + pR - (kW - 1) * dW;
@@ -388,6 +390,16 @@ static void test_im2col4(void) {
         perch_qpad_planes(x, cin, inH, inW, pT, pL, sH, sW, phaseH, phaseW, flip, padRaw ^ flip, planes);
         perch_qim2col4(planes, cin, sH, sW, phaseH, phaseW, outW, kH, kW, dH, dW, p0, m, Pp, got);
         expect(!memcmp(want, got, bytes), "im2col4", "host", (size_t)K, (size_t)p0, (size_t)(100 * sH + sW));
+        if (cin % 4) continue;
+        memset(got, 0xDD, bytes);
+        perch_qpad_planes_c4(x, cin, inH, inW, pT, pL, sH, sW, phaseH, phaseW, flip, padRaw ^ flip, tmp, planes);
+        perch_qim2col_c4(planes, cin, sH, sW, phaseH, phaseW, outW, kH, kW, dH, dW, p0, m, Pp, got);
+        long taps = kH * kW, bad = 0;
+        for (long k = 0; k < K; k++) {
+            long c = k / taps, t = k % taps, kc = (c / 4) * taps * 4 + t * 4 + c % 4;  // k in the c4 order
+            for (long p = 0; p < Pp; p++) bad += want[(k / 4 * Pp + p) * 4 + k % 4] != got[(kc / 4 * Pp + p) * 4 + kc % 4];
+        }
+        expect(!bad, "im2col_c4", "host", (size_t)K, (size_t)p0, (size_t)(100 * sH + sW));
     }
     printf("im2col4 ");
 }

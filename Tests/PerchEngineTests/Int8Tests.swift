@@ -101,6 +101,8 @@ final class Int8Tests: XCTestCase {
             (10, 12, 3, 1, 1, 0, .i8), (12, 70, 5, 1, 1, 2, .u8),
             // 1×1 on small maps as pixels × channels: a channel tail past 64, and channels split by threads.
             (40, 80, 1, 1, 1, 0, .u8), (32, 144, 1, 1, 1, 0, .i8),
+            // Input channels in fours per group, strided (AVX2 packs these from channel-interleaved planes).
+            (16, 16, 3, 2, 2, 1, .i8), (8, 12, 3, 1, 2, 1, .u8),
         ]
         // 19×37: wider than one SIMD vector and not a multiple of it (the NCHW fast paths' tails);
         // 14×14: 1×1 convs as pixels × channels with too few channels to split, so threads split pixels.

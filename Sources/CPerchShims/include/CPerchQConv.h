@@ -494,6 +494,44 @@ static inline void perch_qim2col4(const uint8_t *planes, long inPerGroup, long s
     }
 }
 
+/// perch_qpad_planes for channels in groups of four, interleaved: group c4's phase planes at
+/// dst + c4·4·sH·sW·phaseH·phaseW hold d[4·i + j] = channel 4·c4 + j's byte i. `tmp` holds one group's
+/// four channels of planes (4·sH·sW·phaseH·phaseW bytes). `channels` must be a multiple of 4.
+static inline void perch_qpad_planes_c4(const uint8_t *x, long channels, long inH, long inW, long top, long left, long sH, long sW,
+                                        long phaseH, long phaseW, uint8_t flip, uint8_t pad, uint8_t *tmp, uint8_t *dst) {
+    long planes = sH * sW * phaseH * phaseW;
+    for (long c4 = 0; c4 < channels / 4; c4++) {
+        perch_qpad_planes(x + 4 * c4 * inH * inW, 4, inH, inW, top, left, sH, sW, phaseH, phaseW, flip, pad, tmp);
+        const uint8_t *r[4] = {tmp, tmp + planes, tmp + 2 * planes, tmp + 3 * planes};
+        perch_interleave4_span(r, planes, 0, dst + 4 * c4 * planes);
+    }
+}
+
+/// perch_qim2col4 from perch_qpad_planes_c4's interleaved planes, with K ordered (c / 4, kh, kw,
+/// c % 4) instead of (c, kh, kw): K4 group (c4, kh, kw) of an output row is one contiguous run of
+/// the group's phase plane, so packing is a copy per output row (perch_qim2col4 interleaves
+/// four separate runs per group, 11% of VGG's int8 time). The weights' K must be permuted to
+/// match. `inPerGroup` must be a multiple of 4.
+static inline void perch_qim2col_c4(const uint8_t *planes, long inPerGroup, long sH, long sW, long phaseH, long phaseW, long outW,
+                                    long kH, long kW, long dH, long dW, long p0, long m, long Pp, uint8_t *dst) {
+    long phase = phaseH * phaseW, taps = kH * kW;
+    for (long c4 = 0; c4 < inPerGroup / 4; c4++) {
+        for (long t = 0; t < taps; t++) {
+            uint8_t *d = dst + (c4 * taps + t) * Pp * 4;
+            long ph = (t / kW) * dH, pw = (t % kW) * dW;
+            const uint8_t *src = planes + 4 * ((c4 * sH * sW + (ph % sH) * sW + pw % sW) * phase + (ph / sH) * phaseW + pw / sW);
+            long p = p0, end = p0 + m;
+            while (p < end) {
+                long oh = p / outW, ow0 = p - oh * outW;
+                long n = outW - ow0 < end - p ? outW - ow0 : end - p;
+                memcpy(d + 4 * (p - p0), src + 4 * (oh * phaseW + ow0), (size_t)(4 * n));
+                p += n;
+            }
+            memset(d + 4 * m, 0, (size_t)(4 * (Pp - m)));
+        }
+    }
+}
+
 /// QLinearAdd/Mul before requantization: tmp[i] = ta[a[i·sA]] + tb[b[i·sB]] (mul = 0) or
 /// ta[a[i·sA]] · tb[b[i·sB]] (mul = 1), with 256-entry int32 tables of the per-operand terms.
 static inline void perch_qbinary_terms(const uint8_t *a, long sA, const uint8_t *b, long sB, size_t n, const int32_t *ta,

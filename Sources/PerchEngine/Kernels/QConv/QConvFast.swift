@@ -207,6 +207,24 @@ enum QConvFast {
             }
             weights.append(w)
         }
+        // Convs on x86 whose taps cover every phase of the stride (the scalar ISA keeps the
+        // reference packing): the input is copied once per run into zero-point-padded phase planes
+        // (shared by the threads, after their slots), from which perch_qim2col4 packs each block
+        // in one pass.
+        let phaseH = g.outH + (g.kH - 1) * g.dH / g.sH, phaseW = g.outW + (g.kW - 1) * g.dW / g.sW
+        let planesBytes = g.batch * g.inChannels * g.sH * g.sW * phaseH * phaseW
+        #if arch(x86_64)
+        let fusedIm2col = !pointwise && isa != .scalar && g.kH >= g.sH && g.kW >= g.sW && g.inD == 1 && g.kD == 1 && planesBytes <= 8 << 20
+        // With input channels in fours the planes are interleaved by four channels and K runs
+        // (c / 4, kh, kw, c % 4): each K4 group of the block is then a copy of plane bytes (see
+        // perch_qim2col_c4); the weights' K is permuted to match once, here.
+        let channelQuads = fusedIm2col && g.inPerGroup % 4 == 0
+        let quadScratch = channelQuads ? MemoryPlannerAlign.up(4 * g.sH * g.sW * phaseH * phaseW) : 0
+        if channelQuads { weights = weights.map { channelQuadOrder($0, rows: rowsN, ldw: ldw, channels: g.inPerGroup, taps: g.kernelSize) } }
+        let planesScratch = fusedIm2col ? MemoryPlannerAlign.up(planesBytes) + quadScratch : 0
+        #else
+        let fusedIm2col = false, channelQuads = false, planesScratch = 0  // the one-pass im2col is x86's
+        #endif
         // AVX2: the split weights of the exact vpmaddubsw GEMM where their residual is sparse,
         // else only the widened copy (twice the bytes of the int8 weights, not three times).
         let splits = isa.widensWeights ? weights.compactMap { QSplitWeights($0, rows: rowsN, k4: k4, ldw: ldw) } : []
@@ -235,18 +253,6 @@ enum QConvFast {
         // weights, seven times per run; min of 300 runs 0.36 → 0.35 ms, a small gain).
         let weightRowBytes = ldw * (weights16.isEmpty ? 1 : 2)
         let chunkRows = Swift.max(12, Swift.min(16 * 1024 / (pb * 4), 48 * 1024 / weightRowBytes) / 12 * 12)  // whole 4- and 6-row tiles
-        // Convs on x86 whose taps cover every phase of the stride (the scalar ISA keeps the
-        // reference packing): the input is copied once per run into zero-point-padded phase planes
-        // (shared by the threads, after their slots), from which perch_qim2col4 packs each block
-        // in one pass.
-        let phaseH = g.outH + (g.kH - 1) * g.dH / g.sH, phaseW = g.outW + (g.kW - 1) * g.dW / g.sW
-        let planesBytes = g.batch * g.inChannels * g.sH * g.sW * phaseH * phaseW
-        #if arch(x86_64)
-        let fusedIm2col = !pointwise && isa != .scalar && g.kH >= g.sH && g.kW >= g.sW && g.inD == 1 && g.kD == 1 && planesBytes <= 8 << 20
-        let planesScratch = fusedIm2col ? MemoryPlannerAlign.up(planesBytes) : 0
-        #else
-        let fusedIm2col = false, planesScratch = 0  // the one-pass im2col is x86's
-        #endif
         let colBytes = pointwise || fusedIm2col ? 0 : MemoryPlannerAlign.up(k * pb)
         let packBytes = MemoryPlannerAlign.up(k4 * 4 * ldp)
         let accBytes = fused ? 0 : MemoryPlannerAlign.up((Swift.min(chunkRows, ocg) + (sums ? 1 : 0)) * ldp * 4)
@@ -280,8 +286,14 @@ enum QConvFast {
                 for b in 0..<g.batch {
                     for gi in 0..<g.group {
                         let first = b * g.inChannels + gi * g.inPerGroup
-                        perch_qpad_planes(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, g.sH, g.sW, phaseH, phaseW, flip,
-                                          padRaw ^ flip, planes + first * g.sH * g.sW * phaseH * phaseW)
+                        let dstPlanes = planes + first * g.sH * g.sW * phaseH * phaseW
+                        if channelQuads {
+                            perch_qpad_planes_c4(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, g.sH, g.sW, phaseH, phaseW,
+                                                 flip, padRaw ^ flip, planes + MemoryPlannerAlign.up(planesBytes), dstPlanes)
+                        } else {
+                            perch_qpad_planes(src + first * g.inSize, g.inPerGroup, g.inH, g.inW, g.pH, g.pW, g.sH, g.sW, phaseH, phaseW, flip,
+                                              padRaw ^ flip, dstPlanes)
+                        }
                     }
                 }
             }
@@ -305,6 +317,9 @@ enum QConvFast {
                     let xBase = src + (b * g.inChannels + gi * g.inPerGroup) * g.inSize
                     if pointwise {
                         perch_interleave4(xBase + p0, g.inSize, k, m, ldp, flip, pack)
+                    } else if channelQuads {
+                        perch_qim2col_c4(planes + (b * g.inChannels + gi * g.inPerGroup) * g.sH * g.sW * phaseH * phaseW, g.inPerGroup, g.sH,
+                                         g.sW, phaseH, phaseW, g.outW, g.kH, g.kW, g.dH, g.dW, p0, m, ldp, pack)
                     } else if fusedIm2col {
                         perch_qim2col4(planes + (b * g.inChannels + gi * g.inPerGroup) * g.sH * g.sW * phaseH * phaseW, g.inPerGroup, g.sH, g.sW,
                                        phaseH, phaseW, g.outW, g.kH, g.kW, g.dH, g.dW, p0, m, ldp, pack)
@@ -361,6 +376,18 @@ enum QConvFast {
                 }
             }
         }
+    }
+
+    /// Weight rows (`ldw` apart) with K reordered from (c, tap) to (c / 4, tap, c % 4), the order
+    /// perch_qim2col_c4 packs the input in. `channels` is a multiple of 4.
+    static func channelQuadOrder(_ w: [Int8], rows: Int, ldw: Int, channels: Int, taps: Int) -> [Int8] {
+        var out = w
+        for r in 0..<rows {
+            for c in 0..<channels {
+                for t in 0..<taps { out[r * ldw + (c / 4 * taps + t) * 4 + c % 4] = w[r * ldw + c * taps + t] }
+            }
+        }
+        return out
     }
 
     /// Depthwise 2-D convolution (one input channel per group, channel multiplier 1): the channel

@@ -317,7 +317,15 @@ static void test_sgemv(void) {
 /// bit for bit (both fused multiply-adds in (c, kh, kw) order), every tile width, both channel
 /// halves, stride 1 and 2, dilation, a clamp.
 static void test_conv_direct(void) {
-#if defined(__aarch64__)
+#if defined(__aarch64__) || defined(__x86_64__)
+#if defined(__x86_64__)
+    if (!(perch_cpu_features() & PERCH_CPU_AVX2)) return;
+#define perch_conv_direct_tile_simd perch_conv_direct_tile_avx2
+    const char *path = "avx2";
+#else
+#define perch_conv_direct_tile_simd perch_conv_direct_tile_neon
+    const char *path = "neon";
+#endif
     static const long shapes[][8] = {  // cin, kH, kW, s, d, outH, outW, cout
         {3, 3, 3, 1, 1, 3, 13, 40}, {5, 3, 3, 2, 1, 2, 9, 32}, {2, 5, 3, 1, 2, 2, 7, 7}, {4, 1, 1, 1, 1, 2, 11, 20},
     };
@@ -345,15 +353,16 @@ static void test_conv_direct(void) {
                             long ox0 = outW - nt, off = oy * outW + ox0;
                             for (long j = 0; j < 32 * outH * outW; j++) a[j] = b[j] = 9.0f;
                             const float *wb = wt + blk * k * 32 + half * 16, *bb = bias + blk * 32 + half * 16;
-                            perch_conv_direct_tile_neon(&g, wb, bb, oy, ox0, nt, nco, clamp, -0.5f, 0.75f, a + off);
+                            perch_conv_direct_tile_simd(&g, wb, bb, oy, ox0, nt, nco, clamp, -0.5f, 0.75f, a + off);
                             perch_conv_direct_tile_reference(&g, wb, bb, oy, ox0, nt, nco, clamp, -0.5f, 0.75f, b + off);
-                            expect(memcmp(a, b, sizeof(float) * 32 * outH * outW) == 0, "conv_direct", "neon", (size_t)i,
+                            expect(memcmp(a, b, sizeof(float) * 32 * outH * outW) == 0, "conv_direct", path, (size_t)i,
                                    (size_t)nt, (size_t)oy);
                         }
             }
         free(x); free(w); free(wt); free(bias); free(a); free(b);
     }
     printf("conv_direct ");
+#undef perch_conv_direct_tile_simd
 #endif
 }
 

@@ -70,6 +70,10 @@ final class ConvTests: XCTestCase {
             Config(x: [1, 1024, 3, 5], w: [20, 1024, 1, 1], attrs: [:]),
             Config(x: [1, 80, 5, 7], w: [24, 80, 1, 1], attrs: [:]),  // and narrow ones (≤ 48 outputs) with ≥ 64
             Config(x: [1, 1024, 5, 5], w: [40, 1024, 1, 1], attrs: ["strides": .ints([2, 2])]),
+            // direct conv on AVX2 (6 pixels × 16 channels): k×k with 16 or 32 outputs and ≥ 72 taps;
+            // rows of 14 in tiles of 4, 5, 5; stride 2 with both 16-channel halves
+            Config(x: [1, 16, 13, 14], w: [16, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),
+            Config(x: [1, 8, 17, 19], w: [32, 8, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], bias: false),
         ]
         var rng = TestRandom(seed: 11)
         for cfg in configs {

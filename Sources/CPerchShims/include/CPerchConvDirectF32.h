@@ -146,6 +146,75 @@ __attribute__((target("avx512f"))) static inline void perch_conv_direct_rows_avx
             perch_conv_direct_tile_avx512(g, wt, bias, oy, ox, nt, nco, clamp, lo, hi, y + oy * g->outW + ox);
         }
 }
+
+/// The AVX2 tile, as the NEON one: NT ≤ 6 pixels × 16 channels (one half of a 32-channel weight
+/// block) in 12 ymm accumulators, two weight vectors and the broadcast input value (16 registers);
+/// each step is two weight loads, NT broadcasts from memory and 2·NT fused multiply-adds. S: the
+/// input stride when it is 1, else 0 for g->sW.
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+perch_conv_direct_tile_avx2_t(const perch_conv_direct *g, const float *wt, const float *bias, long oy, long ox0, const int NT,
+                              const int S, long nco, int clamp, float lo, float hi, float *y) {
+    __m256 a0[6], a1[6];
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+    PERCH_UNROLL for (int j = 0; j < NT; j++) {
+        a0[j] = b0;
+        a1[j] = b1;
+    }
+    const long s = S ? S : g->sW;
+    const float *xr = g->x + oy * g->sH * g->Wp + ox0 * s;
+    for (long c = 0; c < g->cin; c++) {
+        for (long kh = 0; kh < g->kH; kh++) {
+            const float *p = xr + c * g->planeSize + kh * g->dH * g->Wp;
+            for (long kw = 0; kw < g->kW; kw++) {
+                const __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + 8);
+                PERCH_UNROLL for (int j = 0; j < NT; j++) {
+                    const __m256 xb = _mm256_broadcast_ss(p + j * s);
+                    a0[j] = _mm256_fmadd_ps(xb, w0, a0[j]);
+                    a1[j] = _mm256_fmadd_ps(xb, w1, a1[j]);
+                }
+                wt += PERCH_CONV_DIRECT_CO;
+                p += g->dW;
+            }
+        }
+    }
+    float t[6 * 16];
+    PERCH_UNROLL for (int j = 0; j < NT; j++) {
+        _mm256_storeu_ps(t + j * 16, a0[j]);
+        _mm256_storeu_ps(t + j * 16 + 8, a1[j]);
+    }
+    for (long co = 0; co < nco; co++)
+        for (int j = 0; j < NT; j++) y[co * g->outSize + j] = perch_conv_direct_clamp(t[j * 16 + co], clamp, lo, hi);
+}
+
+/// One tile of nt ≤ 6 pixels and nco ≤ 16 channels; `wt` and `bias` already offset to the half.
+__attribute__((target("avx2,fma"))) static inline void perch_conv_direct_tile_avx2(const perch_conv_direct *g, const float *wt,
+                                                                                   const float *bias, long oy, long ox0, long nt,
+                                                                                   long nco, int clamp, float lo, float hi, float *y) {
+#define PERCH_DC(N, S) \
+    case N: perch_conv_direct_tile_avx2_t(g, wt, bias, oy, ox0, N, S, nco, clamp, lo, hi, y); return;
+#define PERCH_DC_ALL(S) switch (nt) { PERCH_DC(1, S) PERCH_DC(2, S) PERCH_DC(3, S) PERCH_DC(4, S) PERCH_DC(5, S) PERCH_DC(6, S) default: return; }
+    if (g->sW == 1) { PERCH_DC_ALL(1) }
+    else { PERCH_DC_ALL(0) }
+#undef PERCH_DC_ALL
+#undef PERCH_DC
+}
+
+/// perch_conv_direct_rows_neon with the AVX2 tile: each 16-channel half of the block over the
+/// rows, in tiles of at most 6 pixels of widths differing by at most one.
+__attribute__((target("avx2,fma"))) static inline void perch_conv_direct_rows_avx2(const perch_conv_direct *g, const float *wt,
+                                                                                  const float *bias, long oy0, long oy1, long nco,
+                                                                                  int clamp, float lo, float hi, float *y) {
+    const long tiles = (g->outW + 5) / 6;
+    for (long half = 0; half * 16 < nco; half++) {
+        long n = nco - half * 16 < 16 ? nco - half * 16 : 16;
+        for (long oy = oy0; oy < oy1; oy++)
+            for (long t = 0; t < tiles; t++) {
+                long ox = g->outW * t / tiles, nt = g->outW * (t + 1) / tiles - ox;
+                perch_conv_direct_tile_avx2(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi,
+                                            y + half * 16 * g->outSize + oy * g->outW + ox);
+            }
+    }
+}
 #endif
 
 #if defined(__aarch64__)

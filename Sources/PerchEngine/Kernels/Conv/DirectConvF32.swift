@@ -4,8 +4,8 @@ import CPerchShims
 /// channels in the vector lanes, 32 at a time, pixels broadcast from the (padded) NCHW input, so
 /// a run packs no column matrix. Constant weights are packed into 32-channel blocks at prepare
 /// (weights known only at run time are packed into scratch on each run, the same bits).
-/// x86-64 with AVX-512 (12 pixels × 32 channels a tile) and aarch64 (NEON, 6 pixels × 16
-/// channels); x86-64 CPUs without AVX-512 keep the im2col + GEMM path.
+/// x86-64 with AVX-512 (12 pixels × 32 channels a tile), with AVX2 + FMA and aarch64 (NEON) 6
+/// pixels × 16 channels.
 struct DirectConvF32 {
     /// Constant weights packed [block][k][32], and the bias padded to 32 per block.
     var packed: [Float]?
@@ -13,12 +13,18 @@ struct DirectConvF32 {
     let blocks: Int
     let k: Int
     let implicit: ImplicitIm2col
+    /// The AVX-512 tile (x86-64 with AVX-512), else the 6 × 16 one.
+    let wideTiles: Bool
 
     /// nil when the conv or the CPU does not fit the kernel.
     init?(_ g: ConvGeometry) {
         #if arch(x86_64) || arch(arm64)
         #if arch(x86_64)
-        guard VectorISA.best().avx512 else { return nil }
+        let isa = VectorISA.best()
+        guard isa.avx512 || isa.avx2 else { return nil }
+        wideTiles = isa.avx512
+        #else
+        wideTiles = false
         #endif
         guard g.group == 1, g.spatialRank == 2, g.outW > 0, g.outH > 0, g.inChannels > 0,
               let implicit = ImplicitIm2col(g) else { return nil }
@@ -46,6 +52,16 @@ struct DirectConvF32 {
         // YOLO's 16→16 3×3 on 64×64 0.28 → 0.21 ms, 8→16 on 128×128 0.57 → 0.49, 16→32 3×3/2
         // 0.50 → 0.43; 24 or 64 outputs at those sums stayed faster on the GEMM (12→24: 0.25 vs 0.31).
         let taps = g.inChannels * g.kernelSize
+        #if arch(x86_64)
+        if !VectorISA.best().avx512 {
+            // AVX2's 6 × 16 tile (16 ymm registers) only where the GEMM's packing dominates: k×k
+            // layers with 16 or 32 outputs (per-layer means on YOLO: 16→16 3×3 on 64×64 0.47–0.53
+            // → 0.35–0.36 ms, 32→32 3×3 on 32×32 0.36–0.41 → 0.32–0.35, 16→32 3×3/2 on 128×128
+            // 0.84–0.93 → 0.80–0.82). With 64 or more outputs it ran 7–12% slower than im2col +
+            // GEMM (CRNN's 3×3 convs, session 20).
+            return g.kernelSize > 1 && taps >= 72 && g.outChannels <= 32 && g.outChannels % 16 == 0
+        }
+        #endif
         if g.kernelSize > 1 { return taps >= 192 || (taps >= 72 && g.outChannels <= 32 && g.outChannels % 16 == 0) }
         return taps >= 1024 || (g.outChannels <= 48 && taps >= 64) || (g.outChannels <= 64 && taps >= 256)
             || (g.outSize <= 64 && taps >= 768)
@@ -95,7 +111,7 @@ struct DirectConvF32 {
         // Items: a 32-channel block × a band of output rows, enough of them to share out.
         let threads = args.threads
         let bands = threads > 1 ? Swift.min(g.outH, Swift.max(1, (4 * threads + blocks - 1) / blocks)) : 1
-        let blocks = self.blocks, k = self.k, implicit = self.implicit
+        let blocks = self.blocks, k = self.k, implicit = self.implicit, wideTiles = self.wideTiles
         for n in 0..<g.batch {
             let xn = x + n * g.inChannels * g.inSize
             let yn = y + n * g.outChannels * g.outSize
@@ -119,8 +135,13 @@ struct DirectConvF32 {
                     if rows.isEmpty { return }
                     let nco = Swift.min(32, g.outChannels - blk * 32)
                     #if arch(x86_64)
-                    perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
-                                                  clampFlag, lo, hi, yn + blk * 32 * g.outSize)
+                    if wideTiles {
+                        perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
+                                                      clampFlag, lo, hi, yn + blk * 32 * g.outSize)
+                    } else {
+                        perch_conv_direct_rows_avx2(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
+                                                    clampFlag, lo, hi, yn + blk * 32 * g.outSize)
+                    }
                     #else
                     perch_conv_direct_rows_neon(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
                                                 clampFlag, lo, hi, yn + blk * 32 * g.outSize)

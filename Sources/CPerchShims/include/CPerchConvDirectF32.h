@@ -3,7 +3,7 @@
 // fp32 direct convolution with output channels in the vector lanes, the arrangement ONNX
 // Runtime's NCHWc kernels use, here reading NCHW input and writing NCHW output directly. An
 // AVX-512 tile is up to 12 neighbouring output pixels of one row × 32 output channels, in 24 zmm
-// accumulators (NEON: 6 pixels × 16 channels in 24 q registers);
+// accumulators (NEON: 6 pixels × 16 channels in 24 q registers; AVX2: the same in 12 ymm);
 // each (input channel, kh, kw) step loads 32 channels of packed weights (two vectors) and
 // broadcasts each pixel's input value, so nothing is packed per run. The im2col + GEMM path packs
 // the column matrix (kH·kW times the input) on every run and shares each packed panel among only
@@ -11,7 +11,7 @@
 //
 // Sums run over (c, kh, kw) in order from the bias, one fused multiply-add each: the same order as
 // perch_conv_direct_tile_reference, which the tests hold the AVX-512 kernel (DirectConvTests) and
-// the NEON one (Tests/CKernels/qkernels_test.c, under qemu) to, bit for bit.
+// the NEON and AVX2 ones (Tests/CKernels/qkernels_test.c, NEON under qemu) to, bit for bit.
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -198,23 +198,6 @@ __attribute__((target("avx2,fma"))) static inline void perch_conv_direct_tile_av
 #undef PERCH_DC_ALL
 #undef PERCH_DC
 }
-
-/// perch_conv_direct_rows_neon with the AVX2 tile: each 16-channel half of the block over the
-/// rows, in tiles of at most 6 pixels of widths differing by at most one.
-__attribute__((target("avx2,fma"))) static inline void perch_conv_direct_rows_avx2(const perch_conv_direct *g, const float *wt,
-                                                                                  const float *bias, long oy0, long oy1, long nco,
-                                                                                  int clamp, float lo, float hi, float *y) {
-    const long tiles = (g->outW + 5) / 6;
-    for (long half = 0; half * 16 < nco; half++) {
-        long n = nco - half * 16 < 16 ? nco - half * 16 : 16;
-        for (long oy = oy0; oy < oy1; oy++)
-            for (long t = 0; t < tiles; t++) {
-                long ox = g->outW * t / tiles, nt = g->outW * (t + 1) / tiles - ox;
-                perch_conv_direct_tile_avx2(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi,
-                                            y + half * 16 * g->outSize + oy * g->outW + ox);
-            }
-    }
-}
 #endif
 
 #if defined(__aarch64__)
@@ -268,21 +251,29 @@ static inline void perch_conv_direct_tile_neon(const perch_conv_direct *g, const
     default: perch_conv_direct_tile_neon_t(g, wt, bias, oy, ox0, 6, nco, clamp, lo, hi, y); return;
     }
 }
+#endif
 
-/// Output rows oy0 ..< oy1 of one 32-channel block, in tiles of 16 channels × at most 6 pixels,
-/// each row cut into tiles of widths differing by at most one (a 7-wide row is 4 + 3, not 6 + 1).
-static inline void perch_conv_direct_rows_neon(const perch_conv_direct *g, const float *wt, const float *bias, long oy0, long oy1,
+#if defined(__x86_64__) || defined(__aarch64__)
+/// Output rows oy0 ..< oy1 of one 32-channel block with the 6 × 16 tile (AVX2 on x86-64, NEON on
+/// aarch64): each 16-channel half over the rows, each row cut into tiles of at most 6 pixels of
+/// widths differing by at most one (a 7-wide row is 4 + 3, not 6 + 1).
+static inline void perch_conv_direct_rows_6x16(const perch_conv_direct *g, const float *wt, const float *bias, long oy0, long oy1,
                                                long nco, int clamp, float lo, float hi, float *y) {
+#if defined(__x86_64__)
+#define PERCH_DC_TILE perch_conv_direct_tile_avx2
+#else
+#define PERCH_DC_TILE perch_conv_direct_tile_neon
+#endif
     const long tiles = (g->outW + 5) / 6;
     for (long half = 0; half * 16 < nco; half++) {
         long n = nco - half * 16 < 16 ? nco - half * 16 : 16;
         for (long oy = oy0; oy < oy1; oy++)
             for (long t = 0; t < tiles; t++) {
                 long ox = g->outW * t / tiles, nt = g->outW * (t + 1) / tiles - ox;
-                perch_conv_direct_tile_neon(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi,
-                                            y + half * 16 * g->outSize + oy * g->outW + ox);
+                PERCH_DC_TILE(g, wt + half * 16, bias + half * 16, oy, ox, nt, n, clamp, lo, hi, y + half * 16 * g->outSize + oy * g->outW + ox);
             }
     }
+#undef PERCH_DC_TILE
 }
 #endif
 

@@ -139,11 +139,11 @@ struct DirectConvF32 {
                         perch_conv_direct_rows_avx512(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
                                                       clampFlag, lo, hi, yn + blk * 32 * g.outSize)
                     } else {
-                        perch_conv_direct_rows_avx2(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
+                        perch_conv_direct_rows_6x16(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
                                                     clampFlag, lo, hi, yn + blk * 32 * g.outSize)
                     }
                     #else
-                    perch_conv_direct_rows_neon(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
+                    perch_conv_direct_rows_6x16(geo, wt + blk * k * 32, bias + blk * 32, rows.lowerBound, rows.upperBound, nco,
                                                 clampFlag, lo, hi, yn + blk * 32 * g.outSize)
                     #endif
                 }

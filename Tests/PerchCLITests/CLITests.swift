@@ -90,6 +90,13 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(byOp.reduce(0) { $0 + ($1["ms"] as? Double ?? 0) }, total, accuracy: 1e-6 + total * 1e-4)  // JSON keeps ~6 digits
         XCTAssertEqual(Set(layers.compactMap { $0["op"] as? String }), Set(byOp.compactMap { $0["op"] as? String }))
         XCTAssertTrue(layers.contains { ($0["op"] as? String) == "Conv" }, r.stdout)
+        // Each layer's fastest run ≤ its median ≤ its slowest, and the mean lies within them.
+        for layer in layers {
+            let lo = try XCTUnwrap(layer["min_ms"] as? Double), mid = try XCTUnwrap(layer["p50_ms"] as? Double)
+            let mean = try XCTUnwrap(layer["ms"] as? Double)
+            XCTAssertLessThanOrEqual(lo, mid * (1 + 1e-5), "\(layer)")
+            XCTAssertLessThanOrEqual(lo, mean * (1 + 1e-5), "\(layer)")
+        }
         let text = try perch("bench", example("tiny-cnn.onnx"), "--runs", "2", "--warmup", "0", "--profile")
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssertTrue(text.stdout.contains("slowest layers:"), text.stdout)

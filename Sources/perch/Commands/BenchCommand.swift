@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
 
     @Flag(help: ArgumentHelp(
         "After the timed runs, time every layer over --runs more runs and print the share of each op type and the slowest layers.",
-        discussion: "With --json the breakdown is added as `profile` (per op type and per layer, mean ms per run)."))
+        discussion: "With --json the breakdown is added as `profile` (per op type and per layer: mean ms per run, and per layer also the minimum and median over the profiled runs)."))
     var profile = false
 
     func validate() throws {
@@ -66,11 +66,18 @@ struct BenchCommand: ParsableCommand {
             samples.append(Double(perch_monotonic_ns() - t0) / 1e6)
         }
         let stats = LatencyStats(samples)
-        var layerNs = [UInt64]()
+        // One row of per-layer times per profiled run: the means carry a noisy machine's stalls,
+        // so the profile reports each layer's minimum and median too.
+        var layerRuns = [[UInt64]]()
         if profile {
-            for _ in 0..<runs { try session.executeProfiled(into: &layerNs) }
+            var layerNs = [UInt64]()
+            for _ in 0..<runs {
+                for i in layerNs.indices { layerNs[i] = 0 }
+                try session.executeProfiled(into: &layerNs)
+                layerRuns.append(layerNs)
+            }
         }
-        let layers = LayerProfile(session: session, nanoseconds: layerNs, runs: runs)
+        let layers = LayerProfile(session: session, runs: layerRuns)
         let memory = session.memory
         let name = ModelLoading.displayName(graph, path: model)
         let isa = HostISA.describe()

@@ -1,22 +1,31 @@
 import Foundation
 import PerchEngine
 
-/// Where a model's time goes: each executed layer's mean time per run, grouped by op type.
+/// Where a model's time goes: each executed layer's mean time per run (and its fastest and
+/// median run), grouped by op type.
 /// Layers are the session's steps, after QDQ fusion (a fused int8 Conv shows as its own op).
 struct LayerProfile {
     struct Layer {
         var name: String
         var op: String
+        /// Mean over the profiled runs (what the op totals add up).
         var ms: Double
+        /// Fastest and median run: on a shared machine a layer's mean carries other tenants'
+        /// stalls; these two compare layers, and engines, more steadily.
+        var minMs: Double
+        var medianMs: Double
     }
 
     var layers: [Layer] = []
 
-    init(session: Session, nanoseconds: [UInt64], runs: Int) {
-        guard nanoseconds.count == session.stepCount, runs > 0 else { return }
-        layers = nanoseconds.indices.map { i in
+    /// `runs`: one array per profiled run of each session step's nanoseconds.
+    init(session: Session, runs: [[UInt64]]) {
+        guard let first = runs.first, first.count == session.stepCount else { return }
+        layers = first.indices.map { i in
             let node = session.stepNode(i)
-            return Layer(name: node.name, op: node.op.rawValue, ms: Double(nanoseconds[i]) / 1e6 / Double(runs))
+            let times = runs.map { Double($0[i]) / 1e6 }.sorted()
+            return Layer(name: node.name, op: node.op.rawValue, ms: times.reduce(0, +) / Double(times.count),
+                         minMs: times[0], medianMs: times[times.count / 2])
         }
     }
 
@@ -33,7 +42,10 @@ struct LayerProfile {
         .object([
             ("total_ms", .double(totalMs)),
             ("by_op", .array(byOp.map { .object([("op", .string($0.op)), ("ms", .double($0.ms)), ("layers", .int($0.count))]) })),
-            ("layers", .array(layers.map { .object([("name", .string($0.name)), ("op", .string($0.op)), ("ms", .double($0.ms))]) })),
+            ("layers", .array(layers.map {
+                .object([("name", .string($0.name)), ("op", .string($0.op)), ("ms", .double($0.ms)), ("min_ms", .double($0.minMs)),
+                         ("p50_ms", .double($0.medianMs))])
+            })),
         ])
     }
 

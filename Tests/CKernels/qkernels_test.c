@@ -366,6 +366,60 @@ static void test_conv_direct(void) {
 #endif
 }
 
+/// CPerchConvStemF32.h: the phase planes hold the zero-padded input (the reference over them
+/// equals a plain conv over the input, bit for bit: zeros where a window leaves it), and the AVX2
+/// tiles give the reference's bits — strides 1 and 2, kernels 1–5, pads 0–2 on each side, rows
+/// of 8 to 60 (whole and masked vectors), 1 to 9 channels (4-channel tiles and the remainder),
+/// clamp on and off. The outputs around the written rows and channels must stay untouched.
+static void test_conv_stem(void) {
+    static float x[4 * 40 * 130], w[9 * 4 * 25], bias[9], planes[4 * 4 * 40 * 80], a[9 * 40 * 64], b[9 * 40 * 64], c[9 * 40 * 64];
+    for (int trial = 0; trial < 300; trial++) {
+        long cin = 1 + rnd() % 4, kH = 1 + rnd() % 5, kW = 1 + rnd() % 5, st = 1 + rnd() % 2;
+        long pT = rnd() % 3, pL = rnd() % 3, pB = rnd() % 3, pR = rnd() % 3;
+        long outW = 8 + rnd() % 53, outH = 1 + rnd() % 9, cout = 1 + rnd() % 9;
+        // An input that gives outW × outH with these pads (any extra columns or rows are unread).
+        long inW = (outW - 1) * st + kW - pL - pR, inH = (outH - 1) * st + kH - pT - pB;
+        if (inW < 1 || inH < 1) continue;
+        long R = perch_conv_stem_r(outH, kH, st), Q = perch_conv_stem_q(outW, kW, st);
+        for (long j = 0; j < cin * inH * inW; j++) x[j] = (float)((int)(rnd() % 2001) - 1000) / 250.0f;
+        for (long j = 0; j < cout * cin * kH * kW; j++) w[j] = (float)((int)(rnd() % 2001) - 1000) / 700.0f;
+        for (long j = 0; j < cout; j++) bias[j] = (float)((int)(rnd() % 201) - 100) / 50.0f;
+        long split = rnd() % (R + 1);  // filled in two row ranges, as two threads would
+        perch_conv_stem_phases_f32(x, cin, inH, inW, pT, pL, st, R, Q, split, R, planes);
+        perch_conv_stem_phases_f32(x, cin, inH, inW, pT, pL, st, R, Q, 0, split, planes);
+        perch_conv_stem g = {planes, R, Q, cin, kH, kW, st, outH, outW};
+        int clamp = trial % 3 == 0;
+        long oc0 = rnd() % cout, n = 1 + rnd() % (cout - oc0), oy0 = rnd() % outH, oy1 = oy0 + 1 + rnd() % (outH - oy0);
+        const float *bp = trial % 5 == 0 ? 0 : bias;
+        for (long j = 0; j < 9 * 40 * 64; j++) a[j] = b[j] = c[j] = 9.0f;
+        perch_conv_stem_rows_reference(&g, w, bp, oc0, n, oy0, oy1, clamp, -0.5f, 0.75f, b);
+        // The plain conv over the unpadded input, same order and fused multiply-adds.
+        long taps = cin * kH * kW;
+        for (long oc = oc0; oc < oc0 + n; oc++)
+            for (long oy = oy0; oy < oy1; oy++)
+                for (long ox = 0; ox < outW; ox++) {
+                    float acc = bp ? bp[oc] : 0.0f;
+                    for (long ci = 0, t = 0; ci < cin; ci++)
+                        for (long kh = 0; kh < kH; kh++)
+                            for (long kw = 0; kw < kW; kw++, t++) {
+                                long iy = oy * st + kh - pT, ix = ox * st + kw - pL;
+                                float v = iy >= 0 && iy < inH && ix >= 0 && ix < inW ? x[(ci * inH + iy) * inW + ix] : 0.0f;
+                                acc = fmaf(w[oc * taps + t], v, acc);
+                            }
+                    if (clamp) acc = acc < -0.5f ? -0.5f : (acc > 0.75f ? 0.75f : acc);
+                    c[oc * outH * outW + oy * outW + ox] = acc;
+                }
+        expect(memcmp(b, c, sizeof b) == 0, "conv_stem_phases", "scalar", (size_t)trial, (size_t)st, (size_t)outW);
+#if defined(__x86_64__)
+        if (perch_cpu_features() & PERCH_CPU_AVX2) {
+            perch_conv_stem_rows_avx2(&g, w, bp, oc0, n, oy0, oy1, clamp, -0.5f, 0.75f, a);
+            expect(memcmp(a, b, sizeof a) == 0, "conv_stem", "avx2", (size_t)trial, (size_t)n, (size_t)outW);
+        }
+#endif
+    }
+    printf("conv_stem ");
+}
+
 /// CPerchQConv.h: perch_interleave4 packs what perch_interleave4_scalar packs, and the one-pass
 /// im2col from padded phase planes (perch_qpad_planes + perch_qim2col4, strides 1–3) exactly what
 /// perch_qim2col_rows + perch_interleave4_scalar pack: kernel sizes 1–5, dilations,
@@ -444,6 +498,7 @@ int main(void) {
     test_sgemv();
     test_gather_even();
     test_conv_direct();
+    test_conv_stem();
     test_im2col4();
 #if defined(__x86_64__)
     if (f & PERCH_CPU_AVX2) {

@@ -74,21 +74,31 @@ final class ConvTests: XCTestCase {
             // rows of 14 in tiles of 4, 5, 5; stride 2 with both 16-channel halves
             Config(x: [1, 16, 13, 14], w: [16, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),
             Config(x: [1, 8, 17, 19], w: [32, 8, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], bias: false),
+            // stem kernel (AVX2, ≤ 32 taps, rows of ≥ 8): 10 channels (4-channel tiles and a rest of 2),
+            // 19-wide rows (a whole and a masked vector), odd input sizes, batch of 2; a 1-channel one
+            Config(x: [2, 3, 37, 38], w: [10, 3, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 0, 1, 1])]),
+            Config(x: [1, 1, 6, 33], w: [5, 1, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])], bias: false),
         ]
         var rng = TestRandom(seed: 11)
-        for cfg in configs {
-            let x = floats(cfg.x, rng.floats(elementCount(cfg.x)))
-            let w = floats(cfg.w, rng.floats(elementCount(cfg.w)))
-            let b: Tensor? = cfg.bias ? floats([cfg.w[0]], rng.floats(cfg.w[0])) : nil
-            let ctx = context(.conv, [x, w, b], cfg.attrs)
-            let fast = runPrepared(try ConvOperator.prepareConv(ctx, reference: false), [x, w, b])
-            let ref = runPrepared(try ConvOperator.prepareConv(ctx, reference: true), [x, w, b])
-            assertClose(fast[0], ref[0], rtol: 1e-4, atol: 1e-4)
-            // Weights only known at run time: packed on every run instead of once at prepare.
-            let runtimeWeights = OpContext(node: ctx.node, inputs: [x, w, b].map { $0.map { TensorDesc(dtype: $0.dtype, shape: $0.shape) } },
-                                           knownValues: [x, nil, b])
-            let unpacked = runPrepared(try ConvOperator.prepareConv(runtimeWeights, reference: false), [x, w, b])
-            XCTAssertEqual(unpacked[0].bytes, fast[0].bytes, "\(cfg.x) \(cfg.w)")
+        // Every config twice: as dispatched, and with the stem kernel off (PERCH_CONV_STEM=0), so
+        // the 3-channel configs still exercise the GEMM path's implicit im2col.
+        for stem in [true, false] {
+            if !stem { setenv("PERCH_CONV_STEM", "0", 1) }
+            defer { unsetenv("PERCH_CONV_STEM") }
+            for cfg in configs {
+                let x = floats(cfg.x, rng.floats(elementCount(cfg.x)))
+                let w = floats(cfg.w, rng.floats(elementCount(cfg.w)))
+                let b: Tensor? = cfg.bias ? floats([cfg.w[0]], rng.floats(cfg.w[0])) : nil
+                let ctx = context(.conv, [x, w, b], cfg.attrs)
+                let fast = runPrepared(try ConvOperator.prepareConv(ctx, reference: false), [x, w, b])
+                let ref = runPrepared(try ConvOperator.prepareConv(ctx, reference: true), [x, w, b])
+                assertClose(fast[0], ref[0], rtol: 1e-4, atol: 1e-4)
+                // Weights only known at run time: packed on every run instead of once at prepare.
+                let runtimeWeights = OpContext(node: ctx.node, inputs: [x, w, b].map { $0.map { TensorDesc(dtype: $0.dtype, shape: $0.shape) } },
+                                               knownValues: [x, nil, b])
+                let unpacked = runPrepared(try ConvOperator.prepareConv(runtimeWeights, reference: false), [x, w, b])
+                XCTAssertEqual(unpacked[0].bytes, fast[0].bytes, "\(cfg.x) \(cfg.w)")
+            }
         }
     }
 

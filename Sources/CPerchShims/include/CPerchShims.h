@@ -20,6 +20,7 @@
 #include "CPerchSGEMM.h"
 #include "CPerchSGEMV.h"
 #include "CPerchConvDirectF32.h"
+#include "CPerchConvStemF32.h"
 #include "CPerchDepthwiseF32.h"
 #include "CPerchDepthwiseTilesF32.h"
 #include "CPerchHalf.h"

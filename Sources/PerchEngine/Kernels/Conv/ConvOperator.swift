@@ -117,6 +117,14 @@ public enum ConvOperator {
         let colFloats = pointwise ? 0 : ImplicitIm2col(g).map { $0.floats(channels: g.inPerGroup) } ?? rows * g.outSize
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
+        if !wHalf, let stem = ConvStemF32(g) {
+            // A stem (≤ 32 taps): weights read as they are, constant or not.
+            return PreparedOp(outputs: [out], scratchBytes: stem.scratchFloats(g) * 4) { args in
+                stem.run(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
+                         bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),
+                         scratch: args.scratch!.assumingMemoryBound(to: Float.self), args: args, clamp: clamp)
+            }
+        }
         if !wHalf, DirectConvF32.worthIt(g), var direct = DirectConvF32(g) {
             // Constant weights (and bias) are packed now; others on each run.
             if let wt = ctx.value(1), wt.dtype == .f32, wt.count == g.outChannels * rows {

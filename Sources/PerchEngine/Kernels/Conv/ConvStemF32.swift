@@ -1,0 +1,63 @@
+import CPerchShims
+
+/// A network's first conv (3 input channels, 3×3, stride 1 or 2) run by the AVX2 stem kernel of
+/// `CPerchConvStemF32.h`: pixels in the vector lanes, weights broadcast, output rows stored
+/// straight into NCHW. With 27 taps the im2col + GEMM path spent as much on packing a panel per
+/// 16 pixels as on the multiply-adds (YOLO's 3→16 3×3/2 stem on 256×256: 0.47 ms against ONNX
+/// Runtime's 0.24). Same bits as the GEMM path (bias, then one fused multiply-add per tap in
+/// order). AVX2 machines without AVX-512 (where it was measured); others keep the GEMM.
+struct ConvStemF32 {
+    let taps: Int
+    /// Phase-plane rows and row length (perch_conv_stem_r / _q).
+    let rows: Int
+    let rowLength: Int
+
+    /// nil when the conv, or the CPU, does not fit the kernel.
+    init?(_ g: ConvGeometry) {
+        #if arch(x86_64)
+        if let e = getenv("PERCH_CONV_STEM"), e.pointee == 0x30 { return nil }  // PERCH_CONV_STEM=0: the GEMM path, to compare
+        let isa = VectorISA.best()
+        guard isa.avx2, !isa.avx512 else { return nil }
+        taps = g.inChannels * g.kernelSize
+        guard g.group == 1, g.spatialRank == 2, g.kernelSize > 1, taps <= 32, g.outW >= 8, g.outH > 0,
+              g.dH == 1, g.dW == 1, g.sH == g.sW, g.sH == 1 || g.sH == 2 else { return nil }
+        rows = perch_conv_stem_r(g.outH, g.kH, g.sH)
+        rowLength = perch_conv_stem_q(g.outW, g.kW, g.sW)
+        #else
+        return nil
+        #endif
+    }
+
+    /// Floats of scratch a run needs: one image's phase planes.
+    func scratchFloats(_ g: ConvGeometry) -> Int { g.inChannels * g.sH * g.sW * rows * rowLength }
+
+    func run(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+             y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, args: KernelArgs, clamp: (Float, Float)?) {
+        #if arch(x86_64)
+        let (lo, hi) = clamp ?? (0, 0)
+        let clampFlag: Int32 = clamp == nil ? 0 : 1
+        let s = g.sH, rows = self.rows, q = self.rowLength
+        // Bands of output rows, a few per thread, taken as threads come free.
+        let bands = args.threads > 1 ? Swift.min(g.outH, 4 * args.threads) : 1
+        for n in 0..<g.batch {
+            let xn = x + n * g.inChannels * g.inSize
+            let yn = y + n * g.outChannels * g.outSize
+            // The planes' rows in bands too (filled before any band is computed: bands read
+            // the rows of the next).
+            args.parallelFor(bands) { band in
+                let r = splitRange(rows, parts: bands, part: band)
+                perch_conv_stem_phases_f32(xn, g.inChannels, g.inH, g.inW, g.pH, g.pW, s, rows, q, r.lowerBound, r.upperBound, scratch)
+            }
+            let geometry = perch_conv_stem(x: scratch, R: rows, Q: q, cin: g.inChannels, kH: g.kH, kW: g.kW, s: s, outH: g.outH,
+                                           outW: g.outW)
+            withUnsafePointer(to: geometry) { geo in
+                args.parallelFor(bands) { band in
+                    let r = splitRange(g.outH, parts: bands, part: band)
+                    if r.isEmpty { return }
+                    perch_conv_stem_rows_avx2(geo, w, bias, 0, g.outChannels, r.lowerBound, r.upperBound, clampFlag, lo, hi, yn)
+                }
+            }
+        }
+        #endif
+    }
+}

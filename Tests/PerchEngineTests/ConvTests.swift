@@ -78,6 +78,7 @@ final class ConvTests: XCTestCase {
             // 19-wide rows (a whole and a masked vector), odd input sizes, batch of 2; a 1-channel one
             Config(x: [2, 3, 37, 38], w: [10, 3, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 0, 1, 1])]),
             Config(x: [1, 1, 6, 33], w: [5, 1, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])], bias: false),
+            Config(x: [1, 16, 9, 20], w: [12, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),  // stride 1, 144 taps: the same kernel
         ]
         var rng = TestRandom(seed: 11)
         // Every config twice: as dispatched, and with the stem kernel off (PERCH_CONV_STEM=0), so

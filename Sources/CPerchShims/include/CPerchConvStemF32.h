@@ -1,7 +1,8 @@
 #ifndef CPERCH_CONV_STEM_F32_H
 #define CPERCH_CONV_STEM_F32_H
 // fp32 convolution for a network's stem: few input taps (3 channels × 3 × 3 = 27), many output
-// pixels. The im2col + GEMM path packs a 27-row panel per 16 pixels and runs three or six
+// pixels; also taken by narrow stride-1 convs (≤ 64 outputs, ≤ 576 taps: YOLO's and VGG's early
+// 3×3 layers), where it beat both the GEMM and the channels-in-lanes direct kernel. The im2col + GEMM path packs a 27-row panel per 16 pixels and runs three or six
 // 27-step micro-kernels on it, so packing and tile set-up cost as much as the multiply-adds
 // (YOLO's 3→16 3×3/2 stem on 256×256: 0.47 ms, ONNX Runtime 0.24); the direct kernel with
 // channels in the lanes needs a transposed store per pixel. Here pixels fill the vector lanes and
@@ -16,9 +17,10 @@
 // contiguous pixels for strides 1 and 2 alike.
 //
 // Each output is the bias, then one fused multiply-add per tap in (c, kh, kw) order: the order
-// of the GEMM path's micro-kernels for sums of at most one K block (256 taps), so a stem gives
-// the same bits on either path, and of perch_conv_stem_rows_reference, which
-// Tests/CKernels/qkernels_test.c holds the AVX2 kernel to bit for bit.
+// of the direct kernel (CPerchConvDirectF32.h) and of the GEMM path's micro-kernels for sums of
+// at most one K block (256 taps; a stem gives the same bits on either path), and of
+// perch_conv_stem_rows_reference, which Tests/CKernels/qkernels_test.c holds the AVX2 kernel to
+// bit for bit.
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -171,9 +173,9 @@ __attribute__((target("avx2,fma"))) static inline void perch_conv_stem_rows_avx2
                                                                                 long oy1, int clamp, float lo, float hi, float *y) {
     const long taps = g->cin * g->kH * g->kW, outSize = g->outH * g->outW, plane = g->R * g->Q, s = g->s;
     // Each tap's offset in the phase planes from (row oy, column ox) of plane 0, computed once:
-    // per tap, the divisions by the stride cost more than its twelve multiply-adds.
-    long off[64];
-    if (taps > 64) {  // not a stem: the reference (callers take this kernel for ≤ 32 taps)
+    // per tap, the divisions by the stride cost more than its eight multiply-adds.
+    long off[1024];
+    if (taps > 1024) {  // the reference (callers take this kernel for at most 576 taps)
         perch_conv_stem_rows_reference(g, w, bias, oc0, n, oy0, oy1, clamp, lo, hi, y);
         return;
     }

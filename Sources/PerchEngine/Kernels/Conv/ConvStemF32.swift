@@ -1,11 +1,13 @@
 import CPerchShims
 
-/// A network's first conv (3 input channels, 3×3, stride 1 or 2) run by the AVX2 stem kernel of
-/// `CPerchConvStemF32.h`: pixels in the vector lanes, weights broadcast, output rows stored
-/// straight into NCHW. With 27 taps the im2col + GEMM path spent as much on packing a panel per
-/// 16 pixels as on the multiply-adds (YOLO's 3→16 3×3/2 stem on 256×256: 0.47 ms against ONNX
-/// Runtime's 0.24). Same bits as the GEMM path (bias, then one fused multiply-add per tap in
-/// order). AVX2 machines without AVX-512 (where it was measured); others keep the GEMM.
+/// A network's first conv (3 input channels, 3×3, stride 1 or 2), and narrow stride-1 k×k convs,
+/// run by the AVX2 kernel of `CPerchConvStemF32.h`: pixels in the vector lanes, weights
+/// broadcast, output rows stored straight into NCHW. With 27 taps the im2col + GEMM path spent as
+/// much on packing a panel per 16 pixels as on the multiply-adds (YOLO's 3→16 3×3/2 stem on
+/// 256×256: 0.43 ms against ONNX Runtime's 0.24; now 0.28). Bias, then one fused multiply-add
+/// per tap in order: the direct kernel's bits, and the GEMM's for sums within its K block (256
+/// taps; longer GEMM sums add per-block partial sums, so they differ in the last bits). AVX2
+/// machines without AVX-512 (where it was measured); others keep the GEMM.
 struct ConvStemF32 {
     let taps: Int
     /// Phase-plane rows and row length (perch_conv_stem_r / _q).
@@ -19,8 +21,15 @@ struct ConvStemF32 {
         let isa = VectorISA.best()
         guard isa.avx2, !isa.avx512 else { return nil }
         taps = g.inChannels * g.kernelSize
-        guard g.group == 1, g.spatialRank == 2, g.kernelSize > 1, taps <= 32, g.outW >= 8, g.outH > 0,
+        guard g.group == 1, g.spatialRank == 2, g.kernelSize > 1, g.outW >= 8, g.outH > 0,
               g.dH == 1, g.dW == 1, g.sH == g.sW, g.sH == 1 || g.sH == 2 else { return nil }
+        // Stems (≤ 32 taps), and stride-1 convs with up to 64 outputs and 576 taps. Per-layer
+        // minima against the GEMM or the AVX2 direct conv, 1 thread: YOLO's 16→16 and 32→32 3×3
+        // 0.29–0.30 → 0.22 ms, 64→64 on 16×16 0.25 → 0.23; VGG's and CRNN's 32→64 3×3 2.02 →
+        // 1.73 and 0.51 → 0.43. Stride-2 ones lost (YOLO's 32→64 and 64→128 3×3/2: 9–16%), and
+        // so did 128 outputs (VGG's 64→128 on 32×32: 9%): every 4-channel tile rereads the taps'
+        // input rows, and there are more of them.
+        guard taps <= 32 || (g.sH == 1 && taps <= 576 && g.outChannels <= 64) else { return nil }
         rows = perch_conv_stem_r(g.outH, g.kH, g.sH)
         rowLength = perch_conv_stem_q(g.outW, g.kW, g.sW)
         #else

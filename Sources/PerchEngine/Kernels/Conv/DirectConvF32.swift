@@ -58,7 +58,8 @@ struct DirectConvF32 {
             // layers with 16 or 32 outputs (per-layer means on YOLO: 16→16 3×3 on 64×64 0.47–0.53
             // → 0.35–0.36 ms, 32→32 3×3 on 32×32 0.36–0.41 → 0.32–0.35, 16→32 3×3/2 on 128×128
             // 0.84–0.93 → 0.80–0.82). With 64 or more outputs it ran 7–12% slower than im2col +
-            // GEMM (CRNN's 3×3 convs, session 20).
+            // GEMM (CRNN's 3×3 convs, session 20). The stride-1 ones of these now take
+            // ConvStemF32 first (checked before this one); the strided ones stay here.
             return g.kernelSize > 1 && taps >= 72 && g.outChannels <= 32 && g.outChannels % 16 == 0
         }
         #endif

@@ -2,10 +2,11 @@
 #define CPERCH_CONV_STEM_F32_H
 // fp32 convolution for a network's stem: few input taps (3 channels × 3 × 3 = 27), many output
 // pixels; also taken by narrow stride-1 convs (≤ 64 outputs, ≤ 576 taps: YOLO's and VGG's early
-// 3×3 layers), where it beat both the GEMM and the channels-in-lanes direct kernel. The im2col + GEMM path packs a 27-row panel per 16 pixels and runs three or six
-// 27-step micro-kernels on it, so packing and tile set-up cost as much as the multiply-adds
-// (YOLO's 3→16 3×3/2 stem on 256×256: 0.47 ms, ONNX Runtime 0.24); the direct kernel with
-// channels in the lanes needs a transposed store per pixel. Here pixels fill the vector lanes and
+// 3×3 layers), where it beat both the GEMM and the channels-in-lanes direct kernel. The im2col +
+// GEMM path packs a 27-row panel per 16 pixels and runs three or six 27-step micro-kernels on it,
+// so packing and tile set-up cost as much as the multiply-adds (YOLO's 3→16 3×3/2 stem on
+// 256×256: 0.43 ms, ONNX Runtime 0.24); the direct kernel with channels in the lanes needs a
+// transposed store per pixel. Here pixels fill the vector lanes and
 // each weight is broadcast: a tile of 4 output channels × 16 neighbouring pixels of one output
 // row (8 ymm accumulators) loads two input vectors and broadcasts four weights per tap, and its
 // rows are stored straight into the NCHW output. (4 × 24 pixels, 12 accumulators, left clang
@@ -115,8 +116,6 @@ static inline void perch_conv_stem_rows_reference(const perch_conv_stem *g, cons
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
 #define PERCH_STEM_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
 /// R ≤ 4 channels × V ≤ 2 vectors of 8 pixels at `base` (the phase planes at output row oy,

@@ -118,7 +118,7 @@ public enum ConvOperator {
         let slots = ctx.threads
         let wsFloats = sgemmParallelWorkspaceCount(m: g.outPerGroup, n: g.outSize, k: rows, slots: slots)
         if !wHalf, let stem = ConvStemF32(g) {
-            // A stem (≤ 32 taps): weights read as they are, constant or not.
+            // A stem, or a narrow stride-1 conv (ConvStemF32's rule): weights read as they are, constant or not.
             return PreparedOp(outputs: [out], scratchBytes: stem.scratchFloats(g) * 4) { args in
                 stem.run(geo, x: args.input(0).pointer(as: Float.self), w: args.input(1).pointer(as: Float.self),
                          bias: hasBias ? args.input(2).pointer(as: Float.self) : nil, y: args.output(0).pointer(as: Float.self),

@@ -227,7 +227,12 @@ public enum Quantizer {
                     for c in 0..<bv.count {
                         let s = sx * scales[c]
                         bs[c] = s > 0 ? s : 1
-                        bq[c] = Int32(Swift.max(-2_147_483_647, Swift.min(2_147_483_647, (bv[c] / bs[c]).rounded(.toNearestOrEven))))
+                        // Clamped in Double: a filter whose weights are all but zero (pruned, or
+                        // scaled away by a folded BatchNorm) has a scale near zero and a bias far
+                        // beyond Int32 over it, and Float(Int32.max) rounds up to 2^31, which
+                        // Int32() traps on.
+                        let r = Double((bv[c] / bs[c]).rounded(.toNearestOrEven))
+                        bq[c] = r.isNaN ? 0 : Int32(Swift.max(-2_147_483_647, Swift.min(2_147_483_647, r)))
                     }
                     let bqn = GraphEditing.freshName(g, b + "_quantized", taken: &taken)
                     let bsn = GraphEditing.freshName(g, b + "_quantized_scale", taken: &taken)

@@ -98,6 +98,27 @@ final class QuantizationTests: XCTestCase {
         XCTAssertEqual(try PerchModelFile.decode(PerchModelFile.encode(q)).initializers.count, q.initializers.count)
     }
 
+    /// A filter whose weights are all but zero (here BatchNorm's gamma of 1e-9, folded into the
+    /// stem) has a weight scale near zero, and its bias over that scale is far beyond Int32: it
+    /// quantizes to Int32's bound (it trapped converting 2^31), and the model still runs.
+    func testNearZeroFilterClampsItsBias() throws {
+        var g = try Fixtures.onnx("examples/tiny-cnn.onnx")
+        var gamma = try XCTUnwrap(g.initializers["stem_gamma"]).floats
+        gamma[0] = 1e-9
+        g.initializers["stem_gamma"] = Tensor(shape: [gamma.count], values: gamma)
+        _ = try Simplifier.simplify(&g)
+        let feeds = try Fixtures.tinyCNNInput()
+        let layers = Quantizer.layers(g)
+        let stats = try Calibrator.collect(g, tensors: Quantizer.activations(layers), dataset: Dataset(samples: [feeds]))
+        let ranges = stats.mapValues { Calibrator.range($0, method: .minmax) }
+        let plan = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, Precision.int8) })
+        let q = Quantizer.apply(g, layers: layers, plan: plan, ranges: ranges, fp16Compute: false)
+        let biases = q.initializers.values.filter { $0.dtype == .i32 }
+        XCTAssertTrue(biases.contains { $0.int64s.contains { abs($0) == 2_147_483_647 } }, "no bias at Int32's bound")
+        let out = try XCTUnwrap(try Fixtures.run(q, feeds)["probabilities"])
+        XCTAssertTrue(out.floats.allSatisfy { $0.isFinite })
+    }
+
     func testFP16LayersStoreHalfWeights() throws {
         var g = try Fixtures.onnx("examples/tiny-cnn.onnx")
         _ = try Simplifier.simplify(&g)

@@ -73,7 +73,8 @@ public enum Quantizer {
     }
 
     /// Symmetric per-channel int8 weights: `scale[c] = max|W_c| / 127`.
-    public static func quantizeWeights(_ w: Tensor, axis: Int) -> (q: [Int8], scales: [Float]) {
+    /// `minScales` (one per channel, optional) floors the scales: see `biasScaleFloor`.
+    public static func quantizeWeights(_ w: Tensor, axis: Int, minScales: [Float]? = nil) -> (q: [Int8], scales: [Float]) {
         let values = GraphEditing.floats(w)
         let channels = w.shape[axis]
         let inner = elementCount(Array(w.shape[(axis + 1)...]))
@@ -82,7 +83,10 @@ public enum Quantizer {
             let c = (i / inner) % channels
             maxAbs[c] = Swift.max(maxAbs[c], Swift.abs(v))
         }
-        let scales = maxAbs.map { $0 > 0 ? $0 / 127 : 1 }
+        var scales = maxAbs.map { $0 > 0 ? $0 / 127 : 1 }
+        if let minScales, minScales.count == channels {
+            for c in 0..<channels where maxAbs[c] > 0 && minScales[c] > scales[c] { scales[c] = minScales[c] }
+        }
         var q = [Int8](repeating: 0, count: values.count)
         for (i, v) in values.enumerated() {
             let r = (v / scales[(i / inner) % channels]).rounded(.toNearestOrEven)
@@ -134,6 +138,19 @@ public enum Quantizer {
             return shift
         default:
             return nil
+        }
+    }
+
+    /// The smallest weight scale per output channel at which the int32 bias (scale s_x·s_w) holds
+    /// the channel's bias with room for the accumulated products: |b| / (s_x·s_w) ≤ 2^30. A filter
+    /// whose weights are all but zero (pruned, or scaled away by a folded BatchNorm) would
+    /// otherwise get a scale near zero and a bias clamped to a tiny fraction of itself — that
+    /// channel's output silently wrong. ONNX Runtime's quantizer raises such weight scales the
+    /// same way. For ordinary channels the floor is far below max|w| / 127 and changes nothing.
+    static func biasScaleFloor(bias: [Float], inputScale sx: Float) -> [Float] {
+        bias.map { b in
+            let floor = Double(Swift.abs(b)) / (Double(sx) * 1_073_741_824)
+            return floor.isFinite ? Float(floor) : 0
         }
     }
 
@@ -196,7 +213,16 @@ public enum Quantizer {
                 }
                 let xq = qdq(layer.input, into: &newNodes)!
                 node.inputs[0] = xq
-                let (q, scales) = quantizeWeights(w, axis: layer.channelAxis)
+                // Bias the int32 path will carry (Conv, and Gemm with a [N] bias and beta 1).
+                let biasValues: [Float]? = {
+                    guard let b = node.input(2), let bt = g.initializers[b], bt.dtype == .f32,
+                          bt.count == w.shape[layer.channelAxis], node.op != .gemm || node.attributes.float("beta", default: 1) == 1
+                    else { return nil }
+                    return GraphEditing.floats(bt)
+                }()
+                let sxIn = activationParameters(ranges[layer.input]!.0, ranges[layer.input]!.1).scale
+                let (q, scales) = quantizeWeights(w, axis: layer.channelAxis,
+                                                  minScales: biasValues.map { biasScaleFloor(bias: $0, inputScale: sxIn) })
                 let wq = GraphEditing.freshName(g, layer.weight + "_quantized", taken: &taken)
                 let ws = GraphEditing.freshName(g, layer.weight + "_scale", taken: &taken)
                 let wz = GraphEditing.freshName(g, layer.weight + "_zero_point", taken: &taken)

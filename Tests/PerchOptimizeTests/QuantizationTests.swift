@@ -58,17 +58,23 @@ final class QuantizationTests: XCTestCase {
         XCTAssertGreaterThan(hi, 7)
     }
 
-    /// All-int8 tiny-cnn is the QDQ form ORT's quantize_static (per_channel) writes, and close to fp32.
-    func testTinyCNNQDQGraph() throws {
-        var g = try Fixtures.onnx("examples/tiny-cnn.onnx")
+    /// `graph` (tiny-cnn, possibly edited) simplified, calibrated on tiny-cnn's sample input (min/max)
+    /// and quantized with every layer int8; with that input.
+    func quantizedTinyCNN(_ graph: Graph) throws -> (simplified: Graph, quantized: Graph, feeds: [String: Tensor]) {
+        var g = graph
         _ = try Simplifier.simplify(&g)
         let feeds = try Fixtures.tinyCNNInput()
         let layers = Quantizer.layers(g)
-        XCTAssertEqual(layers.count, 8)
         let stats = try Calibrator.collect(g, tensors: Quantizer.activations(layers), dataset: Dataset(samples: [feeds]))
         let ranges = stats.mapValues { Calibrator.range($0, method: .minmax) }
         let plan = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, Precision.int8) })
-        let q = Quantizer.apply(g, layers: layers, plan: plan, ranges: ranges, fp16Compute: false)
+        return (g, Quantizer.apply(g, layers: layers, plan: plan, ranges: ranges, fp16Compute: false), feeds)
+    }
+
+    /// All-int8 tiny-cnn is the QDQ form ORT's quantize_static (per_channel) writes, and close to fp32.
+    func testTinyCNNQDQGraph() throws {
+        let (g, q, feeds) = try quantizedTinyCNN(try Fixtures.onnx("examples/tiny-cnn.onnx"))
+        XCTAssertEqual(Quantizer.layers(g).count, 8)
 
         var producer: [String: Node] = [:]
         for n in q.nodes { for o in n.outputs { producer[o] = n } }
@@ -108,13 +114,8 @@ final class QuantizationTests: XCTestCase {
         var gamma = try XCTUnwrap(g.initializers["stem_gamma"]).floats
         gamma[0] = 1e-9
         g.initializers["stem_gamma"] = Tensor(shape: [gamma.count], values: gamma)
-        _ = try Simplifier.simplify(&g)
-        let feeds = try Fixtures.tinyCNNInput()
-        let layers = Quantizer.layers(g)
-        let stats = try Calibrator.collect(g, tensors: Quantizer.activations(layers), dataset: Dataset(samples: [feeds]))
-        let ranges = stats.mapValues { Calibrator.range($0, method: .minmax) }
-        let plan = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, Precision.int8) })
-        let q = Quantizer.apply(g, layers: layers, plan: plan, ranges: ranges, fp16Compute: false)
+        let (simplified, q, feeds) = try quantizedTinyCNN(g)
+        g = simplified
         var producer: [String: Node] = [:]
         for n in q.nodes { for o in n.outputs { producer[o] = n } }
         var checked = 0

@@ -141,6 +141,14 @@ public enum Quantizer {
         }
     }
 
+    /// The values of `node`'s bias when it runs as int32 with scale s_x·s_w (Conv, and Gemm with a
+    /// [N] bias and beta 1): a float32 initializer of one value per output channel; else nil.
+    static func int32Bias(_ node: Node, in g: Graph, channels: Int) -> [Float]? {
+        guard let b = node.input(2), let bt = g.initializers[b], bt.dtype == .f32, bt.count == channels,
+              node.op != .gemm || node.attributes.float("beta", default: 1) == 1 else { return nil }
+        return GraphEditing.floats(bt)
+    }
+
     /// The smallest weight scale per output channel at which the int32 bias (scale s_x·s_w) holds
     /// the channel's bias with room for the accumulated products: |b| / (s_x·s_w) ≤ 2^30. A filter
     /// whose weights are all but zero (pruned, or scaled away by a folded BatchNorm) would
@@ -213,16 +221,10 @@ public enum Quantizer {
                 }
                 let xq = qdq(layer.input, into: &newNodes)!
                 node.inputs[0] = xq
-                // Bias the int32 path will carry (Conv, and Gemm with a [N] bias and beta 1).
-                let biasValues: [Float]? = {
-                    guard let b = node.input(2), let bt = g.initializers[b], bt.dtype == .f32,
-                          bt.count == w.shape[layer.channelAxis], node.op != .gemm || node.attributes.float("beta", default: 1) == 1
-                    else { return nil }
-                    return GraphEditing.floats(bt)
-                }()
-                let sxIn = activationParameters(ranges[layer.input]!.0, ranges[layer.input]!.1).scale
+                let sx = activationParameters(ranges[layer.input]!.0, ranges[layer.input]!.1).scale
                 let (q, scales) = quantizeWeights(w, axis: layer.channelAxis,
-                                                  minScales: biasValues.map { biasScaleFloor(bias: $0, inputScale: sxIn) })
+                                                  minScales: int32Bias(node, in: g, channels: w.shape[layer.channelAxis])
+                                                      .map { biasScaleFloor(bias: $0, inputScale: sx) })
                 let wq = GraphEditing.freshName(g, layer.weight + "_quantized", taken: &taken)
                 let ws = GraphEditing.freshName(g, layer.weight + "_scale", taken: &taken)
                 let wz = GraphEditing.freshName(g, layer.weight + "_zero_point", taken: &taken)
@@ -243,11 +245,8 @@ public enum Quantizer {
                         if node.inputs.count > 2 { node.inputs[2] = corrected } else { node.inputs.append(corrected) }
                     }
                 }
-                // Bias: int32 with scale s_x·s_w[c] (Conv, and Gemm with a [N] bias and beta 1).
-                if let b = node.input(2), let bt = g.initializers[b], bt.dtype == .f32, bt.count == scales.count,
-                   node.op != .gemm || node.attributes.float("beta", default: 1) == 1 {
-                    let (sx, _) = activationParameters(ranges[layer.input]!.0, ranges[layer.input]!.1)
-                    let bv = GraphEditing.floats(bt)
+                // Bias: int32 with scale s_x·s_w[c] (the bias corrected above, if it was).
+                if let b = node.input(2), let bv = int32Bias(node, in: g, channels: scales.count) {
                     var bs = [Float](repeating: 1, count: bv.count)
                     var bq = [Int32](repeating: 0, count: bv.count)
                     for c in 0..<bv.count {
@@ -264,7 +263,7 @@ public enum Quantizer {
                     let bsn = GraphEditing.freshName(g, b + "_quantized_scale", taken: &taken)
                     let bzn = GraphEditing.freshName(g, b + "_quantized_zero_point", taken: &taken)
                     let bdn = GraphEditing.freshName(g, b + "_DequantizeLinear_Output", taken: &taken)
-                    g.initializers[bqn] = Tensor(shape: bt.shape, values: bq)
+                    g.initializers[bqn] = Tensor(shape: g.initializers[b]!.shape, values: bq)  // int32Bias found it
                     g.initializers[bsn] = Tensor(shape: [bs.count], values: bs)
                     g.initializers[bzn] = Tensor(shape: [bs.count], values: [Int32](repeating: 0, count: bs.count))
                     newNodes.append(Node(name: b + "_DequantizeLinear", op: .dequantizeLinear, inputs: [bqn, bsn, bzn], outputs: [bdn],

@@ -9,7 +9,6 @@ import CPerchShims
 /// taps; longer GEMM sums add per-block partial sums, so they differ in the last bits). AVX2
 /// machines without AVX-512 (where it was measured); others keep the GEMM.
 struct ConvStemF32 {
-    let taps: Int
     /// Phase-plane rows and row length (perch_conv_stem_r / _q).
     let rows: Int
     let rowLength: Int
@@ -20,7 +19,7 @@ struct ConvStemF32 {
         if let e = getenv("PERCH_CONV_STEM"), e.pointee == 0x30 { return nil }  // PERCH_CONV_STEM=0: the GEMM path, to compare
         let isa = VectorISA.best()
         guard isa.avx2, !isa.avx512 else { return nil }
-        taps = g.inChannels * g.kernelSize
+        let taps = g.inChannels * g.kernelSize
         guard g.group == 1, g.spatialRank == 2, g.kernelSize > 1, g.outW >= 8, g.outH > 0,
               g.dH == 1, g.dW == 1, g.sH == g.sW, g.sH == 1 || g.sH == 2 else { return nil }
         // Stems (≤ 32 taps), and stride-1 convs with up to 64 outputs and 576 taps. Per-layer

@@ -4,8 +4,10 @@ per-channel, the same calibration inputs; Perch runs the same QDQ .onnx), 1 and 
 Prints a table of median latencies (each engine's best median over --rounds alternating
 measurements) and the ratio Perch/ORT, the ratio of the two engines' fastest single runs ("min
 ratio": steadier on a shared machine, where a median carries the neighbours' load), the fp32
-GEMM micro-benchmark as a
-fraction of this machine's FMA peak, and Perch's peak memory against the planner's lower bound.
+GEMM micro-benchmark as a fraction of this machine's FMA peak, and Perch's peak memory against
+the planner's lower bound. For int8 it also counts, in quantization steps of the output, how far
+Perch and ORT each land from the QDQ model's own semantics (DequantizeLinear → float op →
+QuantizeLinear, as ORT runs it with graph optimizations off).
 
 Usage: bench/run.py [--perch PATH] [--models a,b] [--threads 1,2] [--runs R] [--light LIST|all|none]
                     [--rounds N] [--no-int8] [--no-fp32] [--json OUT.json]
@@ -47,6 +49,22 @@ def output_scales(path):
         if n is not None and n.op_type == "DequantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1:
             scales[out.name] = float(inits[n.input[1]].reshape(()))
     return scales
+
+def max_steps(outs, ref, names, scales):
+    """The largest |a − b| over a model's outputs, in quantization steps of each output."""
+    return max(float(np.abs(np.asarray(a, dtype=np.float64) - b).max()) / scales[n] for a, b, n in zip(outs, ref, names))
+
+
+def qdq_reference(path, feeds):
+    """A QDQ model's outputs as its graph defines them: ONNX Runtime with graph optimizations off
+    runs each DequantizeLinear, the float operator and each QuantizeLinear as written, so no
+    fused int8 kernel (and none of its int16 saturation) is involved. Both engines' int8 outputs
+    are measured against this; the difference between the two engines is the sum of both errors."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -197,15 +215,19 @@ def main():
             # Agreement: Perch vs ORT on the same input (1 thread).
             ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
             outs = perch_outputs(perch, path, input_args, os.path.join(tmp, name + "_" + prec))
-            diff = steps = None
+            diff = steps = perch_ref_steps = ort_ref_steps = None
             if outs:
                 onames = [o.name for o in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_outputs()]
                 diff = max(float(np.abs(outs[safe(o)].astype(np.float64) - r).max()) for o, r in zip(onames, ref))
                 if prec == "int8":
                     scales = output_scales(path)
                     if all(scales.get(o) for o in onames):
-                        steps = max(float(np.abs(outs[safe(o)].astype(np.float64) - r).max()) / scales[o]
-                                    for o, r in zip(onames, ref))
+                        perch_out = [outs[safe(o)] for o in onames]
+                        steps = max_steps(perch_out, ref, onames, scales)
+                        # Both engines against the model's own QDQ semantics (see qdq_reference).
+                        qref = qdq_reference(path, feeds)
+                        perch_ref_steps = max_steps(perch_out, qref, onames, scales)
+                        ort_ref_steps = max_steps(ref, qref, onames, scales)
             for t in threads:
                 log(f"bench: {name} {prec} {t} thread(s)")
                 probe, _, _ = ort_latency(path, feeds, t, 3, 1)
@@ -231,7 +253,8 @@ def main():
                 row = {"model": name, "precision": prec, "threads": t, "runs": runs, "ort_ms": ort_ms,
                        "perch_ms": pj["latency_ms"]["p50"] if pj else None, "ort_min_ms": ort_min,
                        "perch_min_ms": perch_min if pj else None, "error": err, "max_abs_diff": diff,
-                       "max_diff_steps": steps}
+                       "max_diff_steps": steps, "perch_vs_qdq_reference_steps": perch_ref_steps,
+                       "ort_vs_qdq_reference_steps": ort_ref_steps}
                 rows.append(row)
                 if pj and t == threads[0]:
                     lb = pj["weights_bytes"] + pj.get("arena_lower_bound_bytes", pj["arena_bytes"])
@@ -251,15 +274,17 @@ def main():
 
     print()
     print(f"{'model':<14} {'prec':<5} {'thr':>3} {'perch ms':>10} {'ORT ms':>10} {'perch/ORT':>9}  {'max|Δ| vs ORT':>13}"
-          f"  {'in steps':>8}  {'min ratio':>9}")
+          f"  {'in steps':>8}  {'min ratio':>9}  {'steps vs QDQ ref: perch':>23}  {'ORT':>5}")
     for r in rows:
         pm = f"{r['perch_ms']:.3f}" if r["perch_ms"] is not None else "fail"
         ratio = f"{r['perch_ms'] / r['ort_ms']:.2f}" if r["perch_ms"] is not None else "-"
         diff = f"{r['max_abs_diff']:.2e}" if r["max_abs_diff"] is not None else "-"
         st = f"{r['max_diff_steps']:.2f}" if r.get("max_diff_steps") is not None else "-"
         mr = f"{r['perch_min_ms'] / r['ort_min_ms']:.2f}" if r.get("perch_min_ms") and r.get("ort_min_ms") else "-"
+        pr = f"{r['perch_vs_qdq_reference_steps']:.2f}" if r.get("perch_vs_qdq_reference_steps") is not None else "-"
+        orr = f"{r['ort_vs_qdq_reference_steps']:.2f}" if r.get("ort_vs_qdq_reference_steps") is not None else "-"
         print(f"{r['model']:<14} {r['precision']:<5} {r['threads']:>3} {pm:>10} {r['ort_ms']:>10.3f} {ratio:>9}  {diff:>13}  {st:>8}"
-              f"  {mr:>9}"
+              f"  {mr:>9}  {pr:>23}  {orr:>5}"
               + (f"  ({r['error']})" if r["error"] else ""))
     print()
     # The measured peak (perch bench-gemm's register-only FMA / VPDPBUSD chains, at the clock the core

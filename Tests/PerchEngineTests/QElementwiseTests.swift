@@ -295,7 +295,8 @@ final class QLinearMatMulDynamicTests: XCTestCase {
     /// scales, 1 and 2 threads (column ranges at panel boundaries).
     func testFewRowsConstantBMatchesTheIntegerDefinition() throws {
         var rng = SplitMix(seed: 64)
-        for (m, k, n) in [(1, 1280, 1000), (2, 37, 13), (3, 5, 25), (1, 8, 12), (1, 3, 1), (2, 700, 389)] {
+        // (64, 128, 128): a transformer's projection, 1M MACs, which row blocks split over 2 threads.
+        for (m, k, n) in [(1, 1280, 1000), (2, 37, 13), (3, 5, 25), (1, 8, 12), (1, 3, 1), (2, 700, 389), (64, 128, 128)] {
             let a = Tensor(dtype: .u8, shape: [m, k], bytes: (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let w = Tensor(dtype: .i8, shape: [k, n], bytes: (0..<(k * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             let scales = (0..<n).map { j in Float(0.004 + 0.0001 * Float(j % 17)) }

@@ -70,6 +70,61 @@ final class ThreadsTests: XCTestCase {
         XCTAssertEqual(one["z"]!.shape, [1, 48, 30, 192])
     }
 
+    /// An encoder's attention and FFN pieces at the sizes where they now split across threads
+    /// (4 heads of 64×32 by 32×64 as whole batches per thread, a 4×64×64 softmax by rows, a 64×512
+    /// GELU by ranges; QLinearSoftmax and QLinearMul likewise): the bytes of 1 thread on 2 and 3,
+    /// and the float results against their definitions.
+    func testAttentionPiecesGiveTheSameBytesOnMoreThreads() throws {
+        var rng = TestRandom(seed: 23)
+        var g = Graph(name: "attention")
+        g.inputs = [ValueInfo(name: "q", type: TensorType(dtype: .f32, shape: [1, 4, 64, 32])),
+                    ValueInfo(name: "k", type: TensorType(dtype: .f32, shape: [1, 4, 32, 64])),
+                    ValueInfo(name: "h", type: TensorType(dtype: .f32, shape: [64, 512])),
+                    ValueInfo(name: "c", type: TensorType(dtype: .u8, shape: [4, 64, 64])),
+                    ValueInfo(name: "d", type: TensorType(dtype: .u8, shape: [64, 512]))]
+        g.initializers = ["xs": Tensor(shape: [], values: [Float(0.05)]), "xz": Tensor(shape: [], values: [UInt8(128)]),
+                          "ys": Tensor(shape: [], values: [Float(1.0 / 256)]), "yz": Tensor(shape: [], values: [UInt8(0)]),
+                          "ms": Tensor(shape: [], values: [Float(0.3)]), "mz": Tensor(shape: [], values: [UInt8(100)])]
+        g.nodes = [
+            Node(name: "s", op: .matMul, inputs: ["q", "k"], outputs: ["s"]),
+            Node(name: "p", op: .softmax, inputs: ["s"], outputs: ["p"], attributes: Attributes(["axis": .int(-1)])),
+            Node(name: "gelu", op: .gelu, inputs: ["h"], outputs: ["g"]),
+            Node(name: "qs", op: .qLinearSoftmax, inputs: ["c", "xs", "xz", "ys", "yz"], outputs: ["qs"],
+                 attributes: Attributes(["axis": .int(-1), "opset": .int(13)])),
+            Node(name: "qm", op: .qLinearMul, inputs: ["d", "xs", "xz", "c2", "xs", "xz", "ms", "mz"], outputs: ["qm"]),
+        ]
+        g.inputs.append(ValueInfo(name: "c2", type: TensorType(dtype: .u8, shape: [64, 512])))
+        g.outputs = ["s", "p", "g", "qs", "qm"].map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
+        func bytes(_ shape: [Int]) -> Tensor {
+            Tensor(dtype: .u8, shape: shape, bytes: (0..<elementCount(shape)).map { _ in UInt8(truncatingIfNeeded: Int(rng.floats(1)[0] * 1000)) })
+        }
+        let feeds = ["q": floats([1, 4, 64, 32], rng.floats(4 * 64 * 32)), "k": floats([1, 4, 32, 64], rng.floats(4 * 32 * 64)),
+                     "h": floats([64, 512], rng.floats(64 * 512)), "c": bytes([4, 64, 64]), "d": bytes([64, 512]), "c2": bytes([64, 512])]
+        let one = try Session(graph: g).run(feeds)
+        for threads in [2, 3] {
+            let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(feeds)
+            for name in ["s", "p", "g", "qs", "qm"] {
+                let differing = zip(one[name]!.bytes, many[name]!.bytes).filter { $0 != $1 }.count
+                XCTAssertEqual(differing, 0, "\(name): bytes differ with \(threads) threads")
+            }
+        }
+        // The float results are the operators': each head's Q·K, rows of P summing to 1, x·Φ(x).
+        let q = feeds["q"]!.floats, k = feeds["k"]!.floats, s = one["s"]!.floats, p = one["p"]!.floats
+        var worst: Double = 0
+        for b in 0..<4 { for i in 0..<64 { for j in 0..<64 {
+            var want: Double = 0
+            for t in 0..<32 { want += Double(q[(b * 64 + i) * 32 + t]) * Double(k[(b * 32 + t) * 64 + j]) }
+            worst = Swift.max(worst, abs(Double(s[(b * 64 + i) * 64 + j]) - want))
+        } } }
+        XCTAssertLessThan(worst, 1e-4)
+        for r in 0..<(4 * 64) { XCTAssertEqual(p[(r * 64)..<(r * 64 + 64)].reduce(0, +), 1, accuracy: 1e-4) }
+        let h = feeds["h"]!.floats, gelu = one["g"]!.floats
+        for i in stride(from: 0, to: h.count, by: 97) {
+            let x = Double(h[i])
+            XCTAssertEqual(Double(gelu[i]), x * 0.5 * (1 + erf(x / 2.0.squareRoot())), accuracy: 1e-5)
+        }
+    }
+
     func testDepthwiseAgreesWithReferenceOnEveryEdge() throws {
         var rng = TestRandom(seed: 9)
         let pool = ThreadPool(threads: 2)

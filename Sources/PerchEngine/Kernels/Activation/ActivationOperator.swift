@@ -47,14 +47,18 @@ public enum ActivationOperator {
         }
     }
 
-    /// float32 Erf and GELU (erf form) through the vectorized C kernels (CPerchErfGelu.h); nil for
-    /// other types.
+    /// float32 Erf and GELU (erf form) through the vectorized C kernels (CPerchErfGelu.h), split
+    /// across threads from 16K elements (~0.55 ns each on a Zen 3 core: a 64×512 encoder FFN's GELU
+    /// took 18 µs on one thread); nil for other types.
     static func erfGeluF32(_ ctx: OpContext, gelu: Bool) throws(EngineError) -> PreparedOp? {
         let x = try ctx.input(0)
         guard x.dtype == .f32 else { return nil }
         let n = x.count, vector = VectorISA.best()
         return PreparedOp(outputs: [x]) { args in
-            vector.erfGelu(args.input(0).pointer(as: Float.self), n, gelu: gelu, args.output(0).pointer(as: Float.self))
+            let src = args.input(0).pointer(as: Float.self), dst = args.output(0).pointer(as: Float.self)
+            parallelElementwise(args, n, minimum: 1 << 14, grain: 1 << 13) { r in
+                vector.erfGelu(src + r.lowerBound, r.count, gelu: gelu, dst + r.lowerBound)
+            }
         }
     }
 

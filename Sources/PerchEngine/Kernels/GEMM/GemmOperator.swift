@@ -196,6 +196,21 @@ public enum GemmOperator {
                           c: y, ldc: n, accumulate: false, workspace: wsp)
                     return
                 }
+                // Batches each too small to split (attention heads: 64×32 by 32×64, 131K MACs)
+                // but large together run side by side, one workspace slot per thread; each is the
+                // same single-threaded sgemm either way.
+                let slot = sgemmWorkspaceCount(m: m, n: n, k: k)
+                let byBatch = batchCount > 1 && m * n * k < sgemmSplitMACs && batchCount * m * n * k >= sgemmSplitMACs / 2
+                let parts = byBatch ? Swift.min(args.threads, slots, batchCount) : 1
+                if parts > 1 {
+                    args.parallelFor(parts) { p in
+                        for bi in splitRange(batchCount, parts: parts, part: p) {
+                            sgemm(m: m, n: n, k: k, a: a + aOff[bi], aRowStride: k, aColStride: 1, b: b + bOff[bi], bRowStride: n, bColStride: 1,
+                                  c: y + bi * m * n, ldc: n, accumulate: false, workspace: wsp + p * slot)
+                        }
+                    }
+                    return
+                }
                 for bi in 0..<batchCount {
                     sgemmParallel(args, slots: slots, m: m, n: n, k: k, a: a + aOff[bi], aRowStride: k, aColStride: 1,
                           b: b + bOff[bi], bRowStride: n, bColStride: 1,

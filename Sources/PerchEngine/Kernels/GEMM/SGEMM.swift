@@ -272,6 +272,9 @@ public func sgemmParallelWorkspaceCount(m: Int, n: Int, k: Int, slots: Int) -> I
     sgemmWorkspaceCount(m: m, n: n, k: k) * Swift.max(1, slots)
 }
 
+/// The fewest multiply-adds `sgemmParallel` splits across threads (see there).
+let sgemmSplitMACs = 1 << 20
+
 /// `sgemm` split over the session's threads: C is cut into column blocks (multiples of 16) when
 /// it is wider than tall, else into row blocks (multiples of 6); each block is an independent
 /// `sgemm` with its own workspace slot. `workspace` holds `slots` slots of
@@ -296,7 +299,7 @@ public func sgemmParallel(
     // often slept and the threshold had to be 8M MACs, which left the transformer's FFN GEMMs and
     // SqueezeNet's small convs on one thread: fp32 2-thread ratios 1.52 and 1.65 vs ORT, now 1.16
     // and 1.44.)
-    if m * n * k < 1 << 20 { parts = 1 }
+    if m * n * k < sgemmSplitMACs { parts = 1 }
     let byColumns = n >= m
     let units = byColumns ? (n + SGEMMBlocking.nr - 1) / SGEMMBlocking.nr : (m + SGEMMBlocking.mr - 1) / SGEMMBlocking.mr
     parts = Swift.min(parts, units)

@@ -136,12 +136,14 @@ public enum QGemmOperator {
         // contiguous column panels, which the GEMV streams.
         let panels = rowMajor && qisa == .avx2 && rows < 4
         if panels { layer.packPanels() }
-        // Row blocks are split over the pool's threads, one scratch slot each, from about 10 µs of
-        // work (2M MACs; the pool's workers spin between jobs of one run, see ThreadPool.spins).
+        // Row blocks are split over the pool's threads, one scratch slot each, from about 8 µs of
+        // work (512K MACs; the pool's workers spin between jobs of one run, see ThreadPool.spins).
+        // A transformer's 64×128 by 128×128 projections (1M MACs, 18 µs on a Zen 3 core) ran on
+        // one thread under the earlier 2M bar.
         // A few rows against large weights (a classifier's GEMV: 1×1280 by 1280×1000) is bound by
         // streaming the weights: threads split the columns, each core reading its share.
         let splitColumns = rowMajor && ctx.threads > 1 && rows < 4 * ctx.threads && n >= 128 * ctx.threads && n * layer.kp >= 1 << 18
-        let threads = rows * n * layer.kp >= 1 << 21 || splitColumns ? ctx.threads : 1
+        let threads = rows * n * layer.kp >= 1 << 19 || splitColumns ? ctx.threads : 1
         // With threads, blocks small enough that every thread gets rows (multiples of the VNNI
         // kernel's 4-row tile).
         let block = threads > 1 ? Swift.max(4, Swift.min(rowBlock, ((rows + threads - 1) / threads + 3) / 4 * 4)) : rowBlock

@@ -31,11 +31,12 @@ public enum SoftmaxOperator {
         let (outer, n, inner) = try rows(ctx, x)
         if x.dtype == .f32 && inner == 1 && !isLog && n >= 16 {
             // Contiguous rows (attention): the vectorized exp of CPerchElementwise.h, rows split
-            // between threads when the tensor is large.
+            // between threads from 8K elements (~0.8 ns each on a Zen 3 core: 4 heads of 64×64
+            // took 13 µs on one thread).
             let vector = VectorISA.best()
             return PreparedOp(outputs: [x]) { args in
                 let px = args.input(0).pointer(as: Float.self), py = args.output(0).pointer(as: Float.self)
-                let parts = outer * n >= 65536 ? Swift.min(args.threads, outer) : 1
+                let parts = outer * n >= 1 << 13 ? Swift.min(args.threads, outer) : 1
                 args.parallelFor(parts) { p in
                     for o in splitRange(outer, parts: parts, part: p) { vector.softmaxRow(px + o * n, py + o * n, n) }
                 }

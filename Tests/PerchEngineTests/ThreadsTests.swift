@@ -70,11 +70,11 @@ final class ThreadsTests: XCTestCase {
         XCTAssertEqual(one["z"]!.shape, [1, 48, 30, 192])
     }
 
-    /// An encoder's attention and FFN pieces at the sizes where they now split across threads
-    /// (4 heads of 64×32 by 32×64 as whole batches per thread, a 4×64×64 softmax by rows, a 64×512
-    /// GELU by ranges; QLinearSoftmax and QLinearMul likewise): the bytes of 1 thread on 2 and 3,
-    /// and the float results against their definitions.
-    func testAttentionPiecesGiveTheSameBytesOnMoreThreads() throws {
+    /// Small layers at the sizes where they now split across threads: an encoder's attention and
+    /// FFN pieces (4 heads of 64×32 by 32×64 as whole batches per thread, a 4×64×64 softmax by rows,
+    /// a 64×512 GELU by ranges; QLinearSoftmax and QLinearMul likewise) and a detector's 32K-element
+    /// Sigmoid: the bytes of 1 thread on 2 and 3, and the float results against their definitions.
+    func testSmallLayersGiveTheSameBytesOnMoreThreads() throws {
         var rng = TestRandom(seed: 23)
         var g = Graph(name: "attention")
         g.inputs = [ValueInfo(name: "q", type: TensorType(dtype: .f32, shape: [1, 4, 64, 32])),
@@ -89,12 +89,13 @@ final class ThreadsTests: XCTestCase {
             Node(name: "s", op: .matMul, inputs: ["q", "k"], outputs: ["s"]),
             Node(name: "p", op: .softmax, inputs: ["s"], outputs: ["p"], attributes: Attributes(["axis": .int(-1)])),
             Node(name: "gelu", op: .gelu, inputs: ["h"], outputs: ["g"]),
+            Node(name: "sig", op: .sigmoid, inputs: ["h"], outputs: ["sg"]),
             Node(name: "qs", op: .qLinearSoftmax, inputs: ["c", "xs", "xz", "ys", "yz"], outputs: ["qs"],
                  attributes: Attributes(["axis": .int(-1), "opset": .int(13)])),
             Node(name: "qm", op: .qLinearMul, inputs: ["d", "xs", "xz", "c2", "xs", "xz", "ms", "mz"], outputs: ["qm"]),
         ]
         g.inputs.append(ValueInfo(name: "c2", type: TensorType(dtype: .u8, shape: [64, 512])))
-        g.outputs = ["s", "p", "g", "qs", "qm"].map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
+        g.outputs = ["s", "p", "g", "sg", "qs", "qm"].map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
         func bytes(_ shape: [Int]) -> Tensor {
             Tensor(dtype: .u8, shape: shape, bytes: (0..<elementCount(shape)).map { _ in UInt8(truncatingIfNeeded: Int(rng.floats(1)[0] * 1000)) })
         }
@@ -103,7 +104,7 @@ final class ThreadsTests: XCTestCase {
         let one = try Session(graph: g).run(feeds)
         for threads in [2, 3] {
             let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(feeds)
-            for name in ["s", "p", "g", "qs", "qm"] {
+            for name in ["s", "p", "g", "sg", "qs", "qm"] {
                 let differing = zip(one[name]!.bytes, many[name]!.bytes).filter { $0 != $1 }.count
                 XCTAssertEqual(differing, 0, "\(name): bytes differ with \(threads) threads")
             }
@@ -118,10 +119,11 @@ final class ThreadsTests: XCTestCase {
         } } }
         XCTAssertLessThan(worst, 1e-4)
         for r in 0..<(4 * 64) { XCTAssertEqual(p[(r * 64)..<(r * 64 + 64)].reduce(0, +), 1, accuracy: 1e-4) }
-        let h = feeds["h"]!.floats, gelu = one["g"]!.floats
+        let h = feeds["h"]!.floats, gelu = one["g"]!.floats, sig = one["sg"]!.floats
         for i in stride(from: 0, to: h.count, by: 97) {
             let x = Double(h[i])
             XCTAssertEqual(Double(gelu[i]), x * 0.5 * (1 + erf(x / 2.0.squareRoot())), accuracy: 1e-5)
+            XCTAssertEqual(Double(sig[i]), 1 / (1 + exp(-x)), accuracy: 1e-6)
         }
     }
 

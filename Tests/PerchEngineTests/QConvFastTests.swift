@@ -331,7 +331,7 @@ final class QConvFastTests: XCTestCase {
             let pad: UInt8 = 7, zp: Int32 = 3, flip: UInt8 = sh.chans == 5 ? 0x80 : 0
             var offsets = [Int]()
             for kh in 0..<sh.kH { for kw in 0..<sh.kW { offsets.append(kh * sh.d * wp + kw * sh.d) } }
-            func directSums(_ w: [Int32]) -> [UInt8] {
+            func directSums(_ w: [Int32], zp: Int32 = 3, lo: Int32 = 0, hi: Int32 = 255) -> [UInt8] {
                 var want = [UInt8](repeating: 0, count: sh.chans * oh * ow)
                 for c in 0..<sh.chans { for y in 0..<oh { for xx in 0..<ow {
                     var acc = initial[c]
@@ -341,7 +341,7 @@ final class QConvFastTests: XCTestCase {
                         acc &+= Int32(v) &* w[(kh * sh.kW + kw) * 16 + c]
                     } }
                     let q = QuantizedMultiplier(multiplier: mult[c], shift: shift[c])
-                    want[(c * oh + y) * ow + xx] = UInt8(requantize(acc, q, zeroPoint: zp, lo: 0, hi: 255))
+                    want[(c * oh + y) * ow + xx] = UInt8(truncatingIfNeeded: requantize(acc, q, zeroPoint: zp, lo: lo, hi: hi))
                 } } }
                 return want
             }
@@ -373,6 +373,12 @@ final class QConvFastTests: XCTestCase {
                                      mult: mult, rightShift: rshift, zp: zp, lo: 0, hi: 255, &outTile)
                 perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
                 XCTAssertEqual(got, want, "\(isa) pairs \(sh)")
+                // int8 outputs (signed packs and clamp; bytes are two's complement).
+                got = [UInt8](repeating: 0xEE, count: sh.chans * oh * ow)
+                isa.depthwisePairs16(tile, rows: hp, wp: wp, pairTile: &pairTile, wq: wq, g, outH: oh, pairs: pairs, w: wPairs, initial: initial,
+                                     mult: mult, rightShift: rshift, zp: -5, lo: -128, hi: 127, &outTile)
+                perch_qdw_tile16_unpack(outTile, oh * ow, sh.chans, oh * ow, &got)
+                XCTAssertEqual(got, directSums(w, zp: -5, lo: -128, hi: 127), "\(isa) int8 pairs \(sh)")
                 // The quad kernel (a kernel row per vpdpbusd) on int8 weights, for kernels at most 4 wide.
                 guard isa == .avx512, sh.kW <= 4 else { continue }
                 let w8 = w.map { Swift.min(127, Swift.max(-128, $0)) }

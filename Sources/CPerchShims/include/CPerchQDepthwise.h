@@ -533,8 +533,30 @@ PERCH_AVX2_TARGET static inline void perch_qdw_pairs16_avx2(const int16_t *q, lo
     const __m256i i1 = _mm256_loadu_si256((const __m256i *)(const void *)(init + 8));
     const perch_requant8_lanes q0 = perch_requant8_lanes_make(mult, rshift), q1 = perch_requant8_lanes_make(mult + 8, rshift + 8);
     const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi), z = _mm256_setzero_si256();
+    // Four-pixel steps requantize two pixels (32 outputs) at a time as perch_qrequant_row_avx2
+    // does: the products' rounding terms per lane once here, then saturating packs to int16, the
+    // zero point on int16, packs to bytes and the clamp on bytes (the packs are monotone, so this
+    // equals clamping each int32), one permute to put the channels back in order. A third fewer
+    // instructions than a full perch_requant8_avx2 per 8 outputs and a narrowing per pixel.
+    const __m256i one = _mm256_set1_epi64x(1), thirty = _mm256_set1_epi64x(30), low32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    const __m256i ke0 = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(q0.right, low32), thirty));
+    const __m256i ko0 = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(q0.right, 32), thirty));
+    const __m256i ke1 = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(q1.right, low32), thirty));
+    const __m256i ko1 = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(q1.right, 32), thirty));
+    const __m256i zp16 = _mm256_set1_epi16((short)zp), lo8 = _mm256_set1_epi8((char)lo), hi8 = _mm256_set1_epi8((char)hi);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const int sig = lo < 0;
 #define PERCH_QDW_REQ(x, qq) perch_requant8_avx2((x), z, (qq).right, 0, (qq).mult, (qq).multOdd, vzp, vlo, vhi)
 #define PERCH_QDW_LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+    // Pixels (a, b) and (c, d) (channels 0–7, 8–15 of each) → their 32 output bytes in order.
+#define PERCH_QDW_TWO(a, b, c, d) __extension__({ \
+        __m256i p_ = _mm256_adds_epi16(_mm256_packs_epi32(perch_requant_mul8_avx2((a), q0.mult, q0.multOdd, ke0, ko0, q0.right), \
+                                                          perch_requant_mul8_avx2((b), q1.mult, q1.multOdd, ke1, ko1, q1.right)), zp16); \
+        __m256i r_ = _mm256_adds_epi16(_mm256_packs_epi32(perch_requant_mul8_avx2((c), q0.mult, q0.multOdd, ke0, ko0, q0.right), \
+                                                          perch_requant_mul8_avx2((d), q1.mult, q1.multOdd, ke1, ko1, q1.right)), zp16); \
+        __m256i v_ = sig ? _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p_, r_), lo8), hi8) \
+                         : _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p_, r_), lo8), hi8); \
+        _mm256_permutevar8x32_epi32(v_, order); })
     for (long oy = 0; oy < oH; oy++) {
         uint8_t *o = out + oy * oW * 16;
         long ox = 0;
@@ -556,10 +578,8 @@ PERCH_AVX2_TARGET static inline void perch_qdw_pairs16_avx2(const int16_t *q, lo
                     b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(PERCH_QDW_LD(rm + 112), wh));
                 }
             }
-            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16), perch_lowbytes16_avx2(PERCH_QDW_REQ(a0, q0), PERCH_QDW_REQ(b0, q1)));
-            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 16), perch_lowbytes16_avx2(PERCH_QDW_REQ(a1, q0), PERCH_QDW_REQ(b1, q1)));
-            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 32), perch_lowbytes16_avx2(PERCH_QDW_REQ(a2, q0), PERCH_QDW_REQ(b2, q1)));
-            _mm_storeu_si128((__m128i *)(void *)(o + ox * 16 + 48), perch_lowbytes16_avx2(PERCH_QDW_REQ(a3, q0), PERCH_QDW_REQ(b3, q1)));
+            _mm256_storeu_si256((__m256i *)(void *)(o + ox * 16), PERCH_QDW_TWO(a0, b0, a1, b1));
+            _mm256_storeu_si256((__m256i *)(void *)(o + ox * 16 + 32), PERCH_QDW_TWO(a2, b2, a3, b3));
         }
         for (; ox < oW; ox++) {
             __m256i a0 = i0, b0 = i1;
@@ -577,6 +597,7 @@ PERCH_AVX2_TARGET static inline void perch_qdw_pairs16_avx2(const int16_t *q, lo
     }
 #undef PERCH_QDW_REQ
 #undef PERCH_QDW_LD
+#undef PERCH_QDW_TWO
 }
 #endif
 

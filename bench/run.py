@@ -213,11 +213,12 @@ def main():
                 variants.append(("int8", q))
         for prec, path in variants:
             # Agreement: Perch vs ORT on the same input (1 thread).
-            ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            ref = session.run(None, feeds)
             outs = perch_outputs(perch, path, input_args, os.path.join(tmp, name + "_" + prec))
             diff = steps = perch_ref_steps = ort_ref_steps = None
             if outs:
-                onames = [o.name for o in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_outputs()]
+                onames = [o.name for o in session.get_outputs()]
                 diff = max(float(np.abs(outs[safe(o)].astype(np.float64) - r).max()) for o, r in zip(onames, ref))
                 if prec == "int8":
                     scales = output_scales(path)

@@ -197,6 +197,30 @@ PERCH_AVX2_INLINE __m256i perch_requant_mul8_avx2(__m256i x, __m256i vmult, __m2
     return _mm256_srav_epi32(_mm256_blend_epi32(pe, po, 0xAA), vright);
 }
 
+/// perch_requant_mul8_avx2's rounding terms for per-lane right shifts `vright` (as
+/// perch_requant16_avx512): 2^(30 + right) of the even lanes in `ke`, of the odd lanes in `ko`.
+PERCH_AVX2_INLINE void perch_requant_round8_avx2(__m256i vright, __m256i *ke, __m256i *ko) {
+    const __m256i one = _mm256_set1_epi64x(1), thirty = _mm256_set1_epi64x(30);
+    *ke = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(vright, _mm256_set1_epi64x(0xFFFFFFFF)), thirty));
+    *ko = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(vright, 32), thirty));
+}
+
+/// Four vectors of 8 requantized int32 (before the zero point) → 32 bytes in lane order: saturating
+/// packs to int16, the zero point added on int16 (`zp16`), packs to bytes (signed when `sig`, for
+/// int8 outputs) and the clamp on bytes. The packs saturate monotonically, so this equals adding
+/// the zero point and clamping each int32 to [lo, hi] ⊆ the byte range.
+PERCH_AVX2_INLINE __m256i perch_requant_narrow32_avx2(__m256i y0, __m256i y1, __m256i y2, __m256i y3, __m256i zp16, int sig,
+                                                      __m256i lo8, __m256i hi8) {
+    // packs per 128-bit lane: a = (y0 lo, y1 lo, y0 hi, y1 hi) as int16, likewise b.
+    __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(y0, y1), zp16);
+    __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(y2, y3), zp16);
+    __m256i q = sig ? _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(a, b), lo8), hi8)
+                    : _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(a, b), lo8), hi8);
+    // Bytes are in 4-byte runs ordered y0a y1a y2a y3a y0b y1b y2b y3b (a/b: the two 128-bit
+    // halves of each y); put each y's 8 bytes back in order.
+    return _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 /// 8 lanes of perch_requant1; vmult holds the multiplier in the low dword of each 64-bit lane
 /// (even columns) and `vmultOdd` in the low dword for the odd columns; left/right shift per lane
 /// (right at most 31).
@@ -211,10 +235,8 @@ PERCH_AVX2_INLINE __m256i perch_requant8_avx2(__m256i x, __m256i vleft, __m256i 
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), over);
         x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MIN), under);
     }
-    // As perch_requant16_avx512, the rounding term per product from the even and odd lanes' right shifts.
-    const __m256i one = _mm256_set1_epi64x(1), thirty = _mm256_set1_epi64x(30);
-    __m256i ke = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_and_si256(vright, _mm256_set1_epi64x(0xFFFFFFFF)), thirty));
-    __m256i ko = _mm256_sllv_epi64(one, _mm256_add_epi64(_mm256_srli_epi64(vright, 32), thirty));
+    __m256i ke, ko;
+    perch_requant_round8_avx2(vright, &ke, &ko);
     __m256i y = _mm256_add_epi32(perch_requant_mul8_avx2(x, vmult, vmultOdd, ke, ko, vright), vzp);
     return _mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi);
 }
@@ -372,7 +394,6 @@ PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc,
     size_t i = 0;
     if (left == 0 && n >= 32) {
         const __m256i round = _mm256_set1_epi64x((int64_t)1 << (30 + right)), zp16 = _mm256_set1_epi16((int16_t)zp);
-        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         const int sig = lo < 0;
         const __m256i lo8 = _mm256_set1_epi8((char)lo), hi8 = _mm256_set1_epi8((char)hi);
         for (; i + 32 <= n; i += 32) {
@@ -380,20 +401,7 @@ PERCH_AVX2_TARGET static inline void perch_qrequant_row_avx2(const int32_t *acc,
             for (int j = 0; j < 4; j++)
                 y[j] = perch_requant_mul8_avx2(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(acc + i + 8 * j)), vadd),
                                                vmult, vmult, round, round, vright);
-            // packs per 128-bit lane: a = (y0 lo, y1 lo, y0 hi, y1 hi) as int16, likewise b.
-            __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(y[0], y[1]), zp16);
-            __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(y[2], y[3]), zp16);
-            __m256i q;
-            if (sig) {
-                q = _mm256_packs_epi16(a, b);
-                q = _mm256_min_epi8(_mm256_max_epi8(q, lo8), hi8);
-            } else {
-                q = _mm256_packus_epi16(a, b);
-                q = _mm256_min_epu8(_mm256_max_epu8(q, lo8), hi8);
-            }
-            // Bytes are in 4-byte runs ordered y0a y1a y2a y3a y0b y1b y2b y3b (a/b: the two
-            // 128-bit halves of each y); put each y's 8 bytes back in order.
-            _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_permutevar8x32_epi32(q, order));
+            _mm256_storeu_si256((__m256i *)(void *)(out + i), perch_requant_narrow32_avx2(y[0], y[1], y[2], y[3], zp16, sig, lo8, hi8));
         }
     }
     for (; i + 8 <= n; i += 8) {

@@ -128,8 +128,10 @@ struct GraphConverter {
         for (i, d) in proto.type.tensorType.shape.dim.enumerated() {
             switch d.value {
             case .dimValue(let v)?: dims.append(.fixed(Int(v)))
-            case .dimParam(let p)?: dims.append(.symbolic(p))
-            case nil: dims.append(.symbolic(proto.name + ":" + String(i)))
+            // Paddle2ONNX writes "?" for every unknown dimension; it names no dimension, so two
+            // of them need not be equal (ONNX Runtime binds neither).
+            case .dimParam(let p)? where !p.isEmpty && p != "?": dims.append(.symbolic(p))
+            case .dimParam, nil: dims.append(.symbolic(proto.name + ":" + String(i)))
             }
         }
         return ValueInfo(name: proto.name, type: TensorType(dtype: dtype, dims: dims))

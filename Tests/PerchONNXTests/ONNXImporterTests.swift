@@ -61,6 +61,37 @@ final class ONNXImporterTests: XCTestCase {
         for (a, e) in zip(y.floats, expected.floats) { XCTAssertEqual(a, e, accuracy: 1e-5 + 1e-4 * abs(e)) }
     }
 
+    /// Paddle2ONNX marks every unknown dimension "?": two of them are not one dimension (a
+    /// 48×192 text-direction classifier input was refused), while a repeated real name still
+    /// binds one size.
+    func testQuestionMarkDimensionsAreIndependent() throws {
+        func dims(_ names: [String]) -> Onnx_ValueInfoProto {
+            var v = ModelBuilder.valueInfo("x", [])
+            v.type.tensorType.shape.dim = names.map { n in
+                var d = Onnx_TensorShapeProto.Dimension()
+                if let v = Int64(n) { d.dimValue = v } else { d.dimParam = n }
+                return d
+            }
+            return v
+        }
+        func session(_ names: [String]) throws -> Session {
+            let data = ModelBuilder.model(nodes: [ModelBuilder.node("Relu", ["x"], ["y"])], inputs: [dims(names)],
+                                          outputs: [ModelBuilder.valueInfo("y", [])])
+            return try Session(graph: try ONNXImporter.importModel(data: data, path: "m.onnx", baseDirectory: nil))
+        }
+        var x = Tensor(dtype: .f32, shape: [1, 3, 2, 5])
+        x.bytes.withUnsafeMutableBytes { raw in
+            let f = raw.bindMemory(to: Float.self)
+            for i in 0..<f.count { f[i] = Float(i % 7) - 3 }
+        }
+        let y = try session(["?", "3", "?", "?"]).run(["x": x])["y"]!
+        XCTAssertEqual(y.shape, [1, 3, 2, 5])
+        XCTAssertEqual(y.floats, x.floats.map { Swift.max($0, 0) })
+        XCTAssertThrowsError(try session(["n", "3", "h", "h"]).run(["x": x])) { error in
+            XCTAssertTrue("\(error)".contains("'h' is 2 elsewhere but 5 here"), "\(error)")
+        }
+    }
+
     func testUnsupportedOperatorsAreReportedTogether() {
         let data = ModelBuilder.model(
             nodes: [

@@ -10,8 +10,9 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure a model's latency on this machine.",
         discussion: """
-            Inputs not given with --input are synthesized from the declared shapes (symbolic \
-            dimensions = 1). Reports min/p50/p90/p99/mean/std latency over --runs timed runs after \
+            Inputs not given with --input are synthesized from the declared shapes (a symbolic \
+            batch is 1, a 4-D image's symbolic height, width or channels 224, other symbolic \
+            dimensions 1). Reports min/p50/p90/p99/mean/std latency over --runs timed runs after \
             --warmup untimed ones, the initialization time (load + plan), and memory.
             """
     )

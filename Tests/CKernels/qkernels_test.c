@@ -417,6 +417,25 @@ static void test_conv_stem(void) {
         }
 #endif
     }
+#if defined(__x86_64__)
+    // Wide inputs (96–127 channels × 3 rows of 66 floats: more than the 64 KB after which the
+    // AVX2 kernel puts the channel tiles innermost), 3×3, 1 to 9 output channels.
+    static float wx[128 * 4 * 60], ww[9 * 128 * 9], wplanes[128 * 6 * 66], wa[9 * 4 * 60], wb[9 * 4 * 60];
+    for (int trial = 0; trial < 40 && (perch_cpu_features() & PERCH_CPU_AVX2); trial++) {
+        long cin = 96 + rnd() % 32, outW = 57 + rnd() % 4, outH = 1 + rnd() % 4, cout = 1 + rnd() % 9;
+        long inW = outW, inH = outH, R = perch_conv_stem_r(outH, 3, 1), Q = perch_conv_stem_q(outW, 3, 1);
+        expect(cin * 3 * Q * (long)sizeof(float) > 64 * 1024, "conv_stem_wide", "setup", (size_t)trial, (size_t)cin, (size_t)Q);
+        for (long j = 0; j < cin * inH * inW; j++) wx[j] = (float)((int)(rnd() % 2001) - 1000) / 250.0f;
+        for (long j = 0; j < cout * cin * 9; j++) ww[j] = (float)((int)(rnd() % 2001) - 1000) / 7000.0f;
+        perch_conv_stem_phases_f32(wx, cin, inH, inW, 1, 1, 1, R, Q, 0, R, wplanes);
+        perch_conv_stem g = {wplanes, R, Q, cin, 3, 3, 1, outH, outW};
+        int clamp = trial % 2;
+        for (long j = 0; j < 9 * 4 * 60; j++) wa[j] = wb[j] = 9.0f;
+        perch_conv_stem_rows_reference(&g, ww, bias, 0, cout, 0, outH, clamp, -0.5f, 0.75f, wb);
+        perch_conv_stem_rows_avx2(&g, ww, bias, 0, cout, 0, outH, clamp, -0.5f, 0.75f, wa);
+        expect(memcmp(wa, wb, sizeof wa) == 0, "conv_stem_wide", "avx2", (size_t)trial, (size_t)cin, (size_t)outW);
+    }
+#endif
     printf("conv_stem ");
 }
 

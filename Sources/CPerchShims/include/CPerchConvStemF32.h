@@ -1,16 +1,17 @@
 #ifndef CPERCH_CONV_STEM_F32_H
 #define CPERCH_CONV_STEM_F32_H
 // fp32 convolution for a network's stem: few input taps (3 channels × 3 × 3 = 27), many output
-// pixels; also taken by narrow stride-1 convs (≤ 64 outputs, ≤ 576 taps: YOLO's and VGG's early
-// 3×3 layers), where it beat both the GEMM and the channels-in-lanes direct kernel. The im2col +
+// pixels; also taken by narrow stride-1 convs (≤ 64 outputs, ≤ 1024 taps: YOLO's and VGG's early
+// 3×3 layers, a text detector's 96→24 heads), where it beat both the GEMM and the
+// channels-in-lanes direct kernel. The im2col +
 // GEMM path packs a 27-row panel per 16 pixels and runs three or six 27-step micro-kernels on it,
 // so packing and tile set-up cost as much as the multiply-adds (YOLO's 3→16 3×3/2 stem on
 // 256×256: 0.43 ms, ONNX Runtime 0.24); the direct kernel with channels in the lanes needs a
 // transposed store per pixel. Here pixels fill the vector lanes and
-// each weight is broadcast: a tile of 4 output channels × 16 neighbouring pixels of one output
-// row (8 ymm accumulators) loads two input vectors and broadcasts four weights per tap, and its
-// rows are stored straight into the NCHW output. (4 × 24 pixels, 12 accumulators, left clang
-// too few registers for the loads and spilled accumulators inside the tap loop.)
+// each weight is broadcast: a tile of 6 output channels × 16 neighbouring pixels of one output
+// row (12 ymm accumulators) loads two input vectors and broadcasts six weights per tap, and its
+// rows are stored straight into the NCHW output. (4 × 24 pixels, also 12 accumulators, left
+// clang too few registers for the loads and spilled accumulators inside the tap loop.)
 //
 // The input is first copied into stride-phase planes (perch_conv_stem_phases_f32): for stride
 // s, plane (c, ph, pw) holds the zero-padded input's rows s·r + ph and columns s·q + pw, so tap
@@ -118,11 +119,12 @@ static inline void perch_conv_stem_rows_reference(const perch_conv_stem *g, cons
 #if defined(__x86_64__)
 #define PERCH_STEM_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
-/// R ≤ 4 channels × V ≤ 2 vectors of 8 pixels at `base` (the phase planes at output row oy,
+/// R ≤ 6 channels × V ≤ 2 vectors of 8 pixels at `base` (the phase planes at output row oy,
 /// column ox), tap t reading base + off[t]; the last vector stores only `last` lanes (1…8).
+/// 12 accumulators, two input vectors and the broadcast weight: the 16 ymm registers.
 PERCH_STEM_INLINE void perch_conv_stem_tile_avx2(int R, int V, const float *base, const long *off, long taps, const float *w,
                                                  const float *bias, int last, int clamp, float lo, float hi, float *out, long outSize) {
-    __m256 acc[4][2];
+    __m256 acc[6][2];
     PERCH_UNROLL
     for (int r = 0; r < R; r++) {
         __m256 b = _mm256_set1_ps(bias ? bias[r] : 0.0f);
@@ -156,14 +158,38 @@ PERCH_STEM_INLINE void perch_conv_stem_tile_avx2(int R, int V, const float *base
     }
 }
 
-PERCH_STEM_INLINE void perch_conv_stem_row_avx2(int R, const perch_conv_stem *g, const float *row, const long *off, long taps,
-                                                const float *w, const float *bias, int clamp, float lo, float hi, float *out,
+/// R channels of one output row's 16-pixel blocks [ox0, ox1) (ox1 = outW or a block boundary).
+PERCH_STEM_INLINE void perch_conv_stem_row_avx2(int R, const perch_conv_stem *g, const float *row, long ox0, long ox1, const long *off,
+                                                long taps, const float *w, const float *bias, int clamp, float lo, float hi, float *out,
                                                 long outSize) {
-    long ox = 0, W = g->outW;
-    for (; ox + 16 <= W; ox += 16) perch_conv_stem_tile_avx2(R, 2, row + ox, off, taps, w, bias, 8, clamp, lo, hi, out + ox, outSize);
-    long left = W - ox;
+    long ox = ox0;
+    for (; ox + 16 <= ox1; ox += 16) perch_conv_stem_tile_avx2(R, 2, row + ox, off, taps, w, bias, 8, clamp, lo, hi, out + ox, outSize);
+    long left = ox1 - ox;
     if (left > 8) perch_conv_stem_tile_avx2(R, 2, row + ox, off, taps, w, bias, (int)(left - 8), clamp, lo, hi, out + ox, outSize);
     else if (left > 0) perch_conv_stem_tile_avx2(R, 1, row + ox, off, taps, w, bias, (int)left, clamp, lo, hi, out + ox, outSize);
+}
+
+/// Channels 0 ..< n (from `w`, `bias`, `out`) of one output row's pixel blocks [ox0, ox1), in
+/// ⌈n / maxR⌉ tiles as even as they go (16 channels: 6 + 5 + 5; a 2-channel tile after five of
+/// 6 ran 32→32 layers 12% slower than tiles of 4).
+PERCH_STEM_INLINE void perch_conv_stem_channels_avx2(const perch_conv_stem *g, const float *row, long ox0, long ox1, const long *off,
+                                                     long taps, const float *w, const float *bias, long n, long maxR, int clamp, float lo,
+                                                     float hi, float *out, long outSize) {
+    long tiles = (n + maxR - 1) / maxR, big = n - (n / tiles) * tiles;  // `big` tiles of n / tiles + 1
+    for (long i = 0, oc = 0; i < tiles; i++) {
+        long m = n / tiles + (i < big ? 1 : 0);
+        const float *wr = w + oc * taps, *br = bias ? bias + oc : 0;
+        float *o = out + oc * outSize;
+        switch (m) {
+        case 6: perch_conv_stem_row_avx2(6, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        case 5: perch_conv_stem_row_avx2(5, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        case 4: perch_conv_stem_row_avx2(4, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        case 3: perch_conv_stem_row_avx2(3, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        case 2: perch_conv_stem_row_avx2(2, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        default: perch_conv_stem_row_avx2(1, g, row, ox0, ox1, off, taps, wr, br, clamp, lo, hi, o, outSize); break;
+        }
+        oc += m;
+    }
 }
 
 /// perch_conv_stem_rows_reference's contract, with AVX2 + FMA (the same bits).
@@ -174,7 +200,7 @@ __attribute__((target("avx2,fma"))) static inline void perch_conv_stem_rows_avx2
     // Each tap's offset in the phase planes from (row oy, column ox) of plane 0, computed once:
     // per tap, the divisions by the stride cost more than its eight multiply-adds.
     long off[1024];
-    if (taps > 1024) {  // the reference (callers take this kernel for at most 576 taps)
+    if (taps > 1024) {  // the reference (callers take this kernel for at most 1024 taps)
         perch_conv_stem_rows_reference(g, w, bias, oc0, n, oy0, oy1, clamp, lo, hi, y);
         return;
     }
@@ -182,18 +208,27 @@ __attribute__((target("avx2,fma"))) static inline void perch_conv_stem_rows_avx2
         for (long kh = 0; kh < g->kH; kh++)
             for (long kw = 0; kw < g->kW; kw++, t++)
                 off[t] = ((c * s + kh % s) * s + kw % s) * plane + (kh / s) * g->Q + kw / s;
-    for (long oy = oy0; oy < oy1; oy++)
-        for (long oc = oc0; oc < oc0 + n; oc += 4) {
-            long R = oc0 + n - oc < 4 ? oc0 + n - oc : 4;
-            const float *wr = w + oc * taps, *br = bias ? bias + oc : 0, *row = g->x + oy * g->Q;
-            float *out = y + oc * outSize + oy * g->outW;
-            switch (R) {
-            case 4: perch_conv_stem_row_avx2(4, g, row, off, taps, wr, br, clamp, lo, hi, out, outSize); break;
-            case 3: perch_conv_stem_row_avx2(3, g, row, off, taps, wr, br, clamp, lo, hi, out, outSize); break;
-            case 2: perch_conv_stem_row_avx2(2, g, row, off, taps, wr, br, clamp, lo, hi, out, outSize); break;
-            default: perch_conv_stem_row_avx2(1, g, row, off, taps, wr, br, clamp, lo, hi, out, outSize); break;
+    // Tiles of 6 channels × 16 pixels. When one output row's input (cin·kH phase rows) outgrows
+    // L1, the channels go innermost: each 16-pixel block's input stays in L1 while the weights
+    // stream in order, where channel blocks outermost re-read the whole row from L2 with scattered
+    // loads (a 96→24 3×3 layer on 160×160: 17.6 → 14.3 ms; 32→64 on 128×128 stays channels-first).
+    // Stems (≤ 32 taps) keep tiles of 4 channels: there the tile's set-up and stores weigh more,
+    // and 6-channel tiles ran 5–18% slower.
+    const int channelsInner = g->cin * g->kH * g->Q * (long)sizeof(float) > 64 * 1024;
+    const long maxR = taps <= 32 ? 4 : 6;
+    for (long oy = oy0; oy < oy1; oy++) {
+        const float *row = g->x + oy * g->Q;
+        float *out = y + oc0 * outSize + oy * g->outW;
+        const float *wr = w + oc0 * taps, *br = bias ? bias + oc0 : 0;
+        if (channelsInner) {
+            for (long ox = 0; ox < g->outW; ox += 16) {
+                long ox1 = ox + 16 < g->outW ? ox + 16 : g->outW;
+                perch_conv_stem_channels_avx2(g, row, ox, ox1, off, taps, wr, br, n, maxR, clamp, lo, hi, out, outSize);
             }
+        } else {
+            perch_conv_stem_channels_avx2(g, row, 0, g->outW, off, taps, wr, br, n, maxR, clamp, lo, hi, out, outSize);
         }
+    }
 }
 #endif
 

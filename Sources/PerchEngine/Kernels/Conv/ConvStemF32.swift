@@ -22,13 +22,15 @@ struct ConvStemF32 {
         let taps = g.inChannels * g.kernelSize
         guard g.group == 1, g.spatialRank == 2, g.kernelSize > 1, g.outW >= 8, g.outH > 0,
               g.dH == 1, g.dW == 1, g.sH == g.sW, g.sH == 1 || g.sH == 2 else { return nil }
-        // Stems (≤ 32 taps), and stride-1 convs with up to 64 outputs and 576 taps. Per-layer
+        // Stems (≤ 32 taps), and stride-1 convs with up to 64 outputs and 1024 taps (the kernel's
+        // bound; with 6-channel tiles, PP-OCRv4's text detector's 96→24 3×3 heads, 864 taps, on
+        // 160×160 went from 26.4 ms on the GEMM to 14.1, on 80×80 4.7 → 3.4). Per-layer
         // minima against the GEMM or the AVX2 direct conv, 1 thread: YOLO's 16→16 and 32→32 3×3
         // 0.29–0.30 → 0.22 ms, 64→64 on 16×16 0.25 → 0.23; VGG's and CRNN's 32→64 3×3 2.02 →
         // 1.73 and 0.51 → 0.43. Stride-2 ones lost (YOLO's 32→64 and 64→128 3×3/2: 9–16%), and
         // so did 128 outputs (VGG's 64→128 on 32×32: 9%): every 4-channel tile rereads the taps'
         // input rows, and there are more of them.
-        guard taps <= 32 || (g.sH == 1 && taps <= 576 && g.outChannels <= 64) else { return nil }
+        guard taps <= 32 || (g.sH == 1 && taps <= 1024 && g.outChannels <= 64) else { return nil }
         rows = perch_conv_stem_r(g.outH, g.kH, g.sH)
         rowLength = perch_conv_stem_q(g.outW, g.kW, g.sW)
         #else

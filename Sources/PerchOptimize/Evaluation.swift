@@ -9,9 +9,13 @@ public struct Agreement: Sendable, Equatable {
     /// Largest absolute difference of any compared element.
     public var maxAbsError: Double
     /// Fraction of decisions that match fp32's. For a detector ending in NonMaxSuppression, the
-    /// selections: |fp32's ∩ this model's selected (batch, class, box)| / |∪|. Otherwise the
-    /// arg-max over the last axis of the first compared value, row by row (one per sample for a
-    /// classifier's `[1, classes]`, one per time step for a recognizer's `[steps, 1, classes]`).
+    /// selections: |fp32's ∩ this model's selected (batch, class, box)| / |∪|. For a dense map
+    /// `[N, C, H, W]` (H·W > 1: a segmenter, a text detector's probability map), the class of each
+    /// pixel (arg-max over C), or with C = 1 the pixels above the map's threshold (0.5 for values
+    /// in [0, 1], else 0) as sets, |∩| / |∪|. Otherwise the arg-max over the last axis of the first
+    /// compared value (trailing 1s dropped), row by row: one per sample for a classifier's
+    /// `[1, classes]` or `[1, classes, 1, 1]`, one per time step for a recognizer's
+    /// `[steps, 1, classes]`.
     public var top1Agreement: Double
     /// Fraction of samples whose arg-max equals the label (when labels are given).
     public var top1Accuracy: Double?
@@ -108,10 +112,10 @@ public enum Evaluator {
         return best
     }
 
-    /// Arg-max over the last axis of each row of `t`.
-    static func rowArgmax(_ t: Tensor) -> [Int] {
+    /// Arg-max over each row of `width` values of `t` (default: its last axis).
+    static func rowArgmax(_ t: Tensor, width: Int? = nil) -> [Int] {
         let v = GraphEditing.floats(t)
-        let width = Swift.max(1, t.shape.last ?? 1)
+        let width = Swift.max(1, width ?? t.shape.last ?? 1)
         var result = [Int]()
         var row = 0
         while row * width < v.count {
@@ -122,6 +126,47 @@ public enum Evaluator {
             row += 1
         }
         return result
+    }
+
+    /// The share of `reference`'s decisions `candidate` makes too (see `Agreement.top1Agreement`).
+    static func decisionAgreement(_ reference: Tensor, _ candidate: Tensor) -> Double {
+        var shape = reference.shape
+        while shape.count > 1 && shape.last == 1 { shape.removeLast() }
+        if shape.count == 4 && shape[2] * shape[3] > 1 && candidate.shape == reference.shape {
+            // A dense map: the row arg-max would run along W, where a probability map's values tie
+            // (a text detector came out all fp32, its "rows" disagreeing at any precision).
+            let a = GraphEditing.floats(reference), b = GraphEditing.floats(candidate)
+            let channels = shape[1], plane = shape[2] * shape[3]
+            if channels == 1 {
+                let probability = a.allSatisfy { $0 >= 0 && $0 <= 1 }
+                let threshold: Float = probability ? 0.5 : 0
+                var both = 0, either = 0
+                for i in 0..<Swift.min(a.count, b.count) {
+                    let x = a[i] > threshold, y = b[i] > threshold
+                    if x && y { both += 1 }
+                    if x || y { either += 1 }
+                }
+                return either == 0 ? 1 : Double(both) / Double(either)
+            }
+            var same = 0, pixels = 0
+            for n in 0..<shape[0] {
+                for p in 0..<plane {
+                    var ba = 0, bb = 0
+                    for k in 1..<channels {
+                        let i = (n * channels + k) * plane + p
+                        if a[i] > a[(n * channels + ba) * plane + p] { ba = k }
+                        if b[i] > b[(n * channels + bb) * plane + p] { bb = k }
+                    }
+                    if ba == bb { same += 1 }
+                    pixels += 1
+                }
+            }
+            return pixels == 0 ? 1 : Double(same) / Double(pixels)
+        }
+        let ra = rowArgmax(reference, width: shape.last), ca = rowArgmax(candidate, width: shape.last)
+        var same = 0
+        for (x, y) in zip(ra, ca) where x == y { same += 1 }
+        return ra.count == ca.count && !ra.isEmpty ? Double(same) / Double(ra.count) : (ra.count == ca.count ? 1 : 0)
     }
 
     public static func accuracy(_ outs: [[Tensor]], labels: [Int]) -> Double {
@@ -159,10 +204,7 @@ public enum Evaluator {
                 for k in denseCount..<Swift.min(allR.count, allC.count) { overlap += selectionOverlap(allR[k], allC[k]) }
                 agreeSum += overlap / Double(Swift.min(allR.count, allC.count) - denseCount)
             } else if let r = rs.first, let c = cs.first {
-                let ra = rowArgmax(r), ca = rowArgmax(c)
-                var same = 0
-                for (x, y) in zip(ra, ca) where x == y { same += 1 }
-                agreeSum += ra.count == ca.count && !ra.isEmpty ? Double(same) / Double(ra.count) : (ra.count == ca.count ? 1 : 0)
+                agreeSum += decisionAgreement(r, c)
             }
         }
         let n = Double(Swift.max(1, reference.count))

@@ -18,6 +18,31 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(Evaluator.compare(reference: [[c1], [c1]], candidate: [[c1], [c2]], labels: nil).top1Agreement, 0.5, accuracy: 1e-12)
     }
 
+    func testDenseMapsAreComparedPixelByPixel() {
+        // A text detector's [1, 1, H, W] probability map: the pixels above 0.5, as sets. fp32 has
+        // 3 text pixels, the candidate 2 of them and one more: 2 of 4. The values differ
+        // everywhere, the arg-max along W of every row too, and that does not count.
+        let ref = Tensor(shape: [1, 1, 2, 3], values: [Float(0.9), 0.8, 0.1, 0.2, 0.7, 0.0])
+        let cand = Tensor(shape: [1, 1, 2, 3], values: [Float(0.7), 0.95, 0.6, 0.1, 0.4, 0.3])
+        XCTAssertEqual(Evaluator.compare(reference: [[ref]], candidate: [[cand]], labels: nil).top1Agreement, 0.5, accuracy: 1e-12)
+        let same = Tensor(shape: [1, 1, 2, 3], values: [Float(0.6), 0.99, 0.2, 0.3, 0.51, 0.45])
+        XCTAssertEqual(Evaluator.compare(reference: [[ref]], candidate: [[same]], labels: nil).top1Agreement, 1, accuracy: 1e-12)
+        // Logits (values outside [0, 1]) split at 0; no text in either: agreement.
+        let l1 = Tensor(shape: [1, 1, 1, 2], values: [Float(-3), 2])
+        let l2 = Tensor(shape: [1, 1, 1, 2], values: [Float(1), 1])
+        XCTAssertEqual(Evaluator.compare(reference: [[l1]], candidate: [[l2]], labels: nil).top1Agreement, 0.5, accuracy: 1e-12)
+        let empty = Tensor(shape: [1, 1, 1, 2], values: [Float(0.1), 0.2])
+        XCTAssertEqual(Evaluator.compare(reference: [[empty]], candidate: [[empty]], labels: nil).top1Agreement, 1)
+        // A segmenter's [1, 3, 1, 2]: the class of each pixel (pixel 0: 2 vs 2, pixel 1: 0 vs 1).
+        let s1 = Tensor(shape: [1, 3, 1, 2], values: [Float(0), 5, 1, 1, 2, 0])
+        let s2 = Tensor(shape: [1, 3, 1, 2], values: [Float(0), 1, 1, 2, 3, 0])
+        XCTAssertEqual(Evaluator.compare(reference: [[s1]], candidate: [[s2]], labels: nil).top1Agreement, 0.5, accuracy: 1e-12)
+        // A classifier's [1, classes, 1, 1] is one decision over the classes, not one per class.
+        let k1 = Tensor(shape: [1, 3, 1, 1], values: [Float(0.1), 0.7, 0.2])
+        let k2 = Tensor(shape: [1, 3, 1, 1], values: [Float(0.1), 0.2, 0.7])
+        XCTAssertEqual(Evaluator.compare(reference: [[k1]], candidate: [[k2]], labels: nil).top1Agreement, 0, accuracy: 1e-12)
+    }
+
     func testSelectionsAreComparedAsSetsOfBoxes() {
         let dense = Tensor(shape: [2], values: [Float(1), 2])
         // fp32 selects boxes 3, 7, 9 of class 0; the candidate 7, 3, 5: 2 in common of 4.

@@ -146,6 +146,44 @@ final class PassesTests: XCTestCase {
         XCTAssertEqual(try GeluFusion().run(&notOne), 0)
     }
 
+    /// HardSwish in Paddle's spelling (Add 3 → Clip [0, 6] → Mul x → Div 6), with the sixth
+    /// first (Div 6 or Mul 1/6, then Mul x), and as Mul(x, HardSigmoid(1/6, 1/2)): each becomes
+    /// one HardSwish node of x with the same values; a chain whose clipped value is also a graph
+    /// output, or whose Clip stops at 5, is left alone.
+    func testHardSwishFusionTakesTheExportersSpellings() throws {
+        let inits: [String: Tensor] = ["three": Tensor(shape: [], values: [Float(3)]), "zero": Tensor(shape: [], values: [Float(0)]),
+                                       "six": Tensor(shape: [], values: [Float(6)]), "five": Tensor(shape: [], values: [Float(5)]),
+                                       "sixth": Tensor(shape: [], values: [Float(1.0 / 6.0)])]
+        let io = (inputs: [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [3, 40]))],
+                  outputs: [ValueInfo(name: "y", type: TensorType(dtype: .f32, shape: [3, 40]))])
+        func graph(_ nodes: [Node]) -> Graph { Graph(nodes: nodes, inputs: io.inputs, outputs: io.outputs, initializers: inits) }
+        let add = Node(name: "a", op: .add, inputs: ["x", "three"], outputs: ["a"])
+        let clip = Node(name: "c", op: .clip, inputs: ["a", "zero", "six"], outputs: ["c"])
+        let paddle = graph([add, clip, Node(name: "m", op: .mul, inputs: ["x", "c"], outputs: ["m"]),
+                            Node(name: "d", op: .div, inputs: ["m", "six"], outputs: ["y"])])
+        let sixthFirst = graph([Node(name: "a", op: .add, inputs: ["three", "x"], outputs: ["a"]), clip,
+                                Node(name: "d", op: .mul, inputs: ["sixth", "c"], outputs: ["d"]),
+                                Node(name: "m", op: .mul, inputs: ["d", "x"], outputs: ["y"])])
+        var hardSigmoid = Node(name: "h", op: .hardSigmoid, inputs: ["x"], outputs: ["h"])
+        hardSigmoid.attributes.values["alpha"] = .float(1.0 / 6.0)
+        let torch = graph([hardSigmoid, Node(name: "m", op: .mul, inputs: ["x", "h"], outputs: ["y"])])
+        let x = Tensor(shape: [3, 40], values: Fixtures.randomTensor([3, 40], seed: 43).floats.map { $0 * 5 })  // [-5, 5]: both bends
+        for g in [paddle, sixthFirst, torch] {
+            try Fixtures.assertPreserves(g, ["x": x], tolerance: 1e-6) { g in
+                XCTAssertEqual(try HardSwishFusion().run(&g), 1)
+                XCTAssertEqual(g.nodes.map(\.op), [.hardSwish])
+                XCTAssertEqual(g.nodes[0].inputs, ["x"])
+                XCTAssertEqual(g.nodes[0].outputs, ["y"])
+            }
+        }
+        var shared = paddle
+        shared.outputs.append(ValueInfo(name: "c", type: TensorType(dtype: .f32, shape: [3, 40])))
+        XCTAssertEqual(try HardSwishFusion().run(&shared), 0)
+        var five = paddle
+        five.nodes[1].inputs[2] = "five"
+        XCTAssertEqual(try HardSwishFusion().run(&five), 0)
+    }
+
     /// DenseNet's pre-activation: Concat → BatchNorm → Mul([C, 1, 1]) → Add([C, 1, 1]) → Relu → Conv.
     /// The BatchNorm's input rank comes from the Concat of Conv outputs, so the Mul and Add fold
     /// into its scale and bias; with the input's rank unknown a [C, 1, 1] constant stays a Mul.

@@ -12,8 +12,8 @@ public protocol GraphPass: Sendable {
 /// The simplification passes in the order `perch optimize` applies them.
 public enum Simplifier {
     public static var defaultPasses: [any GraphPass] { [
-        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), ChannelAffineFolding(), TransposeReshapeCancellation(),
-        DeadNodeRemoval(),
+        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), ChannelAffineFolding(), HardSwishFusion(),
+        TransposeReshapeCancellation(), DeadNodeRemoval(),
     ] }
 
     /// Runs `passes` until none changes anything (at most 4 rounds); returns rewrites per pass name.

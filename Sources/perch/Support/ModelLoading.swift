@@ -42,6 +42,10 @@ enum ModelLoading {
         if foldBatchNorm && graph.nodes.contains(where: { $0.op == .erf }) {
             _ = try GeluFusion().run(&graph)
         }
+        // HardSwish written out as Add → Clip → Mul → Div (Paddle exports) runs as one node.
+        if foldBatchNorm && graph.nodes.contains(where: { $0.op == .clip || $0.op == .hardSigmoid }) {
+            _ = try HardSwishFusion().run(&graph)
+        }
         return graph
     }
 

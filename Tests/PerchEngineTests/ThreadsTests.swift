@@ -95,16 +95,25 @@ final class ThreadsTests: XCTestCase {
             Node(name: "qm", op: .qLinearMul, inputs: ["d", "xs", "xz", "c2", "xs", "xz", "ms", "mz"], outputs: ["qm"]),
         ]
         g.inputs.append(ValueInfo(name: "c2", type: TensorType(dtype: .u8, shape: [64, 512])))
-        g.outputs = ["s", "p", "g", "sg", "qs", "qm"].map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
+        // fp32 elementwise ops past their 32K-element bar, on 3×7 rows of 1601 (thread ranges cut
+        // rows): a per-row broadcast Add, a three-input Mean, a HardSwish.
+        g.inputs += [ValueInfo(name: "e", type: TensorType(dtype: .f32, shape: [3, 7, 1601])),
+                     ValueInfo(name: "eb", type: TensorType(dtype: .f32, shape: [7, 1]))]
+        g.nodes += [Node(name: "ea", op: .add, inputs: ["e", "eb"], outputs: ["ea"]),
+                    Node(name: "em", op: .mean, inputs: ["e", "ea", "eb"], outputs: ["em"]),
+                    Node(name: "eh", op: .hardSwish, inputs: ["e"], outputs: ["eh"])]
+        let names = ["s", "p", "g", "sg", "qs", "qm", "ea", "em", "eh"]
+        g.outputs = names.map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
         func bytes(_ shape: [Int]) -> Tensor {
             Tensor(dtype: .u8, shape: shape, bytes: (0..<elementCount(shape)).map { _ in UInt8(truncatingIfNeeded: Int(rng.floats(1)[0] * 1000)) })
         }
         let feeds = ["q": floats([1, 4, 64, 32], rng.floats(4 * 64 * 32)), "k": floats([1, 4, 32, 64], rng.floats(4 * 32 * 64)),
-                     "h": floats([64, 512], rng.floats(64 * 512)), "c": bytes([4, 64, 64]), "d": bytes([64, 512]), "c2": bytes([64, 512])]
+                     "h": floats([64, 512], rng.floats(64 * 512)), "c": bytes([4, 64, 64]), "d": bytes([64, 512]), "c2": bytes([64, 512]),
+                     "e": floats([3, 7, 1601], rng.floats(3 * 7 * 1601).map { $0 * 8 }), "eb": floats([7, 1], rng.floats(7))]
         let one = try Session(graph: g).run(feeds)
         for threads in [2, 3] {
             let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(feeds)
-            for name in ["s", "p", "g", "sg", "qs", "qm"] {
+            for name in names {
                 let differing = zip(one[name]!.bytes, many[name]!.bytes).filter { $0 != $1 }.count
                 XCTAssertEqual(differing, 0, "\(name): bytes differ with \(threads) threads")
             }
@@ -124,6 +133,13 @@ final class ThreadsTests: XCTestCase {
             let x = Double(h[i])
             XCTAssertEqual(Double(gelu[i]), x * 0.5 * (1 + erf(x / 2.0.squareRoot())), accuracy: 1e-5)
             XCTAssertEqual(Double(sig[i]), 1 / (1 + exp(-x)), accuracy: 1e-6)
+        }
+        let e = feeds["e"]!.floats, eb = feeds["eb"]!.floats, ea = one["ea"]!.floats, em = one["em"]!.floats, eh = one["eh"]!.floats
+        for i in stride(from: 0, to: e.count, by: 89) {
+            let x = Double(e[i]), bias = Double(eb[(i / 1601) % 7])
+            XCTAssertEqual(Double(ea[i]), x + bias, accuracy: 1e-5)
+            XCTAssertEqual(Double(em[i]), (x + (x + bias) + bias) / 3, accuracy: 1e-5)
+            XCTAssertEqual(Double(eh[i]), x * Swift.max(0, Swift.min(1, x / 6 + 0.5)), accuracy: 1e-5)
         }
     }
 

@@ -143,7 +143,10 @@ func preparedFloatMap<M: FloatMap>(_ ctx: OpContext, _ m: M) throws(EngineError)
     let n = x.count
     if x.dtype == .f32 {
         return PreparedOp(outputs: [x]) { args in
-            mapF32(m, args.input(0).pointer(as: Float.self), args.output(0).pointer(as: Float.self), n)
+            let src = args.input(0).pointer(as: Float.self), dst = args.output(0).pointer(as: Float.self)
+            parallelElementwise(args, n, minimum: ElementwiseOperator.f32SplitElements, grain: ElementwiseOperator.f32SplitElements / 2) { r in
+                mapF32(m, src + r.lowerBound, dst + r.lowerBound, r.count)
+            }
         }
     }
     return PreparedOp(outputs: [x]) { args in

@@ -102,14 +102,21 @@ final class ThreadsTests: XCTestCase {
         g.nodes += [Node(name: "ea", op: .add, inputs: ["e", "eb"], outputs: ["ea"]),
                     Node(name: "em", op: .mean, inputs: ["e", "ea", "eb"], outputs: ["em"]),
                     Node(name: "eh", op: .hardSwish, inputs: ["e"], outputs: ["eh"])]
-        let names = ["s", "p", "g", "sg", "qs", "qm", "ea", "em", "eh"]
+        // A ConvTranspose whose col2im splits its 24 output channels: 2×2, stride 2, 40×40 → 80×80.
+        g.inputs.append(ValueInfo(name: "t", type: TensorType(dtype: .f32, shape: [1, 24, 40, 40])))
+        g.initializers["tw"] = floats([24, 24, 2, 2], rng.floats(24 * 24 * 4))
+        g.initializers["tb"] = floats([24], rng.floats(24))
+        g.nodes.append(Node(name: "ct", op: .convTranspose, inputs: ["t", "tw", "tb"], outputs: ["ct"],
+                            attributes: Attributes(["strides": .ints([2, 2]), "kernel_shape": .ints([2, 2])])))
+        let names = ["s", "p", "g", "sg", "qs", "qm", "ea", "em", "eh", "ct"]
         g.outputs = names.map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
         func bytes(_ shape: [Int]) -> Tensor {
             Tensor(dtype: .u8, shape: shape, bytes: (0..<elementCount(shape)).map { _ in UInt8(truncatingIfNeeded: Int(rng.floats(1)[0] * 1000)) })
         }
         let feeds = ["q": floats([1, 4, 64, 32], rng.floats(4 * 64 * 32)), "k": floats([1, 4, 32, 64], rng.floats(4 * 32 * 64)),
                      "h": floats([64, 512], rng.floats(64 * 512)), "c": bytes([4, 64, 64]), "d": bytes([64, 512]), "c2": bytes([64, 512]),
-                     "e": floats([3, 7, 1601], rng.floats(3 * 7 * 1601).map { $0 * 8 }), "eb": floats([7, 1], rng.floats(7))]
+                     "e": floats([3, 7, 1601], rng.floats(3 * 7 * 1601).map { $0 * 8 }), "eb": floats([7, 1], rng.floats(7)),
+                     "t": floats([1, 24, 40, 40], rng.floats(24 * 1600))]
         let one = try Session(graph: g).run(feeds)
         for threads in [2, 3] {
             let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(feeds)
@@ -140,6 +147,14 @@ final class ThreadsTests: XCTestCase {
             XCTAssertEqual(Double(ea[i]), x + bias, accuracy: 1e-5)
             XCTAssertEqual(Double(em[i]), (x + (x + bias) + bias) / 3, accuracy: 1e-5)
             XCTAssertEqual(Double(eh[i]), x * Swift.max(0, Swift.min(1, x / 6 + 0.5)), accuracy: 1e-5)
+        }
+        // Each output of the 2×2/2 ConvTranspose has one tap: b[m] + Σ_c t[c][oh/2][ow/2]·w[c][m][oh%2][ow%2].
+        let t = feeds["t"]!.floats, tw = g.initializers["tw"]!.floats, tb = g.initializers["tb"]!.floats, ct = one["ct"]!.floats
+        for i in stride(from: 0, to: 24 * 6400, by: 61) {
+            let m = i / 6400, oh = (i % 6400) / 80, ow = i % 80
+            var want = Double(tb[m])
+            for c in 0..<24 { want += Double(t[(c * 40 + oh / 2) * 40 + ow / 2]) * Double(tw[((c * 24 + m) * 2 + oh % 2) * 2 + ow % 2]) }
+            XCTAssertEqual(Double(ct[i]), want, accuracy: 1e-4)
         }
     }
 

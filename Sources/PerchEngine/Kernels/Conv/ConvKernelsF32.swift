@@ -290,7 +290,6 @@ func convTransposeGemmF32(
     let mg = g.outPerGroup
     let rows = mg * g.kernelSize
     let pin = g.inSize
-    let outHW = g.outH * g.outW
     for n in 0..<g.batch {
         for grp in 0..<g.group {
             let xg = UnsafePointer(x + (n * g.inChannels + grp * cg) * pin)
@@ -299,33 +298,44 @@ func convTransposeGemmF32(
             sgemmParallel(args, slots: slots, m: rows, n: pin, k: cg, a: wg, aRowStride: 1, aColStride: rows,
                           b: xg, bRowStride: pin, bColStride: 1, c: col, ldc: pin, accumulate: false, workspace: workspace)
             let yg = y + (n * g.outChannels + grp * mg) * g.outSize
-            for m in 0..<mg {
-                (yg + m * g.outSize).update(repeating: bias?[grp * mg + m] ?? 0, count: g.outSize)
+            // col2im, output channels split across threads (each writes its own planes, in the
+            // same order: the same sums on any thread count). On one thread, a text detector's
+            // 24→24 2×2/2 ConvTranspose to 320×320 took 4.4 ms on one thread and 3.9 on two.
+            let parts = mg * g.outSize >= 1 << 15 ? Swift.min(args.threads, mg) : 1
+            args.parallelFor(parts) { part in
+                for m in splitRange(mg, parts: parts, part: part) { col2imChannel(g, m: m, col: col, y: yg, bias: bias?[grp * mg + m] ?? 0) }
             }
-            var r = 0
-            for m in 0..<mg {
-                let ym = yg + m * g.outSize
-                for kd in 0..<g.kD {
-                    for kh in 0..<g.kH {
-                        for kw in 0..<g.kW {
-                            let crow = col + r * pin
-                            r += 1
-                            // Input positions i whose output i*s - p + k*d lands inside Y.
-                            let (w0, w1) = validOutputRange(outLen: g.inW, inLen: g.outW, stride: g.sW, offset: kw * g.dW - g.pW)
-                            if w0 >= w1 { continue }
-                            for id in 0..<g.inD {
-                                let od = id * g.sD - g.pD + kd * g.dD
-                                if od < 0 || od >= g.outD { continue }
-                                for ih in 0..<g.inH {
-                                    let oh = ih * g.sH - g.pH + kh * g.dH
-                                    if oh < 0 || oh >= g.outH { continue }
-                                    let src = crow + (id * g.inH + ih) * g.inW
-                                    let dst = ym + od * outHW + oh * g.outW + kw * g.dW - g.pW
-                                    var iw = w0
-                                    while iw < w1 { dst[iw * g.sW] += src[iw]; iw += 1 }
-                                }
-                            }
-                        }
+        }
+    }
+}
+
+/// ConvTranspose's col2im for output channel `m` of a group: the bias, then the rows of `col`
+/// for m's kernel taps added at their output positions, taps in (kd, kh, kw) order.
+@inline(__always)
+private func col2imChannel(_ g: ConvGeometry, m: Int, col: UnsafeMutablePointer<Float>, y yg: UnsafeMutablePointer<Float>, bias: Float) {
+    let pin = g.inSize
+    let outHW = g.outH * g.outW
+    let ym = yg + m * g.outSize
+    ym.update(repeating: bias, count: g.outSize)
+    var r = m * g.kernelSize
+    for kd in 0..<g.kD {
+        for kh in 0..<g.kH {
+            for kw in 0..<g.kW {
+                let crow = col + r * pin
+                r += 1
+                // Input positions i whose output i*s - p + k*d lands inside Y.
+                let (w0, w1) = validOutputRange(outLen: g.inW, inLen: g.outW, stride: g.sW, offset: kw * g.dW - g.pW)
+                if w0 >= w1 { continue }
+                for id in 0..<g.inD {
+                    let od = id * g.sD - g.pD + kd * g.dD
+                    if od < 0 || od >= g.outD { continue }
+                    for ih in 0..<g.inH {
+                        let oh = ih * g.sH - g.pH + kh * g.dH
+                        if oh < 0 || oh >= g.outH { continue }
+                        let src = crow + (id * g.inH + ih) * g.inW
+                        let dst = ym + od * outHW + oh * g.outW + kw * g.dW - g.pW
+                        var iw = w0
+                        while iw < w1 { dst[iw * g.sW] += src[iw]; iw += 1 }
                     }
                 }
             }

@@ -93,6 +93,48 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(try runSingleNode(.not, inputs: [("p", p)])[0].int64s, [0, 0, 1, 1])
     }
 
+    /// The typed comparison loops (int32, int64, uint8, float32) on the broadcasts a one-hot
+    /// uses — Equal(Expand(bytes), range) as Magika's byte classifier writes it — and on
+    /// NaN, then the bool → float Cast after them.
+    func testTypedComparisonsAndOneHot() throws {
+        let codes: [Int32] = [0, 5, 256, 7, 5, 300, -1, 256]
+        let bytes = Tensor(shape: [1, 8, 1], values: codes)
+        let range = Tensor(shape: [1, 1, 257], values: (0..<257).map { Int32($0) })
+        let hot = try runSingleNode(.equal, inputs: [("b", bytes), ("r", range)])[0]
+        XCTAssertEqual(hot.shape, [1, 8, 257])
+        var want = [Int64](repeating: 0, count: 8 * 257)
+        for (i, c) in codes.enumerated() where c >= 0 && c < 257 { want[i * 257 + Int(c)] = 1 }
+        XCTAssertEqual(hot.int64s, want)
+        let asFloat = try runSingleNode(.cast, inputs: [("h", hot)], attributes: ["to": .int(1)])[0]
+        XCTAssertEqual(asFloat.floats, want.map { Float($0) })
+        // Every comparison on each type: row broadcast [2, 3] against [3] and column [2, 1].
+        let lhs: [Int64] = [1, 5, 3, 4, 2, 9], row: [Int64] = [3, 5, 2], col: [Int64] = [4, 2]
+        func expect(_ op: OpType, _ f: (Int64, Int64) -> Bool) throws {
+            let byRow = (0..<6).map { f(lhs[$0], row[$0 % 3]) ? Int64(1) : 0 }
+            let byCol = (0..<6).map { f(lhs[$0], col[$0 / 3]) ? Int64(1) : 0 }
+            let typed: [(Tensor, Tensor, Tensor)] = [
+                (Tensor(shape: [2, 3], values: lhs.map { Int32($0) }), Tensor(shape: [3], values: row.map { Int32($0) }), Tensor(shape: [2, 1], values: col.map { Int32($0) })),
+                (Tensor(shape: [2, 3], values: lhs), Tensor(shape: [3], values: row), Tensor(shape: [2, 1], values: col)),
+                (Tensor(shape: [2, 3], values: lhs.map { UInt8($0) }), Tensor(shape: [3], values: row.map { UInt8($0) }), Tensor(shape: [2, 1], values: col.map { UInt8($0) })),
+                (floats([2, 3], lhs.map { Float($0) }), floats([3], row.map { Float($0) }), floats([2, 1], col.map { Float($0) })),
+            ]
+            for (x, r, c) in typed {
+                XCTAssertEqual(try runSingleNode(op, inputs: [("x", x), ("r", r)])[0].int64s, byRow, "\(op) \(x.dtype) by row")
+                XCTAssertEqual(try runSingleNode(op, inputs: [("x", x), ("c", c)])[0].int64s, byCol, "\(op) \(x.dtype) by column")
+            }
+        }
+        try expect(.equal) { $0 == $1 }
+        try expect(.less) { $0 < $1 }
+        try expect(.greater) { $0 > $1 }
+        try expect(.lessOrEqual) { $0 <= $1 }
+        try expect(.greaterOrEqual) { $0 >= $1 }
+        // NaN is unequal and unordered.
+        let nan = floats([3], [.nan, 1, .nan]), one = floats([3], [.nan, 1, 2])
+        XCTAssertEqual(try runSingleNode(.equal, inputs: [("a", nan), ("b", one)])[0].int64s, [0, 1, 0])
+        XCTAssertEqual(try runSingleNode(.lessOrEqual, inputs: [("a", nan), ("b", one)])[0].int64s, [0, 1, 0])
+        XCTAssertEqual(try runSingleNode(.greater, inputs: [("a", nan), ("b", one)])[0].int64s, [0, 0, 0])
+    }
+
     func testWhereThreeWayBroadcast() throws {
         let c = Tensor(shape: [2, 1], values: [true, false])
         let x = floats([3], [1, 2, 3])

@@ -73,7 +73,7 @@ public enum CastOperator {
         }
     }
 
-    /// Narrow integers to float32 in a plain loop that vectorizes: the int32 → float Cast after
+    /// Narrow integers and bools to float32 in a plain loop that vectorizes: the int32 → float Cast after
     /// each MatMulInteger of a `quantize_dynamic` model went element by element through Double
     /// (55% of a dynamically quantized transformer's time). Every value is exact in Double, so
     /// the single rounding to Float gives the generic path's bits.
@@ -90,6 +90,7 @@ public enum CastOperator {
         case .u8: return converting(UInt8.self)
         case .i8: return converting(Int8.self)
         case .u16: return converting(UInt16.self)
+        case .bool: return converting(UInt8.self)  // bytes 0 and 1 (a one-hot's Equal → Cast)
         case .i16: return converting(Int16.self)
         default: return nil
         }

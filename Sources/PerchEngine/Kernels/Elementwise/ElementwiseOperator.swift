@@ -146,6 +146,7 @@ public enum ElementwiseOperator {
             default: break
             }
         }
+        if isComparison(op), descs.count == 2, let typed = TypedComparison.prepare(op, plan, out, dtype) { return typed }
         return genericBroadcast(op, plan, out, descs)
     }
 

@@ -40,6 +40,30 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(c[1].int64s, [0, 7, 7, 5, 7, 7, 5, 8, 8, 9, 15, 15, 13, 16, 16, 11, 17, 17])
     }
 
+    /// fp32 GlobalMaxPool of 1-D planes (Magika's [1, 512, 508]): each plane's maximum on 1 and
+    /// 2 threads, a NaN first in its plane kept, a NaN later passed over (the window loop's rule).
+    func testGlobalMaxPoolF32Planes() throws {
+        var rng = TestRandom(seed: 31)
+        var v = rng.floats(130 * 509)
+        v[0] = .nan  // plane 0 starts with NaN
+        v[509 + 7] = .nan  // plane 1 has one later
+        let x = floats([1, 130, 509], v)
+        var g = Graph(name: "gmp")
+        g.inputs = [ValueInfo(name: "x", type: TensorType(dtype: .f32, shape: [1, 130, 509]))]
+        g.nodes = [Node(name: "p", op: .globalMaxPool, inputs: ["x"], outputs: ["y"])]
+        g.outputs = [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: []))]
+        for threads in [1, 2] {
+            let y = try Session(graph: g, options: SessionOptions(threads: threads)).run(["x": x])["y"]!
+            XCTAssertEqual(y.shape, [1, 130, 1])
+            let m = y.floats
+            XCTAssertTrue(m[0].isNaN)
+            for c in 1..<130 {
+                let plane = v[(c * 509)..<((c + 1) * 509)].filter { !$0.isNaN }
+                XCTAssertEqual(m[c], plane.max()!, "plane \(c), \(threads) threads")
+            }
+        }
+    }
+
     func testSameUpperAndGlobalPoolsOtherTypes() throws {
         // SAME_UPPER, k=2, s=2 on 5: out 3, total pad 1 at the end -> windows {1,2},{3,4},{5}
         let y = try runSingleNode(.averagePool, inputs: [("x", x1d)], attributes: ["kernel_shape": .ints([2]), "strides": .ints([2]), "auto_pad": .string("SAME_UPPER")])

@@ -46,6 +46,23 @@ public enum PoolingOperator {
             return maxPool8(params, signed: x.dtype == .i8, outputs: outputs, maxThreads: ctx.threads)
         }
         switch x.dtype {
+        case .f32 where ctx.node.op == .globalMaxPool:
+            // The maximum of each contiguous plane, planes across threads: the window path took
+            // 0.79 ms for Magika's 512 × 508 (3 ns an element). The first element, then every
+            // larger one, as the window loop takes them (so NaN only as the first).
+            let planes = p.g.batch * p.g.inChannels, size = p.g.inSize
+            return PreparedOp(outputs: outputs) { args in
+                let src = UnsafePointer(args.input(0).pointer(as: Float.self)), dst = args.output(0).pointer(as: Float.self)
+                let parts = planes * size >= 1 << 16 ? Swift.min(args.threads, planes) : 1
+                args.parallelFor(parts) { t in
+                    for c in splitRange(planes, parts: parts, part: t) {
+                        let plane = src + c * size
+                        var best = size > 0 ? plane[0] : -Float.infinity
+                        for i in 1..<Swift.max(size, 1) where plane[i] > best { best = plane[i] }
+                        dst[c] = best
+                    }
+                }
+            }
         case .f32 where ctx.node.op == .globalAveragePool:
             // A contiguous mean per channel (the window loops cost 6× ORT's time on 10×10 maps).
             let planes = p.g.batch * p.g.inChannels, size = p.g.inSize

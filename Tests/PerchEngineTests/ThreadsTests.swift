@@ -52,15 +52,20 @@ final class ThreadsTests: XCTestCase {
         ]
         g.initializers["w6"] = weight([24, 12, 1, 1])
         g.initializers["b6"] = weight([24])
+        // Taller than wide (1000 outputs, 990 pixels) with packed weights: column blocks. And a
+        // 3×3 one (implicit im2col B, 600 outputs on 990 pixels).
+        g.nodes.append(Node(name: "c5", op: .conv, inputs: ["c3", "w7"], outputs: ["tall"]))
+        g.initializers["w7"] = weight([1000, 48, 1, 1])
+        g.nodes.append(Node(name: "c6", op: .conv, inputs: ["c3", "w8"], outputs: ["tall3"], attributes: Attributes(["pads": .ints([1, 1, 1, 1])])))
+        g.initializers["w8"] = weight([600, 48, 3, 3])
         // 1440×33×192 ≈ 9M MACs: above sgemmParallel's threshold for splitting.
         g.initializers["w3t"] = weight([33, 192])
-        g.outputs = [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: [])), ValueInfo(name: "z", type: TensorType(dtype: .f32, dims: [])),
-                     ValueInfo(name: "g", type: TensorType(dtype: .f32, dims: []))]
+        g.outputs = ["y", "z", "g", "tall", "tall3"].map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
         let x = weight([1, 8, 30, 33])
         let one = try Session(graph: g).run(["x": x])
         for threads in [2, 3] {
             let many = try Session(graph: g, options: SessionOptions(threads: threads)).run(["x": x])
-            for name in ["y", "z", "g"] {
+            for name in ["y", "z", "g", "tall", "tall3"] {
                 XCTAssertEqual(one[name]!.shape, many[name]!.shape)
                 XCTAssertEqual(one[name]!.bytes, many[name]!.bytes, "\(name) differs with \(threads) threads")
             }

@@ -113,7 +113,12 @@ final class ThreadsTests: XCTestCase {
         g.initializers["tb"] = floats([24], rng.floats(24))
         g.nodes.append(Node(name: "ct", op: .convTranspose, inputs: ["t", "tw", "tb"], outputs: ["ct"],
                             attributes: Attributes(["strides": .ints([2, 2]), "kernel_shape": .ints([2, 2])])))
-        let names = ["s", "p", "g", "sg", "qs", "qm", "ea", "em", "eh", "ct"]
+        // A nearest 2× Resize of it (rows split), and Concats along channels and along W.
+        g.initializers["rs"] = floats([4], [1, 1, 2, 2])
+        g.nodes += [Node(name: "up", op: .resize, inputs: ["t", "", "rs"], outputs: ["up"], attributes: Attributes(["mode": .string("nearest")])),
+                    Node(name: "cc", op: .concat, inputs: ["up", "ct"], outputs: ["cc"], attributes: Attributes(["axis": .int(1)])),
+                    Node(name: "cw", op: .concat, inputs: ["t", "t"], outputs: ["cw"], attributes: Attributes(["axis": .int(3)]))]
+        let names = ["s", "p", "g", "sg", "qs", "qm", "ea", "em", "eh", "ct", "up", "cc", "cw"]
         g.outputs = names.map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
         func bytes(_ shape: [Int]) -> Tensor {
             Tensor(dtype: .u8, shape: shape, bytes: (0..<elementCount(shape)).map { _ in UInt8(truncatingIfNeeded: Int(rng.floats(1)[0] * 1000)) })
@@ -160,6 +165,19 @@ final class ThreadsTests: XCTestCase {
             var want = Double(tb[m])
             for c in 0..<24 { want += Double(t[(c * 40 + oh / 2) * 40 + ow / 2]) * Double(tw[((c * 24 + m) * 2 + oh % 2) * 2 + ow % 2]) }
             XCTAssertEqual(Double(ct[i]), want, accuracy: 1e-4)
+        }
+        let up = one["up"]!.floats, cc = one["cc"]!.floats, cw = one["cw"]!.floats
+        XCTAssertEqual(one["cc"]!.shape, [1, 48, 80, 80])
+        XCTAssertEqual(one["cw"]!.shape, [1, 24, 40, 80])
+        for i in stride(from: 0, to: 24 * 6400, by: 53) {
+            let c = i / 6400, oh = (i % 6400) / 80, ow = i % 80
+            XCTAssertEqual(up[i], t[(c * 40 + oh / 2) * 40 + ow / 2])  // nearest 2×: each source pixel twice each way
+            XCTAssertEqual(cc[i], up[i])
+            XCTAssertEqual(cc[24 * 6400 + i], ct[i])
+        }
+        for i in stride(from: 0, to: 24 * 3200, by: 29) {
+            let c = i / 3200, h = (i % 3200) / 80, w = i % 80
+            XCTAssertEqual(cw[i], t[(c * 40 + h) * 40 + w % 40])  // rows of t, then t again
         }
     }
 

@@ -29,15 +29,28 @@ extension DataMovementOperator {
         let blocks = descs.map { $0.shape[axis] * inner }
         let n = descs.count
         let out = TensorDesc(dtype: first.dtype, shape: shape)
+        // The output is `outer` rows of the inputs' blocks side by side; threads copy disjoint byte
+        // ranges of it from 256 KB (a detector's concatenation of four 96×160×160 maps took 0.7 ms
+        // on one thread of two).
+        var starts = [0]
+        for b in blocks { starts.append(starts[starts.count - 1] + b) }
+        let rowBytes = starts[n], total = outer * rowBytes
         return PreparedOp(outputs: [out]) { args in
             if out.count == 0 { return }
-            var dst = args.outputs[0].data
-            for o in 0..<outer {
-                for i in 0..<n {
-                    let b = blocks[i]
-                    if b == 0 { continue }
-                    dst.copyMemory(from: UnsafeRawPointer(args.inputs[i]!.data) + o &* b, byteCount: b)
-                    dst += b
+            let dst = args.outputs[0].data
+            let parts = total >= 1 << 18 ? Swift.min(args.threads, total >> 17) : 1
+            args.parallelFor(parts) { part in
+                let range = splitRange(total, parts: parts, part: part, align: 64)
+                guard !range.isEmpty else { return }
+                for o in (range.lowerBound / rowBytes)...((range.upperBound - 1) / rowBytes) {
+                    for i in 0..<n where blocks[i] > 0 {
+                        // Block i of row o covers bytes [lo, hi) of the output; copy its overlap.
+                        let lo = o * rowBytes + starts[i], hi = lo + blocks[i]
+                        let from = Swift.max(lo, range.lowerBound), to = Swift.min(hi, range.upperBound)
+                        if from < to {
+                            (dst + from).copyMemory(from: UnsafeRawPointer(args.inputs[i]!.data) + (o &* blocks[i] + from - lo), byteCount: to - from)
+                        }
+                    }
                 }
             }
         }

@@ -23,14 +23,27 @@ struct ResizeGather {
         self.start = start
     }
 
-    /// `coords` holds `rank` Ints of workspace.
-    func run<T>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, coords: UnsafeMutablePointer<Int>) {
+    /// Output rows: every output coordinate but the last axis's.
+    var rows: Int { outShape.dropLast().reduce(1, *) }
+
+    /// Output rows `rows` (all by default); `coords` holds `rank` Ints of workspace. Rows are
+    /// independent (a row that repeats the previous one is copied from it only within one call),
+    /// so calls on disjoint row ranges may run at once.
+    func run<T>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, coords: UnsafeMutablePointer<Int>, rows range: Range<Int>? = nil) {
         let last = outShape.count - 1, w = outShape[last]
+        let rows = range ?? 0..<self.rows
+        guard !rows.isEmpty else { return }
         offsets.withUnsafeBufferPointer { table in
             let off = table.baseAddress!, lastOff = off + start[last]
-            for a in 0..<last { coords[a] = 0 }
-            var yi = 0, previous = -1
-            while true {
+            var r = rows.lowerBound
+            var a = last - 1
+            while a >= 0 {
+                coords[a] = r % outShape[a]
+                r /= outShape[a]
+                a -= 1
+            }
+            var yi = rows.lowerBound * w, previous = -1
+            for _ in rows {
                 var base = 0
                 for a in 0..<last { base += off[start[a] + coords[a]] }
                 if base == previous {
@@ -48,7 +61,6 @@ struct ResizeGather {
                     coords[a] = 0
                     a -= 1
                 }
-                if a < 0 { return }
             }
         }
     }

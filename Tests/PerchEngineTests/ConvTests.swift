@@ -109,6 +109,10 @@ final class ConvTests: XCTestCase {
             Config(x: [1, 4, 3, 3], w: [4, 3, 2, 3], attrs: ["group": .int(2), "strides": .ints([3, 2]), "dilations": .ints([2, 1]), "output_padding": .ints([1, 1])]),
             Config(x: [1, 2, 7], w: [2, 3, 4], attrs: ["strides": .ints([2]), "auto_pad": .string("SAME_UPPER")], bias: false),
             Config(x: [1, 2, 3, 2, 3], w: [2, 2, 2, 2, 3], attrs: ["strides": .ints([1, 2, 2]), "output_shape": .ints([5, 4, 8])]),
+            // Kernel = stride, no pads (one tap per output): 2×2/2 with groups, 3×3/3, 1-D 2/2, no bias.
+            Config(x: [1, 6, 5, 7], w: [6, 3, 2, 2], attrs: ["strides": .ints([2, 2]), "group": .int(2)]),
+            Config(x: [2, 3, 4, 3], w: [3, 5, 3, 3], attrs: ["strides": .ints([3, 3])]),
+            Config(x: [1, 2, 9], w: [2, 3, 2], attrs: ["strides": .ints([2])], bias: false),
         ]
         var rng = TestRandom(seed: 12)
         for cfg in configs {

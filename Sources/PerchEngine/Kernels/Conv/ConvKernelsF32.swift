@@ -316,6 +316,31 @@ private func col2imChannel(_ g: ConvGeometry, m: Int, col: UnsafeMutablePointer<
     let pin = g.inSize
     let outHW = g.outH * g.outW
     let ym = yg + m * g.outSize
+    if g.kD == 1 && g.inD == 1 && g.kH == g.sH && g.kW == g.sW && g.pH == 0 && g.pW == 0 && g.dH == 1 && g.dW == 1
+        && g.outH == g.inH * g.sH && g.outW == g.inW * g.sW {
+        // Kernel = stride, no padding (a detector's or U-Net's 2×2/2 upsampling): every output
+        // has exactly one tap, bias + col, written in one pass instead of a fill and a strided
+        // add per tap (a text detector's 24-channel 160² → 320² one: 4.6 → 2.7 ms).
+        let rows = col + m * g.kernelSize * pin
+        for ih in 0..<g.inH {
+            for kh in 0..<g.kH {
+                let out = ym + (ih * g.sH + kh) * g.outW
+                if g.kW == 2 {
+                    let c0 = rows + (kh * 2) * pin + ih * g.inW, c1 = c0 + pin
+                    for iw in 0..<g.inW {
+                        out[2 * iw] = bias + c0[iw]
+                        out[2 * iw + 1] = bias + c1[iw]
+                    }
+                } else {
+                    for kw in 0..<g.kW {
+                        let c = rows + (kh * g.kW + kw) * pin + ih * g.inW
+                        for iw in 0..<g.inW { out[iw * g.kW + kw] = bias + c[iw] }
+                    }
+                }
+            }
+        }
+        return
+    }
     ym.update(repeating: bias, count: g.outSize)
     var r = m * g.kernelSize
     for kd in 0..<g.kD {

@@ -299,8 +299,8 @@ func convTransposeGemmF32(
                           b: xg, bRowStride: pin, bColStride: 1, c: col, ldc: pin, accumulate: false, workspace: workspace)
             let yg = y + (n * g.outChannels + grp * mg) * g.outSize
             // col2im, output channels split across threads (each writes its own planes, in the
-            // same order: the same sums on any thread count). On one thread, a text detector's
-            // 24→24 2×2/2 ConvTranspose to 320×320 took 4.4 ms on one thread and 3.9 on two.
+            // same order: the same sums on any thread count). Unsplit, a text detector's 24→24
+            // 2×2/2 ConvTranspose to 320×320 took 4.4 ms on one thread and 3.9 on two.
             let parts = mg * g.outSize >= 1 << 15 ? Swift.min(args.threads, mg) : 1
             args.parallelFor(parts) { part in
                 for m in splitRange(mg, parts: parts, part: part) { col2imChannel(g, m: m, col: col, y: yg, bias: bias?[grp * mg + m] ?? 0) }

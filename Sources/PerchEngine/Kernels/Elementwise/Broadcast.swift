@@ -110,6 +110,17 @@ struct BroadcastPlan {
     }
 }
 
+/// Calls `body(o, lo, hi)` for each broadcast row `o` (of `inner` output elements) that the
+/// output elements `range` touch, `lo..<hi` being the row's part of the range: how a split of an
+/// elementwise op by elements walks its rows, cutting them at the range's ends.
+@inline(__always)
+func forEachRowSpan(inner: Int, _ range: Range<Int>, _ body: (_ row: Int, _ lo: Int, _ hi: Int) -> Void) {
+    guard inner > 0, !range.isEmpty else { return }
+    for o in (range.lowerBound / inner)...((range.upperBound - 1) / inner) {
+        body(o, Swift.max(range.lowerBound - o * inner, 0), Swift.min(range.upperBound - o * inner, inner))
+    }
+}
+
 /// `axis` counted from the end when negative; nil when out of `0..<rank`.
 func normalizedAxis(_ axis: Int, rank: Int) -> Int? {
     let a = axis < 0 ? axis + rank : axis

@@ -376,11 +376,7 @@ func rowsF32<Op: F32BinaryOp>(
     _ b: UnsafeMutablePointer<Float>, _ offB: [Int], _ sB: Int,
     _ y: UnsafeMutablePointer<Float>, _ outer: Int, _ inner: Int, scalarB: Float? = nil, range: Range<Int>? = nil
 ) {
-    guard inner > 0 else { return }
-    let r = range ?? 0..<(outer * inner)
-    guard !r.isEmpty else { return }
-    for o in (r.lowerBound / inner)...((r.upperBound - 1) / inner) {
-        let lo = Swift.max(r.lowerBound - o * inner, 0), hi = Swift.min(r.upperBound - o * inner, inner)
+    forEachRowSpan(inner: inner, range ?? 0..<(outer * inner)) { o, lo, hi in
         let pa = a + offA[o]
         let pb = b + offB[o]
         let py = y + o * inner

@@ -48,11 +48,8 @@ enum TypedComparison {
             let a = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: T.self)
             let b = UnsafeRawPointer(args.input(1).data).assumingMemoryBound(to: T.self)
             let y = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-            guard inner > 0 else { return }
             parallelElementwise(args, outer * inner, minimum: ElementwiseOperator.f32SplitElements, grain: ElementwiseOperator.f32SplitElements / 2) { r in
-                guard !r.isEmpty else { return }
-                for o in (r.lowerBound / inner)...((r.upperBound - 1) / inner) {
-                    let lo = Swift.max(r.lowerBound - o * inner, 0), hi = Swift.min(r.upperBound - o * inner, inner)
+                forEachRowSpan(inner: inner, r) { o, lo, hi in
                     let pa = a + offA[o], pb = b + offB[o], py = y + o * inner
                     if sA == 1 && sB == 1 {
                         for i in lo..<hi { py[i] = C.holds(pa[i], pb[i]) ? 1 : 0 }

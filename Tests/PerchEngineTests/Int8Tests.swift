@@ -159,6 +159,46 @@ final class Int8Tests: XCTestCase {
         } }
     }
 
+    /// A window down a one-pixel-wide map ([1, C, H, 1], kernel k×1: a 1-D conv exported as 2-D)
+    /// is laid along W by the engine; the same bytes as the model written along W, for the split
+    /// and widened AVX2 weights, strides, dilations and uneven pads, on 1 and 2 threads.
+    func testWindowDownAOnePixelWideMapMatchesTheSameWindowAlongW() throws {
+        var rng = SplitMix(seed: 77)
+        for (c, h, m, k, stride, dilation, padBegin, padEnd, trained) in [(24, 60, 40, 5, 1, 1, 2, 2, true), (16, 37, 12, 3, 2, 2, 0, 3, false),
+                                                                           (8, 9, 8, 9, 1, 1, 4, 4, true)] {
+            let x = (0..<(c * h)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let wt = (0..<(m * c * k)).map { _ -> UInt8 in
+                let r = rng.next()
+                guard trained else { return UInt8(truncatingIfNeeded: r % 255) }
+                return UInt8(bitPattern: Int8(r % 50 == 0 ? 127 : Int(r / 50 % 61) - 30))
+            }
+            func run(alongW: Bool, threads: Int) throws -> Tensor {
+                let xShape = alongW ? [1, c, 1, h] : [1, c, h, 1], wShape = alongW ? [m, c, 1, k] : [m, c, k, 1]
+                let values: [Tensor?] = [nil, Tensor(shape: [], values: [Float(0.03)]), Tensor(shape: [], values: [UInt8(110)]),
+                                         Tensor(dtype: .i8, shape: wShape, bytes: wt), Tensor(shape: [m], values: (0..<m).map { Float($0 + 2) * 0.001 }),
+                                         Tensor(shape: [m], values: [Int8](repeating: 0, count: m)), Tensor(shape: [], values: [Float(0.04)]),
+                                         Tensor(shape: [], values: [UInt8(128)]), Tensor(shape: [m], values: (0..<m).map { Int32($0 * 53) - 300 })]
+                var attrs = Attributes()
+                attrs["strides"] = .ints(alongW ? [1, stride] : [stride, 1])
+                attrs["dilations"] = .ints(alongW ? [1, dilation] : [dilation, 1])
+                attrs["pads"] = .ints(alongW ? [0, padBegin, 0, padEnd] : [padBegin, 0, padEnd, 0])
+                let node = Node(name: "qc", op: .qLinearConv, inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], outputs: ["y"], attributes: attrs)
+                let input = Tensor(dtype: .u8, shape: xShape, bytes: x)
+                var descs: [TensorDesc?] = [TensorDesc(dtype: .u8, shape: xShape)]
+                for v in values.dropFirst() { descs.append(TensorDesc(dtype: v!.dtype, shape: v!.shape)) }
+                return try runOp(node, descs, values, input, threads: threads)
+            }
+            let along = try run(alongW: true, threads: 1)
+            let out = (h + padBegin + padEnd - dilation * (k - 1) - 1) / stride + 1
+            XCTAssertEqual(along.shape, [1, m, 1, out])
+            for threads in [1, 2] {
+                let down = try run(alongW: false, threads: threads)
+                XCTAssertEqual(down.shape, [1, m, out, 1])
+                XCTAssertEqual(down.bytes, along.bytes, "c \(c) h \(h) k \(k) on \(threads) threads")
+            }
+        }
+    }
+
     /// Depthwise QLinearConv on maps large enough that the channel-tiled kernel runs in bands of
     /// output rows (each band re-reads its halo rows), against direct sums, stride 1 and 2, odd sizes.
     func testDepthwiseOnLargeMapsMatchesDirectReference() throws {

@@ -37,6 +37,16 @@ struct ConvGeometry {
         dD = at(dilations, 0, 1); dH = at(dilations, 1, 1); dW = at(dilations, 2, 1)
         pD = at(padsBegin, 0, 0); pH = at(padsBegin, 1, 0); pW = at(padsBegin, 2, 0)
     }
+
+    /// Lays a window that runs down a one-pixel-wide map along W instead: [C, H, 1] and [C, 1, H]
+    /// are the same bytes, as are the weights [M, C, kH, 1] and [M, C, 1, kH]. Kernels walk W
+    /// as their contiguous rows — Magika's 5×1 conv over a 512×1 map (a 1-D conv exported as
+    /// 2-D) packed its im2col one 4-byte pixel per row, a third of the layer's time. Only for a
+    /// window of width 1 with no W padding or stride, where the result is the same conv.
+    mutating func layAlongWidth() {
+        guard inD == 1, outD == 1, kD == 1, inW == 1, outW == 1, kW == 1, sW == 1, pW == 0, inH > 1 else { return }
+        swap(&inH, &inW); swap(&outH, &outW); swap(&kH, &kW); swap(&sH, &sW); swap(&dH, &dW); swap(&pH, &pW)
+    }
 }
 
 /// Reads the window attributes shared by Conv, ConvTranspose and the pooling ops.

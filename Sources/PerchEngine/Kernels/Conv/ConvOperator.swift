@@ -70,6 +70,7 @@ public enum ConvOperator {
         g.spatialRank = rank
         g.setSpatial(input: inSpatial, output: outSpatial, kernel: kernel, strides: window.strides,
                      dilations: window.dilations, padsBegin: Array(window.pads[0..<rank]))
+        if !reference { g.layAlongWidth() }  // the reference kernel keeps the model's own axes
         let out = TensorDesc(dtype: .f32, shape: [g.batch, g.outChannels] + outSpatial)
         let hasBias = ctx.has(2)
         let geo = g

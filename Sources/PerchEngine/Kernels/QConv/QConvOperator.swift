@@ -37,6 +37,7 @@ public enum QConvOperator {
         g.spatialRank = rank
         g.setSpatial(input: Array(x.shape[2...]), output: outSpatial, kernel: kernel, strides: window.strides,
                      dilations: window.dilations, padsBegin: Array(window.pads[0..<rank]))
+        g.layAlongWidth()
 
         // Quantization parameters.
         let aIsI8 = x.dtype == .i8

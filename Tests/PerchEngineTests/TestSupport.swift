@@ -10,6 +10,7 @@ func runSingleNode(
     constants: [String: Tensor] = [:],
     outputs: [String] = ["y"],
     attributes: [String: Attribute] = [:],
+    threads: Int = 1,
     file: StaticString = #filePath,
     line: UInt = #line
 ) throws -> [Tensor] {
@@ -28,7 +29,7 @@ func runSingleNode(
     }
     graph.nodes = [Node(name: "n", op: op, inputs: inputNames, outputs: outputs, attributes: Attributes(attributes))]
     graph.outputs = outputs.map { ValueInfo(name: $0, type: TensorType(dtype: .f32, dims: [])) }
-    let session = try Session(graph: graph)
+    let session = try Session(graph: graph, options: SessionOptions(threads: threads))
     let result = try session.run(feeds)
     return outputs.map { result[$0]! }
 }

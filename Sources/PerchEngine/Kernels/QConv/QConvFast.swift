@@ -177,18 +177,23 @@ extension QConvISA {
 }
 
 enum QConvFast {
-    /// General / 1×1 2-D convolution (int8 weights without a zero point, 8-bit output) as
-    /// C[oc][pixels] = W · im2col(X), pixels in blocks, written straight into the NCHW output.
-    static func gemm(_ g: ConvGeometry, layers: [QLinearLayer], aIsI8: Bool, za: Int32, outDesc: TensorDesc, threads: Int,
-                     isa: QConvISA) -> PreparedOp {
-        if QConvTaps.applies(g, isa: isa) {
+    /// General / 1×1 2-D convolution as C[oc][pixels] = W · im2col(X), pixels in blocks, written
+    /// straight into the NCHW output: requantized bytes, or ConvInteger's int32 sums when the
+    /// layers have `int32Output`. `zeroInput`: the input holding the activations' zero point when
+    /// it is known only at run time (quantize_dynamic's DynamicQuantizeLinear feeds ConvInteger);
+    /// the layers were then built with `za` = 0, and each run pads with the zero point read there
+    /// and adds −za·Σw + K·za·zw to each channel.
+    static func gemm(_ g: ConvGeometry, layers: [QLinearLayer], aIsI8: Bool, za: Int32, zeroInput: Int? = nil, outDesc: TensorDesc,
+                     threads: Int, isa: QConvISA) -> PreparedOp {
+        let int32 = layers[0].int32Output
+        if !int32 && zeroInput == nil && QConvTaps.applies(g, isa: isa) {
             return QConvTaps.prepare(g, layer: layers[0], aIsI8: aIsI8, za: za, outDesc: outDesc, threads: threads, isa: isa)
         }
         let ocg = g.outPerGroup
         let k = g.inPerGroup * g.kernelSize
         let k4 = (k + 3) / 4
         let pointwise = g.kernelSize == 1 && g.sH == 1 && g.sW == 1 && g.pH == 0 && g.pW == 0 && g.outH == g.inH && g.outW == g.inW
-        if pointwise && QConvPointwiseRows.applies(g, layer: layers[0], isa: isa) {
+        if pointwise && !int32 && zeroInput == nil && QConvPointwiseRows.applies(g, layer: layers[0], isa: isa) {
             return QConvPointwiseRows.prepare(g, layer: layers[0], aIsI8: aIsI8, outDesc: outDesc, threads: threads, isa: isa)
         }
         let ldw = layers[0].kp
@@ -235,7 +240,7 @@ enum QConvFast {
         // With the requantization fused into the GEMM (AVX-512) there are no int32 accumulators.
         // (AVX2's widened-weight GEMM ran 5–30% slower with that epilogue than with a separate
         // requantization pass over whole rows, whose constants are set up once per channel.)
-        let fusedRequant = isa == .avx512 ? layers.compactMap { QChannelRequant($0) } : []
+        let fusedRequant = isa == .avx512 && zeroInput == nil ? layers.compactMap { QChannelRequant($0) } : []
         let fused = fusedRequant.count == layers.count
         var pb = 32
         while pb < 1024 && pb < outSize && k4 * 4 * pb * 2 <= 192 * 1024 { pb *= 2 }
@@ -258,7 +263,11 @@ enum QConvFast {
         let accBytes = fused ? 0 : MemoryPlannerAlign.up((Swift.min(chunkRows, ocg) + (sums ? 1 : 0)) * ldp * 4)
         let slot = colBytes + packBytes + accBytes
         let flip: UInt8 = aIsI8 ? 0x80 : 0
-        let padRaw = UInt8(truncatingIfNeeded: za) ^ flip
+        // Σ_k w (as stored, less the uint8 offset) per output channel of each group: the run-time
+        // zero point's column term.
+        let weightSums: [[Int32]] = zeroInput == nil ? [] : layers.map { layer in
+            (0..<layer.n).map { j in (0..<layer.k).reduce(Int32(0)) { $0 &+ Int32(layer.weights[j * layer.kp + $1]) } }
+        }
         // Blocks of whole 32-pixel tiles, as even as tiles allow, their count a multiple of the
         // thread count: 13 blocks of 512 on two threads left one thread 12% more pixels.
         let tiles = (outSize + 31) / 32
@@ -280,6 +289,10 @@ enum QConvFast {
         return PreparedOp(outputs: [outDesc], scratchBytes: planesOffset + planesScratch) { args in
             let src = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: UInt8.self)
             let dst = args.output(0).data.assumingMemoryBound(to: UInt8.self)
+            let dst32 = args.output(0).data.assumingMemoryBound(to: Int32.self)
+            // The zero point (uint8-shifted for int8 activations) and the byte padding carries.
+            let zr: Int32 = zeroInput.map { Int32(truncatingIfNeeded: args.input($0).int64(0)) &+ (aIsI8 ? 128 : 0) } ?? za
+            let padRaw = UInt8(truncatingIfNeeded: zr) ^ flip
             let base = args.scratch!
             let planes = (base + planesOffset).assumingMemoryBound(to: UInt8.self)
             if fusedIm2col {
@@ -367,7 +380,14 @@ enum QConvFast {
                                         let z = layer.weightZero[j]
                                         if z != 0 { for i in 0..<m { a[i] = a[i] &- z &* pixelSums[i] } }
                                     }
-                                    isa.requantRow(a, m, add: ct[j], mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi, o + j * outSize)
+                                    var add = ct[j]
+                                    if zeroInput != nil { add = add &- zr &* weightSums[gi][j] &+ Int32(layer.k) &* zr &* layer.weightZero[j] }
+                                    if int32 {
+                                        let y = dst32 + (b * g.outChannels + gi * ocg + j) * outSize + p0
+                                        for i in 0..<m { y[i] = a[i] &+ add }
+                                    } else {
+                                        isa.requantRow(a, m, add: add, mu[j], zp: layer.outZero, lo: layer.lo, hi: layer.hi, o + j * outSize)
+                                    }
                                 }
                                 first += n
                             }

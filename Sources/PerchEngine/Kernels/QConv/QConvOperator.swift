@@ -49,6 +49,8 @@ public enum QConvOperator {
         var sy: Double = 1
         var zy: Int32 = 0
         var bias: [Int32]? = nil
+        /// The input holding x_zero_point when it is only known at run time.
+        var runtimeZero: Int? = nil
         if isInteger {
             if ctx.has(3) { wZeros = try ctx.requiredValue(3).int64s.map { Int32(truncatingIfNeeded: $0) } }
             if ctx.has(2) {
@@ -56,8 +58,14 @@ public enum QConvOperator {
                 if let z = ctx.value(2) {
                     za = Int32(truncatingIfNeeded: z.int64s[0])
                 } else {
-                    // Computed at run time (quantize_dynamic's DynamicQuantizeLinear): direct loops.
-                    return ConvIntegerDirect(g, weights: wValue, weightZeros: wZeros, inputIsI8: x.dtype == .i8).prepared(outShape: [g.batch, outChannels] + outSpatial)
+                    // Computed at run time (quantize_dynamic's DynamicQuantizeLinear): the NCHW
+                    // GEMM reads it on each run; the reference ISA and 3-D maps take direct loops.
+                    let flat = g.inD == 1 && g.kD == 1 && g.outD == 1
+                    if !flat || QConvISA.from(Int8GEMM.bestISA()) == .scalar {
+                        return ConvIntegerDirect(g, weights: wValue, weightZeros: wZeros, inputIsI8: x.dtype == .i8)
+                            .prepared(outShape: [g.batch, outChannels] + outSpatial)
+                    }
+                    runtimeZero = 2
                 }
             }
         } else {
@@ -120,9 +128,11 @@ public enum QConvOperator {
                 bias: { j in bias?[gi * ocg + j] ?? 0 }, multiplier: { j in mult(gi * ocg + j) },
                 outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: isa))
         }
-        // The NCHW K4 GEMM (VNNI, AVX2, NEON, dotprod kernels); scalar keeps the im2col + Int8GEMM path.
-        if flat && outType != .i32 && fastISA != .scalar {
-            return QConvFast.gemm(g, layers: layers, aIsI8: aIsI8, za: za, outDesc: outDesc, threads: ctx.threads, isa: fastISA)
+        // The NCHW K4 GEMM (VNNI, AVX2, NEON, dotprod kernels), bytes or ConvInteger's int32 sums;
+        // scalar keeps the im2col + Int8GEMM path.
+        if flat && fastISA != .scalar {
+            return QConvFast.gemm(g, layers: layers, aIsI8: aIsI8, za: za, zeroInput: runtimeZero, outDesc: outDesc, threads: ctx.threads,
+                                  isa: fastISA)
         }
         let kp = layers[0].kp
         let block = pixelBlock

@@ -135,6 +135,43 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(try runSingleNode(.greater, inputs: [("a", nan), ("b", one)])[0].int64s, [0, 0, 0])
     }
 
+    /// Add, Sub and Mul on int32 and int64 (typed loops): same shapes, a row, a column, a scalar on
+    /// either side and a both-sides broadcast, against the definition with wrap-around in the
+    /// element's width; a tensor large enough to split across 2 threads gives the same values.
+    func testIntegerArithmeticBroadcastsAndWraps() throws {
+        var rng = SplitMix(seed: 31)
+        let big = Int64(Int32.max) - 5
+        let a: [Int64] = (0..<12).map { i in i == 3 ? big : i == 8 ? -big : Int64(truncatingIfNeeded: rng.next() % 2001) - 1000 }
+        let shapes: [([Int], [Int])] = [([3, 4], [3, 4]), ([3, 4], [4]), ([3, 4], [3, 1]), ([3, 4], []), ([], [3, 4]), ([3, 1], [1, 4])]
+        for (op, f) in [(OpType.add, { (x: Int64, y: Int64) in x &+ y }), (.sub, { $0 &- $1 }), (.mul, { $0 &* $1 })] {
+            for (sa, sb) in shapes {
+                let na = sa.reduce(1, *), nb = sb.reduce(1, *)
+                let av = Array(a.prefix(na)), bv: [Int64] = (0..<nb).map { i in i == 1 ? 7 : Int64(truncatingIfNeeded: rng.next() % 61) - 30 }
+                let out = sa.count == 2 && sb.count == 2 && sa[1] == 1 ? [3, 4] : (sa.isEmpty ? sb : sa)
+                var want = [Int64]()
+                for i in 0..<out[0] { for j in 0..<out[1] {
+                    func at(_ v: [Int64], _ s: [Int]) -> Int64 {
+                        s.isEmpty ? v[0] : s.count == 1 ? v[j] : v[(s[0] == 1 ? 0 : i) * s[1] + (s[1] == 1 ? 0 : j)]
+                    }
+                    want.append(f(at(av, sa), at(bv, sb)))
+                } }
+                let y32 = try runSingleNode(op, inputs: [("a", Tensor(shape: sa, values: av.map { Int32($0) })), ("b", Tensor(shape: sb, values: bv.map { Int32($0) }))])[0]
+                XCTAssertEqual(y32.dtype, .i32)
+                XCTAssertEqual(y32.int64s, want.map { Int64(Int32(truncatingIfNeeded: $0)) }, "\(op) int32 \(sa) \(sb)")
+                let y64 = try runSingleNode(op, inputs: [("a", Tensor(shape: sa, values: av)), ("b", Tensor(shape: sb, values: bv))])[0]
+                XCTAssertEqual(y64.int64s, want, "\(op) int64 \(sa) \(sb)")
+            }
+        }
+        // ConvInteger's bias Add: [1, C, H, W] + [1, C, 1, 1], split across threads.
+        let (c, hw) = (64, 40 * 30)
+        let sums = (0..<(c * hw)).map { _ in Int32(truncatingIfNeeded: rng.next() % 100_001) - 50_000 }
+        let bias = (0..<c).map { Int32($0 * 1001) - 30_000 }
+        let inputs = [("s", Tensor(shape: [1, c, 40, 30], values: sums)), ("b", Tensor(shape: [1, c, 1, 1], values: bias))]
+        let one = try runSingleNode(.add, inputs: inputs)[0], two = try runSingleNode(.add, inputs: inputs, threads: 2)[0]
+        XCTAssertEqual(one.int64s, (0..<(c * hw)).map { Int64(sums[$0]) + Int64(bias[$0 / hw]) })
+        XCTAssertEqual(two.int64s, one.int64s)
+    }
+
     func testWhereThreeWayBroadcast() throws {
         let c = Tensor(shape: [2, 1], values: [true, false])
         let x = floats([3], [1, 2, 3])

@@ -147,6 +147,7 @@ public enum ElementwiseOperator {
             }
         }
         if isComparison(op), descs.count == 2, let typed = TypedComparison.prepare(op, plan, out, dtype) { return typed }
+        if descs.count == 2, descs[1].dtype == dtype, let typed = TypedIntegerArithmetic.prepare(op, plan, out, dtype) { return typed }
         return genericBroadcast(op, plan, out, descs)
     }
 

@@ -27,24 +27,33 @@ final class DynamicQuantizationTests: XCTestCase {
         XCTAssertEqual(bad[0].shape, [4])
     }
 
+    /// MatMulInteger's int32 sums on the row-major kernels (a GEMV's column panels below 4 rows,
+    /// columns split across 2 threads for a wide B), zero point at run time and constant.
     func testMatMulIntegerWithARunTimeZeroPoint() throws {
         var rng = SplitMix(seed: 5)
-        let (m, k, n) = (5, 37, 70)
-        let a = (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let b = (0..<(k * n)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
-        let bZero = (0..<n).map { _ in Int8(truncatingIfNeeded: rng.next() % 9) }
-        for za in [UInt8(0), 131] {
-            let y = try runSingleNode(.matMulInteger, inputs: [("a", Tensor(dtype: .u8, shape: [m, k], bytes: a)), ("b", Tensor(shape: [k, n], values: b)),
-                                                         ("az", Tensor(dtype: .u8, shape: [], bytes: [za])), ("bz", Tensor(shape: [n], values: bZero))],
-                                      constants: ["b": Tensor(shape: [k, n], values: b), "bz": Tensor(shape: [n], values: bZero)])[0]
-            XCTAssertEqual(y.dtype, .i32)
-            var want = [Int64]()
-            for i in 0..<m { for j in 0..<n {
-                var s: Int64 = 0
-                for p in 0..<k { s += (Int64(a[i * k + p]) - Int64(za)) * (Int64(b[p * n + j]) - Int64(bZero[j])) }
-                want.append(s)
-            } }
-            XCTAssertEqual(y.int64s, want, "a_zero_point \(za)")
+        for (m, k, n) in [(5, 37, 70), (2, 64, 300), (1, 19, 9), (13, 130, 520)] {
+            let a = (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let b = (0..<(k * n)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+            let bZero = (0..<n).map { _ in Int8(truncatingIfNeeded: rng.next() % 9) }
+            for (za, constant) in [(UInt8(0), false), (131, false), (77, true)] {
+                var constants = ["b": Tensor(shape: [k, n], values: b), "bz": Tensor(shape: [n], values: bZero)]
+                if constant { constants["az"] = Tensor(dtype: .u8, shape: [], bytes: [za]) }
+                func run(_ threads: Int) throws -> Tensor {
+                    try runSingleNode(.matMulInteger, inputs: [("a", Tensor(dtype: .u8, shape: [m, k], bytes: a)), ("b", Tensor(shape: [k, n], values: b)),
+                                                              ("az", Tensor(dtype: .u8, shape: [], bytes: [za])), ("bz", Tensor(shape: [n], values: bZero))],
+                                      constants: constants, threads: threads)[0]
+                }
+                let y = try run(1)
+                XCTAssertEqual(y.dtype, .i32)
+                var want = [Int64]()
+                for i in 0..<m { for j in 0..<n {
+                    var s: Int64 = 0
+                    for p in 0..<k { s += (Int64(a[i * k + p]) - Int64(za)) * (Int64(b[p * n + j]) - Int64(bZero[j])) }
+                    want.append(s)
+                } }
+                XCTAssertEqual(y.int64s, want, "\(m)x\(k)x\(n) a_zero_point \(za)")
+                XCTAssertEqual(try run(2).int64s, want, "\(m)x\(k)x\(n) on 2 threads")
+            }
         }
     }
 

@@ -149,7 +149,8 @@ struct QLinearLayer {
     }
 
     /// Rows 0..<m of A (uint8, stride lda ≥ 4·⌈K/4⌉, zero padded) through the row-major kernel
-    /// into `acc` (m×n), then requantized row by row into `out` (m×n bytes, row-major).
+    /// into `acc` (m×n), then requantized row by row into `out` (m×n bytes, row-major), or with
+    /// `int32Output` stored as m×n int32 sums.
     @inline(__always)
     /// `columns` (default: all) selects output columns, so threads can split a single row's
     /// columns (a classifier's GEMV); a range should start at a multiple of 64, or of the panel
@@ -176,6 +177,17 @@ struct QLinearLayer {
                     for j in cols { row[j] = row[j] &- wz[j] &* rs }
                 }
             }
+        }
+        if int32Output {
+            // MatMulInteger: the sums themselves, plus the zero-point terms.
+            let out32 = UnsafeMutableRawPointer(out).assumingMemoryBound(to: Int32.self)
+            columnTerm.withUnsafeBufferPointer { ct in
+                for i in 0..<m {
+                    let row = acc + i * n, y = out32 + i * n
+                    for j in cols { y[j] = row[j] &+ ct[j] }
+                }
+            }
+            return
         }
         columnTerm.withUnsafeBufferPointer { ct in mults.withUnsafeBufferPointer { mu in shifts.withUnsafeBufferPointer { sh in
             rightShifts.withUnsafeBufferPointer { rs in

@@ -125,9 +125,10 @@ public enum QGemmOperator {
             activationZero: za, bias: { j in biasValues?[j] ?? 0 },
             multiplier: { j in sa * Double(wScales.count == 1 ? wScales[0] : wScales[j]) / sy },
             outZero: zy, lo: lo, hi: hi, int32Output: outType == .i32, isa: Int8GEMM.bestISA())
-        // Row-major K4 kernels (VNNI, AVX2, NEON, dotprod); scalar keeps Int8GEMM's dot-product path.
+        // Row-major K4 kernels (VNNI, AVX2, NEON, dotprod), bytes or MatMulInteger's int32 sums;
+        // scalar keeps Int8GEMM's dot-product path.
         let qisa = QConvISA.from(layer.isa)
-        let rowMajor = outType != .i32 && n > 0 && k > 0 && qisa != .scalar
+        let rowMajor = n > 0 && k > 0 && qisa != .scalar
         var outShape = a.shape
         outShape[outShape.count - 1] = n
         let rows = a.count / Swift.max(k, 1)
@@ -170,7 +171,7 @@ public enum QGemmOperator {
                 packRows(src + r0 * k, rows: m, k: k, kp: kp, flip: aIsI8, rowSums: layer.needsRowSums ? sums : nil, into: pack)
                 if rowMajor {
                     layer.runRowMajor(m: m, a: pack, lda: kp, rowSums: sums, acc: acc,
-                                      out: (dst + r0 * n).assumingMemoryBound(to: UInt8.self), isa: qisa, columns: columns)
+                                      out: (dst + r0 * n * outBytes).assumingMemoryBound(to: UInt8.self), isa: qisa, columns: columns)
                 } else {
                     layer.run(m: m, a: pack, rowSums: sums, acc: acc, out: dst + r0 * n * outBytes, rowStride: n, colStride: 1)
                 }

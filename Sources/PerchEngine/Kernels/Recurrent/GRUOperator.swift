@@ -27,6 +27,7 @@ enum GRUOperator {
         let scratchFloats = projCount + gateCount + 2 * stateCount + shape.workspaceCount + 16
         // Block 0: the gates H·Rᵀ gives directly (all three with linear_before_reset, else z and r);
         // block 1 (linear_before_reset = 0): R_h, multiplied by r ⊙ H.
+        let packedW = RecurrentPackedW(ctx, shape)
         let packedR = RecurrentPackedR(ctx, shape, blocks: linearBeforeReset ? [(rowStart: 0, rows: g3)]
                                                                              : [(rowStart: 0, rows: 2 * hidden), (rowStart: 2 * hidden, rows: hidden)])
         let vector = VectorISA.best()
@@ -39,7 +40,7 @@ enum GRUOperator {
                 let reverse = shape.isReverse(d)
                 let f = acts[2 * d], g = acts[2 * d + 1]
                 // Rb_h stays out of the projection with linear_before_reset: it is inside r ⊙ (…).
-                shape.projectInputs(args, direction: d, recurrentBiasColumns: linearBeforeReset ? 2 * hidden : g3, into: proj, workspace: work)
+                shape.projectInputs(args, direction: d, recurrentBiasColumns: linearBeforeReset ? 2 * hidden : g3, packedW: packedW, into: proj, workspace: work)
                 let rbh: UnsafeMutablePointer<Float>? = shape.hasBias && linearBeforeReset
                     ? args.input(3).pointer(as: Float.self) + d * 2 * g3 + g3 + 2 * hidden : nil
                 shape.loadState(args, input: 5, present: shape.hasInitialH, direction: d, into: h)

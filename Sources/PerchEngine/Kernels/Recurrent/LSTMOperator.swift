@@ -25,6 +25,7 @@ enum LSTMOperator {
         // Scratch (floats): the input projections of all steps, one step's gates, H and C, GEMM workspace.
         let projCount = seq * batch * g4, gateCount = batch * g4, stateCount = batch * hidden
         let scratchFloats = projCount + gateCount + 2 * stateCount + shape.workspaceCount + 16
+        let packedW = RecurrentPackedW(ctx, shape)
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: g4)])
         let vector = VectorISA.best()
         let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
@@ -36,7 +37,7 @@ enum LSTMOperator {
                 let proj = s, gates = s + projCount, h = gates + gateCount, c = h + stateCount, work = c + stateCount
                 let reverse = shape.isReverse(d)
                 let f = acts[3 * d], g = acts[3 * d + 1], hAct = acts[3 * d + 2]
-                shape.projectInputs(args, direction: d, recurrentBiasColumns: g4, into: proj, workspace: work)
+                shape.projectInputs(args, direction: d, recurrentBiasColumns: g4, packedW: packedW, into: proj, workspace: work)
                 shape.loadState(args, input: 5, present: shape.hasInitialH, direction: d, into: h)
                 shape.loadState(args, input: 6, present: hasC0, direction: d, into: c)
                 let peep: UnsafeMutablePointer<Float>? = hasP ? args.input(7).pointer(as: Float.self) + d * 3 * hidden : nil

@@ -17,6 +17,7 @@ enum RNNOperator {
         // Scratch (floats): the input projections of all steps, one step's H·Rᵀ, H, GEMM workspace.
         let projCount = seq * batch * hidden, stateCount = batch * hidden
         let scratchFloats = projCount + 2 * stateCount + shape.workspaceCount + 16
+        let packedW = RecurrentPackedW(ctx, shape)
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: hidden)])
         let vector = VectorISA.best()
         let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
@@ -26,7 +27,7 @@ enum RNNOperator {
             shape.forEachDirection(args, slots: slots, slotFloats: slotFloats) { d, s in
                 let proj = s, gates = s + projCount, h = gates + stateCount, work = h + stateCount
                 let reverse = shape.isReverse(d), f = acts[d]
-                shape.projectInputs(args, direction: d, recurrentBiasColumns: hidden, into: proj, workspace: work)
+                shape.projectInputs(args, direction: d, recurrentBiasColumns: hidden, packedW: packedW, into: proj, workspace: work)
                 shape.loadState(args, input: 5, present: shape.hasInitialH, direction: d, into: h)
                 for step in 0..<seq {
                     packedR.multiply(args, shape, direction: d, block: 0, a: h, c: gates, ldc: hidden, workspace: work)

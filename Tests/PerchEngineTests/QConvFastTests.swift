@@ -604,6 +604,47 @@ final class QBinaryTests: XCTestCase {
             }
         }
     }
+
+    /// QLinearAdd / QLinearMul where one operand has one code per row of the other (a conv's
+    /// per-channel bias Add, [N, C, H·W] + [N, C, 1], and the mirrored case): the 256-entry
+    /// column and row LUTs, against the TFLite formulas, 1 and 2 threads.
+    func testQLinearAddMulPerRowOperandsMatchTheElementwiseFormulas() throws {
+        var rng = SplitMix(seed: 52)
+        for op in [OpType.qLinearAdd, .qLinearMul] {
+            for (dtype, aShape, bShape, out) in [(DType.u8, [2, 7, 300], [2, 7, 1], [2, 7, 300]), (.i8, [2, 7, 1], [2, 7, 300], [2, 7, 300]),
+                                                 (.u8, [1, 9, 509], [9, 1], [1, 9, 509])] {
+                let na = aShape.reduce(1, *), nb = bShape.reduce(1, *), total = out.reduce(1, *)
+                let a = Tensor(dtype: dtype, shape: aShape, bytes: (0..<na).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let b = Tensor(dtype: dtype, shape: bShape, bytes: (0..<nb).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
+                let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
+                let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
+                let consts: [String: Tensor] = ["as": Tensor(shape: [], values: [sa]), "az": zero(za + (dtype == .u8 ? 0 : 128)),
+                                                "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb + (dtype == .u8 ? 0 : 128)),
+                                                "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy + (dtype == .u8 ? 0 : 128))]
+                let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
+                var g = Graph(name: "t", nodes: [node],
+                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a.shape)),
+                                       ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b.shape))],
+                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: out))])
+                g.initializers = consts
+                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"])
+                XCTAssertEqual(y.shape, out)
+                let two = try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: 2)).run(["a": a, "b": b])["y"])
+                XCTAssertEqual(two.bytes, y.bytes, "\(op) \(aShape) \(bShape) on 2 threads")
+                let av = a.int64s, bv = b.int64s, yv = y.int64s
+                let (lo, hi) = quantizedRange(dtype)
+                let inner = out[out.count - 1]
+                for i in 0..<total {
+                    // Rows of `inner` elements; a per-row operand has one element per row.
+                    let row = i / inner
+                    let ea = na == total ? av[i] : av[row], eb = nb == total ? bv[i] : bv[row]
+                    let want = tfliteQLinearBinary(op, Int32(ea) - Int32(za), Int32(eb) - Int32(zb), sa: sa, sb: sb, sy: sy, zy: Int32(zy), lo: lo, hi: hi)
+                    XCTAssertEqual(yv[i], want, "\(op) \(aShape) \(bShape) i=\(i)")
+                }
+            }
+        }
+    }
 }
 
 /// QLinearSoftmax's row kernel (C, contiguous rows) against its Swift reference (any stride).

@@ -78,7 +78,8 @@ final class ConvTests: XCTestCase {
             // 19-wide rows (a whole and a masked vector), odd input sizes, batch of 2; a 1-channel one
             Config(x: [2, 3, 37, 38], w: [10, 3, 3, 3], attrs: ["strides": .ints([2, 2]), "pads": .ints([1, 0, 1, 1])]),
             Config(x: [1, 1, 6, 33], w: [5, 1, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])], bias: false),
-            Config(x: [1, 16, 9, 20], w: [12, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),  // stride 1, 144 taps: the same kernel
+            Config(x: [1, 16, 9, 24], w: [12, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),  // stride 1, 144 taps: the same kernel
+            Config(x: [1, 16, 9, 20], w: [12, 16, 3, 3], attrs: ["pads": .ints([1, 1, 1, 1])]),  // 20-wide rows: the GEMM
             // a window down a one-pixel-wide map (a 1-D conv exported as 2-D): laid along W
             Config(x: [1, 12, 40, 1], w: [9, 12, 5, 1], attrs: ["pads": .ints([2, 0, 1, 0])]),
             Config(x: [2, 6, 33, 1], w: [4, 6, 3, 1], attrs: ["strides": .ints([2, 1]), "dilations": .ints([2, 1]), "pads": .ints([1, 0, 3, 0])], bias: false),

@@ -30,7 +30,12 @@ struct ConvStemF32 {
         // 1.73 and 0.51 → 0.43. Stride-2 ones lost (YOLO's 32→64 and 64→128 3×3/2: 9–16%), and
         // so did 128 outputs (VGG's 64→128 on 32×32: 9%): every 4-channel tile rereads the taps'
         // input rows, and there are more of them.
-        guard taps <= 32 || (g.sH == 1 && taps <= 1024 && g.outChannels <= 64) else { return nil }
+        // The wide stride-1 convs also need rows that fill their 8-pixel vectors: with the last
+        // one mostly masked (20, 26 or 13 pixels wide: 83% or 81% of the lanes used) the GEMM
+        // won (1 thread: 64→64 3×3 on 20×20 0.46 vs 0.41 ms, on 26×26 0.93 vs 0.77; at 85% and
+        // up — 28, 14, 52, and 16, 24 at 100% — the stem kernel ties or wins, 16×16 0.22 vs 0.25).
+        let lanesUsed = Double(g.outW) / Double((g.outW + 7) / 8 * 8)
+        guard taps <= 32 || (g.sH == 1 && taps <= 1024 && g.outChannels <= 64 && lanesUsed >= 0.85) else { return nil }
         rows = perch_conv_stem_r(g.outH, g.kH, g.sH)
         rowLength = perch_conv_stem_q(g.outW, g.kW, g.sW)
         #else

@@ -10,6 +10,8 @@ bench/wild/; nothing is committed):
   magika                Google's file-type classifier: a byte classifier (2048 bytes, a one-hot
                         built with Equal, a 1-D conv, LayerNorm)
   silero-vad            a voice-activity detector: STFT as a conv, an LSTM inside an If
+  nudenet               a YOLOv8n detector (320×320, symbolic batch/height/width; C2f blocks with
+                        Split, SiLU, the DFL head's Softmax)
   ddddocr               a captcha recognizer (CNN, bidirectional LSTM, an 8210-class Gemm), the
                         same recognizer as ONNX Runtime's quantize_dynamic left it (ConvInteger,
                         DynamicQuantizeLSTM, MatMulInteger), and a YOLOX-style detector (416×416)
@@ -54,6 +56,7 @@ MODELS = {
     "magika": ("magika==1.0.3", "magika/models/standard_v3_3/model.onnx", {"bytes": ((1, 2048), "bytes")}),
     "silero-vad": ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx",
                    {"input": ((1, 576), "f32"), "state": ((2, 1, 128), "zeros"), "sr": ((), "sr")}),
+    "yolov8n": ("nudenet==3.4.2", "nudenet/320n.onnx", {"images": ((1, 3, 320, 320), "f32")}),
     "dddd-rec": ("ddddocr==1.6.1", "ddddocr/common.onnx", {"input1": ((1, 1, 64, 160), "f32")}),
     "dddd-rec-dyn": ("ddddocr==1.6.1", "ddddocr/common_old.onnx", {"input1": ((1, 1, 64, 160), "f32")}),
     "dddd-det": ("ddddocr==1.6.1", "ddddocr/common_det.onnx", {"images": ((1, 3, 416, 416), "f32")}),

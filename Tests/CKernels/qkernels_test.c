@@ -238,6 +238,30 @@ static void test_elementwise(void) {
 
 /// CPerchSigmoidTanh.h: Sigmoid, Tanh and SiLU (NEON on aarch64, AVX2 and AVX-512 on x86) bit for
 /// bit with the scalar reference, on ragged lengths over ±100 (both tanh branches, the e^x clamps).
+/// CPerchElementwise.h: the column Softmax's AVX2 kernel gives the scalar one's bits (ragged
+/// column counts, a row stride past them, NaN and large logits), in place too.
+static void test_softmax_columns(void) {
+#if defined(__x86_64__)
+    if (!(perch_cpu_features() & PERCH_CPU_AVX2)) return;
+    static float x[40 * 300], a[40 * 300], b[40 * 300];
+    for (int trial = 0; trial < 100; trial++) {
+        size_t n = 1 + rnd() % 40, cols = 1 + rnd() % 250, ld = cols + rnd() % 40;
+        for (size_t i = 0; i < n * ld; i++) x[i] = (float)((int)(rnd() % 4001) - 2000) / 100.0f;
+        if (trial % 5 == 1) x[rnd() % (n * ld)] = NAN;
+        if (trial % 5 == 2) x[rnd() % (n * ld)] = 3000.0f;
+        perch_softmax_columns_f32_scalar(x, a, n, cols, ld);
+        perch_softmax_columns_f32_avx2(x, b, n, cols, ld);
+        int same = 1;
+        for (size_t k = 0; k < n; k++) same &= memcmp(a + k * ld, b + k * ld, cols * sizeof(float)) == 0;
+        memcpy(b, x, n * ld * sizeof(float));
+        perch_softmax_columns_f32_avx2(b, b, n, cols, ld);
+        for (size_t k = 0; k < n; k++) same &= memcmp(a + k * ld, b + k * ld, cols * sizeof(float)) == 0;
+        expect(same, "softmax_columns", "avx2", (size_t)trial, n, cols);
+    }
+    printf("softmax_columns ");
+#endif
+}
+
 static void test_sigmoid_tanh(void) {
     float x[300], want[300], got[300];
     for (int trial = 0; trial < 300; trial++) {
@@ -517,6 +541,7 @@ int main(void) {
     }
     test_elementwise();
     test_sigmoid_tanh();
+    test_softmax_columns();
     test_sgemv();
     test_gather_even();
     test_conv_direct();

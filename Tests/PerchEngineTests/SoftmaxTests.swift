@@ -46,4 +46,32 @@ final class SoftmaxTests: XCTestCase {
             for r in 0..<rows { XCTAssertEqual(y[(r * n)..<((r + 1) * n)].reduce(0, +), 1, accuracy: 1e-5) }
         }
     }
+
+    /// A non-last axis runs down the columns of each [n, inner] slab (the vector column kernel,
+    /// blocks of 256 columns): against the float64 path, for 1 and 2 threads (same values), with
+    /// inner sizes off the 8-column vectors and past one block, and a large logit in one column.
+    func testNonLastAxisAgreesWithFloat64() throws {
+        var rng = TestRandom(seed: 9)
+        for (shape, axis) in [([2, 16, 4, 37], 1), ([1, 5, 600], 1), ([7, 1000], 0), ([3, 2, 9], 1)] {
+            let count = shape.reduce(1, *)
+            var v = rng.floats(count).map { $0 * 12 }
+            v[1] = 3000
+            let x = floats(shape, v)
+            let y = try runSingleNode(.softmax, inputs: [("x", x)], attributes: ["axis": .int(axis)])[0].floats
+            let two = try runSingleNode(.softmax, inputs: [("x", x)], attributes: ["axis": .int(axis)], threads: 2)[0].floats
+            XCTAssertEqual(two, y, "\(shape) axis \(axis) on 2 threads")
+            let d = try runSingleNode(.softmax, inputs: [("x", Tensor(shape: shape, values: v.map { Double($0) }))],
+                                      attributes: ["axis": .int(axis)])[0].doubles
+            for i in 0..<count {
+                XCTAssertEqual(Double(y[i]), d[i], accuracy: 1e-6 * max(1, d[i]) + 1e-7, "\(shape) axis \(axis) element \(i)")
+            }
+            // Each slice along the axis sums to 1.
+            let n = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+            for o in 0..<(count / (n * inner)) { for j in 0..<inner {
+                var sum: Float = 0
+                for k in 0..<n { sum += y[(o * n + k) * inner + j] }
+                XCTAssertEqual(sum, 1, accuracy: 1e-5)
+            } }
+        }
+    }
 }

@@ -149,6 +149,26 @@ static inline void perch_softmax_row_f32_scalar(const float *x, float *y, size_t
     for (size_t i = 0; i < n; i++) y[i] *= r;
 }
 
+/// Softmax down the columns of an n × cols block (rows `ld` floats apart): for each column j,
+/// y[k·ld + j] = exp(x[k·ld + j] − max) / Σ exp(x[k′·ld + j] − max) — a Softmax over a non-last
+/// axis (YOLOv8's DFL head: 16 bins over 8400 positions), which ran as strided scalar loops at
+/// 5 ns an element. Max, exp and sum run in k order per column, so the SIMD kernels (a column per
+/// lane) give these bits. y may be x.
+static inline void perch_softmax_columns_f32_scalar(const float *x, float *y, size_t n, size_t cols, size_t ld) {
+    for (size_t j = 0; j < cols; j++) {
+        float m = x[j];
+        for (size_t k = 1; k < n; k++) m = x[k * ld + j] > m ? x[k * ld + j] : m;
+        float sum = 0;
+        for (size_t k = 0; k < n; k++) {
+            float e = perch_expf_poly(x[k * ld + j] - m);
+            y[k * ld + j] = e;
+            sum += e;
+        }
+        float r = 1.0f / sum;
+        for (size_t k = 0; k < n; k++) y[k * ld + j] *= r;
+    }
+}
+
 /// LayerNormalization of one row: y = (x − mean)·inv·scale + bias (bias may be NULL),
 /// inv = 1/sqrt(var + eps). Writes mean and inv.
 static inline void perch_layernorm_row_f32_scalar(const float *x, size_t n, const float *scale, const float *bias, float eps,
@@ -521,6 +541,25 @@ PERCH_AVX2FMA_TARGET static inline void perch_softmax_row_f32_avx2(const float *
     const __m256 vr = _mm256_set1_ps(r);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vr));
     for (; i < n; i++) y[i] *= r;
+}
+
+/// perch_softmax_columns_f32_scalar eight columns at a time (the same bits), scalar tail.
+PERCH_AVX2FMA_TARGET static inline void perch_softmax_columns_f32_avx2(const float *x, float *y, size_t n, size_t cols, size_t ld) {
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        // max(v, m) keeps m when v is NaN, as `v > m ? v : m` does.
+        __m256 m = _mm256_loadu_ps(x + j);
+        for (size_t k = 1; k < n; k++) m = _mm256_max_ps(_mm256_loadu_ps(x + k * ld + j), m);
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t k = 0; k < n; k++) {
+            __m256 e = perch_expf8_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + k * ld + j), m));
+            _mm256_storeu_ps(y + k * ld + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        const __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), sum);
+        for (size_t k = 0; k < n; k++) _mm256_storeu_ps(y + k * ld + j, _mm256_mul_ps(_mm256_loadu_ps(y + k * ld + j), r));
+    }
+    if (j < cols) perch_softmax_columns_f32_scalar(x + j, y + j, n, cols - j, ld);
 }
 
 PERCH_AVX2FMA_TARGET static inline void perch_layernorm_row_f32_avx2(const float *x, size_t n, const float *scale,

@@ -127,6 +127,15 @@ public struct VectorISA: Sendable, Equatable {
         perch_softmax_row_f32_scalar(x, y, n)
     }
 
+    /// Softmax down `cols` columns of `n` rows `ld` floats apart (see perch_softmax_columns_f32_scalar).
+    @inline(__always)
+    public func softmaxColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ cols: Int, _ ld: Int) {
+        #if arch(x86_64)
+        if avx2 { perch_softmax_columns_f32_avx2(x, y, n, cols, ld); return }
+        #endif
+        perch_softmax_columns_f32_scalar(x, y, n, cols, ld)
+    }
+
     /// LayerNormalization of one row with per-element scale and optional bias; returns (mean, inv).
     @inline(__always)
     public func layerNormRow(_ x: UnsafePointer<Float>, _ n: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,

@@ -42,6 +42,25 @@ public enum SoftmaxOperator {
                 }
             }
         }
+        if x.dtype == .f32 && inner > 1 && !isLog {
+            // A non-last axis (YOLOv8's DFL: 16 bins × 8400 positions): down the columns of each
+            // [n, inner] slab, 8 at a time, in blocks of columns split between threads.
+            let vector = VectorISA.best()
+            let blockColumns = 256, blocks = (inner + blockColumns - 1) / blockColumns
+            return PreparedOp(outputs: [x]) { args in
+                if n == 0 || outer == 0 { return }
+                let px = args.input(0).pointer(as: Float.self), py = args.output(0).pointer(as: Float.self)
+                let items = outer * blocks
+                let parts = outer * n * inner >= 1 << 13 ? Swift.min(args.threads, items) : 1
+                args.parallelFor(parts) { p in
+                    for item in splitRange(items, parts: parts, part: p) {
+                        let o = item / blocks, j0 = (item % blocks) * blockColumns
+                        let base = o * n * inner + j0
+                        vector.softmaxColumns(px + base, py + base, n, Swift.min(blockColumns, inner - j0), inner)
+                    }
+                }
+            }
+        }
         if x.dtype == .f32 {
             return PreparedOp(outputs: [x]) { args in
                 softmaxF32(args.input(0).pointer(as: Float.self), args.output(0).pointer(as: Float.self), outer, n, inner, isLog)

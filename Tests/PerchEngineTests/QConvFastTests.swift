@@ -574,6 +574,28 @@ final class QDQChainFusionTests: XCTestCase {
 /// QLinearAdd / QLinearMul (per-operand tables + vectorized requantization) against the
 /// element-wise TFLite formulas, with broadcasting and both 8-bit types.
 final class QBinaryTests: XCTestCase {
+    /// One QLinearAdd / QLinearMul node with the tests' scales and zero points as constants
+    /// (`za`, `zb`, `zy` in the data type's own range) and `a`, `b` as graph inputs.
+    struct Setup {
+        let graph: Graph
+        let sa: Float, sb: Float, sy: Float
+        let za: Int, zb: Int, zy: Int
+
+        init(_ op: OpType, _ dtype: DType, a: [Int], b: [Int], out: [Int]) {
+            (sa, sb, sy) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
+            (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
+            let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v)]) }
+            let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
+            var g = Graph(name: "t", nodes: [node],
+                          inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a)),
+                                   ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b))],
+                          outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: out))])
+            g.initializers = ["as": Tensor(shape: [], values: [sa]), "az": zero(za), "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb),
+                              "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy)]
+            graph = g
+        }
+    }
+
     // 600 elements: the term-table path; 3×5×400 = 6000 (below): the 64 KiB pair-table path.
     func testQLinearAddMulMatchTheElementwiseFormulas() throws {
         var rng = SplitMix(seed: 51)
@@ -581,19 +603,9 @@ final class QBinaryTests: XCTestCase {
             for (dtype, w) in [(DType.u8, 40), (.i8, 40), (.u8, 400), (.i8, 400)] {
                 let a = Tensor(dtype: dtype, shape: [3, 5, w], bytes: (0..<(15 * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
                 let b = Tensor(dtype: dtype, shape: [w], bytes: (0..<w).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-                let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
-                let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
-                let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
-                let consts: [String: Tensor] = ["as": Tensor(shape: [], values: [sa]), "az": zero(za + (dtype == .u8 ? 0 : 128)),
-                                                "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb + (dtype == .u8 ? 0 : 128)),
-                                                "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy + (dtype == .u8 ? 0 : 128))]
-                let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
-                var g = Graph(name: "t", nodes: [node],
-                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a.shape)),
-                                       ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b.shape))],
-                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: a.shape))])
-                g.initializers = consts
-                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"]).int64s
+                let q = Setup(op, dtype, a: a.shape, b: b.shape, out: a.shape)
+                let (sa, sb, sy, za, zb, zy) = (q.sa, q.sb, q.sy, q.za, q.zb, q.zy)
+                let y = try XCTUnwrap(try Session(graph: q.graph).run(["a": a, "b": b])["y"]).int64s
                 let av = a.int64s, bv = b.int64s
                 let (lo, hi) = quantizedRange(dtype)
                 for i in 0..<(15 * w) {
@@ -616,21 +628,11 @@ final class QBinaryTests: XCTestCase {
                 let na = aShape.reduce(1, *), nb = bShape.reduce(1, *), total = out.reduce(1, *)
                 let a = Tensor(dtype: dtype, shape: aShape, bytes: (0..<na).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
                 let b = Tensor(dtype: dtype, shape: bShape, bytes: (0..<nb).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-                let (sa, sb, sy): (Float, Float, Float) = (0.02, 0.013, op == .qLinearAdd ? 0.03 : 0.005)
-                let zero: (Int) -> Tensor = { v in dtype == .u8 ? Tensor(shape: [], values: [UInt8(v)]) : Tensor(shape: [], values: [Int8(v - 128)]) }
-                let (za, zb, zy) = (dtype == .u8 ? 100 : -28, dtype == .u8 ? 140 : 12, dtype == .u8 ? 120 : -8)
-                let consts: [String: Tensor] = ["as": Tensor(shape: [], values: [sa]), "az": zero(za + (dtype == .u8 ? 0 : 128)),
-                                                "bs": Tensor(shape: [], values: [sb]), "bz": zero(zb + (dtype == .u8 ? 0 : 128)),
-                                                "ys": Tensor(shape: [], values: [sy]), "yz": zero(zy + (dtype == .u8 ? 0 : 128))]
-                let node = Node(name: "q", op: op, inputs: ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], outputs: ["y"])
-                var g = Graph(name: "t", nodes: [node],
-                              inputs: [ValueInfo(name: "a", type: TensorType(dtype: dtype, shape: a.shape)),
-                                       ValueInfo(name: "b", type: TensorType(dtype: dtype, shape: b.shape))],
-                              outputs: [ValueInfo(name: "y", type: TensorType(dtype: dtype, shape: out))])
-                g.initializers = consts
-                let y = try XCTUnwrap(try Session(graph: g).run(["a": a, "b": b])["y"])
+                let q = Setup(op, dtype, a: aShape, b: bShape, out: out)
+                let (sa, sb, sy, za, zb, zy) = (q.sa, q.sb, q.sy, q.za, q.zb, q.zy)
+                let y = try XCTUnwrap(try Session(graph: q.graph).run(["a": a, "b": b])["y"])
                 XCTAssertEqual(y.shape, out)
-                let two = try XCTUnwrap(try Session(graph: g, options: SessionOptions(threads: 2)).run(["a": a, "b": b])["y"])
+                let two = try XCTUnwrap(try Session(graph: q.graph, options: SessionOptions(threads: 2)).run(["a": a, "b": b])["y"])
                 XCTAssertEqual(two.bytes, y.bytes, "\(op) \(aShape) \(bShape) on 2 threads")
                 let av = a.int64s, bv = b.int64s, yv = y.int64s
                 let (lo, hi) = quantizedRange(dtype)

@@ -121,6 +121,36 @@ func forEachRowSpan(inner: Int, _ range: Range<Int>, _ body: (_ row: Int, _ lo: 
     }
 }
 
+/// A typed two-input broadcast op: y = f(a, b) over the plan's rows, split across threads like
+/// the fp32 arithmetic, with the row's strides (both 1, or one side a single value per row)
+/// hoisted out of the loops. `f` is inlined into each caller's loops (a call per element cost
+/// more than the op).
+@inline(__always)
+func broadcastPairRows<T, U>(_ plan: BroadcastPlan, _ args: KernelArgs, _: T.Type, _: U.Type, _ f: (T, T) -> U) {
+    let outer = plan.outer, inner = plan.inner
+    let offA = plan.rowOffsets[0], offB = plan.rowOffsets[1]
+    let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
+    let a = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: T.self)
+    let b = UnsafeRawPointer(args.input(1).data).assumingMemoryBound(to: T.self)
+    let y = args.output(0).data.assumingMemoryBound(to: U.self)
+    parallelElementwise(args, outer * inner, minimum: ElementwiseOperator.f32SplitElements, grain: ElementwiseOperator.f32SplitElements / 2) { r in
+        forEachRowSpan(inner: inner, r) { o, lo, hi in
+            let pa = a + offA[o], pb = b + offB[o], py = y + o * inner
+            if sA == 1 && sB == 1 {
+                for i in lo..<hi { py[i] = f(pa[i], pb[i]) }
+            } else if sA == 1 && sB == 0 {
+                let vb = pb[0]
+                for i in lo..<hi { py[i] = f(pa[i], vb) }
+            } else if sA == 0 && sB == 1 {
+                let va = pa[0]
+                for i in lo..<hi { py[i] = f(va, pb[i]) }
+            } else {
+                for i in lo..<hi { py[i] = f(pa[i * sA], pb[i * sB]) }
+            }
+        }
+    }
+}
+
 /// `axis` counted from the end when negative; nil when out of `0..<rank`.
 func normalizedAxis(_ axis: Int, rank: Int) -> Int? {
     let a = axis < 0 ? axis + rank : axis

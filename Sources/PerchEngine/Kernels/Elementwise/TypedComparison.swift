@@ -41,29 +41,6 @@ enum TypedComparison {
     enum AtLeast: Comparison { @inline(__always) static func holds<T: Comparable>(_ a: T, _ b: T) -> Bool { a >= b } }
 
     static func rows<T: Comparable, C: Comparison>(_ plan: BroadcastPlan, _ out: TensorDesc, _: T.Type, _: C.Type) -> PreparedOp {
-        let outer = plan.outer, inner = plan.inner
-        let offA = plan.rowOffsets[0], offB = plan.rowOffsets[1]
-        let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
-        return PreparedOp(outputs: [out]) { args in
-            let a = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: T.self)
-            let b = UnsafeRawPointer(args.input(1).data).assumingMemoryBound(to: T.self)
-            let y = args.output(0).data.assumingMemoryBound(to: UInt8.self)
-            parallelElementwise(args, outer * inner, minimum: ElementwiseOperator.f32SplitElements, grain: ElementwiseOperator.f32SplitElements / 2) { r in
-                forEachRowSpan(inner: inner, r) { o, lo, hi in
-                    let pa = a + offA[o], pb = b + offB[o], py = y + o * inner
-                    if sA == 1 && sB == 1 {
-                        for i in lo..<hi { py[i] = C.holds(pa[i], pb[i]) ? 1 : 0 }
-                    } else if sA == 1 && sB == 0 {
-                        let vb = pb[0]
-                        for i in lo..<hi { py[i] = C.holds(pa[i], vb) ? 1 : 0 }
-                    } else if sA == 0 && sB == 1 {
-                        let va = pa[0]
-                        for i in lo..<hi { py[i] = C.holds(va, pb[i]) ? 1 : 0 }
-                    } else {
-                        for i in lo..<hi { py[i] = C.holds(pa[i * sA], pb[i * sB]) ? 1 : 0 }
-                    }
-                }
-            }
-        }
+        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, T.self, UInt8.self) { C.holds($0, $1) ? 1 : 0 } }
     }
 }

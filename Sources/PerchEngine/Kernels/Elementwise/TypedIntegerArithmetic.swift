@@ -36,29 +36,6 @@ enum TypedIntegerArithmetic {
     enum Times: Operation { @inline(__always) static func apply<T: FixedWidthInteger>(_ a: T, _ b: T) -> T { a &* b } }
 
     static func rows<T: FixedWidthInteger, F: Operation>(_ plan: BroadcastPlan, _ out: TensorDesc, _: T.Type, _: F.Type) -> PreparedOp {
-        let outer = plan.outer, inner = plan.inner
-        let offA = plan.rowOffsets[0], offB = plan.rowOffsets[1]
-        let sA = plan.innerStrides[0], sB = plan.innerStrides[1]
-        return PreparedOp(outputs: [out]) { args in
-            let a = UnsafeRawPointer(args.input(0).data).assumingMemoryBound(to: T.self)
-            let b = UnsafeRawPointer(args.input(1).data).assumingMemoryBound(to: T.self)
-            let y = args.output(0).data.assumingMemoryBound(to: T.self)
-            parallelElementwise(args, outer * inner, minimum: ElementwiseOperator.f32SplitElements, grain: ElementwiseOperator.f32SplitElements / 2) { r in
-                forEachRowSpan(inner: inner, r) { o, lo, hi in
-                    let pa = a + offA[o], pb = b + offB[o], py = y + o * inner
-                    if sA == 1 && sB == 1 {
-                        for i in lo..<hi { py[i] = F.apply(pa[i], pb[i]) }
-                    } else if sA == 1 && sB == 0 {
-                        let vb = pb[0]
-                        for i in lo..<hi { py[i] = F.apply(pa[i], vb) }
-                    } else if sA == 0 && sB == 1 {
-                        let va = pa[0]
-                        for i in lo..<hi { py[i] = F.apply(va, pb[i]) }
-                    } else {
-                        for i in lo..<hi { py[i] = F.apply(pa[i * sA], pb[i * sB]) }
-                    }
-                }
-            }
-        }
+        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, T.self, T.self) { F.apply($0, $1) } }
     }
 }

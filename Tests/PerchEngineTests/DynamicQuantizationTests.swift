@@ -39,9 +39,9 @@ final class DynamicQuantizationTests: XCTestCase {
                 var constants = ["b": Tensor(shape: [k, n], values: b), "bz": Tensor(shape: [n], values: bZero)]
                 if constant { constants["az"] = Tensor(dtype: .u8, shape: [], bytes: [za]) }
                 func run(_ threads: Int) throws -> Tensor {
-                    try runSingleNode(.matMulInteger, inputs: [("a", Tensor(dtype: .u8, shape: [m, k], bytes: a)), ("b", Tensor(shape: [k, n], values: b)),
-                                                              ("az", Tensor(dtype: .u8, shape: [], bytes: [za])), ("bz", Tensor(shape: [n], values: bZero))],
-                                      constants: constants, threads: threads)[0]
+                    try runSingleNodeWithRunTimeInputs(.matMulInteger, inputs: [("a", Tensor(dtype: .u8, shape: [m, k], bytes: a)), ("b", Tensor(shape: [k, n], values: b)),
+                                                                              ("az", Tensor(dtype: .u8, shape: [], bytes: [za])), ("bz", Tensor(shape: [n], values: bZero))],
+                                                       runTime: constant ? [] : ["az"], constants: constants, threads: threads)
                 }
                 let y = try run(1)
                 XCTAssertEqual(y.dtype, .i32)
@@ -57,7 +57,8 @@ final class DynamicQuantizationTests: XCTestCase {
         }
     }
 
-    /// ConvInteger's int32 sums, with the zero point known at run time and as a constant, on the
+    /// ConvInteger's int32 sums, with the zero point known only at run time (fed through a Gather,
+    /// so the session cannot fold it at prepare) and as a constant, on the
     /// NCHW GEMM (AVX2's split and widened weights, channel-interleaved planes, pointwise rows,
     /// groups, uint8 weights with per-channel zero points, int8 activations) and the direct loops
     /// of 3-D maps, against the definition; 1 and 2 threads give the same sums.
@@ -99,9 +100,9 @@ final class DynamicQuantizationTests: XCTestCase {
                 var constants = ["w": wTensor, "wz": wzTensor]
                 if constant { constants["xz"] = Tensor(dtype: xType, shape: [], bytes: [za]) }
                 func run(_ threads: Int) throws -> Tensor {
-                    try runSingleNode(.convInteger, inputs: [("x", Tensor(dtype: xType, shape: [1, t.c] + spatial, bytes: x)), ("w", wTensor),
-                                                            ("xz", Tensor(dtype: xType, shape: [], bytes: [za])), ("wz", wzTensor)],
-                                      constants: constants, attributes: attrs, threads: threads)[0]
+                    try runSingleNodeWithRunTimeInputs(.convInteger, inputs: [("x", Tensor(dtype: xType, shape: [1, t.c] + spatial, bytes: x)), ("w", wTensor),
+                                                                            ("xz", Tensor(dtype: xType, shape: [], bytes: [za])), ("wz", wzTensor)],
+                                                       runTime: constant ? [] : ["xz"], constants: constants, attributes: attrs, threads: threads)
                 }
                 let y = try run(1)
                 XCTAssertEqual(y.shape, [1, t.m] + outSpatial)

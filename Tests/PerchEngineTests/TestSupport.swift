@@ -34,6 +34,45 @@ func runSingleNode(
     return outputs.map { result[$0]! }
 }
 
+/// `runSingleNode` with the inputs named in `runTime` made values the session cannot know before
+/// running: each is fed as element 0 of a 65-element tensor (too large to be peeked at prepare)
+/// and taken out by a Gather, as a DynamicQuantizeLinear's zero point reaches its consumers.
+func runSingleNodeWithRunTimeInputs(
+    _ op: OpType,
+    inputs: [(String, Tensor)],
+    runTime: Set<String>,
+    constants: [String: Tensor] = [:],
+    attributes: [String: Attribute] = [:],
+    threads: Int = 1
+) throws -> Tensor {
+    var graph = Graph(name: "test")
+    var feeds: [String: Tensor] = [:]
+    var names = [String]()
+    for (name, t) in inputs {
+        if let c = constants[name] {
+            graph.initializers[name] = c
+            names.append(name)
+        } else if runTime.contains(name) {
+            let pool = name + "_pool", index = name + "_index"
+            var bytes = [UInt8](repeating: 0, count: 65 * t.dtype.byteSize)
+            for (i, b) in t.bytes.enumerated() { bytes[i] = b }
+            feeds[pool] = Tensor(dtype: t.dtype, shape: [65], bytes: bytes)
+            graph.inputs.append(ValueInfo(name: pool, type: TensorType(dtype: t.dtype, shape: [65])))
+            graph.initializers[index] = Tensor(shape: [], values: [Int64(0)])
+            graph.nodes.append(Node(name: name + "_gather", op: .gather, inputs: [pool, index], outputs: [name]))
+            names.append(name)
+        } else {
+            graph.inputs.append(ValueInfo(name: name, type: TensorType(dtype: t.dtype, shape: t.shape)))
+            feeds[name] = t
+            names.append(name)
+        }
+    }
+    graph.nodes.append(Node(name: "n", op: op, inputs: names, outputs: ["y"], attributes: Attributes(attributes)))
+    graph.outputs = [ValueInfo(name: "y", type: TensorType(dtype: .f32, dims: []))]
+    let session = try Session(graph: graph, options: SessionOptions(threads: threads))
+    return try XCTUnwrap(try session.run(feeds)["y"])
+}
+
 /// Asserts two float tensors have the same shape and values within tolerance.
 func assertClose(_ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-5, atol: Double = 1e-6, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(actual.shape, expected.shape, "shape", file: file, line: line)

@@ -91,7 +91,9 @@ public enum QConvOperator {
         guard wScales.count == 1 || wScales.count == outChannels, wZeros.count == 1 || wZeros.count == outChannels else {
             throw ctx.invalid("W's scale/zero point must have 1 or M=" + String(outChannels) + " values")
         }
-        if aIsI8 { za += 128 }
+        // int8 activations run shifted to uint8; a zero point read at run time is shifted there
+        // (QConvFast.gemm), the layers then being built for zero point 0.
+        if aIsI8 && runtimeZero == nil { za += 128 }
         let (lo, hi) = outType == .i32 ? (Int32.min, Int32.max) : QGemmOperator.outputRange(ctx, outType)
         let outShape = [g.batch, outChannels] + outSpatial
         let outDesc = TensorDesc(dtype: outType, shape: outShape)

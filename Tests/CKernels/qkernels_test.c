@@ -340,6 +340,48 @@ static void test_sgemv(void) {
     printf("sgemv ");
 }
 
+/// perch_sgemm_column: a column of row panels (AVX-512 runs them two at a time, 12×16, with a lone
+/// last panel and ≤ 8-column edges on the 6-row kernels), bit for bit with one 6×16 call per
+/// panel of the same variant, over panel counts, partial last panels, edge widths, accumulation,
+/// bias and clamp.
+static void test_sgemm_column(void) {
+    enum { KMAX = 40, PMAX = 7, LDC = 20 };
+    static float a[KMAX * PERCH_SGEMM_MR * PMAX], b[KMAX * PERCH_SGEMM_NR], bias[PMAX * PERCH_SGEMM_MR];
+    static float c0[PMAX * PERCH_SGEMM_MR * LDC], want[PMAX * PERCH_SGEMM_MR * LDC], got[PMAX * PERCH_SGEMM_MR * LDC];
+    int variants[4], nv = 0;
+    variants[nv++] = PERCH_SGEMM_SCALAR;
+#if defined(__aarch64__)
+    variants[nv++] = PERCH_SGEMM_NEON;
+#elif defined(__x86_64__)
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
+#endif
+    for (int trial = 0; trial < 160; trial++) {
+        long kc = 1 + rnd() % KMAX, m = 1 + rnd() % (PMAX * PERCH_SGEMM_MR), panels = (m + 5) / 6;
+        long cols = 1 + rnd() % 16;
+        if (trial % 2) cols = 9 + rnd() % 8;
+        int add = trial % 4 == 1, clamp = trial % 4 >= 2, useBias = trial % 4 != 1 && trial % 3 != 0;
+        for (long i = 0; i < kc * PERCH_SGEMM_MR * panels; i++) a[i] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
+        for (long i = 0; i < kc * 16; i++) b[i] = (float)((int)(rnd() % 2001) - 1000) / 700.0f;
+        for (long i = 0; i < panels * 6; i++) bias[i] = (float)((int)(rnd() % 201) - 100) / 50.0f;
+        for (long i = 0; i < panels * 6 * LDC; i++) c0[i] = (float)((int)(rnd() % 2001) - 1000) / 100.0f;
+        for (int v = 0; v < nv; v++) {
+            memcpy(want, c0, sizeof c0);
+            for (long ip = 0; ip < panels; ip++) {
+                long left = m - ip * 6, rows = left < 6 ? left : 6;
+                perch_sgemm_epilogue ep = { useBias ? bias + ip * 6 : 0, clamp, -0.5f, 0.75f };
+                perch_sgemm_6x16_ep(variants[v], kc, a + ip * 6 * kc, b, want + ip * 6 * LDC, LDC, rows, cols, add,
+                                    useBias || clamp ? &ep : 0);
+            }
+            memcpy(got, c0, sizeof c0);
+            perch_sgemm_column(variants[v], kc, a, panels, m, b, got, LDC, cols, add, useBias ? bias : 0, clamp, -0.5f, 0.75f);
+            static const char *names[] = { "scalar", "avx2", "avx512", "neon" };
+            expect(!memcmp(want, got, sizeof c0), "sgemm_column", names[variants[v]], (size_t)kc, (size_t)m, (size_t)cols);
+        }
+    }
+    printf("sgemm_column ");
+}
+
 /// The fp32 direct conv (CPerchConvDirectF32.h): the NEON tile kernel against the scalar reference,
 /// bit for bit (both fused multiply-adds in (c, kh, kw) order), every tile width, both channel
 /// halves, stride 1 and 2, dilation, a clamp.
@@ -514,7 +556,7 @@ static void test_im2col4(void) {
 }
 
 int main(void) {
-    struct path paths[4];
+    struct path paths[5];
     int np = 0, f = perch_cpu_features();
 #if defined(__x86_64__)
     if (f & PERCH_CPU_AVX2)
@@ -523,6 +565,9 @@ int main(void) {
     if (f & PERCH_CPU_AVX2)  // the row-major GEMM MatMul runs on AVX2 (widened rows of A)
         paths[np++] = (struct path){"avx2-w16", perch_qconv_k4_avx2, perch_qgemm_rm_w16_avx2, perch_qdw_row_avx2_pairs,
                                     perch_qrequant_row_avx2, perch_qrequant_cols_avx2};
+    if (f & PERCH_CPU_AVX512VNNI)  // VNNI GEMMs; the requantization of columns is AVX2's (AVX-512's takes right shifts)
+        paths[np++] = (struct path){"vnni", perch_qconv_k4_vnni, perch_qgemm_rm_vnni, perch_qdw_row_avx512,
+                                    perch_qrequant_row_avx512, perch_qrequant_cols_avx2};
 #elif defined(__aarch64__)
     paths[np++] = (struct path){"neon", perch_qconv_k4_neon, perch_qgemm_rm_neon, perch_qdw_row_neon16, perch_qrequant_row_neon,
                                 perch_qrequant_cols_neon};
@@ -543,6 +588,7 @@ int main(void) {
     test_sigmoid_tanh();
     test_softmax_columns();
     test_sgemv();
+    test_sgemm_column();
     test_gather_even();
     test_conv_direct();
     test_conv_stem();

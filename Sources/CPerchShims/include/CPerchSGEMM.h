@@ -363,6 +363,59 @@ static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float 
     perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
 }
 
+/// Two 6-row panels (12 rows: `a` and the panel after it, 6·kc floats on) against one B panel,
+/// one zmm per row. Six accumulators cannot cover the FMA latency of a core with two 512-bit FMA
+/// pipes (4 cycles × 2 in flight = 8 needed); twelve can, and each B vector loaded is used twelve
+/// times. Every C element sees the same fused multiply-adds in the same order as in the 6×16
+/// kernels, so the results are the same bits. `rows` is 7…12.
+__attribute__((target("avx512f")))
+static inline void perch_sgemm_12x16_avx512(long kc, const float *a, const float *b, float *c, long ldc,
+                                            long rows, long cols, int add, const perch_sgemm_epilogue *ep) {
+    const float *a1 = a + PERCH_SGEMM_MR * kc;
+    for (long r = 0; r < rows; r++) __builtin_prefetch(c + r * ldc, 1);
+#define PERCH_S(r) _mm512_set1_ps(perch_sgemm_row_start(ep, add, rows, r))
+    __m512 c0 = PERCH_S(0), c1 = PERCH_S(1), c2 = PERCH_S(2), c3 = PERCH_S(3), c4 = PERCH_S(4), c5 = PERCH_S(5);
+    __m512 c6 = PERCH_S(6), c7 = PERCH_S(7), c8 = PERCH_S(8), c9 = PERCH_S(9), c10 = PERCH_S(10), c11 = PERCH_S(11);
+#undef PERCH_S
+    for (long p = 0; p < kc; p++) {
+        __m512 bv = _mm512_loadu_ps(b);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), bv, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), bv, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), bv, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3]), bv, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4]), bv, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5]), bv, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a1[0]), bv, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a1[1]), bv, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a1[2]), bv, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a1[3]), bv, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a1[4]), bv, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a1[5]), bv, c11);
+        a += PERCH_SGEMM_MR;
+        a1 += PERCH_SGEMM_MR;
+        b += PERCH_SGEMM_NR;
+    }
+    if (rows == 2 * PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
+        int clamp = ep && ep->clamp;
+        __m512 vlo = _mm512_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm512_set1_ps(clamp ? ep->hi : 0.0f);
+#define PERCH_ST(r, v) do { float *cr = c + (r) * ldc; \
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); \
+        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v)); \
+        _mm512_storeu_ps(cr, v); } while (0)
+        PERCH_ST(0, c0); PERCH_ST(1, c1); PERCH_ST(2, c2); PERCH_ST(3, c3); PERCH_ST(4, c4); PERCH_ST(5, c5);
+        PERCH_ST(6, c6); PERCH_ST(7, c7); PERCH_ST(8, c8); PERCH_ST(9, c9); PERCH_ST(10, c10); PERCH_ST(11, c11);
+#undef PERCH_ST
+        return;
+    }
+    float tile[2 * PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    _mm512_storeu_ps(tile + 0, c0); _mm512_storeu_ps(tile + 16, c1); _mm512_storeu_ps(tile + 32, c2);
+    _mm512_storeu_ps(tile + 48, c3); _mm512_storeu_ps(tile + 64, c4); _mm512_storeu_ps(tile + 80, c5);
+    _mm512_storeu_ps(tile + 96, c6); _mm512_storeu_ps(tile + 112, c7); _mm512_storeu_ps(tile + 128, c8);
+    _mm512_storeu_ps(tile + 144, c9); _mm512_storeu_ps(tile + 160, c10); _mm512_storeu_ps(tile + 176, c11);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
+}
+
 static inline int perch_x86_detect(void) {
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return PERCH_SGEMM_SCALAR;
@@ -462,7 +515,21 @@ static inline void perch_sgemm_column(int variant, long kc, const float *a, long
                                       long cols, int add, const float *bias, int clamp, float lo, float hi) {
     perch_sgemm_epilogue ep = { 0, clamp, lo, hi };
     const int useEp = bias != 0 || clamp;
-    for (long ip = 0; ip < panels; ip++) {
+    long ip = 0;
+#if defined(__x86_64__)
+    /* Wide columns: two panels a call (twelve accumulators). A column of at most 8 keeps the
+       6×8 ymm kernel, a lone last panel the 6×16 one. */
+    if (variant == PERCH_SGEMM_AVX512 && cols > 8) {
+        for (; ip + 1 < panels; ip += 2) {
+            long left = m - ip * PERCH_SGEMM_MR;
+            long rows = left < 2 * PERCH_SGEMM_MR ? left : 2 * PERCH_SGEMM_MR;
+            ep.bias = bias ? bias + ip * PERCH_SGEMM_MR : 0;
+            perch_sgemm_12x16_avx512(kc, a + ip * PERCH_SGEMM_MR * kc, b, c + ip * PERCH_SGEMM_MR * ldc, ldc, rows, cols, add,
+                                     useEp ? &ep : 0);
+        }
+    }
+#endif
+    for (; ip < panels; ip++) {
         long left = m - ip * PERCH_SGEMM_MR;
         long rows = left < PERCH_SGEMM_MR ? left : PERCH_SGEMM_MR;
         ep.bias = bias ? bias + ip * PERCH_SGEMM_MR : 0;

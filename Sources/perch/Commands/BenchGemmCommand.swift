@@ -70,20 +70,23 @@ struct BenchGemmCommand: ParsableCommand {
     }
 
     /// The engine's int8 GEMM kernel (uint8 activations · int8 weights → int32, the inner loop of
-    /// QLinearConv/QLinearMatMul before requantization) on the same sizes, one thread.
+    /// QLinearMatMul before requantization, B packed as those layers pack it), one thread.
     func timeInt8() -> (Double, Int8ISA) {
         let isa = Int8GEMM.bestISA()
-        let kp = Int8GEMM.paddedK(k)
-        var a = [UInt8](repeating: 0, count: m * kp)
-        var b = [Int8](repeating: 0, count: n * kp)
-        for i in 0..<m { for p in 0..<k { a[i * kp + p] = UInt8((i * 7 + p) % 251) } }
-        for j in 0..<n { for p in 0..<k { b[j * kp + p] = Int8(truncatingIfNeeded: (j * 5 + p * 3) % 255 - 127) } }
+        let k4 = (k + 3) / 4
+        let lda = 4 * k4
+        let ldb = (n + 31) / 32 * 32 + 16
+        var a = [UInt8](repeating: 0, count: m * lda)
+        var b = [Int8](repeating: 0, count: k4 * ldb * 4)
+        for i in 0..<m { for p in 0..<k { a[i * lda + p] = UInt8((i * 7 + p) % 251) } }
+        for j in 0..<n { for p in 0..<k { b[((p / 4) * ldb + j) * 4 + p % 4] = Int8(truncatingIfNeeded: (j * 5 + p * 3) % 255 - 127) } }
         var c = [Int32](repeating: 0, count: m * n)
         let median = medianMilliseconds {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
-                        Int8GEMM.gemm(isa, m: m, n: n, k: kp, a: ap.baseAddress!, lda: kp, b: bp.baseAddress!, ldb: kp, c: cp.baseAddress!, ldc: n)
+                        Int8GEMM.gemmRowMajor(isa, m: m, n: n, k4: k4, a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                              c: cp.baseAddress!, ldc: n)
                     }
                 }
             }

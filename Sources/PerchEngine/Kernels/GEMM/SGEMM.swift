@@ -261,7 +261,7 @@ public func sgemmSupportedVariants() -> [Int32] {
 public func sgemmVariantName(_ v: Int32 = perch_sgemm_best()) -> String {
     switch v {
     case 1: return "avx2+fma 6x16"
-    case 2: return "avx512f 6x16"
+    case 2: return "avx512f 12x16"
     case 3: return "neon 6x16"
     default: return "scalar 6x16"
     }

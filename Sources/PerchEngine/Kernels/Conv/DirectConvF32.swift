@@ -40,17 +40,6 @@ struct DirectConvF32 {
     /// overrides, to compare the paths on one model).
     static func worthIt(_ g: ConvGeometry) -> Bool {
         if let e = getenv("PERCH_CONV_DIRECT") { return e.pointee == 0x31 }
-        // Short sums (a 3-channel stem: 27 taps) spend more on the tile's transposed store than
-        // on the multiply-adds; there the GEMM path was faster (SqueezeNet's stem 0.73 vs 1.12 ms).
-        // A 1×1 conv's GEMM reads X in place, so only the longest sums gain (ResNet-50's 1024-
-        // and 2048-channel ones, 5–15%; its 64-channel ones lost 40–60%), narrow outputs, where
-        // the GEMM's 6-row tiles share each B panel among few calls (SqueezeNet's 16- to
-        // 48-channel squeeze convs, 8–20%; ResNet-50's 256→64 on 56×56, 1.41 → 1.09 ms), and
-        // long sums on tiny maps (MobileNetV2's 960→320 on 7×7, 0.34 → 0.27 ms). Measured
-        // losers stay on the GEMM: 384→96 and 576→96 on 14×14, 512→128 on 28×28 (8–25%).
-        // Narrow k×k layers (16 or 32 outputs, whole 16-channel halves) gain from 72 taps:
-        // YOLO's 16→16 3×3 on 64×64 0.28 → 0.21 ms, 8→16 on 128×128 0.57 → 0.49, 16→32 3×3/2
-        // 0.50 → 0.43; 24 or 64 outputs at those sums stayed faster on the GEMM (12→24: 0.25 vs 0.31).
         let taps = g.inChannels * g.kernelSize
         #if arch(x86_64)
         if !VectorISA.best().avx512 {
@@ -63,9 +52,31 @@ struct DirectConvF32 {
             return g.kernelSize > 1 && taps >= 72 && g.outChannels <= 32 && g.outChannels % 16 == 0
         }
         #endif
+        #if arch(arm64)
+        // NEON's 6 × 16 tile against NEON's 6 × 16 GEMM, as first measured for both wide ISAs: short
+        // sums (a 3-channel stem) spend more on the tile's transposed store than on the
+        // multiply-adds; 1×1 convs gain only with the longest sums, narrow outputs (the GEMM's
+        // 6-row tiles share each B panel among few calls) and long sums on tiny maps.
         if g.kernelSize > 1 { return taps >= 192 || (taps >= 72 && g.outChannels <= 32 && g.outChannels % 16 == 0) }
         return taps >= 1024 || (g.outChannels <= 48 && taps >= 64) || (g.outChannels <= 64 && taps >= 256)
             || (g.outSize <= 64 && taps >= 768)
+        #else
+        // AVX-512: measured again per layer (PERCH_CONV_DIRECT=0 against =1, minima) once the
+        // GEMM had its 12×16 kernel, which made it 1.3–1.5× faster than the 6×16 these rules were
+        // first set against (aarch64 keeps those). k×k: the direct tile wins on stems (3 channels: MobileNetV2's 0.40 →
+        // 0.35 ms, ResNet-50's 7×7 2.3 → 1.8) and on maps above 16×16 or with at most 64 outputs
+        // (ResNet-50's 64→64 3×3 on 56×56 1.9 → 1.66, SqueezeNet's 16→64 0.46 → 0.40, YOLOv8n's
+        // 256→64 on 10×10 0.36 → 0.25); the GEMM on small maps with wide outputs (SqueezeNet's
+        // 48→192 and 64→256 on 13×13: 0.23 vs 0.25, 0.40 vs 0.46; VGG's 128→256 on 16×16),
+        // except the longest sums (ResNet-50's 2304 taps: level to 5% either way). 1×1: the GEMM
+        // reads X in place and now wins on every map above 8×8 (ResNet-50's 256→64 on 56×56 0.93
+        // vs 1.27–1.43 direct, its 1024→256 on 14×14 0.85 vs 1.05; MobileNetV2's 144→24 0.22 vs
+        // 0.33); the direct tile keeps the long sums on tiny maps (2048→512 on 7×7: 1.19 vs 1.30–1.45).
+        if g.kernelSize > 1 {
+            return g.inChannels <= 4 || (taps >= 72 && (g.outSize > 256 || g.outChannels <= 64 || taps >= 2304))
+        }
+        return g.outSize <= 64 && taps >= 576
+        #endif
     }
 
     /// Packs constant weights (`cout × k`) and bias once.

@@ -5,8 +5,9 @@ import PerchGraph
 /// imported as its QDQ equivalent — DequantizeLinear → the float operator → QuantizeLinear —
 /// which `QDQFusion` then runs on the integers where it can (Concat without requantization
 /// when scales agree, by a 256-entry table when not) and in float32 where not.
-/// `DynamicQuantizeLSTM` (what `quantize_dynamic` makes of an LSTM) becomes an LSTM whose
-/// weights are the dequantized int8 ones, folded to constants when the session prepares.
+/// `DynamicQuantizeLSTM` (what `quantize_dynamic` makes of an LSTM) becomes an LSTM whose W is
+/// the dequantized int8 one, folded to a constant when the session prepares, and whose R stays
+/// in 8 bits with its scale and zero point as two more inputs (see `RecurrentQuantizedR`).
 extension GraphConverter {
     static let expandedMicrosoftOps: Set<String> = ["QLinearConcat", "QLinearAveragePool", "QLinearReduceMean", "DynamicQuantizeLSTM"]
 
@@ -84,10 +85,13 @@ extension GraphConverter {
                 return base + "::" + tag
             }
             let w = dequantized(ins[1], ins[8], ins[9], "W")
-            let r = dequantized(ins[2], ins[10], ins[11], "R")
+            // R stays 8-bit: its codes transposed to ONNX's [directions, 4·hidden, hidden], scale
+            // and zero point as the LSTM's inputs 8 and 9 (the engine's RecurrentQuantizedR).
+            let r = base + "::R_codes"
+            node("::R_t", .transpose, [ins[2]], r, Attributes(["perm": .ints([0, 2, 1])]))
             var lstmInputs = [ins[0], w, r]
             lstmInputs += ins[3..<8]
-            while let last = lstmInputs.last, last.isEmpty { lstmInputs.removeLast() }
+            lstmInputs += [ins[10], ins[11]]
             var a = attributes
             a["_opset"] = .int(opset)
             graph.nodes.append(Node(name: base, op: .lstm, inputs: lstmInputs, outputs: proto.output, attributes: a))

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 static uint64_t state = 88172645463325252ull;
 static uint32_t rnd(void) {
@@ -340,6 +341,74 @@ static void test_sgemv(void) {
     printf("sgemv ");
 }
 
+/// CPerchSGEMVInt8W.h: a float row times int8 weights in their panels, every SIMD variant bit for
+/// bit with the scalar reference, over widths (whole groups of panels and a ragged last one),
+/// with and without zero points; the reference itself against the definition in double.
+static void test_sgemv_i8w(void) {
+    enum { KMAX = 90, NMAX = 400 };
+    static float a[KMAX], scale[NMAX], zero[NMAX], want[NMAX], got[NMAX];
+    static int8_t q[KMAX * NMAX], packed[KMAX * (NMAX + 15) / 16 * 16 + KMAX * 16];
+    int variants[3], nv = 0;
+#if defined(__aarch64__)
+    variants[nv++] = PERCH_SGEMM_NEON;
+#elif defined(__x86_64__)
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
+#endif
+    for (int trial = 0; trial < 120; trial++) {
+        long kc = 1 + rnd() % KMAX, n = 1 + rnd() % NMAX;
+        if (trial % 10 == 0) n = 128 * (1 + trial % 3);
+        int transposed = trial % 2, zeros = trial % 3 == 0;
+        float sumA = 0;
+        for (long p = 0; p < kc; p++) { a[p] = (float)((int)(rnd() % 2001) - 1000) / 999.0f; sumA += a[p]; }
+        for (long i = 0; i < kc * n; i++) q[i] = (int8_t)(trial % 7 == 0 ? (i % 2 ? 127 : -128) : (int)(rnd() % 256) - 128);
+        for (long j = 0; j < n; j++) { scale[j] = (float)(1 + rnd() % 1000) / 50000.0f; zero[j] = zeros ? (float)((int)(rnd() % 21) - 10) : 0; }
+        long ldq = transposed ? kc : n;
+        perch_sgemv_i8w_pack(kc, n, q, ldq, transposed, packed);
+        perch_sgemv_i8w_scalar(kc, a, packed, n, scale, zeros ? zero : 0, sumA, want);
+        int close = 1;
+        for (long j = 0; j < n; j++) {
+            double s = 0;
+            for (long p = 0; p < kc; p++) s += (double)a[p] * ((transposed ? q[j * ldq + p] : q[p * ldq + j]) - zero[j]);
+            s *= scale[j];
+            if (fabs(s - want[j]) > 1e-4 * (1 + fabs(s))) close = 0;
+        }
+        expect(close, "sgemv_i8w", "scalar vs definition", (size_t)kc, (size_t)n, (size_t)zeros);
+        for (int v = 0; v < nv; v++) {
+            memset(got, 0xCD, sizeof got);
+            perch_sgemv_i8w(variants[v], kc, a, packed, n, scale, zeros ? zero : 0, sumA, got);
+            expect(!memcmp(want, got, sizeof(float) * n), "sgemv_i8w", variants[v] == PERCH_SGEMM_AVX512 ? "avx512" : "avx2/neon",
+                   (size_t)kc, (size_t)n, (size_t)zeros);
+        }
+    }
+    printf("sgemv_i8w ");
+}
+
+/// CPerchRangeF32.h: DynamicQuantizeLinear's range, every variant the same floats as the scalar
+/// rule (NaN elements skipped, zero signs as the scalar loop leaves them), over ragged lengths.
+static void test_range(void) {
+    static float x[300];
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = rnd() % 300;
+        for (size_t i = 0; i < n; i++) {
+            int kind = (int)(rnd() % 20);
+            x[i] = kind == 0 ? NAN : kind == 1 ? -0.0f : kind == 2 ? 0.0f : (float)((int)(rnd() % 20001) - 10000) / (trial % 2 ? 7.0f : -3.0f);
+            if (trial % 9 == 0) x[i] = kind < 10 ? -0.0f : NAN;  // no non-zero value at all
+        }
+        float wl, wh, gl, gh;
+        perch_range_f32_scalar(x, n, &wl, &wh);
+        perch_range_f32(x, n, &gl, &gh);
+        expect(!memcmp(&wl, &gl, 4) && !memcmp(&wh, &gh, 4), "range", "best", n, 0, 0);
+#if defined(__x86_64__)
+        if (perch_cpu_features() & PERCH_CPU_AVX2) {
+            perch_range_f32_avx2(x, n, &gl, &gh);
+            expect(!memcmp(&wl, &gl, 4) && !memcmp(&wh, &gh, 4), "range", "avx2", n, 0, 0);
+        }
+#endif
+    }
+    printf("range ");
+}
+
 /// perch_sgemm_column: a column of row panels (AVX-512 runs them two at a time, 12×16, with a lone
 /// last panel and ≤ 8-column edges on the 6-row kernels), bit for bit with one 6×16 call per
 /// panel of the same variant, over panel counts, partial last panels, edge widths, accumulation,
@@ -589,6 +658,8 @@ int main(void) {
     test_softmax_columns();
     test_sgemv();
     test_sgemm_column();
+    test_sgemv_i8w();
+    test_range();
     test_gather_even();
     test_conv_direct();
     test_conv_stem();

@@ -94,4 +94,55 @@ final class LSTMTests: XCTestCase {
             }
         }
     }
+
+    /// R as 8-bit codes with a scale and zero point (inputs 8 and 9, what the importer makes of
+    /// DynamicQuantizeLSTM) gives the LSTM of the dequantized float R, to float rounding: int8
+    /// codes with per-column scales and non-zero zero points, uint8 codes with one scale a
+    /// direction; 4·hidden = 160 gate columns (a group of 8 panels and ragged single ones), one and
+    /// two threads.
+    func testQuantizedRMatchesTheDequantizedFloatR() throws {
+        let (h, dirs) = (40, 2)
+        var rng = SplitMix(seed: 909)
+        func floats(_ count: Int, _ scale: Float) -> [Float] { (0..<count).map { _ in Float(Int64(rng.next() % 2001) - 1000) / 1000 * scale } }
+        let x = Tensor(shape: [seq, batch, inSize], values: floats(seq * batch * inSize, 2))
+        let w = Tensor(shape: [dirs, 4 * h, inSize], values: floats(dirs * 4 * h * inSize, 0.7))
+        let b = Tensor(shape: [dirs, 8 * h], values: floats(dirs * 8 * h, 0.3))
+        for unsigned in [false, true] {
+            let codes = (0..<(dirs * 4 * h * h)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let perColumn = !unsigned
+            let scaleCount = perColumn ? dirs * 4 * h : dirs
+            let scales = (0..<scaleCount).map { _ in Float(1 + rng.next() % 100) / 4000 }
+            let zeros: [UInt8] = (0..<scaleCount).map { _ in unsigned ? UInt8(120 + rng.next() % 16) : UInt8(bitPattern: Int8(Int64(rng.next() % 11) - 5)) }
+            var dequantized = [Float](repeating: 0, count: codes.count)
+            for d in 0..<dirs {
+                for j in 0..<(4 * h) {
+                    let i = perColumn ? d * 4 * h + j : d
+                    let z = unsigned ? Float(zeros[i]) : Float(Int8(bitPattern: zeros[i]))
+                    for k in 0..<h {
+                        let c = codes[(d * 4 * h + j) * h + k]
+                        dequantized[(d * 4 * h + j) * h + k] = ((unsigned ? Float(c) : Float(Int8(bitPattern: c))) - z) * scales[i]
+                    }
+                }
+            }
+            let dtype: DType = unsigned ? .u8 : .i8
+            let rq = Tensor(dtype: dtype, shape: [dirs, 4 * h, h], bytes: codes)
+            let sShape = perColumn ? [dirs, 4 * h] : [dirs]
+            let rs = Tensor(shape: sShape, values: scales), rz = Tensor(dtype: dtype, shape: sShape, bytes: zeros)
+            let rf = Tensor(shape: [dirs, 4 * h, h], values: dequantized)
+            let attrs: [String: Attribute] = ["hidden_size": .int(h), "direction": .string("bidirectional")]
+            for threads in [1, 2] {
+                let want = try runSingleNode(.lstm, inputs: [("x", x), ("W", w), ("R", rf), ("B", b)],
+                                             constants: ["W": w, "R": rf, "B": b], outputs: ["Y", "Yh", "Yc"], attributes: attrs, threads: threads)
+                let got = try runSingleNode(.lstm, inputs: [("x", x), ("W", w), ("R", rq), ("B", b), ("", x), ("", x), ("", x), ("", x), ("Rs", rs), ("Rz", rz)],
+                                            constants: ["W": w, "R": rq, "B": b, "Rs": rs, "Rz": rz], outputs: ["Y", "Yh", "Yc"],
+                                            attributes: attrs, threads: threads)
+                for i in 0..<3 { assertClose(got[i], want[i], rtol: 1e-5, atol: 2e-6) }
+                // And not by accident: a different scale changes the result.
+                let off = try runSingleNode(.lstm, inputs: [("x", x), ("W", w), ("R", rq), ("B", b), ("", x), ("", x), ("", x), ("", x), ("Rs", rs), ("Rz", rz)],
+                                            constants: ["W": w, "R": rq, "B": b, "Rs": Tensor(shape: sShape, values: scales.map { $0 * 1.5 }), "Rz": rz],
+                                            outputs: ["Y", "Yh", "Yc"], attributes: attrs, threads: threads)
+                XCTAssertNotEqual(off[0].floats, want[0].floats)
+            }
+        }
+    }
 }

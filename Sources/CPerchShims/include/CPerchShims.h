@@ -19,6 +19,8 @@
 #include "CPerchThreads.h"
 #include "CPerchSGEMM.h"
 #include "CPerchSGEMV.h"
+#include "CPerchSGEMVInt8W.h"
+#include "CPerchRangeF32.h"
 #include "CPerchConvDirectF32.h"
 #include "CPerchConvStemF32.h"
 #include "CPerchDepthwiseF32.h"

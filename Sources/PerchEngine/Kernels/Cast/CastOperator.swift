@@ -189,11 +189,7 @@ public enum CastOperator {
         return PreparedOp(outputs: outputs) { args in
             let src = args.input(0).pointer(as: Float.self), dst = args.output(0).pointer(as: UInt8.self)
             var lo: Float = 0, hi: Float = 0
-            for i in 0..<n {
-                let v = src[i]
-                lo = v < lo ? v : lo
-                hi = v > hi ? v : hi
-            }
+            perch_range_f32(src, n, &lo, &hi)
             let scale = (hi - lo) / 255
             var zero: Float = 0
             if scale > 0 {

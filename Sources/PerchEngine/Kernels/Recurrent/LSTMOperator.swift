@@ -1,7 +1,7 @@
 import CPerchShims
 import PerchGraph
 
-/// ONNX LSTM (float32): forward, reverse or bidirectional, `layout` 0 ([S, B, I]) or 1 ([B, S, I]),
+/// ONNX LSTM (float32; R may come as 8-bit codes, `RecurrentQuantizedR`): forward, reverse or bidirectional, `layout` 0 ([S, B, I]) or 1 ([B, S, I]),
 /// optional bias, `sequence_lens`, initial states and peepholes, `clip`, `activations` (f, g, h;
 /// default Sigmoid, Tanh, Tanh; see `RecurrentActivation`), and `input_forget` = 0.
 ///
@@ -27,6 +27,8 @@ enum LSTMOperator {
         let scratchFloats = projCount + gateCount + 2 * stateCount + shape.workspaceCount + 16
         let packedW = RecurrentPackedW(ctx, shape)
         let packedR = RecurrentPackedR(ctx, shape, blocks: [(rowStart: 0, rows: g4)])
+        let quantizedR = RecurrentQuantizedR.present(ctx) ? try RecurrentQuantizedR(ctx, shape) : nil
+        let variant = perch_sgemm_best()
         let vector = VectorISA.best()
         let slots = shape.slots(threads: ctx.threads), slotFloats = MemoryPlanner.roundUp(scratchFloats, 16)
         return PreparedOp(outputs: outputs, scratchBytes: slotFloats * slots * 4) { args in
@@ -43,7 +45,11 @@ enum LSTMOperator {
                 let peep: UnsafeMutablePointer<Float>? = hasP ? args.input(7).pointer(as: Float.self) + d * 3 * hidden : nil
                 for step in 0..<seq {
                     // gates = H·R_dᵀ (every batch row; rows past their length are not used).
-                    packedR.multiply(args, shape, direction: d, block: 0, a: h, c: gates, ldc: g4, workspace: work)
+                    if let quantizedR {
+                        quantizedR.multiply(shape, direction: d, a: h, c: gates, ldc: g4, variant: variant)
+                    } else {
+                        packedR.multiply(args, shape, direction: d, block: 0, a: h, c: gates, ldc: g4, workspace: work)
+                    }
                     for b in 0..<batch {
                         let len = shape.length(args, b)
                         guard step < len else { continue }

@@ -126,7 +126,10 @@ struct RecurrentShape {
 
     init(_ ctx: OpContext, gates: Int, opName: String) throws(EngineError) {
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(2)
-        guard x.dtype == .f32, w.dtype == .f32, r.dtype == .f32 else { throw ctx.unsupported(opName + " on " + x.dtype.name + " (float32 only)") }
+        // R may be 8-bit codes with their scale and zero point beside (RecurrentQuantizedR).
+        guard x.dtype == .f32, w.dtype == .f32, r.dtype == .f32 || RecurrentQuantizedR.present(ctx) else {
+            throw ctx.unsupported(opName + " on " + x.dtype.name + " (float32 only)")
+        }
         let a = ctx.attributes
         let direction = a.string("direction", default: "forward")
         guard direction == "forward" || direction == "reverse" || direction == "bidirectional" else { throw ctx.invalid("direction \"" + direction + "\"") }

@@ -409,6 +409,25 @@ static void test_range(void) {
     printf("range ");
 }
 
+/// CPerchPoolF32.h's perch_max_first_f32 against the serial rule, bit for bit: NaN first or
+/// inside, ties of +0 and −0 in every order, ragged lengths.
+static void test_max_first(void) {
+    static float x[200];
+    for (int trial = 0; trial < 400; trial++) {
+        long n = 1 + (long)(rnd() % 200);
+        for (long i = 0; i < n; i++) {
+            int kind = (int)(rnd() % 12);
+            x[i] = kind == 0 ? NAN : kind == 1 ? -0.0f : kind == 2 ? 0.0f : (float)((int)(rnd() % 2001) - 1000) / (trial % 3 ? 7.0f : -900.0f);
+            if (trial % 5 == 0 && x[i] > 0) x[i] = -x[i];  // maxima of zero
+        }
+        float want = x[0];
+        for (long k = 1; k < n; k++) want = x[k] > want ? x[k] : want;
+        float got = perch_max_first_f32(x, n);
+        expect(!memcmp(&want, &got, 4), "max_first", "lanes", (size_t)n, (size_t)trial, 0);
+    }
+    printf("max_first ");
+}
+
 /// perch_sgemm_column: a column of row panels (AVX-512 runs them two at a time, 12×16, with a lone
 /// last panel and ≤ 8-column edges on the 6-row kernels), bit for bit with one 6×16 call per
 /// panel of the same variant, over panel counts, partial last panels, edge widths, accumulation,
@@ -660,6 +679,7 @@ int main(void) {
     test_sgemm_column();
     test_sgemv_i8w();
     test_range();
+    test_max_first();
     test_gather_even();
     test_conv_direct();
     test_conv_stem();

@@ -117,6 +117,33 @@ final class DataMovementTests: XCTestCase {
         XCTAssertEqual(Array(v[115...]), [98, 118, 79, 99, 119])
     }
 
+    /// Transposes whose last two dimensions swap take 16 × 16 tiles: ragged tile edges, an outer
+    /// dimension, 1-, 4- and 8-byte elements, each element against its index arithmetic.
+    func testTiledTransposeOfTheLastTwoDimensions() throws {
+        let (a, b, c) = (3, 37, 45)
+        let y = try runSingleNode(.transpose, inputs: [("x", arangeFloats([a, b, c]))], attributes: ["perm": .ints([0, 2, 1])])[0]
+        XCTAssertEqual(y.shape, [a, c, b])
+        var want = [Float]()
+        for i in 0..<a { for k in 0..<c { for j in 0..<b { want.append(Float((i * b + j) * c + k)) } } }
+        XCTAssertEqual(y.floats, want)
+        let bytes = Tensor(shape: [b, c], values: (0..<(b * c)).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        let yb = try runSingleNode(.transpose, inputs: [("x", bytes)])[0]
+        var wantBytes = [UInt8]()
+        for q in 0..<(b * c) {
+            let source: Int = (q % b) * c + q / b
+            wantBytes.append(UInt8(truncatingIfNeeded: source * 7))
+        }
+        XCTAssertEqual(yb.bytes, wantBytes)
+        let longs = Tensor(shape: [16, 17, 1], values: (0..<(16 * 17)).map { Int64($0) * 1_000_000_007 })
+        let yl = try runSingleNode(.transpose, inputs: [("x", longs)], attributes: ["perm": .ints([1, 2, 0])])[0]
+        var wantLongs = [Int64]()
+        for q in 0..<(16 * 17) {
+            let source: Int = (q % 16) * 17 + q / 16
+            wantLongs.append(Int64(source) * 1_000_000_007)
+        }
+        XCTAssertEqual(yl.int64s, wantLongs)
+    }
+
     func testSqueezeUnsqueezeAttributeForms() throws {
         let x = arangeFloats([1, 3, 1, 2])
         let s = try runSingleNode(.squeeze, inputs: [("x", x)], attributes: ["_opset": .int(11), "axes": .ints([-2])])[0]

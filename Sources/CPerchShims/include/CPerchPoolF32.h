@@ -50,6 +50,27 @@ static inline void perch_maxpool_s1_plane_f32(const float *x, long inH, long inW
     }
 }
 
+/// The maximum of x[0..<n] (n ≥ 1) for GlobalMaxPool as the serial rule takes it: x[0], then
+/// every later element greater than the best so far (so NaN counts only as the first element,
+/// and of equal values the first stays). Sixteen running maxima (element i in lane i mod 16: a
+/// compare-and-select that vectorizes on every ISA), folded in lane order, give the same value
+/// except for which zero sign wins a tie of +0 and −0, so a zero maximum is taken again serially.
+static inline float perch_max_first_f32(const float *x, long n) {
+    float acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = x[0];
+    long i = 1;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (int j = 0; i + j < n; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    float best = x[0];
+    for (int j = 0; j < 16; j++) best = acc[j] > best ? acc[j] : best;
+    if (best == 0.0f) {
+        best = x[0];
+        for (long k = 1; k < n; k++) best = x[k] > best ? x[k] : best;
+    }
+    return best;
+}
+
 /// The mean of x[0..<n] for GlobalAveragePool: sixteen running sums (element i goes to sum i mod
 /// 16, which vectorizes on every ISA and is the same order everywhere), added in order, over n.
 static inline float perch_mean_f32(const float *x, long n) {

@@ -62,11 +62,25 @@ extension DataMovementOperator {
             let n = shape[d]
             let ss = srcStrides[d]
             let ds = dstStrides[d]
+            let e = elementSize
+            if d + 2 == shape.count && ss == e && dstStrides[d + 1] == e && srcStrides[d + 1] != e && shape[d + 1] >= 16 && n >= 16 {
+                // The last two dimensions swapped (a 2-D transpose): in 16 × 16 tiles, so each
+                // tile reads 16 source lines and writes 16 destination lines instead of every
+                // element of an output row coming from a different line (Magika's 512 × 508
+                // Transpose 0.15 → 0.05 ms).
+                switch e {
+                case 4: transposeTiles(UInt32.self, n, shape[d + 1], src, srcStrides[d + 1], dst, ds)
+                case 2: transposeTiles(UInt16.self, n, shape[d + 1], src, srcStrides[d + 1], dst, ds)
+                case 8: transposeTiles(UInt64.self, n, shape[d + 1], src, srcStrides[d + 1], dst, ds)
+                case 1: transposeTiles(UInt8.self, n, shape[d + 1], src, srcStrides[d + 1], dst, ds)
+                default: for i in 0..<n { level(d + 1, src + i &* ss, dst + i &* ds) }
+                }
+                return
+            }
             if d + 1 < shape.count {
                 for i in 0..<n { level(d + 1, src + i &* ss, dst + i &* ds) }
                 return
             }
-            let e = elementSize
             if ss == e && ds == e {
                 dst.copyMemory(from: src, byteCount: n &* e)
                 return
@@ -83,6 +97,28 @@ extension DataMovementOperator {
             default:
                 for i in 0..<n { (dst + i &* ds).copyMemory(from: src + i &* ss, byteCount: e) }
             }
+        }
+    }
+
+    /// dst[i·dstRow + j] = src[i + j·srcColumn] (in elements of T; strides in bytes) for i < rows,
+    /// j < columns, tile by tile.
+    @inline(__always)
+    static func transposeTiles<T>(_: T.Type, _ rows: Int, _ columns: Int, _ src: UnsafeRawPointer, _ srcColumn: Int,
+                                  _ dst: UnsafeMutableRawPointer, _ dstRow: Int) {
+        let e = MemoryLayout<T>.size
+        var i0 = 0
+        while i0 < rows {
+            let i1 = Swift.min(i0 + 16, rows)
+            var j0 = 0
+            while j0 < columns {
+                let j1 = Swift.min(j0 + 16, columns)
+                for i in i0..<i1 {
+                    let d = dst + i &* dstRow, s = src + i &* e
+                    for j in j0..<j1 { d.storeBytes(of: s.loadUnaligned(fromByteOffset: j &* srcColumn, as: T.self), toByteOffset: j &* e, as: T.self) }
+                }
+                j0 = j1
+            }
+            i0 = i1
         }
     }
 

@@ -40,7 +40,12 @@ enum TypedComparison {
     enum AtMost: Comparison { @inline(__always) static func holds<T: Comparable>(_ a: T, _ b: T) -> Bool { a <= b } }
     enum AtLeast: Comparison { @inline(__always) static func holds<T: Comparable>(_ a: T, _ b: T) -> Bool { a >= b } }
 
+    /// Comparison C on T, as a byte (the bool output).
+    enum ByteResult<T: Comparable, C: Comparison>: BroadcastPairOp {
+        @inline(__always) static func apply(_ a: T, _ b: T) -> UInt8 { C.holds(a, b) ? 1 : 0 }
+    }
+
     static func rows<T: Comparable, C: Comparison>(_ plan: BroadcastPlan, _ out: TensorDesc, _: T.Type, _: C.Type) -> PreparedOp {
-        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, T.self, UInt8.self) { C.holds($0, $1) ? 1 : 0 } }
+        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, ByteResult<T, C>.self) }
     }
 }

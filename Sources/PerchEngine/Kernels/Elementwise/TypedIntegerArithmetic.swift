@@ -35,7 +35,12 @@ enum TypedIntegerArithmetic {
     enum Minus: Operation { @inline(__always) static func apply<T: FixedWidthInteger>(_ a: T, _ b: T) -> T { a &- b } }
     enum Times: Operation { @inline(__always) static func apply<T: FixedWidthInteger>(_ a: T, _ b: T) -> T { a &* b } }
 
+    /// Operation F on T.
+    enum Typed<T: FixedWidthInteger, F: Operation>: BroadcastPairOp {
+        @inline(__always) static func apply(_ a: T, _ b: T) -> T { F.apply(a, b) }
+    }
+
     static func rows<T: FixedWidthInteger, F: Operation>(_ plan: BroadcastPlan, _ out: TensorDesc, _: T.Type, _: F.Type) -> PreparedOp {
-        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, T.self, T.self) { F.apply($0, $1) } }
+        PreparedOp(outputs: [out]) { args in broadcastPairRows(plan, args, Typed<T, F>.self) }
     }
 }

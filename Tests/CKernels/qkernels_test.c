@@ -304,18 +304,24 @@ static void test_gather_even(void) {
     printf("gather_even ");
 }
 
+/// The SIMD fp32 GEMM variants this CPU runs (NEON on aarch64; AVX2 and AVX-512 on x86) into out.
+static int sgemm_simd_variants(int *out) {
+    int n = 0;
+#if defined(__aarch64__)
+    out[n++] = PERCH_SGEMM_NEON;
+#elif defined(__x86_64__)
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) out[n++] = PERCH_SGEMM_AVX2;
+    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) out[n++] = PERCH_SGEMM_AVX512;
+#endif
+    return n;
+}
+
 /// CPerchSGEMV.h: one row against packed B panels, bit for bit with row 0 of the 6×16 micro-kernel
 /// of the same variant (NEON on aarch64; AVX2 and AVX-512 on x86), with accumulation, bias, clamp.
 static void test_sgemv(void) {
     enum { KMAX = 70, PMAX = 11 };
     static float a[KMAX * PERCH_SGEMM_MR], b[KMAX * PERCH_SGEMM_NR * PMAX], c0[PMAX * 16], want[PMAX * 16], got[PMAX * 16];
-    int variants[3], nv = 0;
-#if defined(__aarch64__)
-    variants[nv++] = PERCH_SGEMM_NEON;
-#elif defined(__x86_64__)
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
-#endif
+    int variants[3], nv = sgemm_simd_variants(variants);
     for (int trial = 0; trial < 120; trial++) {
         long kc = 1 + rnd() % KMAX, n = 1 + rnd() % (PMAX * 16), panels = (n + 15) / 16;
         int add = trial % 3 == 1, clamp = trial % 3 == 2;
@@ -348,13 +354,7 @@ static void test_sgemv_i8w(void) {
     enum { KMAX = 90, NMAX = 400 };
     static float a[KMAX], scale[NMAX], zero[NMAX], want[NMAX], got[NMAX];
     static int8_t q[KMAX * NMAX], packed[KMAX * (NMAX + 15) / 16 * 16 + KMAX * 16];
-    int variants[3], nv = 0;
-#if defined(__aarch64__)
-    variants[nv++] = PERCH_SGEMM_NEON;
-#elif defined(__x86_64__)
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
-#endif
+    int variants[3], nv = sgemm_simd_variants(variants);
     for (int trial = 0; trial < 120; trial++) {
         long kc = 1 + rnd() % KMAX, n = 1 + rnd() % NMAX;
         if (trial % 10 == 0) n = 128 * (1 + trial % 3);
@@ -436,14 +436,7 @@ static void test_sgemm_column(void) {
     enum { KMAX = 40, PMAX = 7, LDC = 20 };
     static float a[KMAX * PERCH_SGEMM_MR * PMAX], b[KMAX * PERCH_SGEMM_NR], bias[PMAX * PERCH_SGEMM_MR];
     static float c0[PMAX * PERCH_SGEMM_MR * LDC], want[PMAX * PERCH_SGEMM_MR * LDC], got[PMAX * PERCH_SGEMM_MR * LDC];
-    int variants[4], nv = 0;
-    variants[nv++] = PERCH_SGEMM_SCALAR;
-#if defined(__aarch64__)
-    variants[nv++] = PERCH_SGEMM_NEON;
-#elif defined(__x86_64__)
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX2)) variants[nv++] = PERCH_SGEMM_AVX2;
-    if (perch_sgemm_supported(PERCH_SGEMM_AVX512)) variants[nv++] = PERCH_SGEMM_AVX512;
-#endif
+    int variants[4] = { PERCH_SGEMM_SCALAR }, nv = 1 + sgemm_simd_variants(variants + 1);
     for (int trial = 0; trial < 160; trial++) {
         long kc = 1 + rnd() % KMAX, m = 1 + rnd() % (PMAX * PERCH_SGEMM_MR), panels = (m + 5) / 6;
         long cols = 1 + rnd() % 16;

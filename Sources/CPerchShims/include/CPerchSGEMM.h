@@ -323,6 +323,30 @@ static inline void perch_sgemm_6x16_avx2(long kc, const float *a, const float *b
     perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
 }
 
+/// Stores `rows` zmm accumulator rows of an AVX-512 tile (`count` of them in registers): whole
+/// tiles straight from the registers with the `add` and the clamp; an edge tile through a buffer
+/// and perch_sgemm_store_tile. Always inlined, so the array stays in registers.
+__attribute__((target("avx512f"), always_inline))
+static inline void perch_sgemm_finish_avx512(const __m512 *acc, int count, float *c, long ldc, long rows, long cols, int add,
+                                             const perch_sgemm_epilogue *ep) {
+    if (rows == count && cols == PERCH_SGEMM_NR) {
+        int clamp = ep && ep->clamp;
+        __m512 vlo = _mm512_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm512_set1_ps(clamp ? ep->hi : 0.0f);
+        for (int r = 0; r < count; r++) {
+            float *cr = c + r * ldc;
+            __m512 v = acc[r];
+            if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr));
+            if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+            _mm512_storeu_ps(cr, v);
+        }
+        return;
+    }
+    float tile[2 * PERCH_SGEMM_MR * PERCH_SGEMM_NR];
+    for (int r = 0; r < count; r++) _mm512_storeu_ps(tile + 16 * r, acc[r]);
+    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
+    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
+}
+
 /// 6×16 with one zmm per row: half the FMA instructions of AVX2 (on cores with two 512-bit FMA
 /// pipes, twice the throughput; on Zen 4, which splits zmm into two 256-bit halves, the same).
 __attribute__((target("avx512f")))
@@ -345,22 +369,8 @@ static inline void perch_sgemm_6x16_avx512(long kc, const float *a, const float 
         a += PERCH_SGEMM_MR;
         b += PERCH_SGEMM_NR;
     }
-    if (rows == PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
-        int clamp = ep && ep->clamp;
-        __m512 vlo = _mm512_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm512_set1_ps(clamp ? ep->hi : 0.0f);
-#define PERCH_ST(r, v) do { float *cr = c + (r) * ldc; \
-        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); \
-        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v)); \
-        _mm512_storeu_ps(cr, v); } while (0)
-        PERCH_ST(0, c0); PERCH_ST(1, c1); PERCH_ST(2, c2); PERCH_ST(3, c3); PERCH_ST(4, c4); PERCH_ST(5, c5);
-#undef PERCH_ST
-        return;
-    }
-    float tile[PERCH_SGEMM_MR * PERCH_SGEMM_NR];
-    _mm512_storeu_ps(tile + 0, c0); _mm512_storeu_ps(tile + 16, c1); _mm512_storeu_ps(tile + 32, c2);
-    _mm512_storeu_ps(tile + 48, c3); _mm512_storeu_ps(tile + 64, c4); _mm512_storeu_ps(tile + 80, c5);
-    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
-    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
+    const __m512 acc[PERCH_SGEMM_MR] = { c0, c1, c2, c3, c4, c5 };
+    perch_sgemm_finish_avx512(acc, PERCH_SGEMM_MR, c, ldc, rows, cols, add, ep);
 }
 
 /// Two 6-row panels (12 rows: `a` and the panel after it, 6·kc floats on) against one B panel,
@@ -395,25 +405,8 @@ static inline void perch_sgemm_12x16_avx512(long kc, const float *a, const float
         a1 += PERCH_SGEMM_MR;
         b += PERCH_SGEMM_NR;
     }
-    if (rows == 2 * PERCH_SGEMM_MR && cols == PERCH_SGEMM_NR) {
-        int clamp = ep && ep->clamp;
-        __m512 vlo = _mm512_set1_ps(clamp ? ep->lo : 0.0f), vhi = _mm512_set1_ps(clamp ? ep->hi : 0.0f);
-#define PERCH_ST(r, v) do { float *cr = c + (r) * ldc; \
-        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(cr)); \
-        if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v)); \
-        _mm512_storeu_ps(cr, v); } while (0)
-        PERCH_ST(0, c0); PERCH_ST(1, c1); PERCH_ST(2, c2); PERCH_ST(3, c3); PERCH_ST(4, c4); PERCH_ST(5, c5);
-        PERCH_ST(6, c6); PERCH_ST(7, c7); PERCH_ST(8, c8); PERCH_ST(9, c9); PERCH_ST(10, c10); PERCH_ST(11, c11);
-#undef PERCH_ST
-        return;
-    }
-    float tile[2 * PERCH_SGEMM_MR * PERCH_SGEMM_NR];
-    _mm512_storeu_ps(tile + 0, c0); _mm512_storeu_ps(tile + 16, c1); _mm512_storeu_ps(tile + 32, c2);
-    _mm512_storeu_ps(tile + 48, c3); _mm512_storeu_ps(tile + 64, c4); _mm512_storeu_ps(tile + 80, c5);
-    _mm512_storeu_ps(tile + 96, c6); _mm512_storeu_ps(tile + 112, c7); _mm512_storeu_ps(tile + 128, c8);
-    _mm512_storeu_ps(tile + 144, c9); _mm512_storeu_ps(tile + 160, c10); _mm512_storeu_ps(tile + 176, c11);
-    perch_sgemm_epilogue rest = { 0, ep ? ep->clamp : 0, ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f };
-    perch_sgemm_store_tile(tile, c, ldc, rows, cols, add, &rest);
+    const __m512 acc[2 * PERCH_SGEMM_MR] = { c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 };
+    perch_sgemm_finish_avx512(acc, 2 * PERCH_SGEMM_MR, c, ldc, rows, cols, add, ep);
 }
 
 static inline int perch_x86_detect(void) {

@@ -126,8 +126,8 @@ struct RecurrentShape {
 
     init(_ ctx: OpContext, gates: Int, opName: String) throws(EngineError) {
         let x = try ctx.input(0), w = try ctx.input(1), r = try ctx.input(2)
-        // R may be 8-bit codes with their scale and zero point beside (RecurrentQuantizedR).
-        guard x.dtype == .f32, w.dtype == .f32, r.dtype == .f32 || RecurrentQuantizedR.present(ctx) else {
+        // An LSTM's R may be 8-bit codes with their scale and zero point beside (RecurrentQuantizedR).
+        guard x.dtype == .f32, w.dtype == .f32, r.dtype == .f32 || (gates == 4 && RecurrentQuantizedR.present(ctx)) else {
             throw ctx.unsupported(opName + " on " + x.dtype.name + " (float32 only)")
         }
         let a = ctx.attributes

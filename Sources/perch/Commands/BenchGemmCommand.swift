@@ -75,7 +75,7 @@ struct BenchGemmCommand: ParsableCommand {
         let isa = Int8GEMM.bestISA()
         let k4 = (k + 3) / 4
         let lda = 4 * k4
-        let ldb = (n + 31) / 32 * 32 + 16
+        let ldb = Int8GEMM.rowMajorStride(columns: n)
         var a = [UInt8](repeating: 0, count: m * lda)
         var b = [Int8](repeating: 0, count: k4 * ldb * 4)
         for i in 0..<m { for p in 0..<k { a[i * lda + p] = UInt8((i * 7 + p) % 251) } }

@@ -56,11 +56,15 @@ public enum Int8GEMM {
 
     public static func paddedK(_ k: Int) -> Int { (k + kAlign - 1) / kAlign * kAlign }
 
+    /// Columns between the K4 rows of a row-major B of `columns` columns, as QLinearMatMul packs
+    /// its weights (`gemmRowMajor`'s `ldb`).
+    public static func rowMajorStride(columns: Int) -> Int { QLinearLayer.rowMajorStride(columns: columns, block: 32) }
+
     /// C (M×N, row stride ldc) = A (M×4·k4, uint8, stride lda) · B, with B in the K4 layout
     /// QLinearMatMul and small-map 1×1 convs pack their weights in: for each group of 4 k, `ldb`
-    /// columns of 4 int8 values (B[4·k4 + i][j] at `b[(k4·ldb + j)·4 + i]`), readable and zero
-    /// padded to a multiple of 32 columns. The engine's int8 GEMM as those layers run it (before
-    /// requantization); exposed for the GEMM benchmark.
+    /// (`rowMajorStride`) columns of 4 int8 values (B[4·k4 + i][j] at `b[(k4·ldb + j)·4 + i]`),
+    /// zero padded. The engine's int8 GEMM as those layers run it (before requantization);
+    /// exposed for the GEMM benchmark.
     public static func gemmRowMajor(_ isa: Int8ISA, m: Int, n: Int, k4: Int, a: UnsafePointer<UInt8>, lda: Int,
                                     b: UnsafePointer<Int8>, ldb: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
         QConvISA.from(isa).gemmRowMajor(m: m, n: n, k4: k4, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)

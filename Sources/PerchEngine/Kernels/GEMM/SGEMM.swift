@@ -115,7 +115,7 @@ public func sgemm(
                     let cols = min(nr, n - j0)
                     packPanel(j0, cols, packB)
                     perch_sgemm_column(variant, kc, ap, mPanels, m, packB, c + j0, ldc, cols, add,
-                                       epilogue ? biasHere : nil, epilogue ? ep.clamp : 0, ep.lo, ep.hi)
+                                       epilogue ? biasHere : nil, epilogue ? ep.clamp : 0, ep.lo, ep.hi, nil)
                 }
                 pc += kc
                 continue
@@ -159,8 +159,10 @@ public func sgemm(
                     let bp = packed.b.map { $0 + pc * packed.bColumns + (packed.bColumn0 + j0) * kc } ?? UnsafePointer(packB + jp * kc * nr)
                     // Row panels are consecutive (6·kc floats apart) in both A layouts.
                     let ap = packed.a.map { $0 + pc * packed.aRows + (packed.aRow0 + ic) * kc } ?? UnsafePointer(packA)
+                    // The next panel follows this one in both B layouts (kc·nr floats on).
                     perch_sgemm_column(variant, kc, ap, mcPanels, mc, bp, c + ic * ldc + j0, ldc, cols, add,
-                                       epilogue ? biasHere.map { $0 + ic } : nil, epilogue ? ep.clamp : 0, ep.lo, ep.hi)
+                                       epilogue ? biasHere.map { $0 + ic } : nil, epilogue ? ep.clamp : 0, ep.lo, ep.hi,
+                                       jp + 1 < ncPanels ? bp + kc * nr : nil)
                 }
                 ic += mc
             }

@@ -230,6 +230,7 @@ public final class Session {
                 deferNode(index)
                 continue
             }
+            SubnormalWeights.flush(node, in: &constants)
             var inputDescs = [TensorDesc?]()
             var allConstant = true
             for name in node.inputs {
